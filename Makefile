@@ -1,0 +1,31 @@
+# The two commands of the README: `make run` and `make test`. Both install what is missing.
+#   make build [PRESET=release|debug|asan] [CUDA=1] [NATIVE=0]
+PRESET ?= release
+CUDA ?= 0
+NATIVE ?= 1
+JOBS ?= $(shell nproc)
+BUILD_DIR := $(if $(filter release,$(PRESET)),build,build-$(PRESET))
+CMAKE_FLAGS := -DGOOSE_CUDA=$(if $(filter 1,$(CUDA)),ON,OFF) -DGOOSE_NATIVE=$(if $(filter 1,$(NATIVE)),ON,OFF)
+
+.PHONY: deps build run test bench format clean
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake --preset $(PRESET) $(CMAKE_FLAGS) > /dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	./$(BUILD_DIR)/goose demo
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+bench: build
+	./$(BUILD_DIR)/goose bench ops
+
+format:
+	clang-format -i $$(git ls-files '*.h' '*.cpp' '*.cu')
+
+clean:
+	rm -rf build build-debug build-asan

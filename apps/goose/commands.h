@@ -1,0 +1,10 @@
+// Registration of the CLI subcommands, one function per subcommand family (one file each).
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace goose::cli {
+
+void add_demo(CLI::App& app);   // goose demo
+void add_bench(CLI::App& app);  // goose bench ops
+
+}  // namespace goose::cli

@@ -1,0 +1,15 @@
+// Everything differentiable: Var, the tape, and the autograd function of every op family.
+#pragma once
+#include "goose/autograd/attention.h"
+#include "goose/autograd/binary.h"
+#include "goose/autograd/loss.h"
+#include "goose/autograd/matmul.h"
+#include "goose/autograd/norm.h"
+#include "goose/autograd/reduce.h"
+#include "goose/autograd/select.h"
+#include "goose/autograd/sequence.h"
+#include "goose/autograd/shape.h"
+#include "goose/autograd/softmax.h"
+#include "goose/autograd/tape.h"
+#include "goose/autograd/unary.h"
+#include "goose/autograd/var.h"

@@ -1,0 +1,2 @@
+// placeholder: filled by the binary op family
+#pragma once

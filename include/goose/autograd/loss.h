@@ -1,0 +1,2 @@
+// placeholder: filled by the loss op family
+#pragma once

@@ -1,0 +1,2 @@
+// placeholder: filled by the matmul op family
+#pragma once

@@ -1,0 +1,2 @@
+// placeholder: filled by the norm op family
+#pragma once

@@ -1,0 +1,2 @@
+// placeholder: filled by the reduce op family
+#pragma once

@@ -1,0 +1,2 @@
+// placeholder: filled by the select op family
+#pragma once

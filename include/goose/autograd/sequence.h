@@ -1,0 +1,2 @@
+// placeholder: filled by the sequence op family
+#pragma once

@@ -1,0 +1,2 @@
+// placeholder: filled by the shape op family
+#pragma once

@@ -1,0 +1,2 @@
+// placeholder: filled by the softmax op family
+#pragma once

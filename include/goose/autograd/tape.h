@@ -1,0 +1,74 @@
+// The tape: a per-thread list of recorded ops, replayed backwards by backward().
+//
+// Writing the autograd function of an op (see docs/adding-an-op.md):
+//
+//   Var exp(const Var& x) {
+//       Tensor y = ops::unary_forward(UnaryOp::exp, x.value());
+//       return ag::record("exp", {x}, y, [x = x.value()](GradIO& io) {
+//           io.set(0, ops::unary_backward(UnaryOp::exp, io.gy(), x));
+//       });
+//   }
+//
+// The closure captures what the backward needs (the saved tensors) and is destroyed with the
+// tape. io.gy(i) is the gradient of output i (zeros if it received none); io.needs(i) tells
+// whether input i wants a gradient; io.set(i, g) hands it over (shape checked).
+#pragma once
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "goose/autograd/var.h"
+
+namespace goose {
+
+class GradIO {
+public:
+    const Tensor& gy(int i = 0) const;
+    bool needs(int i) const { return needs_[static_cast<size_t>(i)]; }
+    void set(int i, Tensor g);
+    int num_inputs() const { return static_cast<int>(needs_.size()); }
+
+    // used by the tape
+    std::vector<Tensor> gys, gxs;
+    std::vector<bool> needs_;
+    std::vector<Shape> input_shapes;
+    const char* op = "";
+};
+
+using BackwardFn = std::function<void(GradIO&)>;
+
+namespace ag {
+
+bool grad_enabled();
+
+// Turns recording off for a scope (inference, evaluation, optimizer updates).
+class NoGradGuard {
+public:
+    NoGradGuard();
+    ~NoGradGuard();
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+private:
+    bool prev_;
+};
+
+// Wraps op outputs in Vars and, when grad mode is on and an input requires grad, records the
+// backward closure. Returns the output Vars (requires_grad set accordingly).
+std::vector<Var> record(const char* op, std::vector<Var> inputs, std::vector<Tensor> outputs,
+                        BackwardFn backward);
+Var record(const char* op, std::vector<Var> inputs, Tensor output, BackwardFn backward);
+
+// Reverse pass from `root`. `seed` is d(objective)/d(root); it defaults to 1 for a
+// one-element root. Gradients accumulate (+=) into leaves that require grad; intermediate
+// gradients and the whole tape are freed at the end.
+void backward(const Var& root, Tensor seed = Tensor());
+
+size_t tape_size();  // entries recorded in this thread since the last backward/clear
+void clear_tape();   // drops the tape without a reverse pass
+
+// In-place dst += src for gradient accumulation (same shape; f32/f64).
+void accumulate(Tensor& dst, const Tensor& src);
+
+}  // namespace ag
+}  // namespace goose

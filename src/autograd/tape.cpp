@@ -1,0 +1,164 @@
+// The per-thread tape and the reverse pass.
+#include "goose/autograd/tape.h"
+
+#include "goose/core/element.h"
+
+namespace goose {
+
+Var::Var(Tensor value, bool requires_grad) : impl_(std::make_shared<VarImpl>()) {
+    impl_->value = std::move(value);
+    set_requires_grad(requires_grad);
+}
+
+void Var::set_requires_grad(bool r) {
+    GOOSE_ASSERT(impl_ && impl_->is_leaf, "requires_grad can only be set on a leaf Var");
+    if (r && !dtype_is_float(impl_->value.dtype()))
+        fail("a {} tensor cannot require grad (integer dtype)", impl_->value.desc());
+    impl_->requires_grad = r;
+}
+
+const Tensor& GradIO::gy(int i) const { return gys[static_cast<size_t>(i)]; }
+
+void GradIO::set(int i, Tensor g) {
+    const auto k = static_cast<size_t>(i);
+    GOOSE_ASSERT(k < gxs.size(), "{}: input {} out of range", op, i);
+    if (!needs_[k] || !g.defined()) return;
+    GOOSE_ASSERT(g.shape() == input_shapes[k], "{}: gradient of input {} has shape {}, input has {}",
+                 op, i, g.shape().str(), input_shapes[k].str());
+    gxs[k] = std::move(g);
+}
+
+namespace ag {
+
+namespace {
+struct Entry {
+    const char* op;
+    std::vector<std::shared_ptr<VarImpl>> inputs;
+    std::vector<std::shared_ptr<VarImpl>> outputs;
+    BackwardFn backward;
+};
+thread_local std::vector<Entry> t_tape;
+thread_local bool t_grad_enabled = true;
+}  // namespace
+
+bool grad_enabled() { return t_grad_enabled; }
+NoGradGuard::NoGradGuard() : prev_(t_grad_enabled) { t_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { t_grad_enabled = prev_; }
+
+std::vector<Var> record(const char* op, std::vector<Var> inputs, std::vector<Tensor> outputs,
+                        BackwardFn backward) {
+    bool any = false;
+    if (t_grad_enabled)
+        for (const Var& v : inputs) any = any || v.requires_grad();
+    std::vector<Var> outs;
+    outs.reserve(outputs.size());
+    Entry e{op, {}, {}, any ? std::move(backward) : BackwardFn()};
+    for (Tensor& t : outputs) {
+        auto impl = std::make_shared<VarImpl>();
+        impl->value = std::move(t);
+        impl->requires_grad = any && dtype_is_float(impl->value.dtype());
+        impl->is_leaf = !any;
+        if (any) e.outputs.push_back(impl);
+        outs.emplace_back(std::move(impl));
+    }
+    if (any) {
+        for (const Var& v : inputs) e.inputs.push_back(v.impl_ptr());
+        t_tape.push_back(std::move(e));
+    }
+    return outs;
+}
+
+Var record(const char* op, std::vector<Var> inputs, Tensor output, BackwardFn backward) {
+    std::vector<Tensor> outs;
+    outs.push_back(std::move(output));
+    return record(op, std::move(inputs), std::move(outs), std::move(backward))[0];
+}
+
+void accumulate(Tensor& dst, const Tensor& src) {
+    if (dst.shape() != src.shape())
+        fail("gradient accumulation: shapes differ ({} += {})", dst.desc(), src.desc());
+    if (!dst.is_contiguous() || dst.dtype() != src.dtype()) {
+        dst = dst.clone();
+    }
+    const Tensor s = src.dtype() == dst.dtype() ? src.contiguous() : src.to(dst.dtype());
+    const int64_t n = dst.numel();
+    if (dst.dtype() == DType::f32) {
+        float* d = dst.data<float>();
+        const float* p = s.data<float>();
+#pragma omp parallel for simd if (n > 32768)
+        for (int64_t i = 0; i < n; ++i) d[i] += p[i];
+    } else if (dst.dtype() == DType::f64) {
+        double* d = dst.data<double>();
+        const double* p = s.data<double>();
+#pragma omp parallel for simd if (n > 32768)
+        for (int64_t i = 0; i < n; ++i) d[i] += p[i];
+    } else {
+        fail("gradient accumulation: unsupported dtype {}", dst.desc());
+    }
+}
+
+namespace {
+// Adds g into v's gradient. Leaves own their gradient storage (it may be updated in place by
+// optimizers and clipping); intermediate gradients may alias other tensors and are replaced,
+// never written in place.
+void add_grad(VarImpl& v, Tensor g) {
+    if (!v.grad.defined()) {
+        v.grad = v.is_leaf ? g.clone() : std::move(g);
+    } else if (v.is_leaf) {
+        accumulate(v.grad, g);
+    } else {
+        Tensor sum = v.grad.clone();
+        accumulate(sum, g);
+        v.grad = std::move(sum);
+    }
+}
+}  // namespace
+
+void backward(const Var& root, Tensor seed) {
+    if (!root.defined()) fail("backward: the root Var is undefined");
+    if (!root.requires_grad())
+        fail("backward: the root does not require grad (no input required grad, or grad mode "
+             "was off when it was computed)");
+    if (!seed.defined()) {
+        if (root.numel() != 1)
+            fail("backward: root {} has {} elements; pass a seed gradient of its shape",
+                 root.value().desc(), root.numel());
+        seed = Tensor::full(root.shape(), 1.0, root.dtype());
+    }
+    if (seed.shape() != root.shape())
+        fail("backward: seed {} does not match root {}", seed.desc(), root.value().desc());
+    add_grad(*root.impl(), seed);
+
+    std::vector<Entry> tape = std::move(t_tape);
+    t_tape.clear();
+    for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
+        Entry& e = *it;
+        bool any_grad = false;
+        for (auto& o : e.outputs) any_grad = any_grad || o->grad.defined();
+        if (!any_grad) continue;
+        GradIO io;
+        io.op = e.op;
+        for (auto& o : e.outputs)
+            io.gys.push_back(o->grad.defined() ? o->grad
+                                               : Tensor::zeros(o->value.shape(), o->value.dtype(),
+                                                               o->value.device()));
+        io.gxs.resize(e.inputs.size());
+        for (auto& in : e.inputs) {
+            io.needs_.push_back(in->requires_grad);
+            io.input_shapes.push_back(in->value.shape());
+        }
+        e.backward(io);
+        for (size_t i = 0; i < e.inputs.size(); ++i)
+            if (io.gxs[i].defined()) add_grad(*e.inputs[i], std::move(io.gxs[i]));
+        for (auto& o : e.outputs)
+            if (!o->is_leaf) o->grad = Tensor();
+        e.backward = nullptr;  // frees saved tensors as we go
+    }
+    if (!root.impl()->is_leaf) root.impl()->grad = Tensor();
+}
+
+size_t tape_size() { return t_tape.size(); }
+void clear_tape() { t_tape.clear(); }
+
+}  // namespace ag
+}  // namespace goose

@@ -1,0 +1,120 @@
+// The one SIMD wrapper of the CPU backend. Kernels use VecF (float lanes) and its helpers; the
+// width follows the build's target (AVX-512: 16, AVX2/FMA: 8, otherwise 1 = scalar). Every loop
+// written with it ends with a scalar tail: `for (; i + kLanes <= n; i += kLanes) ...` then a
+// plain loop over the rest. Intrinsics appear nowhere else.
+#pragma once
+#include <cstddef>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define GOOSE_SIMD_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define GOOSE_SIMD_AVX2 1
+#endif
+
+namespace goose::simd {
+
+#if defined(GOOSE_SIMD_AVX512)
+inline constexpr int kLanes = 16;
+struct VecF {
+    __m512 v;
+};
+inline VecF load(const float* p) { return {_mm512_loadu_ps(p)}; }
+inline void store(float* p, VecF a) { _mm512_storeu_ps(p, a.v); }
+inline VecF broadcast(float x) { return {_mm512_set1_ps(x)}; }
+inline VecF add(VecF a, VecF b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline VecF sub(VecF a, VecF b) { return {_mm512_sub_ps(a.v, b.v)}; }
+inline VecF mul(VecF a, VecF b) { return {_mm512_mul_ps(a.v, b.v)}; }
+inline VecF max(VecF a, VecF b) { return {_mm512_max_ps(a.v, b.v)}; }
+inline VecF fma(VecF a, VecF b, VecF c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }  // a*b+c
+inline float reduce_add(VecF a) { return _mm512_reduce_add_ps(a.v); }
+inline float reduce_max(VecF a) { return _mm512_reduce_max_ps(a.v); }
+#elif defined(GOOSE_SIMD_AVX2)
+inline constexpr int kLanes = 8;
+struct VecF {
+    __m256 v;
+};
+inline VecF load(const float* p) { return {_mm256_loadu_ps(p)}; }
+inline void store(float* p, VecF a) { _mm256_storeu_ps(p, a.v); }
+inline VecF broadcast(float x) { return {_mm256_set1_ps(x)}; }
+inline VecF add(VecF a, VecF b) { return {_mm256_add_ps(a.v, b.v)}; }
+inline VecF sub(VecF a, VecF b) { return {_mm256_sub_ps(a.v, b.v)}; }
+inline VecF mul(VecF a, VecF b) { return {_mm256_mul_ps(a.v, b.v)}; }
+inline VecF max(VecF a, VecF b) { return {_mm256_max_ps(a.v, b.v)}; }
+inline VecF fma(VecF a, VecF b, VecF c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+inline float reduce_add(VecF a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+inline float reduce_max(VecF a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#else
+inline constexpr int kLanes = 1;
+struct VecF {
+    float v;
+};
+inline VecF load(const float* p) { return {*p}; }
+inline void store(float* p, VecF a) { *p = a.v; }
+inline VecF broadcast(float x) { return {x}; }
+inline VecF add(VecF a, VecF b) { return {a.v + b.v}; }
+inline VecF sub(VecF a, VecF b) { return {a.v - b.v}; }
+inline VecF mul(VecF a, VecF b) { return {a.v * b.v}; }
+inline VecF max(VecF a, VecF b) { return {a.v > b.v ? a.v : b.v}; }
+inline VecF fma(VecF a, VecF b, VecF c) { return {a.v * b.v + c.v}; }
+inline float reduce_add(VecF a) { return a.v; }
+inline float reduce_max(VecF a) { return a.v; }
+#endif
+
+// sum(x[i] * y[i]) with SIMD accumulators and a scalar tail.
+inline float dot(const float* x, const float* y, ptrdiff_t n) {
+    VecF acc0 = broadcast(0.f), acc1 = broadcast(0.f);
+    ptrdiff_t i = 0;
+    for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+        acc0 = fma(load(x + i), load(y + i), acc0);
+        acc1 = fma(load(x + i + kLanes), load(y + i + kLanes), acc1);
+    }
+    for (; i + kLanes <= n; i += kLanes) acc0 = fma(load(x + i), load(y + i), acc0);
+    float s = reduce_add(add(acc0, acc1));
+    for (; i < n; ++i) s += x[i] * y[i];
+    return s;
+}
+
+// sum(x[i])
+inline float sum(const float* x, ptrdiff_t n) {
+    VecF acc = broadcast(0.f);
+    ptrdiff_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) acc = add(acc, load(x + i));
+    float s = reduce_add(acc);
+    for (; i < n; ++i) s += x[i];
+    return s;
+}
+
+// max(x[i]); n >= 1
+inline float max_of(const float* x, ptrdiff_t n) {
+    ptrdiff_t i = 0;
+    float m = x[0];
+    if (n >= kLanes) {
+        VecF acc = load(x);
+        for (i = kLanes; i + kLanes <= n; i += kLanes) acc = max(acc, load(x + i));
+        m = reduce_max(acc);
+    }
+    for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+// y[i] += a * x[i]
+inline void axpy(float a, const float* x, float* y, ptrdiff_t n) {
+    const VecF va = broadcast(a);
+    ptrdiff_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) store(y + i, fma(va, load(x + i), load(y + i)));
+    for (; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace goose::simd

@@ -1,0 +1,49 @@
+// Cases of the elementwise unary ops: every op over a shape grid, plus a strided input.
+#include "common/op_cases.h"
+#include "goose/autograd/unary.h"
+
+namespace goose::test {
+
+GOOSE_OP_CASES(unary) {
+    const UnaryOp all[] = {UnaryOp::exp,  UnaryOp::log,      UnaryOp::tanh,      UnaryOp::sigmoid,
+                           UnaryOp::softplus, UnaryOp::relu, UnaryOp::relu2,     UnaryOp::gelu_tanh,
+                           UnaryOp::silu, UnaryOp::neg,      UnaryOp::sqrt,      UnaryOp::square};
+    const Shape grid[] = {Shape{1}, Shape{7}, Shape{3, 37}, Shape{2, 5, 67}};
+    std::vector<OpCase> v;
+    for (UnaryOp op : all) {
+        const bool needs_positive = op == UnaryOp::log || op == UnaryOp::sqrt;
+        const Init init = needs_positive ? Init::positive : Init::normal;
+        for (const Shape& s : grid) {
+            v.push_back({.op = unary_name(op),
+                         .label = s.str(),
+                         .inputs = {{.shape = s, .init = init}},
+                         .fn = [op](Vars& x) { return Vars{ag::unary(op, x[0])}; }});
+        }
+        // A transposed (non-contiguous) input.
+        v.push_back({.op = unary_name(op),
+                     .label = "transposed [19, 3]",
+                     .inputs = {{.shape = Shape{3, 19}, .init = init}},
+                     .fn = [op](Vars& x) {
+                         Var t(x[0].value().transpose(0, 1), false);
+                         // Route the gradient: transpose is a view of the input here.
+                         return Vars{ag::unary(op, t), ag::unary(op, x[0])};
+                     }});
+        // Large inputs (softplus threshold, sigmoid tails) with wide values.
+        v.push_back({.op = unary_name(op),
+                     .label = "wide values [41]",
+                     .inputs = {{.shape = Shape{41},
+                                 .init = Init::custom,
+                                 .make = [needs_positive](DType dt, Rng& r) {
+                                     Tensor t = Tensor::randn(Shape{41}, r, DType::f64, 0, 12);
+                                     if (needs_positive)
+                                         for (int64_t i = 0; i < 41; ++i)
+                                             t.data<double>()[i] = std::abs(t.data<double>()[i]) + 0.5;
+                                     return t.to(dt);
+                                 }}},
+                     .fn = [op](Vars& x) { return Vars{ag::unary(op, x[0])}; },
+                     .fd = op != UnaryOp::exp && op != UnaryOp::square && op != UnaryOp::relu2});
+    }
+    return v;
+}
+
+}  // namespace goose::test
