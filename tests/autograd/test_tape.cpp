@@ -1,0 +1,116 @@
+// The tape's semantics: recording, gradient accumulation (fan-out, repeated backward), no-grad
+// scopes, freeing of saved tensors, errors. Uses the unary ops and a hand-written dot product.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "goose/autograd/tape.h"
+#include "goose/autograd/unary.h"
+
+namespace goose {
+namespace {
+
+// s = sum_i w_i * x_i, recorded by hand (the smallest differentiable reduction).
+Var weighted_sum(const Var& x, std::vector<double> w) {
+    const auto xv = x.value().to_vector();
+    double s = 0;
+    for (size_t i = 0; i < xv.size(); ++i) s += w[i] * xv[i];
+    return ag::record("weighted_sum", {x}, Tensor::scalar(s, x.dtype()),
+                      [w, shape = x.shape(), dt = x.dtype()](GradIO& io) {
+                          const double g = io.gy().item();
+                          std::vector<double> gx(w.size());
+                          for (size_t i = 0; i < w.size(); ++i) gx[i] = g * w[i];
+                          io.set(0, Tensor::from(shape, gx, dt));
+                      });
+}
+
+TEST(Tape, ChainRuleThroughUnaryOps) {
+    Var x(Tensor::from(Shape{3}, {0.5, -1.0, 2.0}, DType::f64), true);
+    Var y = ag::tanh(ag::exp(x));  // y = tanh(e^x)
+    Var s = weighted_sum(y, {1, 2, 3});
+    EXPECT_EQ(ag::tape_size(), 3u);
+    ag::backward(s);
+    EXPECT_EQ(ag::tape_size(), 0u);
+    const auto g = x.grad().to_vector();
+    const double xs[] = {0.5, -1.0, 2.0}, ws[] = {1, 2, 3};
+    for (int i = 0; i < 3; ++i) {
+        const double t = std::tanh(std::exp(xs[i]));
+        EXPECT_NEAR(g[static_cast<size_t>(i)], ws[i] * (1 - t * t) * std::exp(xs[i]), 1e-12);
+    }
+}
+
+TEST(Tape, FanOutAccumulates) {
+    Var x(Tensor::from(Shape{2}, {0.3, -0.7}, DType::f64), true);
+    Var a = weighted_sum(ag::exp(x), {1, 1});
+    Var b = weighted_sum(ag::square(x), {1, 1});
+    Var both = ag::record("add2", {a, b}, Tensor::scalar(a.item() + b.item(), DType::f64),
+                          [](GradIO& io) {
+                              io.set(0, io.gy());
+                              io.set(1, io.gy());
+                          });
+    ag::backward(both);
+    const auto g = x.grad().to_vector();
+    EXPECT_NEAR(g[0], std::exp(0.3) + 2 * 0.3, 1e-12);
+    EXPECT_NEAR(g[1], std::exp(-0.7) - 2 * 0.7, 1e-12);
+}
+
+TEST(Tape, LeafGradientsAccumulateAcrossBackwardCalls) {
+    Var x(Tensor::from(Shape{2}, {1, 2}, DType::f64), true);
+    ag::backward(weighted_sum(x, {1, 10}));
+    ag::backward(weighted_sum(x, {1, 10}));
+    EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{2, 20}));
+    x.zero_grad();
+    EXPECT_FALSE(x.grad().defined());
+}
+
+TEST(Tape, NoGradRecordsNothing) {
+    Var x(Tensor::from(Shape{2}, {1, 2}), true);
+    {
+        ag::NoGradGuard ng;
+        Var y = ag::exp(x);
+        EXPECT_FALSE(y.requires_grad());
+        EXPECT_EQ(ag::tape_size(), 0u);
+    }
+    Var z = ag::exp(Var(Tensor::from(Shape{2}, {1, 2})));  // no input requires grad
+    EXPECT_FALSE(z.requires_grad());
+    EXPECT_EQ(ag::tape_size(), 0u);
+    EXPECT_TRUE(ag::grad_enabled());
+}
+
+TEST(Tape, SavedTensorsAreFreedAfterBackward) {
+    std::weak_ptr<Storage> saved;
+    Var x(Tensor::from(Shape{2}, {1, 2}, DType::f64), true);
+    {
+        Var h = ag::exp(x);
+        saved = h.value().storage();
+        Var y = ag::tanh(h);  // the tanh closure saves h's value
+        Var s = weighted_sum(y, {1, 1});
+        h = Var();
+        EXPECT_FALSE(saved.expired());  // still held by the tape
+        ag::backward(s);
+    }
+    EXPECT_TRUE(saved.expired());
+}
+
+TEST(Tape, ClearTapeDropsEntries) {
+    Var x(Tensor::from(Shape{2}, {1, 2}), true);
+    Var y = ag::exp(x);
+    EXPECT_EQ(ag::tape_size(), 1u);
+    ag::clear_tape();
+    EXPECT_EQ(ag::tape_size(), 0u);
+}
+
+TEST(Tape, Errors) {
+    Var c(Tensor::from(Shape{2}, {1, 2}));
+    EXPECT_THROW(ag::backward(c), Error);  // does not require grad
+    Var x(Tensor::from(Shape{2}, {1, 2}), true);
+    Var y = ag::exp(x);
+    EXPECT_THROW(ag::backward(y), Error);  // two elements, no seed
+    EXPECT_THROW(ag::backward(y, Tensor::from(Shape{3}, {1, 1, 1})), Error);  // seed shape
+    ag::backward(y, Tensor::from(Shape{2}, {1, 1}));
+    EXPECT_NEAR(x.grad().get({1}), std::exp(2.0), 1e-5);
+    EXPECT_THROW(Var(Tensor::from(Shape{1}, {1}, DType::i32), true), Error);  // int grad
+}
+
+}  // namespace
+}  // namespace goose
