@@ -1,0 +1,64 @@
+// The CLI end to end: help lists the subcommands, the demo's loss falls, bad input gives a
+// clear error and a non-zero exit code.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <regex>
+#include <string>
+
+namespace {
+
+struct Result {
+    int code;
+    std::string out;
+};
+
+Result run(const std::string& args) {
+    const char* bin = std::getenv("GOOSE_BIN");
+    const std::string cmd = std::string(bin ? bin : "./goose") + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    std::array<char, 4096> buf;
+    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+    const int status = pclose(p);
+    return {WEXITSTATUS(status), out};
+}
+
+TEST(Cli, HelpListsSubcommands) {
+    const Result r = run("--help");
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("demo"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("bench"), std::string::npos) << r.out;
+}
+
+TEST(Cli, DemoLossFalls) {
+    const Result r = run("demo --steps 60 --batch 8");
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::smatch m1, m2;
+    ASSERT_TRUE(std::regex_search(r.out, m1, std::regex("first 10% steps\\s+([0-9.]+)"))) << r.out;
+    ASSERT_TRUE(std::regex_search(r.out, m2, std::regex("last 10% steps\\s+([0-9.]+)"))) << r.out;
+    const double first = std::stod(m1[1]), last = std::stod(m2[1]);
+    EXPECT_LT(last, first - 0.5) << r.out;  // from ~ln(16) = 2.77 down by well over half a nat
+}
+
+TEST(Cli, BadInputIsAClearError) {
+    Result r = run("demo --steps 0");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("steps"), std::string::npos) << r.out;
+    r = run("no-such-command");
+    EXPECT_NE(r.code, 0);
+    r = run("bench ops --threads -3");
+    EXPECT_NE(r.code, 0);
+    EXPECT_EQ(r.out.find("Aborted"), std::string::npos) << r.out;
+}
+
+TEST(Cli, BenchOpsQuickRuns) {
+    const Result r = run("bench ops --quick --threads 1");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("GFLOP/s"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("%peak"), std::string::npos) << r.out;
+}
+
+}  // namespace
