@@ -1,0 +1,68 @@
+// Adam and AdamW over groups of parameters (Var leaves updated in place), with the moment
+// estimates kept per parameter and exported for checkpoints. Matches torch.optim.Adam/AdamW.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "goose/autograd/var.h"
+
+namespace goose::optim {
+
+// Parameters sharing hyperparameters. name labels the group's state entries ("<name>.<i>...");
+// an empty name stands for the group's index.
+struct ParamGroup {
+    std::vector<Var> params = {};
+    double lr_scale = 1.0;      // this group's learning rate is lr * lr_scale
+    double weight_decay = 0.0;  // decoupled (AdamW) or L2 (Adam), see AdamConfig
+    std::string name = {};
+};
+
+struct AdamConfig {
+    double lr = 1e-3;
+    double beta1 = 0.9;
+    double beta2 = 0.999;
+    double eps = 1e-8;
+    // true: AdamW, p -= lr * lr_scale * weight_decay * p before the Adam update;
+    // false: Adam with L2, g += weight_decay * p.
+    bool decoupled_weight_decay = true;
+};
+
+class Adam {
+  public:
+    // Parameters: defined f32/f64 leaves, each in one group only; moments start at zero.
+    Adam(std::vector<ParamGroup> groups, AdamConfig cfg);
+
+    // One update of every parameter whose grad() is defined (others are skipped). The step
+    // count t (bias correction) is shared by all parameters and advances once per call.
+    void step();
+    void set_lr(double lr);
+    double lr() const { return cfg_.lr; }
+    int64_t steps() const { return steps_; }
+    void zero_grad();  // drops every parameter's gradient
+
+    const AdamConfig& config() const { return cfg_; }
+    const std::vector<ParamGroup>& groups() const { return groups_; }
+
+    // Checkpoint state: "step" (i64 scalar) and "<group>.<index>.exp_avg" / ".exp_avg_sq"
+    // (copies, in the parameter's dtype). load_state needs exactly these names and shapes.
+    std::vector<std::pair<std::string, Tensor>> state() const;
+    void load_state(const std::vector<std::pair<std::string, Tensor>>& state);
+
+  private:
+    std::string prefix(size_t group, size_t index) const;
+
+    std::vector<ParamGroup> groups_;
+    AdamConfig cfg_;
+    int64_t steps_ = 0;
+    std::vector<std::vector<Tensor>> exp_avg_, exp_avg_sq_;  // [group][param]
+};
+
+using AdamW = Adam;
+
+// Adam with decoupled (AdamW) or L2 (Adam) weight decay; cfg.decoupled_weight_decay is set.
+Adam make_adamw(std::vector<ParamGroup> groups, AdamConfig cfg = {});
+Adam make_adam(std::vector<ParamGroup> groups, AdamConfig cfg = {});
+
+}  // namespace goose::optim

@@ -1,0 +1,211 @@
+// Adam / AdamW: argument checks, the per-parameter update (OpenMP over elements) and the
+// checkpoint state.
+#include "goose/optim/adamw.h"
+
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace goose::optim {
+
+namespace {
+
+constexpr int64_t kParallelMin = 32768;  // elements; below this the update runs on one thread
+
+// Coefficients of one update of one parameter, as in torch.optim.Adam/AdamW (single tensor).
+struct Coeffs {
+    double lr;       // lr * lr_scale
+    double wd;       // weight decay
+    bool decoupled;  // AdamW
+    double beta1, beta2, eps;
+    double step_size;  // lr / (1 - beta1^t)
+    double bc2_sqrt;   // sqrt(1 - beta2^t)
+};
+
+template <class T>
+void update(T* p, const T* g, T* m, T* v, int64_t n, const Coeffs& c) {
+    const T decay = static_cast<T>(1.0 - c.lr * c.wd), wd = static_cast<T>(c.wd);
+    const T one_m_b1 = static_cast<T>(1.0 - c.beta1), b2 = static_cast<T>(c.beta2);
+    const T one_m_b2 = static_cast<T>(1.0 - c.beta2), eps = static_cast<T>(c.eps);
+    const T step_size = static_cast<T>(c.step_size), bc2_sqrt = static_cast<T>(c.bc2_sqrt);
+    const bool decoupled = c.decoupled, any_wd = c.wd != 0;
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) {
+        T gi = g[i];
+        if (any_wd) {
+            if (decoupled)
+                p[i] *= decay;
+            else
+                gi += wd * p[i];
+        }
+        m[i] += one_m_b1 * (gi - m[i]);  // m.lerp_(g, 1 - beta1)
+        v[i] = v[i] * b2 + one_m_b2 * gi * gi;
+        const T denom = std::sqrt(v[i]) / bc2_sqrt + eps;
+        p[i] -= step_size * m[i] / denom;
+    }
+}
+
+std::string param_desc(const std::string& prefix, const Var& p) {
+    return fmt::format("parameter {} ({})", prefix, p.value().desc());
+}
+
+}  // namespace
+
+Adam::Adam(std::vector<ParamGroup> groups, AdamConfig cfg) : groups_(std::move(groups)), cfg_(cfg) {
+    if (!(cfg_.lr >= 0) || !std::isfinite(cfg_.lr)) fail("adam: lr must be >= 0, got {}", cfg_.lr);
+    if (!(cfg_.beta1 >= 0 && cfg_.beta1 < 1))
+        fail("adam: beta1 must be in [0, 1), got {}", cfg_.beta1);
+    if (!(cfg_.beta2 >= 0 && cfg_.beta2 < 1))
+        fail("adam: beta2 must be in [0, 1), got {}", cfg_.beta2);
+    if (!(cfg_.eps >= 0)) fail("adam: eps must be >= 0, got {}", cfg_.eps);
+    std::set<std::string> names;
+    std::set<const VarImpl*> seen;
+    exp_avg_.resize(groups_.size());
+    exp_avg_sq_.resize(groups_.size());
+    for (size_t gi = 0; gi < groups_.size(); ++gi) {
+        const ParamGroup& g = groups_[gi];
+        const std::string gname = g.name.empty() ? std::to_string(gi) : g.name;
+        if (!names.insert(gname).second) fail("adam: two parameter groups are named '{}'", gname);
+        if (!(g.lr_scale >= 0) || !std::isfinite(g.lr_scale))
+            fail("adam: group '{}' has lr_scale {}; it must be >= 0", gname, g.lr_scale);
+        if (!(g.weight_decay >= 0) || !std::isfinite(g.weight_decay))
+            fail("adam: group '{}' has weight_decay {}; it must be >= 0", gname, g.weight_decay);
+        for (size_t pi = 0; pi < g.params.size(); ++pi) {
+            const Var& p = g.params[pi];
+            const std::string pre = prefix(gi, pi);
+            if (!p.defined() || !p.value().defined()) fail("adam: parameter {} is undefined", pre);
+            const DType dt = p.value().dtype();
+            if (dt != DType::f32 && dt != DType::f64)
+                fail("adam: {} must be f32 or f64", param_desc(pre, p));
+            if (!seen.insert(p.impl()).second)
+                fail("adam: {} appears twice among the parameters", param_desc(pre, p));
+            exp_avg_[gi].push_back(Tensor::zeros(p.shape(), dt));
+            exp_avg_sq_[gi].push_back(Tensor::zeros(p.shape(), dt));
+        }
+    }
+}
+
+std::string Adam::prefix(size_t group, size_t index) const {
+    const std::string& n = groups_[group].name;
+    return fmt::format("{}.{}", n.empty() ? std::to_string(group) : n, index);
+}
+
+void Adam::step() {
+    // Check every parameter first, so that a bad one leaves the optimizer and all values as
+    // they were.
+    for (size_t gi = 0; gi < groups_.size(); ++gi)
+        for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+            const Var& p = groups_[gi].params[pi];
+            if (!p.grad().defined()) continue;
+            const Tensor& value = p.value();
+            if (value.shape() != exp_avg_[gi][pi].shape() ||
+                value.dtype() != exp_avg_[gi][pi].dtype())
+                fail("adam: {} changed shape or dtype since the optimizer was made (state {})",
+                     param_desc(prefix(gi, pi), p), exp_avg_[gi][pi].desc());
+            if (p.grad().shape() != value.shape())
+                fail("adam: gradient {} does not match {}", p.grad().desc(),
+                     param_desc(prefix(gi, pi), p));
+            if (!value.is_contiguous() || !value.device().is_cpu())
+                fail("adam: {} must be a packed CPU tensor to be updated in place",
+                     param_desc(prefix(gi, pi), p));
+        }
+    ++steps_;
+    const double t = static_cast<double>(steps_);
+    const double bc1 = 1.0 - std::pow(cfg_.beta1, t), bc2 = 1.0 - std::pow(cfg_.beta2, t);
+    for (size_t gi = 0; gi < groups_.size(); ++gi) {
+        const ParamGroup& grp = groups_[gi];
+        const double lr = cfg_.lr * grp.lr_scale;
+        const Coeffs c{lr,         grp.weight_decay, cfg_.decoupled_weight_decay,
+                       cfg_.beta1, cfg_.beta2,       cfg_.eps,
+                       lr / bc1,   std::sqrt(bc2)};
+        for (size_t pi = 0; pi < grp.params.size(); ++pi) {
+            Var p = grp.params[pi];
+            if (!p.grad().defined()) continue;
+            Tensor& value = p.value_mut();
+            const Tensor g = p.grad().to(value.dtype());  // packed, in the parameter's dtype
+            Tensor& m = exp_avg_[gi][pi];
+            Tensor& v = exp_avg_sq_[gi][pi];
+            if (value.dtype() == DType::f32)
+                update(value.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(),
+                       value.numel(), c);
+            else
+                update(value.data<double>(), g.data<double>(), m.data<double>(), v.data<double>(),
+                       value.numel(), c);
+        }
+    }
+}
+
+void Adam::set_lr(double lr) {
+    if (!(lr >= 0) || !std::isfinite(lr)) fail("adam: lr must be >= 0, got {}", lr);
+    cfg_.lr = lr;
+}
+
+void Adam::zero_grad() {
+    for (ParamGroup& g : groups_)
+        for (Var& p : g.params) p.zero_grad();
+}
+
+std::vector<std::pair<std::string, Tensor>> Adam::state() const {
+    std::vector<std::pair<std::string, Tensor>> s;
+    s.emplace_back("step", Tensor::scalar(static_cast<double>(steps_), DType::i64));
+    for (size_t gi = 0; gi < groups_.size(); ++gi)
+        for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+            const std::string pre = prefix(gi, pi);
+            s.emplace_back(pre + ".exp_avg", exp_avg_[gi][pi].clone());
+            s.emplace_back(pre + ".exp_avg_sq", exp_avg_sq_[gi][pi].clone());
+        }
+    return s;
+}
+
+void Adam::load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
+    std::map<std::string, const Tensor*> given;
+    for (const auto& [name, t] : state) {
+        if (!given.emplace(name, &t).second)
+            fail("adam: load_state: entry '{}' appears twice", name);
+        if (!t.defined()) fail("adam: load_state: entry '{}' is undefined", name);
+    }
+    auto take = [&](const std::string& name, const Shape& shape) -> const Tensor& {
+        auto it = given.find(name);
+        if (it == given.end()) fail("adam: load_state: entry '{}' is missing", name);
+        const Tensor& t = *it->second;
+        if (t.shape() != shape)
+            fail("adam: load_state: entry '{}' is {}, expected shape {}", name, t.desc(),
+                 shape.str());
+        given.erase(it);
+        return t;
+    };
+    // Check everything before changing anything.
+    const Tensor& step = take("step", Shape{});
+    const double sv = step.item();
+    if (!(sv >= 0) || sv != std::floor(sv))
+        fail("adam: load_state: 'step' is {}; it must be a whole number >= 0", sv);
+    std::vector<std::vector<const Tensor*>> m(groups_.size()), v(groups_.size());
+    for (size_t gi = 0; gi < groups_.size(); ++gi)
+        for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+            const std::string pre = prefix(gi, pi);
+            const Shape& s = exp_avg_[gi][pi].shape();
+            m[gi].push_back(&take(pre + ".exp_avg", s));
+            v[gi].push_back(&take(pre + ".exp_avg_sq", s));
+        }
+    if (!given.empty())
+        fail("adam: load_state: unexpected entry '{}' ({}): no such parameter state",
+             given.begin()->first, given.begin()->second->desc());
+    steps_ = static_cast<int64_t>(sv);
+    for (size_t gi = 0; gi < groups_.size(); ++gi)
+        for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+            exp_avg_[gi][pi].copy_(*m[gi][pi]);
+            exp_avg_sq_[gi][pi].copy_(*v[gi][pi]);
+        }
+}
+
+Adam make_adamw(std::vector<ParamGroup> groups, AdamConfig cfg) {
+    cfg.decoupled_weight_decay = true;
+    return Adam(std::move(groups), cfg);
+}
+
+Adam make_adam(std::vector<ParamGroup> groups, AdamConfig cfg) {
+    cfg.decoupled_weight_decay = false;
+    return Adam(std::move(groups), cfg);
+}
+
+}  // namespace goose::optim
