@@ -143,13 +143,13 @@ void backward(const Var& root, Tensor seed) {
                                                : Tensor::zeros(o->value.shape(), o->value.dtype(),
                                                                o->value.device()));
         io.gxs.resize(e.inputs.size());
-        for (auto& in : e.inputs) {
-            io.needs_.push_back(in->requires_grad);
-            io.input_shapes.push_back(in->value.shape());
+        for (auto& in : e.inputs) {  // an undefined input (an absent bias) has no gradient
+            io.needs_.push_back(in && in->requires_grad);
+            io.input_shapes.push_back(in ? in->value.shape() : Shape());
         }
         e.backward(io);
         for (size_t i = 0; i < e.inputs.size(); ++i)
-            if (io.gxs[i].defined()) add_grad(*e.inputs[i], std::move(io.gxs[i]));
+            if (io.gxs[i].defined() && e.inputs[i]) add_grad(*e.inputs[i], std::move(io.gxs[i]));
         for (auto& o : e.outputs)
             if (!o->is_leaf) o->grad = Tensor();
         e.backward = nullptr;  // frees saved tensors as we go

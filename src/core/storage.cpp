@@ -61,10 +61,11 @@ CpuPool::CpuPool(size_t max_cached_bytes) : max_cached_(max_cached_bytes) {}
 CpuPool::~CpuPool() { release_cached(); }
 
 size_t CpuPool::size_class(size_t n) {
+    // Classes 64, 128, 192, 256, 384, 512, ...: all multiples of 64 (aligned_alloc needs it).
     if (n <= 64) return 64;
     size_t p = 64;
     while (p < n) {
-        if (p + p / 2 >= n) return p + p / 2;
+        if (p >= 128 && p + p / 2 >= n) return p + p / 2;
         p *= 2;
     }
     return p;

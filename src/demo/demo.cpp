@@ -54,11 +54,11 @@ DemoResult run_demo(const DemoConfig& cfg) {
                        .n_embd = cfg.n_embd, .n_head = cfg.n_head},
                       init);
     // Weight decay on matrices only (the usual GPT grouping).
-    ParamGroup decay{.weight_decay = 0.1, .name = "decay"}, no_decay{.name = "no_decay"};
+    optim::ParamGroup decay{.weight_decay = 0.1, .name = "decay"}, no_decay{.name = "no_decay"};
     for (auto& [name, p] : model.named_parameters())
         (p.ndim() >= 2 ? decay : no_decay).params.push_back(p);
-    auto opt = make_adamw({decay, no_decay}, {.lr = cfg.lr, .beta1 = 0.9, .beta2 = 0.99});
-    const LrSchedule sched{.kind = LrSchedule::Kind::cosine, .base_lr = cfg.lr,
+    auto opt = optim::make_adamw({decay, no_decay}, {.lr = cfg.lr, .beta1 = 0.9, .beta2 = 0.99});
+    const optim::LrSchedule sched{.kind = optim::LrSchedule::Kind::cosine, .base_lr = cfg.lr,
                            .warmup_steps = cfg.steps / 10, .total_steps = cfg.steps,
                            .final_lr = cfg.lr / 10};
 
@@ -82,7 +82,7 @@ DemoResult run_demo(const DemoConfig& cfg) {
         Var loss = ag::cross_entropy(logits, targets);
         const double l = loss.item();
         ag::backward(loss);
-        clip_grad_norm(model.parameters(), 1.0);
+        optim::clip_grad_norm(model.parameters(), 1.0);
         opt.set_lr(sched.lr(step));
         opt.step();
         model.zero_grad();

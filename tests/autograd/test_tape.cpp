@@ -100,6 +100,17 @@ TEST(Tape, ClearTapeDropsEntries) {
     EXPECT_EQ(ag::tape_size(), 0u);
 }
 
+TEST(Tape, UndefinedInputsHaveNoGradient) {
+    Var x(Tensor::from(Shape{2}, {1, 2}, DType::f64), true);
+    Var absent;  // e.g. a layer without bias
+    Var y = ag::record("plus_absent", {x, absent}, x.value().clone(), [](GradIO& io) {
+        EXPECT_FALSE(io.needs(1));
+        io.set(0, io.gy());
+    });
+    ag::backward(y, Tensor::from(Shape{2}, {3, 4}, DType::f64));
+    EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{3, 4}));
+}
+
 TEST(Tape, Errors) {
     Var c(Tensor::from(Shape{2}, {1, 2}));
     EXPECT_THROW(ag::backward(c), Error);  // does not require grad

@@ -1,6 +1,6 @@
 // Caching pool allocator for CPU memory: freed blocks are kept in size classes and reused, so a
 // training step that allocates the same temporaries every step stops calling malloc after the
-// first one. Size classes are 2^k and 1.5*2^k bytes (at most 1/3 waste). Thread-safe.
+// first one. Size classes are 64 and then 2^k and 1.5*2^k bytes from 128 (at most 1/3 waste). Thread-safe.
 #pragma once
 #include <cstddef>
 #include <map>
