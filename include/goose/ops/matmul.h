@@ -1,0 +1,45 @@
+// Matrix products: batched matmul with transpose flags, and linear (x wᵀ + b). f32 and f64.
+#pragma once
+#include "goose/core/tensor.h"
+
+namespace goose::ops {
+
+// Gradients of one call; a gradient that was not asked for is undefined.
+struct MatmulGrads {
+    Tensor a, b;
+};
+struct LinearGrads {
+    Tensor x, w, b;
+};
+
+// y = op(a) op(b), op(m) = mᵀ when its flag is set, over the last two dims:
+// a (..., M, K) [(..., K, M) when trans_a], b (..., K, N) [(..., N, K) when trans_b]
+// -> y (..., M, N). Inputs have 2 to 4 dims; the batch dims of b equal a's, or b is 2-D and
+// shared by every batch of a (then db sums over the batch). Any strides.
+Tensor matmul_forward(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+// gy (..., M, N) -> da (shape of a) where need_a, db (shape of b) where need_b.
+MatmulGrads matmul_backward(const Tensor& gy, const Tensor& a, const Tensor& b, bool trans_a,
+                            bool trans_b, bool need_a = true, bool need_b = true);
+
+// y = x wᵀ + b: x (..., Cin), w (Cout, Cin) (PyTorch layout), b (Cout) or undefined
+// -> y (..., Cout).
+Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
+// gy (..., Cout) -> dx, dw, db (db only when has_bias and need_b).
+LinearGrads linear_backward(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
+                            bool need_x = true, bool need_w = true, bool need_b = true);
+
+Tensor matmul_forward_ref(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b);
+MatmulGrads matmul_backward_ref(const Tensor& gy, const Tensor& a, const Tensor& b, bool trans_a,
+                                bool trans_b, bool need_a, bool need_b);
+Tensor linear_forward_ref(const Tensor& x, const Tensor& w, const Tensor& b);
+LinearGrads linear_backward_ref(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
+                                bool need_x, bool need_w, bool need_b);
+
+Tensor matmul_forward_cpu(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b);
+MatmulGrads matmul_backward_cpu(const Tensor& gy, const Tensor& a, const Tensor& b, bool trans_a,
+                                bool trans_b, bool need_a, bool need_b);
+Tensor linear_forward_cpu(const Tensor& x, const Tensor& w, const Tensor& b);
+LinearGrads linear_backward_cpu(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
+                                bool need_x, bool need_w, bool need_b);
+
+}  // namespace goose::ops

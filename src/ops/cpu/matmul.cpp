@@ -1,0 +1,258 @@
+// Fast CPU matmul and linear on OpenBLAS. A view whose matrices are row- or column-major with
+// unit inner stride goes to BLAS as it is (CblasTrans and the right leading dim); other views
+// are packed first. Batches fold into one GEMM where the memory allows, else loop (OpenMP
+// over the batch only when each GEMM is too small for BLAS to thread).
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "goose/ops/matmul.h"
+#include "ops/matmul_dims.h"
+
+namespace goose::ops {
+
+namespace {
+// Below this M*N*K, OpenBLAS runs a GEMM on one thread, so threads over the batch pay off.
+constexpr int64_t kSmallGemm = int64_t(1) << 18;
+
+// C (M, N) = alpha op(A) op(B) + beta C, row-major.
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+                static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+                static_cast<blasint>(ldc));
+}
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+          int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+                static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+                static_cast<blasint>(ldc));
+}
+// y (N) = A (M, N)ᵀ x (M): column sums when x is all ones.
+void gemv_t(int64_t m, int64_t n, const float* a, int64_t lda, const float* x, float* y) {
+    cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n), 1.f, a,
+                static_cast<blasint>(lda), x, 1, 0.f, y, 1);
+}
+void gemv_t(int64_t m, int64_t n, const double* a, int64_t lda, const double* x, double* y) {
+    cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n), 1.0, a,
+                static_cast<blasint>(lda), x, 1, 0.0, y, 1);
+}
+
+// A batch of matrices as BLAS reads them. Each is stored row-major as (rows, cols) with
+// leading dim `ld` in `t` (the input view, or a packed copy); the operand is that matrix, or
+// its transpose when `trans`.
+struct Operand {
+    Tensor t;
+    int64_t rows = 0, cols = 0, ld = 1;
+    bool trans = false;
+
+    // Element offset of batch n's matrix (n over t's batch dims).
+    int64_t offset(int64_t n) const {
+        int64_t off = 0;
+        for (int d = t.ndim() - 3; d >= 0; --d) {
+            off += (n % t.size(d)) * t.strides()[d];
+            n /= t.size(d);
+        }
+        return off;
+    }
+    // Batch n's matrix starts at n * rows * ld, so the batch stacks into one (batch*rows, cols).
+    bool stacks() const {
+        int64_t expect = rows * ld;
+        for (int d = t.ndim() - 3; d >= 0; --d) {
+            if (t.size(d) != 1 && t.strides()[d] != expect) return false;
+            expect *= t.size(d);
+        }
+        return true;
+    }
+    template <class T>
+    const T* at(int64_t n) const {
+        return t.data<T>() + offset(n);
+    }
+};
+
+// x (..., R, C) used as op(x) = trans ? xᵀ : x.
+Operand operand(const Tensor& x, bool trans) {
+    const int nd = x.ndim();
+    const int64_t r = x.size(-2), c = x.size(-1);
+    const int64_t sr = x.strides()[nd - 2], sc = x.strides()[nd - 1];
+    if ((sc == 1 || c == 1) && (r == 1 || sr >= std::max<int64_t>(1, c)))
+        return {x, r, c, r == 1 ? std::max<int64_t>(1, c) : sr, trans};  // row-major
+    if ((sr == 1 || r == 1) && (c == 1 || sc >= std::max<int64_t>(1, r)))
+        return {x, c, r, c == 1 ? std::max<int64_t>(1, r) : sc, !trans};  // column-major
+    const Tensor p = x.contiguous();
+    return {p, r, c, std::max<int64_t>(1, c), trans};
+}
+
+// out[n] (m, n) = op(X[n]) (m, k) op(Y[n]) (k, n) for n < batch, packed. A shared operand
+// (x_shared, y_shared) has one matrix for every n. With `reduce`, out (m, n) = the sum over n.
+template <class T>
+void batched_gemm(const Operand& x, bool x_shared, const Operand& y, bool y_shared, int64_t m,
+                  int64_t n, int64_t k, int64_t batch, bool reduce, T* out) {
+    GOOSE_ASSERT(!(x_shared && y_shared), "batched_gemm: at most one shared operand");
+    const int64_t outs = reduce ? 1 : batch;
+    if (m == 0 || n == 0) return;
+    if (k == 0 || batch == 0) {
+        std::memset(out, 0, static_cast<size_t>(outs * m * n) * sizeof(T));
+        return;
+    }
+    if (batch == 1) {
+        gemm(x.trans, y.trans, m, n, k, T(1), x.at<T>(0), x.ld, y.at<T>(0), y.ld, T(0), out, n);
+        return;
+    }
+    if (!reduce && y_shared && !x_shared && !x.trans && x.stacks()) {
+        // Rows of every batch of x stack into one (batch*m, k) matrix.
+        gemm(false, y.trans, batch * m, n, k, T(1), x.at<T>(0), x.ld, y.at<T>(0), y.ld, T(0), out,
+             n);
+        return;
+    }
+    if (reduce && !x_shared && !y_shared && x.trans && x.stacks() && !y.trans && y.stacks()) {
+        // sum_b X_bᵀ Y_b = [X_1; X_2; ...]ᵀ [Y_1; Y_2; ...]: one GEMM with inner size batch*k.
+        gemm(true, false, m, n, batch * k, T(1), x.at<T>(0), x.ld, y.at<T>(0), y.ld, T(0), out, n);
+        return;
+    }
+    if (reduce) {  // accumulate in order: deterministic, BLAS threads each product
+        for (int64_t b = 0; b < batch; ++b)
+            gemm(x.trans, y.trans, m, n, k, T(1), x.at<T>(x_shared ? 0 : b), x.ld,
+                 y.at<T>(y_shared ? 0 : b), y.ld, b == 0 ? T(0) : T(1), out, n);
+        return;
+    }
+    const bool small = m * n * k <= kSmallGemm;
+#pragma omp parallel for schedule(static) if (small && batch > 1)
+    for (int64_t b = 0; b < batch; ++b)
+        gemm(x.trans, y.trans, m, n, k, T(1), x.at<T>(x_shared ? 0 : b), x.ld,
+             y.at<T>(y_shared ? 0 : b), y.ld, T(0), out + b * m * n, n);
+}
+
+template <class T>
+Tensor forward_typed(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+    const MatmulDims d = matmul_dims(a, b, trans_a, trans_b);
+    Tensor y = Tensor::empty(d.out, a.dtype());
+    batched_gemm<T>(operand(a, trans_a), false, operand(b, trans_b), d.b_shared, d.m, d.n, d.k,
+                    d.batch, false, y.data<T>());
+    return y;
+}
+
+template <class T>
+MatmulGrads backward_typed(const Tensor& gy, const Tensor& a, const Tensor& b, bool trans_a,
+                           bool trans_b, bool need_a, bool need_b) {
+    const MatmulDims d = matmul_dims(a, b, trans_a, trans_b);
+    const Tensor g = gy.contiguous();  // (..., M, N)
+    const bool bs = d.b_shared;
+    MatmulGrads r;
+    if (need_a) {
+        r.a = Tensor::empty(a.shape(), a.dtype());
+        if (!trans_a)  // da (M, K) = gy op(b)ᵀ
+            batched_gemm<T>(operand(g, false), false, operand(b, !trans_b), bs, d.m, d.k, d.n,
+                            d.batch, false, r.a.data<T>());
+        else  // da (K, M) = op(b) gyᵀ
+            batched_gemm<T>(operand(b, trans_b), bs, operand(g, true), false, d.k, d.m, d.n,
+                            d.batch, false, r.a.data<T>());
+    }
+    if (need_b) {
+        r.b = Tensor::empty(b.shape(), b.dtype());
+        if (!trans_b)  // db (K, N) = op(a)ᵀ gy
+            batched_gemm<T>(operand(a, !trans_a), false, operand(g, false), false, d.k, d.n, d.m,
+                            d.batch, bs, r.b.data<T>());
+        else  // db (N, K) = gyᵀ op(a)
+            batched_gemm<T>(operand(g, true), false, operand(a, trans_a), false, d.n, d.k, d.m,
+                            d.batch, bs, r.b.data<T>());
+    }
+    return r;
+}
+
+// Product of the leading dims of x (..., C): the rows of x seen as a matrix.
+int64_t leading(const Tensor& x) {
+    int64_t r = 1;
+    for (int d = 0; d < x.ndim() - 1; ++d) r *= x.size(d);
+    return r;
+}
+
+// x (..., Cin) as a (R, Cin) operand, without a copy when x is 2-D or packed.
+Operand rows_of(const Tensor& x) {
+    if (x.ndim() == 2) return operand(x, false);
+    return operand(x.reshape(Shape{leading(x), x.size(-1)}), false);
+}
+
+template <class T>
+Tensor linear_forward_typed(const Tensor& x, const Tensor& w, const Tensor& b) {
+    const int64_t cout = w.size(0);
+    Shape out = x.shape();
+    out[out.ndim() - 1] = cout;
+    Tensor y = Tensor::empty(out, x.dtype());
+    const Operand xo = rows_of(x), wo = operand(w, true);  // (R, Cin), (Cin, Cout)
+    const int64_t rows = leading(x);
+    if (rows == 0 || cout == 0) return y;
+    T* yp = y.data<T>();
+    if (!b.defined()) {
+        batched_gemm<T>(xo, false, wo, false, rows, cout, x.size(-1), 1, false, yp);
+        return y;
+    }
+    const Tensor bc = b.contiguous();
+    const T* bp = bc.data<T>();
+#pragma omp parallel for schedule(static) if (rows * cout > 65536)
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(yp + r * cout, bp, sizeof(T) * size_t(cout));
+    if (x.size(-1) > 0)
+        gemm(xo.trans, wo.trans, rows, cout, x.size(-1), T(1), xo.at<T>(0), xo.ld, wo.at<T>(0),
+             wo.ld, T(1), yp, cout);
+    return y;
+}
+
+template <class T>
+LinearGrads linear_backward_typed(const Tensor& gy, const Tensor& x, const Tensor& w, bool need_x,
+                                  bool need_w, bool need_b) {
+    const int64_t cin = x.size(-1), cout = w.size(0);
+    const int64_t rows = leading(x);
+    const Tensor g = gy.contiguous();
+    const Operand go(operand(g.reshape(Shape{rows, cout}), false));
+    LinearGrads r;
+    if (need_x) {  // dx (R, Cin) = gy (R, Cout) w (Cout, Cin)
+        r.x = Tensor::empty(x.shape(), x.dtype());
+        batched_gemm<T>(go, false, operand(w, false), false, rows, cin, cout, 1, false,
+                        r.x.data<T>());
+    }
+    if (need_w) {  // dw (Cout, Cin) = gyᵀ (Cout, R) x (R, Cin)
+        r.w = Tensor::empty(w.shape(), w.dtype());
+        batched_gemm<T>(operand(g.reshape(Shape{rows, cout}), true), false, rows_of(x), false, cout,
+                        cin, rows, 1, false, r.w.data<T>());
+    }
+    if (need_b) {  // db (Cout) = gyᵀ 1
+        r.b = Tensor::zeros(Shape{cout}, gy.dtype());
+        if (rows > 0 && cout > 0) {
+            const std::vector<T> ones(static_cast<size_t>(rows), T(1));
+            gemv_t(rows, cout, g.data<T>(), cout, ones.data(), r.b.data<T>());
+        }
+    }
+    return r;
+}
+}  // namespace
+
+Tensor matmul_forward_cpu(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+    return a.dtype() == DType::f32 ? forward_typed<float>(a, b, trans_a, trans_b)
+                                   : forward_typed<double>(a, b, trans_a, trans_b);
+}
+
+MatmulGrads matmul_backward_cpu(const Tensor& gy, const Tensor& a, const Tensor& b, bool trans_a,
+                                bool trans_b, bool need_a, bool need_b) {
+    return a.dtype() == DType::f32
+               ? backward_typed<float>(gy, a, b, trans_a, trans_b, need_a, need_b)
+               : backward_typed<double>(gy, a, b, trans_a, trans_b, need_a, need_b);
+}
+
+Tensor linear_forward_cpu(const Tensor& x, const Tensor& w, const Tensor& b) {
+    return x.dtype() == DType::f32 ? linear_forward_typed<float>(x, w, b)
+                                   : linear_forward_typed<double>(x, w, b);
+}
+
+LinearGrads linear_backward_cpu(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
+                                bool need_x, bool need_w, bool need_b) {
+    need_b = need_b && has_bias;
+    return x.dtype() == DType::f32
+               ? linear_backward_typed<float>(gy, x, w, need_x, need_w, need_b)
+               : linear_backward_typed<double>(gy, x, w, need_x, need_w, need_b);
+}
+
+}  // namespace goose::ops
