@@ -11,6 +11,7 @@
 //   }
 #pragma once
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct OpCase {
     double fd_eps = 1e-6, fd_atol = 1e-6, fd_rtol = 1e-5;
     int fd_max_elems = 48;  // checked elements per input (spread over the tensor)
 };
+
+// gtest prints a case as "op label" in test names' failure lines.
+inline void PrintTo(const OpCase& c, std::ostream* os) { *os << c.op << " " << c.label; }
 
 int register_cases(std::vector<OpCase> cases);
 uint64_t case_seed(const OpCase& c);  // from op and label

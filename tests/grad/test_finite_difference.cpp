@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/op_cases.h"
+#include "goose/core/element.h"
 #include "goose/ops/op_list.h"
 
 namespace goose::test {
@@ -37,19 +38,25 @@ TEST_P(FiniteDifference, ReferenceBackwardMatches) {
     for (size_t i = 0; i < x.size(); ++i) {
         const Tensor& g = analytic[n_out + i];
         if (!g.defined()) continue;
-        Tensor xi = x[i].value();  // fresh and contiguous: perturb in place
-        double* p = xi.data<double>();
+        // Perturb in place through the input's strides (inputs may be views), visiting
+        // elements in row-major order like the packed analytic gradient.
+        const Tensor xi = x[i].value();
+        std::vector<double*> elem;
+        for_each_index(xi.shape(), [&](const int64_t* idx) {
+            elem.push_back(static_cast<double*>(xi.raw_data()) + offset_of(idx, xi.strides()));
+        });
         const int64_t n = xi.numel();
         const int64_t step = std::max<int64_t>(1, n / c.fd_max_elems);
         const auto gv = g.to_vector();
         int bad = 0;
         for (int64_t k = 0; k < n; k += step) {
-            const double orig = p[k];
-            p[k] = orig + c.fd_eps;
+            double& e = *elem[static_cast<size_t>(k)];
+            const double orig = e;
+            e = orig + c.fd_eps;
             const double up = objective(c, x);
-            p[k] = orig - c.fd_eps;
+            e = orig - c.fd_eps;
             const double down = objective(c, x);
-            p[k] = orig;
+            e = orig;
             const double num = (up - down) / (2 * c.fd_eps);
             const double ana = gv[static_cast<size_t>(k)];
             if (std::abs(num - ana) > c.fd_atol + c.fd_rtol * std::abs(num) && bad++ < 5)
