@@ -5,6 +5,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "core/strided_copy.h"
 #include "goose/core/element.h"
 #include "goose/core/rng.h"
 
@@ -12,13 +13,18 @@ namespace goose {
 
 Tensor::Tensor(std::shared_ptr<Storage> storage, const Shape& shape, const Strides& strides,
                int64_t offset, DType dtype)
-    : storage_(std::move(storage)), shape_(shape), strides_(strides), offset_(offset), dtype_(dtype) {
+    : storage_(std::move(storage)),
+      shape_(shape),
+      strides_(strides),
+      offset_(offset),
+      dtype_(dtype) {
     GOOSE_ASSERT(shape.ndim() == strides.ndim());
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device dev) {
     for (int i = 0; i < shape.ndim(); ++i)
-        if (shape[i] < 0) fail("cannot create a tensor of shape {}: sizes must be >= 0", shape.str());
+        if (shape[i] < 0)
+            fail("cannot create a tensor of shape {}: sizes must be >= 0", shape.str());
     const int64_t n = shape.numel();
     constexpr int64_t kMaxBytes = int64_t(1) << 40;  // 1 TiB: anything larger is a bad size
     if (n > kMaxBytes / static_cast<int64_t>(dtype_size(dtype)))
@@ -40,7 +46,9 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device dev) {
     return t;
 }
 
-Tensor Tensor::scalar(double value, DType dtype) { return full(Shape{}, value, dtype); }
+Tensor Tensor::scalar(double value, DType dtype) {
+    return full(Shape{}, value, dtype);
+}
 
 Tensor Tensor::from(const Shape& shape, std::span<const double> values, DType dtype) {
     if (static_cast<int64_t>(values.size()) != shape.numel())
@@ -59,19 +67,22 @@ Tensor Tensor::from(const Shape& shape, std::initializer_list<double> values, DT
 
 Tensor Tensor::arange(int64_t n, DType dtype) {
     Tensor t = empty(Shape{n}, dtype);
-    for (int64_t i = 0; i < n; ++i) store_from_double(t.raw_data(), dtype, i, static_cast<double>(i));
+    for (int64_t i = 0; i < n; ++i)
+        store_from_double(t.raw_data(), dtype, i, static_cast<double>(i));
     return t;
 }
 
 Tensor Tensor::randn(const Shape& shape, Rng& rng, DType dtype, double mean, double std) {
-    if (!dtype_is_float(dtype)) fail("Tensor::randn: dtype must be a float type, got {}", dtype_name(dtype));
+    if (!dtype_is_float(dtype))
+        fail("Tensor::randn: dtype must be a float type, got {}", dtype_name(dtype));
     Tensor t = empty(shape, DType::f64);
     rng.fill_normal(std::span<double>(t.data<double>(), static_cast<size_t>(t.numel())), mean, std);
     return dtype == DType::f64 ? t : t.to(dtype);
 }
 
 Tensor Tensor::uniform(const Shape& shape, Rng& rng, DType dtype, double lo, double hi) {
-    if (!dtype_is_float(dtype)) fail("Tensor::uniform: dtype must be a float type, got {}", dtype_name(dtype));
+    if (!dtype_is_float(dtype))
+        fail("Tensor::uniform: dtype must be a float type, got {}", dtype_name(dtype));
     Tensor t = empty(shape, DType::f64);
     rng.fill_uniform(std::span<double>(t.data<double>(), static_cast<size_t>(t.numel())), lo, hi);
     return dtype == DType::f64 ? t : t.to(dtype);
@@ -93,13 +104,15 @@ std::string Tensor::desc() const {
 
 void* Tensor::raw_data() const {
     if (!storage_) fail("access to an undefined tensor");
-    return static_cast<char*>(storage_->data()) + offset_ * static_cast<int64_t>(dtype_size(dtype_));
+    return static_cast<char*>(storage_->data()) +
+           offset_ * static_cast<int64_t>(dtype_size(dtype_));
 }
 
 void Tensor::check_data_access(DType t) const {
     if (!defined()) fail("access to an undefined tensor");
     if (t != dtype_) fail("tensor {} accessed as {}", desc(), dtype_name(t));
-    if (!device().is_cpu()) fail("tensor {} is not on the CPU; copy it with .to(Device::cpu())", desc());
+    if (!device().is_cpu())
+        fail("tensor {} is not on the CPU; copy it with .to(Device::cpu())", desc());
 }
 
 double Tensor::get(std::initializer_list<int64_t> index) const {
@@ -235,7 +248,8 @@ Tensor Tensor::unsqueeze(int dim) const {
 
 Tensor Tensor::squeeze(int dim) const {
     dim = normalize_axis(dim, ndim(), "squeeze");
-    if (shape_[dim] != 1) fail("squeeze: dim {} of {} has size {}, not 1", dim, desc(), shape_[dim]);
+    if (shape_[dim] != 1)
+        fail("squeeze: dim {} of {} has size {}, not 1", dim, desc(), shape_[dim]);
     Tensor t = *this;
     t.shape_ = shape_.without(dim);
     t.strides_ = strides_.without(dim);
@@ -278,13 +292,26 @@ void copy_strided(const Tensor& dst, const Tensor& src) {
     const void* sp = src.raw_data();
     void* dp = dst.raw_data();
     const DType sd = src.dtype(), dd = dst.dtype();
-    if (sd == dd && sd == DType::f32) {
-        const float* s = static_cast<const float*>(sp);
-        float* d = static_cast<float*>(dp);
-        for_each_index(dst.shape(), [&](const int64_t* idx) {
-            d[offset_of(idx, dst.strides())] = s[offset_of(idx, src.strides())];
-        });
-        return;
+    if (sd == dd) {  // same dtype: the blocked copy, by element size
+        const Shape& sh = dst.shape();
+        switch (dtype_size(sd)) {
+            case 1:
+                detail::copy_typed(static_cast<uint8_t*>(dp), static_cast<const uint8_t*>(sp), sh,
+                                   dst.strides(), src.strides());
+                return;
+            case 2:
+                detail::copy_typed(static_cast<uint16_t*>(dp), static_cast<const uint16_t*>(sp), sh,
+                                   dst.strides(), src.strides());
+                return;
+            case 4:
+                detail::copy_typed(static_cast<uint32_t*>(dp), static_cast<const uint32_t*>(sp), sh,
+                                   dst.strides(), src.strides());
+                return;
+            case 8:
+                detail::copy_typed(static_cast<uint64_t*>(dp), static_cast<const uint64_t*>(sp), sh,
+                                   dst.strides(), src.strides());
+                return;
+        }
     }
     for_each_index(dst.shape(), [&](const int64_t* idx) {
         store_from_double(dp, dd, offset_of(idx, dst.strides()),
@@ -315,7 +342,9 @@ Tensor Tensor::to(Device dev) const {
     fail("copy of {} to {} needs the CUDA backend", desc(), dev.str());
 }
 
-void Tensor::copy_(const Tensor& src) { copy_strided(*this, src); }
+void Tensor::copy_(const Tensor& src) {
+    copy_strided(*this, src);
+}
 
 void Tensor::fill_(double value) {
     if (!device().is_cpu()) fail("fill_ of {} needs the CUDA backend", desc());
