@@ -6,6 +6,8 @@
 #include <cmath>
 
 #include "goose/autograd.h"
+#include "goose/core/rng.h"
+#include "goose/ops/backend.h"
 
 namespace goose {
 namespace {
