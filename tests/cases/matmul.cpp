@@ -90,6 +90,11 @@ GOOSE_OP_CASES(matmul) {
             padded_view(stored({}, 11, 9, tb), 1), ta, tb, false);
         add("inner stride 2", padded_view(stored({2}, 6, 11, ta), 2),
             padded_view(stored({2}, 11, 9, tb), 2), ta, tb, false);
+        // One row (the GEMV path) from padded and transposed storage.
+        add("M=1 padded rows", padded_view(stored({}, 1, 37, ta), 1),
+            padded_view(stored({}, 37, 19, tb), 1), ta, tb, false);
+        add("M=1 transposed", transposed_view(stored({}, 1, 37, ta)),
+            transposed_view(stored({}, 37, 19, tb)), ta, tb, false);
     }
     // Each GEMM past the size where OpenBLAS threads: a plain loop over the batch. Too slow for
     // finite differences on the reference; the gradient formulas are the ones checked above.

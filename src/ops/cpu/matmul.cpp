@@ -20,6 +20,12 @@ constexpr int64_t kSmallGemm = int64_t(1) << 18;
 // C (M, N) = alpha op(A) op(B) + beta C, row-major.
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+    if (m == 1) {  // one row (decoding): a GEMV reads the weights once at full bandwidth
+        cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, static_cast<blasint>(tb ? n : k),
+                    static_cast<blasint>(tb ? k : n), alpha, b, static_cast<blasint>(ldb), a,
+                    static_cast<blasint>(ta ? lda : 1), beta, c, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
                 static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
@@ -27,6 +33,12 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const 
 }
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
           int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+    if (m == 1) {
+        cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, static_cast<blasint>(tb ? n : k),
+                    static_cast<blasint>(tb ? k : n), alpha, b, static_cast<blasint>(ldb), a,
+                    static_cast<blasint>(ta ? lda : 1), beta, c, 1);
+        return;
+    }
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
                 static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
