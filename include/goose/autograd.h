@@ -13,3 +13,4 @@
 #include "goose/autograd/tape.h"
 #include "goose/autograd/unary.h"
 #include "goose/autograd/var.h"
+#include "goose/autograd/wkv7.h"

@@ -28,6 +28,8 @@ inline constexpr std::string_view kOpNames[] = {
     "where", "masked_fill",
     // attention (ops/attention.h)
     "attention",
+    // RWKV-7 state recurrence (ops/wkv7.h)
+    "wkv7",
 };
 
 }  // namespace goose

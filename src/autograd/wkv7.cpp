@@ -1,0 +1,29 @@
+// Autograd function of the WKV-7 recurrence.
+#include "goose/autograd/wkv7.h"
+
+namespace goose::ag {
+
+Wkv7Result wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a, const Var& b,
+                const Var& state_in) {
+    const Tensor s_in = state_in.defined() ? state_in.value() : Tensor();
+    auto fwd = std::make_shared<ops::Wkv7Forward>(ops::wkv7_forward(
+        r.value(), w.value(), k.value(), v.value(), a.value(), b.value(), s_in));
+    std::vector<Tensor> outs{fwd->y, fwd->state};
+    auto vars = record(
+        "wkv7", {r, w, k, v, a, b, state_in}, std::move(outs),
+        [fwd, rv = r.value(), wv = w.value(), kv = k.value(), vv = v.value(), av = a.value(),
+         bv = b.value(), s_in](GradIO& io) {
+            ops::Wkv7Grads g = ops::wkv7_backward(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in,
+                                                   *fwd);
+            io.set(0, std::move(g.r));
+            io.set(1, std::move(g.w));
+            io.set(2, std::move(g.k));
+            io.set(3, std::move(g.v));
+            io.set(4, std::move(g.a));
+            io.set(5, std::move(g.b));
+            io.set(6, std::move(g.state));
+        });
+    return {vars[0], vars[1]};
+}
+
+}  // namespace goose::ag

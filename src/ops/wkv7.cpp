@@ -1,0 +1,61 @@
+// Front end of the WKV-7 recurrence: shape/dtype checks, then dispatch.
+#include "goose/ops/wkv7.h"
+
+#include "goose/ops/backend.h"
+#include "goose/ops/check.h"
+
+namespace goose::ops {
+
+namespace {
+constexpr const char* kOp = "wkv7";
+
+void check_inputs(const Tensor& r, const Tensor& w, const Tensor& k, const Tensor& v,
+                  const Tensor& a, const Tensor& b, const Tensor& state) {
+    const Tensor* all[] = {&r, &w, &k, &v, &a, &b};
+    const char* names[] = {"r", "w", "k", "v", "a", "b"};
+    for (int i = 0; i < 6; ++i) check::defined(kOp, *all[i], names[i]);
+    check::ndim(kOp, r, 4, "r (B, T, H, N)");
+    check::float_dtype(kOp, r);
+    if (r.size(1) < 1) fail("{}: T must be >= 1, got r {}", kOp, r.desc());
+    for (int i = 1; i < 6; ++i) {
+        if (all[i]->shape() != r.shape())
+            fail("{}: {} must have r's shape (B, T, H, N) = {}, got {}", kOp, names[i],
+                 r.shape().str(), all[i]->desc());
+        check::same_dtype(kOp, r, *all[i]);
+    }
+    if (state.defined()) {
+        const Shape want{r.size(0), r.size(2), r.size(3), r.size(3)};
+        if (state.shape() != want)
+            fail("{}: state must be (B, H, N, N) = {}, got {}", kOp, want.str(), state.desc());
+        check::same_dtype(kOp, r, state);
+    }
+}
+}  // namespace
+
+Wkv7Forward wkv7_forward(const Tensor& r, const Tensor& w, const Tensor& k, const Tensor& v,
+                         const Tensor& a, const Tensor& b, const Tensor& state_in) {
+    check_inputs(r, w, k, v, a, b, state_in);
+    const Backend be = backend_of(kOp, {&r, &w, &k, &v, &a, &b, &state_in});
+    switch (be) {
+        case Backend::ref: return wkv7_forward_ref(r, w, k, v, a, b, state_in);
+        case Backend::cpu: return wkv7_forward_cpu(r, w, k, v, a, b, state_in);
+        default: no_kernel(kOp, be);
+    }
+}
+
+Wkv7Grads wkv7_backward(const Tensor& gy, const Tensor& gstate, const Tensor& r, const Tensor& w,
+                        const Tensor& k, const Tensor& v, const Tensor& a, const Tensor& b,
+                        const Tensor& state_in, const Wkv7Forward& fwd) {
+    check_inputs(r, w, k, v, a, b, state_in);
+    check::same_shape(kOp, gy, r);
+    check::same_dtype(kOp, gy, r);
+    if (gstate.defined()) check::same_shape(kOp, gstate, fwd.state);
+    const Backend be = backend_of(kOp, {&gy, &gstate, &r, &state_in});
+    switch (be) {
+        case Backend::ref: return wkv7_backward_ref(gy, gstate, r, w, k, v, a, b, state_in, fwd);
+        case Backend::cpu: return wkv7_backward_cpu(gy, gstate, r, w, k, v, a, b, state_in, fwd);
+        default: no_kernel(kOp, be);
+    }
+}
+
+}  // namespace goose::ops
