@@ -1,0 +1,284 @@
+// RWKV-7 model: configuration, module tree with the official names, parallel forward and the
+// one-token step (spec §2, §3, §5, §6).
+#include "goose/models/rwkv7.h"
+
+#include <cmath>
+
+#include "goose/autograd.h"
+#include "rwkv7_init.h"
+
+namespace goose::models {
+
+namespace {
+
+constexpr double kLnEps = 1e-5;    // ln0, ln1, ln2, ln_out (PyTorch default)
+constexpr double kLnXEps = 64e-5;  // ln_x GroupNorm, as the official code (fixed, not N * 1e-5)
+
+// Python's round(): to nearest, ties to even.
+int64_t round_half_even(double x) {
+    const double f = std::floor(x);
+    const double d = x - f;
+    int64_t r = static_cast<int64_t>(f);
+    if (d > 0.5 || (d == 0.5 && (r % 2 != 0))) ++r;
+    return r;
+}
+
+int64_t lora_dim(double k, int64_t c) {
+    const double x = k * std::sqrt(static_cast<double>(c)) / 32.0;
+    return std::max<int64_t>(32, round_half_even(x) * 32);
+}
+
+// (B, T, C) -> packed copy of the last token's row (B, C), detached
+Tensor last_row(const Var& x) {
+    return x.value().select(1, x.size(1) - 1).clone();
+}
+
+}  // namespace
+
+// ---- configuration ----------------------------------------------------------------------------
+
+Rwkv7Config Rwkv7Config::with_defaults(int64_t vocab, int64_t n_layer, int64_t n_embd,
+                                       int64_t head_size) {
+    Rwkv7Config c;
+    c.vocab = vocab;
+    c.n_layer = n_layer;
+    c.n_embd = n_embd;
+    c.head_size = head_size;
+    if (n_embd > 0) {
+        c.d_decay = lora_dim(2.5, n_embd);
+        c.d_aaa = lora_dim(2.5, n_embd);
+        c.d_mv = lora_dim(1.7, n_embd);
+        c.d_gate = lora_dim(5.0, n_embd);
+    }
+    c.dim_ffn = 4 * n_embd;
+    return c;
+}
+
+void Rwkv7Config::validate() const {
+    const std::pair<const char*, int64_t> sizes[] = {
+        {"vocab", vocab},         {"n_layer", n_layer}, {"n_embd", n_embd},
+        {"head_size", head_size}, {"d_decay", d_decay}, {"d_aaa", d_aaa},
+        {"d_mv", d_mv},           {"d_gate", d_gate},   {"dim_ffn", dim_ffn}};
+    for (const auto& [name, v] : sizes)
+        if (v < 1) fail("Rwkv7Config: {} must be >= 1, got {}", name, v);
+    if (n_embd % head_size != 0)
+        fail("Rwkv7Config: n_embd {} is not a multiple of head_size {}", n_embd, head_size);
+}
+
+int64_t Rwkv7Config::num_parameters() const {
+    const int64_t c = n_embd, f = dim_ffn;
+    const int64_t per_layer =
+        4 * c * c + 2 * c * f + 2 * c * (d_decay + d_aaa + d_mv + d_gate) + 19 * c;
+    return 2 * vocab * c + n_layer * per_layer + 4 * c;
+}
+
+// ---- modules ----------------------------------------------------------------------------------
+
+Rwkv7Weight::Rwkv7Weight(const Shape& shape, DType dtype) {
+    weight = register_parameter("weight", Tensor::zeros(shape, dtype));
+}
+
+Rwkv7TimeMix::Rwkv7TimeMix(const Rwkv7Config& cfg, int layer_id, DType dtype)
+    : layer(layer_id), n_head(cfg.n_head()), head_size(cfg.head_size) {
+    const int64_t c = cfg.n_embd;
+    auto vec = [&](const char* name) {
+        return register_parameter(name, Tensor::zeros(Shape{1, 1, c}, dtype));
+    };
+    auto mat = [&](const char* name, int64_t r, int64_t k) {
+        return register_parameter(name, Tensor::zeros(Shape{r, k}, dtype));
+    };
+    // registration order = train.py's (parameters, then the child modules)
+    x_r = vec("x_r");
+    x_w = vec("x_w");
+    x_k = vec("x_k");
+    x_v = vec("x_v");
+    x_a = vec("x_a");
+    x_g = vec("x_g");
+    w1 = mat("w1", c, cfg.d_decay);
+    w2 = mat("w2", cfg.d_decay, c);
+    w0 = vec("w0");
+    a1 = mat("a1", c, cfg.d_aaa);
+    a2 = mat("a2", cfg.d_aaa, c);
+    a0 = vec("a0");
+    v1 = mat("v1", c, cfg.d_mv);
+    v2 = mat("v2", cfg.d_mv, c);
+    v0 = vec("v0");
+    g1 = mat("g1", c, cfg.d_gate);
+    g2 = mat("g2", cfg.d_gate, c);
+    k_k = vec("k_k");
+    k_a = vec("k_a");
+    r_k = mat("r_k", n_head, head_size);
+    receptance = register_module("receptance", std::make_shared<Rwkv7Weight>(Shape{c, c}, dtype));
+    key = register_module("key", std::make_shared<Rwkv7Weight>(Shape{c, c}, dtype));
+    value = register_module("value", std::make_shared<Rwkv7Weight>(Shape{c, c}, dtype));
+    output = register_module("output", std::make_shared<Rwkv7Weight>(Shape{c, c}, dtype));
+    ln_x = register_module(
+        "ln_x", std::make_shared<nn::GroupNorm>(static_cast<int>(n_head), c, kLnXEps, true, dtype));
+}
+
+Rwkv7TimeMix::Out Rwkv7TimeMix::forward(const Var& x, const Var& prev, Var& v_first,
+                                        const Var& state_in) const {
+    const int64_t b = x.size(0), t = x.size(1), c = x.size(2);
+    const Shape heads{b, t, n_head, head_size};  // (B, T, H, N)
+    const Shape flat{b, t, c};                   // (B, T, C)
+
+    Var x_prev = ag::token_shift(x, prev);  // (B, T, C)
+    Var xr = ag::lerp(x, x_prev, x_r);
+    Var xw = ag::lerp(x, x_prev, x_w);
+    Var xk = ag::lerp(x, x_prev, x_k);
+    Var xv = ag::lerp(x, x_prev, x_v);
+    Var xa = ag::lerp(x, x_prev, x_a);
+    Var xg = ag::lerp(x, x_prev, x_g);
+
+    Var r = ag::linear(xr, receptance->weight);                         // (B, T, C)
+    Var w = ag::add(w0, ag::matmul(ag::tanh(ag::matmul(xw, w1)), w2));  // raw decay
+    Var k = ag::linear(xk, key->weight);
+    Var v = ag::linear(xv, value->weight);
+    Var a = ag::sigmoid(ag::add(a0, ag::matmul(ag::matmul(xa, a1), a2)));
+    Var g = ag::matmul(ag::sigmoid(ag::matmul(xg, g1)), g2);
+
+    Var kk = ag::l2_normalize(ag::reshape(ag::mul(k, k_k), heads));  // (B, T, H, N), original k
+    Var one(Tensor::scalar(1.0, x.dtype()));
+    k = ag::mul(k, ag::lerp(one, a, k_a));  // k * (1 + (a - 1) * k_a)
+    if (layer == 0) {
+        v_first = v;
+    } else {
+        Var gate = ag::sigmoid(ag::add(v0, ag::matmul(ag::matmul(xv, v1), v2)));
+        v = ag::lerp(v, v_first, gate);
+    }
+
+    Var r4 = ag::reshape(r, heads), k4 = ag::reshape(k, heads), v4 = ag::reshape(v, heads);
+    Var a4 = ag::reshape(a, heads);
+    ag::Wkv7Result wkv =
+        ag::wkv7(r4, ag::reshape(w, heads), k4, v4, ag::neg(kk), ag::mul(kk, a4), state_in);
+    Var y = ln_x->forward(ag::reshape(wkv.y, flat));  // GroupNorm per head
+    Var bonus = ag::mul(ag::sum(ag::mul(ag::mul(r4, k4), r_k), {3}, true), v4);  // (B, T, H, N)
+    y = ag::add(y, ag::reshape(bonus, flat));
+    return {ag::linear(ag::mul(y, g), output->weight), wkv.state};
+}
+
+Rwkv7ChannelMix::Rwkv7ChannelMix(const Rwkv7Config& cfg, DType dtype) {
+    const int64_t c = cfg.n_embd, f = cfg.dim_ffn;
+    x_k = register_parameter("x_k", Tensor::zeros(Shape{1, 1, c}, dtype));
+    key = register_module("key", std::make_shared<Rwkv7Weight>(Shape{f, c}, dtype));
+    value = register_module("value", std::make_shared<Rwkv7Weight>(Shape{c, f}, dtype));
+}
+
+Var Rwkv7ChannelMix::forward(const Var& x, const Var& prev) const {
+    Var kx = ag::lerp(x, ag::token_shift(x, prev), x_k);                       // (B, T, C)
+    return ag::linear(ag::relu2(ag::linear(kx, key->weight)), value->weight);  // relu(.)^2
+}
+
+Rwkv7Block::Rwkv7Block(const Rwkv7Config& cfg, int layer_id, DType dtype) : layer(layer_id) {
+    const int64_t c = cfg.n_embd;
+    ln1 = register_module("ln1", std::make_shared<nn::LayerNorm>(c, kLnEps, true, dtype));
+    ln2 = register_module("ln2", std::make_shared<nn::LayerNorm>(c, kLnEps, true, dtype));
+    if (layer_id == 0)
+        ln0 = register_module("ln0", std::make_shared<nn::LayerNorm>(c, kLnEps, true, dtype));
+    att = register_module("att", std::make_shared<Rwkv7TimeMix>(cfg, layer_id, dtype));
+    ffn = register_module("ffn", std::make_shared<Rwkv7ChannelMix>(cfg, dtype));
+}
+
+// ---- the model --------------------------------------------------------------------------------
+
+Rwkv7::Rwkv7(const Rwkv7Config& cfg, DType dtype) : cfg_(cfg), dtype_(dtype) {
+    cfg.validate();
+    if (dtype != DType::f32 && dtype != DType::f64)
+        fail("Rwkv7: parameters must be f32 or f64, got {}", dtype_name(dtype));
+    emb =
+        register_module("emb", std::make_shared<Rwkv7Weight>(Shape{cfg.vocab, cfg.n_embd}, dtype));
+    blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
+    for (int64_t l = 0; l < cfg.n_layer; ++l)
+        blocks->push_back(std::make_shared<Rwkv7Block>(cfg, static_cast<int>(l), dtype));
+    ln_out =
+        register_module("ln_out", std::make_shared<nn::LayerNorm>(cfg.n_embd, kLnEps, true, dtype));
+    head =
+        register_module("head", std::make_shared<Rwkv7Weight>(Shape{cfg.vocab, cfg.n_embd}, dtype));
+    detail::init_deterministic(*this);
+}
+
+void Rwkv7::check_state(const Rwkv7State& s, int64_t batch) const {
+    const auto nl = static_cast<size_t>(cfg_.n_layer);
+    if (s.att_shift.size() != nl || s.wkv.size() != nl || s.ffn_shift.size() != nl)
+        fail("Rwkv7: state has {}/{}/{} att_shift/wkv/ffn_shift entries, the model has {} layers",
+             s.att_shift.size(), s.wkv.size(), s.ffn_shift.size(), nl);
+    const int64_t c = cfg_.n_embd, h = cfg_.n_head(), n = cfg_.head_size;
+    const Shape shift{batch, c}, wkv{batch, h, n, n};
+    auto check = [&](const Tensor& t, const Shape& want, const char* what, size_t l) {
+        if (!t.defined() || t.shape() != want || t.dtype() != dtype_)
+            fail("Rwkv7: state {}[{}] must be {}{} for ids of batch {}, got {}", what, l,
+                 dtype_name(dtype_), want.str(), batch, t.defined() ? t.desc() : "undefined");
+    };
+    for (size_t l = 0; l < nl; ++l) {
+        check(s.att_shift[l], shift, "att_shift", l);
+        check(s.wkv[l], wkv, "wkv", l);
+        check(s.ffn_shift[l], shift, "ffn_shift", l);
+    }
+}
+
+Var Rwkv7::forward(const Tensor& ids, Rwkv7State* state) const {
+    if (!ids.defined() || ids.ndim() != 2 ||
+        (ids.dtype() != DType::i32 && ids.dtype() != DType::i64))
+        fail("Rwkv7: ids must be (B, T) i32 or i64, got {}",
+             ids.defined() ? ids.desc() : "undefined");
+    if (ids.size(0) < 1 || ids.size(1) < 1) fail("Rwkv7: ids {} is empty", ids.desc());
+    if (state) check_state(*state, ids.size(0));
+
+    Var x = ag::embedding(emb->weight, ids);  // (B, T, C)
+    Var v_first;
+    for (size_t l = 0; l < blocks->size(); ++l) {
+        const Rwkv7Block& blk = block(l);
+        if (blk.ln0) x = blk.ln0->forward(x);
+        Var xa = blk.ln1->forward(x);
+        Var prev_a, s_in, prev_f;
+        if (state) {
+            prev_a = Var(state->att_shift[l]);
+            s_in = Var(state->wkv[l]);
+            prev_f = Var(state->ffn_shift[l]);
+        }
+        Rwkv7TimeMix::Out att = blk.att->forward(xa, prev_a, v_first, s_in);
+        x = ag::add(x, att.y);
+        Var xf = blk.ln2->forward(x);
+        x = ag::add(x, blk.ffn->forward(xf, prev_f));
+        if (state) {  // the old tensors stay alive in the Vars above (the tape may need them)
+            state->att_shift[l] = last_row(xa);
+            state->wkv[l] = att.state.value();
+            state->ffn_shift[l] = last_row(xf);
+        }
+    }
+    return ag::linear(ln_out->forward(x), head->weight);  // (B, T, V)
+}
+
+Tensor Rwkv7::step(const Tensor& ids, Rwkv7State& state) const {
+    if (!ids.defined() || ids.ndim() != 1)
+        fail("Rwkv7::step: ids must be (B) i32 or i64, got {}",
+             ids.defined() ? ids.desc() : "undefined");
+    ag::NoGradGuard no_grad;
+    const int64_t b = ids.size(0);
+    Var logits = forward(ids.reshape(Shape{b, 1}), &state);  // (B, 1, V)
+    return logits.value().reshape(Shape{b, cfg_.vocab});
+}
+
+// ---- optimizer groups -------------------------------------------------------------------------
+
+std::vector<optim::ParamGroup> rwkv7_param_groups(const Rwkv7& m, double weight_decay) {
+    optim::ParamGroup lr_1x{.lr_scale = 1.0, .weight_decay = 0.0, .name = "lr_1x"};
+    optim::ParamGroup lr_2x{.lr_scale = 2.0, .weight_decay = 0.0, .name = "lr_2x"};
+    optim::ParamGroup lr_decay{.lr_scale = 1.0, .weight_decay = weight_decay, .name = "lr_decay"};
+    for (const auto& [name, p] : m.named_parameters()) {
+        int big_dims = 0;  // len(p.squeeze().shape)
+        for (int d = 0; d < p.ndim(); ++d) big_dims += p.size(d) != 1 ? 1 : 0;
+        if (name.find("att.w0") != std::string::npos)
+            lr_2x.params.push_back(p);
+        else if (big_dims >= 2 && weight_decay > 0 && name.find(".weight") != std::string::npos)
+            lr_decay.params.push_back(p);
+        else
+            lr_1x.params.push_back(p);
+    }
+    std::vector<optim::ParamGroup> groups;
+    for (auto* g : {&lr_1x, &lr_2x, &lr_decay})
+        if (!g->params.empty()) groups.push_back(std::move(*g));
+    return groups;
+}
+
+}  // namespace goose::models
