@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "goose 0.1.0");
     goose::cli::add_demo(app);
     goose::cli::add_bench(app);
+    goose::cli::add_model_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
