@@ -19,7 +19,7 @@ run: build
 	./$(BUILD_DIR)/goose demo
 
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+	cd $(BUILD_DIR) && OMP_WAIT_POLICY=passive ctest --output-on-failure -j $(JOBS) --timeout 900
 
 bench: build
 	./$(BUILD_DIR)/goose bench ops

@@ -22,8 +22,8 @@ namespace goose {
 namespace {
 
 std::string source_dir() {
-    const char* s = std::getenv("GOOSE_SOURCE_DIR");
-    return s ? s : ".";
+    const char* s = std::getenv("GOOSE_SOURCE_DIR");  // an override; the build's source otherwise
+    return s ? s : GOOSE_TEST_SOURCE_DIR;
 }
 
 double max_abs(const std::vector<double>& v) {
