@@ -17,6 +17,12 @@ Var matmul(const Var& a, const Var& b, bool trans_a, bool trans_b) {
 
 Var linear(const Var& x, const Var& w, const Var& b) {
     if (!x.defined() || !w.defined()) fail("linear: x or w is undefined");
+    // bf16 weights serve inference: their backward gives dx (and db), never dw.
+    if (w.dtype() == DType::bf16 && w.requires_grad() && grad_enabled())
+        fail(
+            "linear: bf16 weights are inference-only: w {} requires grad (train with f32 "
+            "weights, or clear requires_grad / use NoGradGuard)",
+            w.value().desc());
     const bool has_bias = b.defined();
     Tensor y = ops::linear_forward(x.value(), w.value(), has_bias ? b.value() : Tensor());
     std::vector<Var> inputs{x, w};

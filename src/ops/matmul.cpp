@@ -35,8 +35,21 @@ void check_matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) 
 void check_linear(const Tensor& x, const Tensor& w, const Tensor& b, bool has_bias) {
     check::defined("linear", x, "x");
     check::defined("linear", w, "w");
+    if (x.dtype() == DType::bf16)
+        fail(
+            "linear: x must be f32 or f64, got x {} (bf16 is accepted for the weight w only, "
+            "with f32 x)",
+            x.desc());
     check::float_dtype("linear", x);
-    check::same_dtype("linear", x, w);
+    if (w.dtype() == DType::bf16) {
+        if (x.dtype() != DType::f32)
+            fail("linear: bf16 weights need f32 x, got x {} and w {}", x.desc(), w.desc());
+    } else if (w.dtype() != DType::f32 && w.dtype() != DType::f64) {
+        fail("linear: w must be f32, f64 or bf16 (bf16 with f32 x), got w {} for x {}", w.desc(),
+             x.desc());
+    } else {
+        check::same_dtype("linear", x, w);
+    }
     check::ndim_between("linear", x, 1, kMaxDims, "x");
     check::ndim("linear", w, 2, "w (Cout, Cin)");
     if (x.size(-1) != w.size(1))
@@ -102,6 +115,9 @@ Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b) {
 LinearGrads linear_backward(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
                             bool need_x, bool need_w, bool need_b) {
     check_linear(x, w, Tensor(), false);
+    if (w.dtype() == DType::bf16 && need_w)
+        fail("linear: bf16 weights are inference-only: no gradient for w {} (x {})", w.desc(),
+             x.desc());
     Shape out = x.shape();
     out[out.ndim() - 1] = w.size(0);
     check_grad("linear", gy, x, out);

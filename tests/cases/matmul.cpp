@@ -1,5 +1,6 @@
 // Cases of matmul and linear: 2-D to 4-D, every transpose flag, a shared 2-D b, strided views
-// (transposed storage, padded rows, non-unit inner stride), bias or none.
+// (transposed storage, padded rows, non-unit inner stride), bias or none; linear with bf16
+// weights (f32 x).
 #include <string>
 #include <utility>
 
@@ -40,6 +41,30 @@ Input padded_view(Shape s, int64_t step) {
             p[nd - 1] = s[nd - 1] * step + 3;
             return Tensor::randn(p, r, DType::f64).to(dt).slice(nd - 1, 0, s[nd - 1] * step, step);
         }};
+}
+
+// A bf16 weight w (Cout, Cin) that keeps its dtype in every run (f32 activations, no gradient):
+// packed, held as the transpose of packed (Cin, Cout) storage, or with padded rows.
+enum class Layout : uint8_t { packed, transposed, padded };
+Input bf16_weight(int64_t cout, int64_t cin, Layout layout = Layout::packed) {
+    return {.shape = Shape{cout, cin},
+            .init = Init::custom,
+            .make =
+                [cout, cin, layout](DType, Rng& r) {
+                    switch (layout) {
+                        case Layout::transposed:
+                            return Tensor::randn(Shape{cin, cout}, r, DType::f64)
+                                .to(DType::bf16)
+                                .transpose(0, 1);
+                        case Layout::padded:
+                            return Tensor::randn(Shape{cout, cin + 3}, r, DType::f64)
+                                .to(DType::bf16)
+                                .slice(1, 0, cin);
+                        default:
+                            return Tensor::randn(Shape{cout, cin}, r, DType::f64).to(DType::bf16);
+                    }
+                },
+            .keep_dtype = true};
 }
 
 Vars mm(Vars& x, bool ta, bool tb) {
@@ -141,6 +166,49 @@ GOOSE_OP_CASES(linear) {
         {{.shape = Shape{11, 37}}, transposed_view(Shape{5, 37}), {.shape = Shape{5}}}, false);
     add("batched transposed x [2, 9, 13], w [7, 13]",
         {transposed_view(Shape{2, 9, 13}), {.shape = Shape{7, 13}}, {.shape = Shape{7}}}, false);
+
+    // bf16 weights with f32 x (inference): w keeps its dtype and takes no gradient; dx and db
+    // flow. Both backends use the same bf16 values (widened exactly), so only the order of the
+    // f32 sums differs: tight tolerances. M <= 4 rows take the direct kernel, more rows the
+    // widened GEMM. No finite differences: that suite runs in f64, and linear takes bf16 w with
+    // f32 x only; the weight is fixed bf16 data, and dx = gy w is the formula that the f32
+    // cases above prove by finite differences.
+    const auto add_bf16 = [&](std::string label, std::vector<Input> in) {
+        const bool bias = in.size() == 3;
+        v.push_back({.op = "linear",
+                     .label = "bf16 w " + label + (bias ? " bias" : ""),
+                     .inputs = std::move(in),
+                     .fn =
+                         [bias](Vars& x) {
+                             return Vars{bias ? ag::linear(x[0], x[1], x[2])
+                                              : ag::linear(x[0], x[1])};
+                         },
+                     .atol = 1e-5,
+                     .rtol = 1e-5,
+                     .fd = false});
+    };
+    // Leading dims of x for M = 1 (1-D x), 3, 4 (batched), 5 and 37 rows.
+    const Shape leads[] = {Shape{}, Shape{1, 3}, Shape{2, 2}, Shape{5}, Shape{37}};
+    for (const Shape& lead : leads)
+        for (int64_t cin : {7, 37, 100})
+            for (int64_t cout : {1, 19, 67})
+                for (bool bias : {false, true}) {
+                    Shape xs = lead;
+                    xs.push_back(cin);
+                    std::vector<Input> in{{.shape = xs}, bf16_weight(cout, cin)};
+                    if (bias) in.push_back({.shape = Shape{cout}});
+                    add_bf16("x " + xs.str() + " w " + Shape{cout, cin}.str(), std::move(in));
+                }
+    // Strided weights and x on both paths (a copy where the inner stride is not 1).
+    for (int64_t m : {1, 5}) {
+        add_bf16("M=" + std::to_string(m) + " transposed w [19, 37]",
+                 {{.shape = Shape{m, 37}}, bf16_weight(19, 37, Layout::transposed)});
+        add_bf16(
+            "M=" + std::to_string(m) + " padded w [67, 37]",
+            {{.shape = Shape{m, 37}}, bf16_weight(67, 37, Layout::padded), {.shape = Shape{67}}});
+        add_bf16("M=" + std::to_string(m) + " transposed x, w [19, 37]",
+                 {transposed_view(Shape{m, 37}), bf16_weight(19, 37)});
+    }
     return v;
 }
 

@@ -58,6 +58,7 @@ std::vector<Var> make_inputs(const OpCase& c, DType dtype, bool requires_grad) {
                 is_float = dtype_is_float(t.dtype());
                 break;
         }
+        if (in.keep_dtype) is_float = false;  // as made: no conversion, no gradient
         if (is_float && t.dtype() != dtype) t = t.to(dtype);
         vars.emplace_back(t, requires_grad && is_float && in.grad);
     }

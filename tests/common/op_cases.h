@@ -39,6 +39,9 @@ struct Input {
     bool grad = true;               // float inputs: include in gradient checks
     DType index_dtype = DType::i64;
     std::function<Tensor(DType, Rng&)> make = nullptr;  // for Init::custom
+    // Keep the dtype `make` returned (e.g. bf16 weights next to f32 activations) instead of
+    // converting to the case dtype; such an input never requires grad.
+    bool keep_dtype = false;
 };
 
 struct OpCase {
@@ -62,7 +65,8 @@ int register_cases(std::vector<OpCase> cases);
 uint64_t case_seed(const OpCase& c);  // from op and label
 const std::vector<OpCase>& all_cases();
 
-// Builds the inputs of a case in `dtype` (float inputs; index and mask inputs keep theirs).
+// Builds the inputs of a case in `dtype` (float inputs; index and mask inputs, and inputs with
+// keep_dtype, keep theirs).
 // The values depend only on the case's op and label, so both backends and both dtypes see the
 // same numbers (up to rounding).
 std::vector<Var> make_inputs(const OpCase& c, DType dtype, bool requires_grad);

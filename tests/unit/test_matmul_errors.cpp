@@ -1,7 +1,9 @@
-// Argument errors of matmul, linear, attention, embedding and token_shift (goose::Error whose
-// message names the op and the tensors), and known values computed by hand, on both backends.
+// Argument errors of matmul, linear (with bf16 weights too), attention, embedding and
+// token_shift (goose::Error whose message names the op and the tensors), and known values
+// computed by hand, on both backends.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -102,6 +104,49 @@ TEST(LinearErrors, WidthMismatchAndBias) {
     expect_error([] { ag::linear(leaf({2, 7}), leaf({5, 7, 1})); }, {"linear", "w", "[5, 7, 1]"});
 }
 
+TEST(LinearErrors, Bf16Dtypes) {
+    const Var wb(Tensor::zeros({4, 3}, DType::bf16));
+    expect_error(
+        [&] {
+            ag::linear(Var(Tensor::zeros({2, 3}, DType::bf16)), wb);
+        },
+        {"linear", "x", "bf16[2, 3] cpu", "f32 or f64"});
+    expect_error(
+        [&] {
+            ag::linear(leaf({2, 3}, DType::f64), wb);
+        },
+        {"linear", "bf16 weights need f32 x", "f64[2, 3] cpu", "bf16[4, 3] cpu"});
+    expect_error(
+        [] {
+            ag::linear(leaf({2, 3}), Var(Tensor::zeros({4, 3}, DType::f16)));
+        },
+        {"linear", "f32, f64 or bf16", "f16[4, 3] cpu", "f32[2, 3] cpu"});
+    expect_error(
+        [&] {
+            ag::linear(leaf({2, 3}), wb, Var(Tensor::zeros({4}, DType::bf16)));
+        },
+        {"linear", "dtypes differ", "f32[2, 3] cpu", "bf16[4] cpu"});
+    expect_error(
+        [&] {
+            ag::linear(leaf({2, 5}), wb);
+        },
+        {"linear", "f32[2, 5] cpu", "bf16[4, 3] cpu"});
+}
+
+TEST(LinearErrors, Bf16WeightsTakeNoGradient) {
+    const Var x = leaf({2, 3});
+    const Var w(Tensor::zeros({4, 3}, DType::bf16), true);
+    expect_error([&] { ag::linear(x, w); }, {"linear", "inference-only", "bf16[4, 3] cpu"});
+    {
+        ag::NoGradGuard guard;  // inference: a requires_grad flag on w does not matter
+        EXPECT_EQ(ag::linear(x, w).shape(), (Shape{2, 4}));
+    }
+    const Tensor gy = Tensor::zeros({2, 4});
+    expect_error([&] { ops::linear_backward(gy, x.value(), w.value(), false); },
+                 {"linear", "inference-only", "bf16[4, 3] cpu"});
+    EXPECT_FALSE(ops::linear_backward(gy, x.value(), w.value(), false, true, false).w.defined());
+}
+
 TEST(AttentionErrors, ShapeMismatch) {
     expect_error(
         [] {
@@ -191,6 +236,31 @@ TEST_P(KnownValues, LinearByHand) {
     expect_values(ag::linear(x, w).value(), {1, 2, 3});
 }
 
+TEST_P(KnownValues, LinearBf16ByHand) {
+    BackendScope scope(GetParam());
+    // bf16 keeps 8 significant bits: 0.1 is stored as 0.10009765625, the others exactly.
+    const Tensor w = Tensor::from(Shape{2, 3}, {0.5, -1, 2, 0.1, 3, -0.25}).to(DType::bf16);
+    EXPECT_EQ(w.get({1, 0}), 0.10009765625);
+    Var x(Tensor::from(Shape{2, 3}, {1, 2, 3, 4, 5, 6}), true);
+    Var b(Tensor::from(Shape{2}, {1, -2}), true);
+    // Row 0: 0.5 - 2 + 6 + 1 = 5.5 and 0.10009765625 + 6 - 0.75 - 2; row 1: 2 - 5 + 12 + 1 and
+    // 0.400390625 + 15 - 1.5 - 2.
+    const std::vector<double> want{5.5, 3.35009765625, 10, 11.900390625};
+    Var y = ag::linear(x, Var(w), b);
+    EXPECT_EQ(y.dtype(), DType::f32);
+    expect_values(y.value(), want);
+    // d sum(y) / dx = column sums of w in every row; d / db = 2 (two rows).
+    ag::backward(y, Tensor::full(Shape{2, 2}, 1.0));
+    expect_values(x.grad(), {0.60009765625, 2, 1.75, 0.60009765625, 2, 1.75});
+    expect_values(b.grad(), {2, 2});
+    // Six rows (past the direct kernel's four): the same two rows thrice.
+    const Tensor x6 =
+        Tensor::from(Shape{3, 2, 3}, {1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6});
+    std::vector<double> want6;
+    for (int i = 0; i < 3; ++i) want6.insert(want6.end(), want.begin(), want.end());
+    expect_values(ag::linear(Var(x6), Var(w), Var(b.value())).value(), want6);
+}
+
 TEST_P(KnownValues, AttentionWithOneStepReturnsV) {
     BackendScope scope(GetParam());
     Rng rng(7);
@@ -232,6 +302,30 @@ TEST_P(KnownValues, EmbeddingAndTokenShift) {
     ag::backward(y, Tensor::from(Shape{1, 3, 2}, {10, 20, 30, 40, 50, 60}));
     expect_values(x.grad(), {30, 40, 50, 60, 0, 0});
     expect_values(prev.grad(), {10, 20});
+}
+
+// A decoding-sized GEMV (one row, K = 768, N = 4096) with bf16 weights: the fast direct kernel
+// against the reference, and the widened-GEMM path (8 rows) likewise.
+TEST(LinearBf16, LargeGemvMatchesReference) {
+    Rng rng(11);
+    const Tensor w = Tensor::randn(Shape{4096, 768}, rng).to(DType::bf16);
+    const Tensor b = Tensor::randn(Shape{4096}, rng);
+    for (int64_t m : {1, 8}) {
+        const Tensor x = Tensor::randn(Shape{m, 768}, rng);
+        Tensor ref;
+        {
+            BackendScope scope(Backend::ref);
+            ref = ops::linear_forward(x, w, b);
+        }
+        const Tensor fast = ops::linear_forward(x, w, b);
+        ASSERT_EQ(fast.shape(), ref.shape());
+        const auto f = fast.to_vector(), r = ref.to_vector();
+        int bad = 0;
+        for (size_t i = 0; i < r.size(); ++i)
+            if (std::abs(f[i] - r[i]) > 1e-4 * (std::abs(r[i]) + 1) && bad++ < 5)
+                ADD_FAILURE() << "M=" << m << " [" << i << "]: ref " << r[i] << " fast " << f[i];
+        EXPECT_EQ(bad, 0);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, KnownValues, ::testing::Values(Backend::ref, Backend::cpu),

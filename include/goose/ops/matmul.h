@@ -1,4 +1,5 @@
-// Matrix products: batched matmul with transpose flags, and linear (x wᵀ + b). f32 and f64.
+// Matrix products: batched matmul with transpose flags, and linear (x wᵀ + b). f32 and f64;
+// linear also takes bf16 weights with f32 x (inference: half the weight bytes per token).
 #pragma once
 #include "goose/core/tensor.h"
 
@@ -22,9 +23,11 @@ MatmulGrads matmul_backward(const Tensor& gy, const Tensor& a, const Tensor& b, 
                             bool trans_b, bool need_a = true, bool need_b = true);
 
 // y = x wᵀ + b: x (..., Cin), w (Cout, Cin) (PyTorch layout), b (Cout) or undefined
-// -> y (..., Cout).
+// -> y (..., Cout). x, w and b share a dtype (f32 or f64), or w is bf16 with f32 x and b
+// (widened to f32 on the fly: y is f32).
 Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
-// gy (..., Cout) -> dx, dw, db (db only when has_bias and need_b).
+// gy (..., Cout) -> dx, dw, db (db only when has_bias and need_b). A bf16 w gives dx and db
+// only (computed with w widened to f32): need_w with a bf16 w is an error.
 LinearGrads linear_backward(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
                             bool need_x = true, bool need_w = true, bool need_b = true);
 

@@ -1,7 +1,8 @@
 // Fast CPU matmul and linear on OpenBLAS. A view whose matrices are row- or column-major with
 // unit inner stride goes to BLAS as it is (CblasTrans and the right leading dim); other views
 // are packed first. Batches fold into one GEMM where the memory allows, else loop (OpenMP
-// over the batch only when each GEMM is too small for BLAS to thread).
+// over the batch only when each GEMM is too small for BLAS to thread). linear with bf16 weights:
+// a direct kernel for a few rows (decoding), else the weights widened to f32 and the GEMM.
 #include <cblas.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "goose/ops/matmul.h"
+#include "ops/cpu/simd.h"
 #include "ops/matmul_dims.h"
 
 namespace goose::ops {
@@ -240,6 +242,77 @@ LinearGrads linear_backward_typed(const Tensor& gy, const Tensor& x, const Tenso
     }
     return r;
 }
+
+// ---- bf16 weights (f32 x) ----
+
+// Up to this many rows of x (decoding), linear with bf16 weights runs the direct kernel, which
+// widens each weight again for every row; beyond, w is widened once into a temporary and the
+// f32 GEMM runs (prefill: the widening is shared by many rows).
+constexpr int64_t kBf16DirectRows = 4;
+// Rows of w per OpenMP chunk in the direct kernel, and the weight count (Cout * Cin) from which
+// it runs in parallel.
+constexpr int64_t kBf16ChunkRows = 64;
+constexpr int64_t kBf16Parallel = int64_t(1) << 16;
+
+// The bf16 elements of t (CPU).
+const uint16_t* bf16_data(const Tensor& t) {
+    return static_cast<const uint16_t*>(t.raw_data());
+}
+
+// w (Cout, Cin) bf16, any strides -> packed f32 copy (a pool-allocated temporary).
+Tensor widen_bf16(const Tensor& w) {
+    const Tensor wc = w.contiguous();
+    Tensor wf = Tensor::empty(w.shape(), DType::f32);
+    const uint16_t* src = bf16_data(wc);
+    float* dst = wf.data<float>();
+    const int64_t n = wc.numel();
+    constexpr int64_t kChunk = int64_t(1) << 14;
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (chunks > 4)
+    for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t end = std::min(n, (c + 1) * kChunk);
+        int64_t i = c * kChunk;
+        for (; i + simd::kLanes <= end; i += simd::kLanes)
+            simd::store(dst + i, simd::load_bf16(src + i));
+        for (; i < end; ++i) dst[i] = simd::bf16_to_f32(src[i]);
+    }
+    return wf;
+}
+
+// y (M, Cout) = x (M, Cin) wᵀ + b for a few rows M: each output is a dot product of a row of x
+// with a row of w widened on the fly, so w is read once from memory (OpenMP over rows of w).
+Tensor linear_bf16_direct(const Tensor& x, const Tensor& w, const Tensor& b) {
+    const int64_t cin = x.size(-1), cout = w.size(0), rows = leading(x);
+    Shape out = x.shape();
+    out[out.ndim() - 1] = cout;
+    Tensor y = Tensor::empty(out, DType::f32);
+    if (rows == 0 || cout == 0) return y;
+    const Tensor xc = x.contiguous();                                        // (M, Cin)
+    const Tensor wc = w.strides()[1] == 1 || cin <= 1 ? w : w.contiguous();  // unit inner stride
+    const int64_t ldw = wc.strides()[0];
+    const Tensor bc = b.defined() ? b.contiguous() : Tensor();
+    const float* xp = xc.data<float>();
+    const uint16_t* wp = bf16_data(wc);
+    const float* bp = bc.defined() ? bc.data<float>() : nullptr;
+    float* yp = y.data<float>();
+    const int64_t chunks = (cout + kBf16ChunkRows - 1) / kBf16ChunkRows;
+#pragma omp parallel for schedule(static) if (cout * cin > kBf16Parallel && chunks > 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t end = std::min(cout, (c + 1) * kBf16ChunkRows);
+        for (int64_t o = c * kBf16ChunkRows; o < end; ++o) {
+            const uint16_t* wr = wp + o * ldw;
+            const float bias = bp ? bp[o] : 0.f;
+            for (int64_t r = 0; r < rows; ++r)
+                yp[r * cout + o] = simd::dot_bf16(xp + r * cin, wr, cin) + bias;
+        }
+    }
+    return y;
+}
+
+Tensor linear_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& b) {
+    if (leading(x) <= kBf16DirectRows) return linear_bf16_direct(x, w, b);
+    return linear_forward_typed<float>(x, widen_bf16(w), b);
+}
 }  // namespace
 
 Tensor matmul_forward_cpu(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
@@ -255,6 +328,7 @@ MatmulGrads matmul_backward_cpu(const Tensor& gy, const Tensor& a, const Tensor&
 }
 
 Tensor linear_forward_cpu(const Tensor& x, const Tensor& w, const Tensor& b) {
+    if (w.dtype() == DType::bf16) return linear_forward_bf16(x, w, b);
     return x.dtype() == DType::f32 ? linear_forward_typed<float>(x, w, b)
                                    : linear_forward_typed<double>(x, w, b);
 }
@@ -262,6 +336,9 @@ Tensor linear_forward_cpu(const Tensor& x, const Tensor& w, const Tensor& b) {
 LinearGrads linear_backward_cpu(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
                                 bool need_x, bool need_w, bool need_b) {
     need_b = need_b && has_bias;
+    if (w.dtype() == DType::bf16)  // dx = gy w with w widened; no dw (checked by the front end)
+        return linear_backward_typed<float>(gy, x, need_x ? widen_bf16(w) : w, need_x, false,
+                                            need_b);
     return x.dtype() == DType::f32
                ? linear_backward_typed<float>(gy, x, w, need_x, need_w, need_b)
                : linear_backward_typed<double>(gy, x, w, need_x, need_w, need_b);

@@ -4,6 +4,8 @@
 // plain loop over the rest. Intrinsics appear nowhere else.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -14,6 +16,14 @@
 #endif
 
 namespace goose::simd {
+
+// One bf16 value (the upper half of a float) as a float: a 16-bit left shift.
+inline float bf16_to_f32(uint16_t h) {
+    const uint32_t u = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
 
 #if defined(GOOSE_SIMD_AVX512)
 inline constexpr int kLanes = 16;
@@ -30,6 +40,11 @@ inline VecF max(VecF a, VecF b) { return {_mm512_max_ps(a.v, b.v)}; }
 inline VecF fma(VecF a, VecF b, VecF c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }  // a*b+c
 inline float reduce_add(VecF a) { return _mm512_reduce_add_ps(a.v); }
 inline float reduce_max(VecF a) { return _mm512_reduce_max_ps(a.v); }
+// 16 bf16 values (the upper halves of floats) widened to floats: zero-extend, shift left 16.
+inline VecF load_bf16(const uint16_t* p) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))};
+}
 #elif defined(GOOSE_SIMD_AVX2)
 inline constexpr int kLanes = 8;
 struct VecF {
@@ -55,6 +70,11 @@ inline float reduce_max(VecF a) {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+// 8 bf16 values (the upper halves of floats) widened to floats: zero-extend, shift left 16.
+inline VecF load_bf16(const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))};
+}
 #else
 inline constexpr int kLanes = 1;
 struct VecF {
@@ -70,6 +90,7 @@ inline VecF max(VecF a, VecF b) { return {a.v > b.v ? a.v : b.v}; }
 inline VecF fma(VecF a, VecF b, VecF c) { return {a.v * b.v + c.v}; }
 inline float reduce_add(VecF a) { return a.v; }
 inline float reduce_max(VecF a) { return a.v; }
+inline VecF load_bf16(const uint16_t* p) { return {bf16_to_f32(*p)}; }
 #endif
 
 // sum(x[i] * y[i]) with SIMD accumulators and a scalar tail.
@@ -83,6 +104,23 @@ inline float dot(const float* x, const float* y, ptrdiff_t n) {
     for (; i + kLanes <= n; i += kLanes) acc0 = fma(load(x + i), load(y + i), acc0);
     float s = reduce_add(add(acc0, acc1));
     for (; i < n; ++i) s += x[i] * y[i];
+    return s;
+}
+
+// sum(x[i] * w[i]) for bf16 w (widened on the fly), with SIMD accumulators and a scalar tail.
+inline float dot_bf16(const float* x, const uint16_t* w, ptrdiff_t n) {
+    VecF acc0 = broadcast(0.f), acc1 = broadcast(0.f), acc2 = broadcast(0.f),
+         acc3 = broadcast(0.f);
+    ptrdiff_t i = 0;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+        acc0 = fma(load(x + i), load_bf16(w + i), acc0);
+        acc1 = fma(load(x + i + kLanes), load_bf16(w + i + kLanes), acc1);
+        acc2 = fma(load(x + i + 2 * kLanes), load_bf16(w + i + 2 * kLanes), acc2);
+        acc3 = fma(load(x + i + 3 * kLanes), load_bf16(w + i + 3 * kLanes), acc3);
+    }
+    for (; i + kLanes <= n; i += kLanes) acc0 = fma(load(x + i), load_bf16(w + i), acc0);
+    float s = reduce_add(add(add(acc0, acc1), add(acc2, acc3)));
+    for (; i < n; ++i) s += x[i] * bf16_to_f32(w[i]);
     return s;
 }
 

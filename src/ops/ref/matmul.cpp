@@ -1,4 +1,5 @@
 // Reference matmul and linear: triple loops, one element at a time, any strides, in double.
+// A bf16 linear weight is widened to f32 first (exactly), then takes the same path.
 #include <vector>
 
 #include "goose/core/element.h"
@@ -95,7 +96,8 @@ MatmulGrads matmul_backward_ref(const Tensor& gy, const Tensor& a, const Tensor&
     return g;
 }
 
-Tensor linear_forward_ref(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor linear_forward_ref(const Tensor& x, const Tensor& w_in, const Tensor& b) {
+    const Tensor w = w_in.dtype() == DType::bf16 ? w_in.to(DType::f32) : w_in;  // exact widening
     const int64_t cin = x.size(-1), cout = w.size(0);
     Shape out = x.shape();
     out[out.ndim() - 1] = cout;
@@ -113,8 +115,9 @@ Tensor linear_forward_ref(const Tensor& x, const Tensor& w, const Tensor& b) {
     return y;
 }
 
-LinearGrads linear_backward_ref(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
-                                bool need_x, bool need_w, bool need_b) {
+LinearGrads linear_backward_ref(const Tensor& gy, const Tensor& x, const Tensor& w_in,
+                                bool has_bias, bool need_x, bool need_w, bool need_b) {
+    const Tensor w = w_in.dtype() == DType::bf16 ? w_in.to(DType::f32) : w_in;  // need_w is false
     const int64_t cin = x.size(-1), cout = w.size(0);
     const std::vector<int64_t> xrows = row_offsets(x), grows = row_offsets(gy);
     const int64_t sx = x.strides()[x.ndim() - 1], sg = gy.strides()[gy.ndim() - 1];
