@@ -2,29 +2,17 @@
 // clear error and a non-zero exit code.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <regex>
 #include <string>
 
+#include "common/run_cli.h"
+
 namespace {
 
-struct Result {
-    int code;
-    std::string out;
-};
-
-Result run(const std::string& args) {
-    const char* bin = std::getenv("GOOSE_BIN");
-    const std::string cmd = std::string(bin ? bin : "./goose") + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf;
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    const int status = pclose(p);
-    return {WEXITSTATUS(status), out};
-}
+using Result = goose::test::CliResult;
+Result run(const std::string& args) { return goose::test::run_goose(args); }
 
 TEST(Cli, HelpListsSubcommands) {
     const Result r = run("--help");

@@ -2,11 +2,11 @@
 // safetensors with HF names): parallel and RNN logits agree, bad input is a clear error.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 
+#include "common/run_cli.h"
 #include "goose/io/atomic_file.h"
 #include "goose/io/npy.h"
 #include "goose/models/rwkv7_checkpoint.h"
@@ -14,20 +14,8 @@
 namespace goose {
 namespace {
 
-struct Result {
-    int code;
-    std::string out;
-};
-
-Result run(const std::string& args) {
-    const char* bin = std::getenv("GOOSE_BIN");
-    const std::string cmd = std::string(bin ? bin : "./goose") + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf;
-    while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    return {WEXITSTATUS(pclose(p)), out};
-}
+using Result = test::CliResult;
+Result run(const std::string& args) { return test::run_goose(args); }
 
 class ModelCli : public ::testing::Test {
 protected:
