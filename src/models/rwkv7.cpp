@@ -222,9 +222,15 @@ Var Rwkv7::forward(const Tensor& ids, Rwkv7State* state) const {
         fail("Rwkv7: ids must be (B, T) i32 or i64, got {}",
              ids.defined() ? ids.desc() : "undefined");
     if (ids.size(0) < 1 || ids.size(1) < 1) fail("Rwkv7: ids {} is empty", ids.desc());
-    if (state) check_state(*state, ids.size(0));
+    Var x = ag::embedding(emb->weight, ids);                           // (B, T, C)
+    return ag::linear(forward_hidden(x, state), head->weight);         // (B, T, V)
+}
 
-    Var x = ag::embedding(emb->weight, ids);  // (B, T, C)
+Var Rwkv7::forward_hidden(const Var& input, Rwkv7State* state) const {
+    if (input.ndim() != 3 || input.size(2) != cfg_.n_embd || input.size(0) < 1 || input.size(1) < 1)
+        fail("Rwkv7: embeddings must be (B, T, C = {}), got {}", cfg_.n_embd, input.value().desc());
+    if (state) check_state(*state, input.size(0));
+    Var x = input;
     Var v_first;
     for (size_t l = 0; l < blocks->size(); ++l) {
         const Rwkv7Block& blk = block(l);
@@ -246,7 +252,7 @@ Var Rwkv7::forward(const Tensor& ids, Rwkv7State* state) const {
             state->ffn_shift[l] = last_row(xf);
         }
     }
-    return ag::linear(ln_out->forward(x), head->weight);  // (B, T, V)
+    return ln_out->forward(x);  // (B, T, C)
 }
 
 Tensor Rwkv7::step(const Tensor& ids, Rwkv7State& state) const {

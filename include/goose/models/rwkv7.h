@@ -129,6 +129,10 @@ class Rwkv7 : public nn::Module {
     // Parallel mode: ids (B, T) i32/i64 -> logits (B, T, V). With a state: it is the initial
     // state and is replaced by the state after the last token (values only).
     Var forward(const Tensor& ids, Rwkv7State* state = nullptr) const;
+    // The blocks and ln_out on input embeddings (B, T, C) -> (B, T, C), with the same state
+    // semantics: what forward() runs between the embedding and the head (the ICL lab feeds
+    // its read-in projections here).
+    Var forward_hidden(const Var& x, Rwkv7State* state = nullptr) const;
     // RNN mode, no gradient: ids (B) -> logits (B, V), advancing state.
     Tensor step(const Tensor& ids, Rwkv7State& state) const;
 
