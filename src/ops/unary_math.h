@@ -49,7 +49,10 @@ inline T derivative(UnaryOp op, T x) {
             const T u = k * (x + T(0.044715) * x * x * x);
             const T t = std::tanh(u);
             const T du = k * (T(1) + T(3 * 0.044715) * x * x);
-            return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du;
+            // Once tanh saturates, 1 - t² is exactly 0 and the second term vanishes; in f32 du
+            // may already be inf there (x² overflows), so skip it rather than form 0 * inf.
+            const T sech2 = T(1) - t * t;
+            return T(0.5) * (T(1) + t) + (sech2 == T(0) ? T(0) : T(0.5) * x * sech2 * du);
         }
         case UnaryOp::silu: { const T s = sigmoid(x); return s * (T(1) + x * (T(1) - s)); }
         case UnaryOp::neg: return T(-1);

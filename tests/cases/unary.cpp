@@ -1,4 +1,6 @@
 // Cases of the elementwise unary ops: every op over a shape grid, plus a strided input.
+#include <limits>
+
 #include "common/op_cases.h"
 #include "goose/autograd/shape.h"
 #include "goose/autograd/unary.h"
@@ -39,6 +41,24 @@ GOOSE_OP_CASES(unary) {
                                  }}},
                      .fn = [op](Vars& x) { return Vars{ag::unary(op, x[0])}; },
                      .fd = op != UnaryOp::exp && op != UnaryOp::square && op != UnaryOp::relu2});
+        // Special values: NaN, ±inf, ±0 and huge/tiny magnitudes. Outputs may be non-finite;
+        // both backends must agree element by element (same NaN positions, same infinities).
+        v.push_back({.op = unary_name(op),
+                     .label = "special values [12]",
+                     .inputs = {{.shape = Shape{12},
+                                 .init = Init::custom,
+                                 .make = [needs_positive](DType dt, Rng&) {
+                                     const double inf = std::numeric_limits<double>::infinity();
+                                     const double nan = std::numeric_limits<double>::quiet_NaN();
+                                     std::vector<double> vals =
+                                         needs_positive
+                                             ? std::vector<double>{0, inf, nan, 1e-30, 1e30, 1, 4, 0.25, 2, 9, 16, 1e-3}
+                                             : std::vector<double>{0, -0.0, inf, -inf, nan, 1e30, -1e30, 1e-30, 30, -30, 88, -88};
+                                     return Tensor::from(Shape{12}, vals, dt);
+                                 }}},
+                     .fn = [op](Vars& x) { return Vars{ag::unary(op, x[0])}; },
+                     .allow_nonfinite = true,
+                     .fd = false});
     }
     return v;
 }
