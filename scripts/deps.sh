@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Goose builds against (only what is missing).
 # As root it runs apt-get itself; otherwise it prints the exact command and stops.
-# python3-torch and python3-numpy run the PyTorch twins of the tests (tests/reference/).
+# python3-torch and python3-numpy run the PyTorch twins of the tests (tests/reference/);
+# python3-matplotlib draws the ICL evaluation plots (python/plot_icl.py).
 set -euo pipefail
 packages=(
     build-essential cmake ninja-build pkg-config
     libopenblas-dev liblapacke-dev
     libcli11-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev
     libgtest-dev libxgboost-dev
-    python3-numpy python3-torch
+    python3-numpy python3-torch python3-matplotlib
 )
 missing=()
 for p in "${packages[@]}"; do
