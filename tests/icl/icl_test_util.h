@@ -5,24 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "common/expect_error.h"
 #include "goose/core/error.h"
 #include "goose/core/tensor.h"
 
 namespace goose::icl::testing {
 
-// Runs fn, expects goose::Error, and checks that the message holds every one of `parts`.
-template <class Fn>
-void expect_error(Fn fn, std::initializer_list<const char*> parts) {
-    try {
-        fn();
-        ADD_FAILURE() << "no goose::Error thrown";
-    } catch (const Error& e) {
-        const std::string msg = e.what();
-        for (const char* p : parts)
-            EXPECT_NE(msg.find(p), std::string::npos)
-                << "message \"" << msg << "\" lacks \"" << p << "\"";
-    }
-}
+using goose::test::expect_error;
 
 inline double mean_square(const Tensor& t) {
     double s = 0;

@@ -260,7 +260,7 @@ TEST(IclTrain, ConfigErrors) {
     auto bad = [&](auto edit, std::initializer_list<const char*> parts) {
         TrainConfig c = linear_config("transformer", 1);
         edit(c);
-        expect_error([&] { train(c, dir, false); }, parts);
+        expect_error([&] { train(c, dir, false); }, std::vector<std::string>(parts.begin(), parts.end()));
     };
     bad([](TrainConfig& c) { c.batch_size = 0; }, {"batch_size"});
     bad([](TrainConfig& c) { c.train_steps = -1; }, {"train_steps"});

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "common/expect_error.h"
 #include "goose/optim/adamw.h"
 #include "goose/optim/clip.h"
 #include "goose/optim/schedule.h"
@@ -20,15 +21,7 @@ void set_grad(Var p, std::initializer_list<double> g) {
     p.grad_mut() = Tensor::from(p.shape(), g, p.dtype());
 }
 
-template <class Fn>
-void expect_error(Fn fn, const char* part) {
-    try {
-        fn();
-        ADD_FAILURE() << "no goose::Error thrown (expected one naming \"" << part << "\")";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-}
+using goose::test::expect_error;
 
 // Two AdamW steps on [1, -2], each update written out by hand in double.
 TEST(AdamW, TwoStepsMatchHandComputation) {

@@ -9,6 +9,7 @@
 #include <iterator>
 #include <string>
 
+#include "common/expect_error.h"
 #include "goose/core/error.h"
 #include "goose/core/rng.h"
 #include "goose/core/tensor.h"
@@ -64,17 +65,6 @@ inline void expect_same(const Tensor& got, const Tensor& want, const std::string
     EXPECT_EQ(got.to_vector(), want.to_vector()) << what;
 }
 
-// Runs fn, which must throw goose::Error whose message contains every one of `parts`.
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<std::string> parts) {
-    try {
-        fn();
-        ADD_FAILURE() << "expected goose::Error containing '" << *parts.begin() << "'";
-    } catch (const Error& e) {
-        for (const auto& p : parts)
-            EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-                << "message lacks '" << p << "': " << e.what();
-    }
-}
+using goose::test::expect_error;
 
 }  // namespace goose::iotest

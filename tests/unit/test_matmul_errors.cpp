@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/expect_error.h"
 #include "goose/autograd/attention.h"
 #include "goose/autograd/matmul.h"
 #include "goose/autograd/sequence.h"
@@ -16,18 +17,7 @@
 namespace goose {
 namespace {
 
-// Runs f, expects a goose::Error whose message contains every part.
-template <class F>
-void expect_error(F f, std::vector<std::string> parts) {
-    EXPECT_THROW(f(), Error);
-    try {
-        f();
-    } catch (const Error& e) {
-        const std::string msg = e.what();
-        for (const auto& p : parts)
-            EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    }
-}
+using goose::test::expect_error;
 
 Var leaf(const Shape& s, DType dt = DType::f32) {
     return Var(Tensor::zeros(s, dt), true);

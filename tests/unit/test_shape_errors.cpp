@@ -3,24 +3,13 @@
 
 #include <string>
 
+#include "common/expect_error.h"
 #include "goose/autograd/shape.h"
 
 namespace goose {
 namespace {
 
-// Runs fn, expects goose::Error, and checks that the message holds every one of `parts`.
-template <class Fn>
-void expect_error(Fn fn, std::initializer_list<const char*> parts) {
-    try {
-        fn();
-        ADD_FAILURE() << "no goose::Error thrown";
-    } catch (const Error& e) {
-        const std::string msg = e.what();
-        for (const char* p : parts)
-            EXPECT_NE(msg.find(p), std::string::npos)
-                << "message \"" << msg << "\" lacks \"" << p << "\"";
-    }
-}
+using goose::test::expect_error;
 
 Var var(Shape s, DType dt = DType::f32) {
     return Var(Tensor::zeros(s, dt), true);

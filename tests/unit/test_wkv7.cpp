@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/expect_error.h"
 #include "goose/autograd/wkv7.h"
 #include "goose/core/rng.h"
 #include "goose/ops/backend.h"
@@ -15,17 +16,7 @@
 namespace goose {
 namespace {
 
-// Expects f to throw goose::Error whose message contains every string of `parts`.
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-    try {
-        f();
-        ADD_FAILURE() << "no goose::Error thrown; expected one mentioning " << parts[0];
-    } catch (const Error& e) {
-        const std::string msg = e.what();
-        for (const auto& p : parts)
-            EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    }
-}
+using goose::test::expect_error;
 
 // ---- errors ----
 
