@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
     CLI::App app{"goose: RWKV-7 engine and in-context-learning lab"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "goose 0.1.0");
+    goose::cli::add_icl(app);
     goose::cli::add_demo(app);
     goose::cli::add_bench(app);
     goose::cli::add_model_commands(app);
