@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build pkg-config
     libopenblas-dev liblapacke-dev
-    libcli11-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev
+    libcli11-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libcpp-httplib-dev
     libgtest-dev libxgboost-dev
     python3-numpy python3-torch python3-matplotlib
 )
