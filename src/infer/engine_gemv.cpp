@@ -1,0 +1,218 @@
+// The engine's matrix kernels: a multi-matrix, few-row GEMV that streams each weight row once
+// (f32, bf16 widened in registers, int8 converted in registers and scaled per row), and the
+// many-row linear on OpenBLAS sgemm.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+
+#include "engine_kernels.h"
+#include "ops/cpu/simd.h"
+
+namespace goose::infer::detail {
+
+namespace {
+
+using simd::kLanes;
+using simd::VecF;
+
+// Bytes of weights per OpenMP work item: long enough streams for the prefetchers, short enough
+// for load balance between threads (and against other processes on the same cores).
+constexpr int64_t kTileBytes = 64 << 10;
+// Below this much work (weight bytes x row blocks) a GEMV call runs on the calling thread: a
+// parallel region costs microseconds, and much more when the cores are shared.
+constexpr int64_t kParallelGemvBytes = 192 << 10;
+// The same for the sgemm path, in multiply-adds.
+constexpr int64_t kParallelGemmMacs = int64_t(1) << 22;
+// Input rows per register block of the GEMV kernel.
+constexpr int kRowBlock = 4;
+// Rows of a bf16/int8 matrix one thread widens to f32 at once for sgemm (about 2 MiB of f32).
+constexpr int64_t kWidenFloats = int64_t(1) << 19;
+
+struct F32 {
+    using T = float;
+    static const T* data(const QMatrix& m) { return m.f32(); }
+    static VecF vec(const T* p) { return simd::load(p); }
+    static float one(const T* p) { return *p; }
+};
+struct Bf16 {
+    using T = uint16_t;
+    static const T* data(const QMatrix& m) { return m.bf16(); }
+    static VecF vec(const T* p) { return simd::load_bf16(p); }
+    static float one(const T* p) { return simd::bf16_to_f32(*p); }
+};
+struct I8 {
+    using T = int8_t;
+    static const T* data(const QMatrix& m) { return m.i8(); }
+    static VecF vec(const T* p) { return simd::load_i8(p); }
+    static float one(const T* p) { return static_cast<float>(*p); }
+};
+
+// out[b] = sum_i w[i] x[b * ldx + i] for b < NB; U vectors per step per row of x.
+template <class W, int NB, int U>
+[[gnu::always_inline]] inline void dots(const typename W::T* w, const float* x, int64_t ldx,
+                                        int64_t n, float* out) {
+    VecF acc[NB][U];
+    for (int b = 0; b < NB; ++b)
+        for (int u = 0; u < U; ++u) acc[b][u] = simd::broadcast(0.f);
+    int64_t i = 0;
+    for (; i + U * kLanes <= n; i += U * kLanes) {
+        for (int u = 0; u < U; ++u) {
+            const VecF wv = W::vec(w + i + u * kLanes);
+            for (int b = 0; b < NB; ++b)
+                acc[b][u] = simd::fma(wv, simd::load(x + b * ldx + i + u * kLanes), acc[b][u]);
+        }
+    }
+    for (; i + kLanes <= n; i += kLanes) {
+        const VecF wv = W::vec(w + i);
+        for (int b = 0; b < NB; ++b)
+            acc[b][0] = simd::fma(wv, simd::load(x + b * ldx + i), acc[b][0]);
+    }
+    for (int b = 0; b < NB; ++b) {
+        VecF s = acc[b][0];
+        for (int u = 1; u < U; ++u) s = simd::add(s, acc[b][u]);
+        float t = simd::reduce_add(s);
+        for (int64_t j = i; j < n; ++j) t += W::one(w + j) * x[b * ldx + j];
+        out[b] = t;
+    }
+}
+
+inline void finish(float* y, float v, Epilogue ep) {
+    switch (ep) {
+        case Epilogue::store: *y = v; break;
+        case Epilogue::add: *y += v; break;
+        case Epilogue::relu2: {
+            const float r = v > 0 ? v : 0.f;
+            *y = r * r;
+            break;
+        }
+    }
+}
+
+template <class W>
+void run_tile(const GemvJob& j, int64_t rows, int64_t r0, int64_t r1) {
+    const QMatrix& m = *j.w;
+    const int64_t n = m.cols;
+    const typename W::T* base = W::data(m);
+    const float* scale = m.scale.empty() ? nullptr : m.scale.data();
+    float d[kRowBlock];
+    for (int64_t o = r0; o < r1; ++o) {
+        const typename W::T* wr = base + o * n;
+        for (int64_t b0 = 0; b0 < rows; b0 += kRowBlock) {
+            const int64_t nb = std::min<int64_t>(kRowBlock, rows - b0);
+            const float* x = j.x + b0 * j.ldx;
+            switch (nb) {
+                case 1: dots<W, 1, 4>(wr, x, j.ldx, n, d); break;
+                case 2: dots<W, 2, 2>(wr, x, j.ldx, n, d); break;
+                case 3: dots<W, 3, 2>(wr, x, j.ldx, n, d); break;
+                default: dots<W, 4, 2>(wr, x, j.ldx, n, d); break;
+            }
+            const float s = scale ? scale[o] : 1.f;
+            for (int64_t b = 0; b < nb; ++b) finish(j.y + (b0 + b) * j.ldy + o, d[b] * s, j.ep);
+        }
+    }
+}
+
+// y = relu(y)^2 on a (rows, cols) block with leading dim ldy (the calling thread's columns).
+void relu2_cols(float* y, int64_t rows, int64_t cols, int64_t ldy) {
+    const VecF zero = simd::broadcast(0.f);
+    for (int64_t r = 0; r < rows; ++r) {
+        float* p = y + r * ldy;
+        int64_t i = 0;
+        for (; i + kLanes <= cols; i += kLanes) {
+            const VecF v = simd::max(zero, simd::load(p + i));
+            simd::store(p + i, simd::mul(v, v));
+        }
+        for (; i < cols; ++i) {
+            const float v = p[i] > 0 ? p[i] : 0.f;
+            p[i] = v * v;
+        }
+    }
+}
+
+void sgemm_rows(int64_t rows, int64_t out, int64_t in, const float* x, int64_t ldx,
+                const float* w, float beta, float* y, int64_t ldy) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
+                static_cast<blasint>(out), static_cast<blasint>(in), 1.f, x,
+                static_cast<blasint>(ldx), w, static_cast<blasint>(in), beta, y,
+                static_cast<blasint>(ldy));
+}
+
+}  // namespace
+
+BlasOneThread::BlasOneThread() : prev_(openblas_get_num_threads()) {
+    if (prev_ != 1) openblas_set_num_threads(1);
+}
+BlasOneThread::~BlasOneThread() {
+    if (prev_ != 1) openblas_set_num_threads(prev_);
+}
+
+void gemv(std::span<const GemvJob> jobs, int64_t rows, std::vector<GemvTile>& tiles) {
+    if (rows <= 0) return;
+    tiles.clear();
+    int64_t work = 0;
+    for (size_t k = 0; k < jobs.size(); ++k) {
+        const QMatrix& m = *jobs[k].w;
+        work += m.bytes() * ((rows + kRowBlock - 1) / kRowBlock);
+        const int64_t row_bytes = std::max<int64_t>(1, m.bytes() / std::max<int64_t>(1, m.rows));
+        const int64_t step = std::max<int64_t>(1, kTileBytes / row_bytes);
+        for (int64_t r = 0; r < m.rows; r += step)
+            tiles.push_back({static_cast<int32_t>(k), r, std::min(m.rows, r + step)});
+    }
+    const auto nt = static_cast<int64_t>(tiles.size());
+#pragma omp parallel for schedule(dynamic, 1) if (nt > 1 && work >= kParallelGemvBytes)
+    for (int64_t t = 0; t < nt; ++t) {
+        const GemvTile& tile = tiles[static_cast<size_t>(t)];
+        const GemvJob& j = jobs[static_cast<size_t>(tile.job)];
+        switch (j.w->format) {
+            case WeightFormat::f32: run_tile<F32>(j, rows, tile.r0, tile.r1); break;
+            case WeightFormat::bf16: run_tile<Bf16>(j, rows, tile.r0, tile.r1); break;
+            case WeightFormat::int8: run_tile<I8>(j, rows, tile.r0, tile.r1); break;
+        }
+    }
+}
+
+void linear_rows(const GemvJob& j, int64_t rows, std::vector<Scratch>& widen) {
+    const QMatrix& m = *j.w;
+    if (rows <= 0 || m.rows == 0) return;
+    const float beta = j.ep == Epilogue::add ? 1.f : 0.f;
+    const int threads = rows * m.rows * m.cols >= kParallelGemmMacs ? omp_get_max_threads() : 1;
+    if (widen.size() < static_cast<size_t>(threads)) widen.resize(static_cast<size_t>(threads));
+    // Chunks of output features (rows of W), taken dynamically (a thread slowed down by another
+    // process on its core does not hold the others up): a thread widens its chunk's rows
+    // (bf16, int8) tile by tile into its own buffer, runs a one-thread sgemm on each, then the
+    // epilogue on its columns. No BLAS threads.
+    constexpr int64_t kAlign = 16;
+    const int64_t chunk = std::max<int64_t>(
+        64, (m.rows + 3 * threads - 1) / (3 * threads) + kAlign - 1) / kAlign * kAlign;
+    const int64_t chunks = (m.rows + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+        const int64_t a = ci * chunk, b = std::min(m.rows, a + chunk);
+        if (m.format == WeightFormat::f32) {
+            sgemm_rows(rows, b - a, m.cols, j.x, j.ldx, m.f32() + a * m.cols, beta, j.y + a, j.ldy);
+        } else {
+            const int64_t tile =
+                std::clamp<int64_t>(kWidenFloats / std::max<int64_t>(1, m.cols), 16, b - a);
+            float* buf = widen[static_cast<size_t>(omp_get_thread_num())].get(
+                static_cast<size_t>(tile * m.cols));
+            for (int64_t r0 = a; r0 < b; r0 += tile) {
+                const int64_t r1 = std::min(b, r0 + tile);
+                m.rows_to_f32(r0, r1, buf);
+                sgemm_rows(rows, r1 - r0, m.cols, j.x, j.ldx, buf, beta, j.y + r0, j.ldy);
+            }
+        }
+        if (j.ep == Epilogue::relu2) relu2_cols(j.y + a, rows, b - a, j.ldy);
+    }
+}
+
+void linear_jobs(std::span<const GemvJob> jobs, int64_t rows, std::vector<GemvTile>& tiles,
+                 std::vector<Scratch>& widen) {
+    if (rows < kGemvMaxRows) {
+        gemv(jobs, rows, tiles);
+        return;
+    }
+    for (const GemvJob& j : jobs) linear_rows(j, rows, widen);
+}
+
+}  // namespace goose::infer::detail
