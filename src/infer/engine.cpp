@@ -257,8 +257,11 @@ void Rwkv7Engine::Impl::run_blocks(int64_t rows, bool sequence,
             {&L.v1, A.mix[3], c, A.hv, dv},
         };
         detail::linear_jobs(std::span(first, l > 0 ? 7 : 6), rows, tiles, widen);
-        detail::tanh_inplace(A.hw, rows * dw);
-        detail::sigmoid_inplace(A.hg, rows * dg);
+#pragma omp parallel for schedule(static) if (par_rows)
+        for (int64_t t = 0; t < rows; ++t) {
+            detail::tanh_inplace(A.hw + t * dw, dw);
+            detail::sigmoid_inplace(A.hg + t * dg, dg);
+        }
         GemvJob second[4] = {
             {&L.w2, A.hw, dw, A.w, c},
             {&L.a2, A.ha, da, A.a, c},

@@ -79,6 +79,63 @@ void sigmoid_inplace(float* x, int64_t n) {
     for (; i < n; ++i) x[i] = 1.f / (1.f + std::exp(-x[i]));
 }
 
+namespace {
+// The per-channel vectors of one head's WKV step.
+struct WkvVectors {
+    const float *kk, *decay, *b, *k, *r, *v;
+    int64_t n, nv;  // head size; its multiple of kLanes
+};
+
+// Rows i0 .. i0+R-1 of the state (row = value index): sa_i = -S_i . kk, then
+// S_i = S_i * decay + sa_i b + v_i k and y_i = S_i . r. R rows at a time share the loads of the
+// channel vectors and give R independent accumulation chains.
+template <int R>
+[[gnu::always_inline]] inline void wkv_rows(const WkvVectors& w, float* state, int64_t i0,
+                                            float* y) {
+    const int64_t n = w.n, nv = w.nv;
+    float* s[R];
+    VecF acc[R];
+    for (int q = 0; q < R; ++q) {
+        s[q] = state + (i0 + q) * n;
+        acc[q] = simd::broadcast(0.f);
+    }
+    for (int64_t j = 0; j < nv; j += kLanes) {
+        const VecF kkj = simd::load(w.kk + j);
+        for (int q = 0; q < R; ++q) acc[q] = simd::fma(simd::load(s[q] + j), kkj, acc[q]);
+    }
+    float sa[R];
+    VecF vsa[R], vv[R], ya[R];
+    for (int q = 0; q < R; ++q) {
+        float t = simd::reduce_add(acc[q]);
+        for (int64_t j = nv; j < n; ++j) t += s[q][j] * w.kk[j];
+        sa[q] = -t;
+        vsa[q] = simd::broadcast(sa[q]);
+        vv[q] = simd::broadcast(w.v[i0 + q]);
+        ya[q] = simd::broadcast(0.f);
+    }
+    for (int64_t j = 0; j < nv; j += kLanes) {
+        const VecF d = simd::load(w.decay + j), b = simd::load(w.b + j), k = simd::load(w.k + j),
+                   r = simd::load(w.r + j);
+        for (int q = 0; q < R; ++q) {
+            VecF sj = simd::mul(simd::load(s[q] + j), d);
+            sj = simd::fma(vsa[q], b, sj);
+            sj = simd::fma(vv[q], k, sj);
+            simd::store(s[q] + j, sj);
+            ya[q] = simd::fma(sj, r, ya[q]);
+        }
+    }
+    for (int q = 0; q < R; ++q) {
+        float yi = simd::reduce_add(ya[q]);
+        const float vi = w.v[i0 + q];
+        for (int64_t j = nv; j < n; ++j) {
+            s[q][j] = s[q][j] * w.decay[j] + sa[q] * w.b[j] + vi * w.k[j];
+            yi += s[q][j] * w.r[j];
+        }
+        y[i0 + q] = yi;
+    }
+}
+}  // namespace
+
 void time_mix_head(const TimeMixParams& p, const TimeMixRow& row, int64_t h, float* state) {
     const int64_t n = p.head_size, o = h * n;
     const int64_t np = (n + kLanes - 1) / kLanes * kLanes;
@@ -128,31 +185,10 @@ void time_mix_head(const TimeMixParams& p, const TimeMixRow& row, int64_t h, flo
         simd::store(bvec + j, simd::mul(kkj, simd::load(av + j)));  // b = kk * a
     }
     // WKV-7 (spec §3.5): sa = S (-kk); S = S diag(decay) + sa b^T + v k^T; y = S r
-    const int64_t nv = n / kLanes * kLanes;
-    for (int64_t i = 0; i < n; ++i) {
-        float* s = state + i * n;
-        VecF acc = simd::broadcast(0.f);
-        int64_t j = 0;
-        for (; j < nv; j += kLanes) acc = simd::fma(simd::load(s + j), simd::load(kk + j), acc);
-        float sa = simd::reduce_add(acc);
-        for (; j < n; ++j) sa += s[j] * kk[j];
-        sa = -sa;
-        const VecF vsa = simd::broadcast(sa), vi = simd::broadcast(vmix[i]);
-        VecF ya = simd::broadcast(0.f);
-        for (j = 0; j < nv; j += kLanes) {
-            VecF sj = simd::mul(simd::load(s + j), simd::load(decay + j));
-            sj = simd::fma(vsa, simd::load(bvec + j), sj);
-            sj = simd::fma(vi, simd::load(kmod + j), sj);
-            simd::store(s + j, sj);
-            ya = simd::fma(sj, simd::load(r + j), ya);
-        }
-        float yi = simd::reduce_add(ya);
-        for (; j < n; ++j) {
-            s[j] = s[j] * decay[j] + sa * bvec[j] + vmix[i] * kmod[j];
-            yi += s[j] * r[j];
-        }
-        y[i] = yi;
-    }
+    const WkvVectors wv{kk, decay, bvec, kmod, r, vmix, n, n / kLanes * kLanes};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) wkv_rows<4>(wv, state, i, y);
+    for (; i < n; ++i) wkv_rows<1>(wv, state, i, y);
     // group norm of the head, the bonus (r . k . r_k) v, the gate
     const float mean = simd::sum(y, n) / static_cast<float>(n);
     const float rstd = 1.f / std::sqrt(centered_sq(y, mean, n) / static_cast<float>(n) + kLnXEps);

@@ -172,23 +172,40 @@ void gemv(std::span<const GemvJob> jobs, int64_t rows, std::vector<GemvTile>& ti
     }
 }
 
-void linear_rows(const GemvJob& j, int64_t rows, std::vector<Scratch>& widen) {
-    const QMatrix& m = *j.w;
-    if (rows <= 0 || m.rows == 0) return;
-    const float beta = j.ep == Epilogue::add ? 1.f : 0.f;
-    const int threads = rows * m.rows * m.cols >= kParallelGemmMacs ? omp_get_max_threads() : 1;
+void linear_rows(std::span<const GemvJob> jobs, int64_t rows, std::vector<GemvTile>& chunks,
+                 std::vector<Scratch>& widen) {
+    if (rows <= 0) return;
+    int64_t macs = 0;
+    for (const GemvJob& j : jobs) macs += rows * j.w->rows * j.w->cols;
+    const int threads = macs >= kParallelGemmMacs ? omp_get_max_threads() : 1;
     if (widen.size() < static_cast<size_t>(threads)) widen.resize(static_cast<size_t>(threads));
-    // Chunks of output features (rows of W), taken dynamically (a thread slowed down by another
-    // process on its core does not hold the others up): a thread widens its chunk's rows
-    // (bf16, int8) tile by tile into its own buffer, runs a one-thread sgemm on each, then the
-    // epilogue on its columns. No BLAS threads.
-    constexpr int64_t kAlign = 16;
-    const int64_t chunk = std::max<int64_t>(
-        64, (m.rows + 3 * threads - 1) / (3 * threads) + kAlign - 1) / kAlign * kAlign;
-    const int64_t chunks = (m.rows + chunk - 1) / chunk;
+    // Chunks of output features (rows of W) of every job, about three per thread in all,
+    // largest first, taken dynamically (small jobs fill in beside large ones; a thread slowed
+    // down by another process on its core does not hold the others up).
+    constexpr int64_t kAlign = 16, kMinRows = 64;
+    const int64_t target = std::max<int64_t>(1, macs / (3 * threads));
+    chunks.clear();
+    for (size_t k = 0; k < jobs.size(); ++k) {
+        const QMatrix& m = *jobs[k].w;
+        const int64_t per_row = std::max<int64_t>(1, rows * m.cols);
+        const int64_t step = std::max(kMinRows, (target / per_row + kAlign - 1) / kAlign * kAlign);
+        for (int64_t r = 0; r < m.rows; r += step)
+            chunks.push_back({static_cast<int32_t>(k), r, std::min(m.rows, r + step)});
+    }
+    std::stable_sort(chunks.begin(), chunks.end(), [&](const GemvTile& a, const GemvTile& b) {
+        return (a.r1 - a.r0) * jobs[static_cast<size_t>(a.job)].w->cols >
+               (b.r1 - b.r0) * jobs[static_cast<size_t>(b.job)].w->cols;
+    });
+    const auto n = static_cast<int64_t>(chunks.size());
+    // Each chunk: widen its rows (bf16, int8) tile by tile into the thread's buffer, a one-thread
+    // sgemm per tile, then the epilogue on its columns. No BLAS threads.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int64_t ci = 0; ci < chunks; ++ci) {
-        const int64_t a = ci * chunk, b = std::min(m.rows, a + chunk);
+    for (int64_t ci = 0; ci < n; ++ci) {
+        const GemvTile& c = chunks[static_cast<size_t>(ci)];
+        const GemvJob& j = jobs[static_cast<size_t>(c.job)];
+        const QMatrix& m = *j.w;
+        const float beta = j.ep == Epilogue::add ? 1.f : 0.f;
+        const int64_t a = c.r0, b = c.r1;
         if (m.format == WeightFormat::f32) {
             sgemm_rows(rows, b - a, m.cols, j.x, j.ldx, m.f32() + a * m.cols, beta, j.y + a, j.ldy);
         } else {
@@ -208,11 +225,10 @@ void linear_rows(const GemvJob& j, int64_t rows, std::vector<Scratch>& widen) {
 
 void linear_jobs(std::span<const GemvJob> jobs, int64_t rows, std::vector<GemvTile>& tiles,
                  std::vector<Scratch>& widen) {
-    if (rows < kGemvMaxRows) {
+    if (rows < kGemvMaxRows)
         gemv(jobs, rows, tiles);
-        return;
-    }
-    for (const GemvJob& j : jobs) linear_rows(j, rows, widen);
+    else
+        linear_rows(jobs, rows, tiles, widen);
 }
 
 }  // namespace goose::infer::detail

@@ -41,10 +41,11 @@ inline constexpr int64_t kGemvMaxRows = 24;
 // scratch whose capacity is kept).
 void gemv(std::span<const GemvJob> jobs, int64_t rows, std::vector<GemvTile>& tiles);
 
-// The same job for many rows: OpenMP over slices of the output features, each thread running
-// one-thread OpenBLAS sgemm on its f32 weights or on tiles of them widened to f32 in its
-// `widen` buffer (bf16/int8). Call it with OpenBLAS set to one thread (BlasOneThread).
-void linear_rows(const GemvJob& job, int64_t rows, std::vector<Scratch>& widen);
+// The same jobs for many rows: one OpenMP region over chunks of output features of all jobs,
+// each running one-thread OpenBLAS sgemm on f32 weights or on tiles widened to f32 in the
+// thread's `widen` buffer (bf16/int8). Call it with OpenBLAS set to one thread (BlasOneThread).
+void linear_rows(std::span<const GemvJob> jobs, int64_t rows, std::vector<GemvTile>& chunks,
+                 std::vector<Scratch>& widen);
 
 // Sets OpenBLAS to one thread for a scope (the engine threads with OpenMP itself; idle BLAS
 // workers spinning beside OpenMP threads halve the speed on a machine with few cores).

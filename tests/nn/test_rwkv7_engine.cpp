@@ -199,7 +199,8 @@ TEST(Rwkv7Engine, BatchedDecodeEqualsSeparateDecodes) {
 }
 
 // bf16 and int8 weights against f32 over 24 decoded tokens: the largest logit difference as a
-// fraction of the largest logit, and how often the arg-max agrees.
+// fraction of the largest logit (measured 0.3% bf16, 0.5-1.1% int8), and how often the
+// arg-max agrees (measured 100% / 96%).
 TEST(Rwkv7Engine, Bf16AndInt8StayCloseToF32) {
     const Rwkv7Config cfg = Rwkv7Config::with_defaults(300, 3, 128, 32);
     const auto m = small_model(cfg, 13);
@@ -223,10 +224,10 @@ TEST(Rwkv7Engine, Bf16AndInt8StayCloseToF32) {
         double rel_tol, min_agree;
     };
     const Case cases[] = {
-        {{WeightFormat::bf16, WeightFormat::bf16, WeightFormat::bf16}, 0.02, 0.9},
-        {{WeightFormat::int8, WeightFormat::int8, WeightFormat::int8}, 0.05, 0.8},
-        {{WeightFormat::int8, WeightFormat::f32, WeightFormat::f32}, 0.05, 0.8},
-        {{WeightFormat::f32, WeightFormat::int8, WeightFormat::bf16}, 0.05, 0.8},
+        {{WeightFormat::bf16, WeightFormat::bf16, WeightFormat::bf16}, 0.01, 0.95},
+        {{WeightFormat::int8, WeightFormat::int8, WeightFormat::int8}, 0.03, 0.9},
+        {{WeightFormat::int8, WeightFormat::f32, WeightFormat::f32}, 0.03, 0.9},
+        {{WeightFormat::f32, WeightFormat::int8, WeightFormat::bf16}, 0.03, 0.9},
     };
     for (const Case& c : cases) {
         Rwkv7Engine e(*m, c.opt);
@@ -300,7 +301,7 @@ TEST(Rwkv7Engine, GemvKernelsMatchANaiveReference) {
                     if (rows < detail::kGemvMaxRows)
                         detail::gemv(std::span(&job, 1), rows, tiles);
                     else
-                        detail::linear_rows(job, rows, widen);
+                        detail::linear_rows(std::span(&job, 1), rows, tiles, widen);
                     double err = 0;
                     for (int64_t r = 0; r < rows; ++r)
                         for (int64_t o = 0; o < out + 3; ++o) {
