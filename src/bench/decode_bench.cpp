@@ -131,8 +131,8 @@ void run_decode_bench(const DecodeBenchConfig& cfg) {
                 (long long)mc.vocab, (long long)mc.num_parameters(),
                 cfg.model.empty() ? "random weights" : cfg.model.c_str());
     flush_line("measuring copy bandwidth...");
-    const double copy_gbs = copy_bandwidth_gbs(num_threads());
-    std::printf("copy bandwidth (read + write, %d threads): %.1f GB/s\n", num_threads(), copy_gbs);
+    const double copy_first = copy_bandwidth_gbs(num_threads());
+    std::printf("copy bandwidth (read + write, %d threads): %.1f GB/s\n", num_threads(), copy_first);
 
     const int64_t v = mc.vocab;
     const int64_t longest = *std::max_element(cfg.prompt_lengths.begin(), cfg.prompt_lengths.end());
@@ -220,6 +220,11 @@ void run_decode_bench(const DecodeBenchConfig& cfg) {
             compare(got, ref_logits, v, r);
         results.push_back(std::move(r));
     }
+
+    // the copy bandwidth again (other processes may have disturbed one of the two): the larger
+    const double copy_last = copy_bandwidth_gbs(num_threads());
+    const double copy_gbs = std::max(copy_first, copy_last);
+    std::printf("copy bandwidth again: %.1f GB/s; the ratios use %.1f GB/s\n", copy_last, copy_gbs);
 
     // the summary
     std::printf("\ndecode, batch 1 (effective bandwidth = weight bytes per token / time per token)\n");

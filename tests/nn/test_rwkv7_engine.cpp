@@ -285,7 +285,7 @@ TEST(Rwkv7Engine, GemvKernelsMatchANaiveReference) {
     const detail::BlasOneThread one_blas_thread;
     for (WeightFormat f : {WeightFormat::f32, WeightFormat::bf16, WeightFormat::int8}) {
         for (int64_t cols : {int64_t(37), int64_t(64), int64_t(203)}) {
-            const int64_t out = 150;
+            const int64_t out = 151;  // odd: the pair kernel leaves one row
             const detail::QMatrix q =
                 detail::make_matrix(Tensor::randn(Shape{out, cols}, rng), f);
             std::vector<float> wf(static_cast<size_t>(out * cols));
