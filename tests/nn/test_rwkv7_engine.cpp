@@ -11,6 +11,7 @@
 #include "common/expect_error.h"
 #include "goose/autograd.h"
 #include "goose/infer/engine.h"
+#include "goose/models/rwkv7_checkpoint.h"
 #include "goose/models/rwkv7_state_io.h"
 #include "infer/engine_kernels.h"
 #include "rwkv7_test_util.h"
@@ -344,6 +345,23 @@ TEST(Rwkv7Engine, StateRoundTripsThroughStateFiles) {
     e.prefill(std::span(tokens).subspan(8), s, a);
     e.prefill(std::span(tokens).subspan(8), loaded, b);
     EXPECT_EQ(max_diff(a, b), 0.0);
+}
+
+TEST(Rwkv7Engine, LoadsACheckpoint) {
+    const Rwkv7Config cfg = Rwkv7Config::with_defaults(45, 2, 32, 16);
+    const auto m = small_model(cfg, 23);
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("goose_engine_model_" + std::to_string(::getpid()) + ".pth");
+    models::save_rwkv7(*m, path.string(), DType::f32);
+    const auto loaded = Rwkv7Engine::load(path.string(), {.matrices = WeightFormat::bf16});
+    std::filesystem::remove(path);
+    Rwkv7Engine direct(*m, {.matrices = WeightFormat::bf16});
+    EXPECT_EQ(loaded->config().n_layer, 2);
+    EXPECT_EQ(loaded->options().matrices, WeightFormat::bf16);
+    EXPECT_EQ(loaded->weight_bytes(), direct.weight_bytes());
+    const auto tokens = random_tokens(6, cfg.vocab, 24);
+    EXPECT_EQ(max_diff(decode_all(*loaded, tokens), decode_all(direct, tokens)), 0.0);
+    test::expect_error([] { (void)Rwkv7Engine::load("/nonexistent/x.pth", {}); }, "/nonexistent/x.pth");
 }
 
 TEST(Rwkv7Engine, BadInputIsAClearError) {

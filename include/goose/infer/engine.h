@@ -18,7 +18,7 @@ WeightFormat parse_weight_format(const std::string& name);
 const char* weight_format_name(WeightFormat f);
 
 struct EngineOptions {
-    WeightFormat matrices = WeightFormat::f32;  // every block's Linear weights
+    WeightFormat matrices = WeightFormat::f32;  // every block's Linear and LoRA weights
     WeightFormat head = WeightFormat::f32;      // the output head (V x C)
     WeightFormat emb = WeightFormat::f32;       // the embedding rows (f32 after lookup)
 };
@@ -35,7 +35,9 @@ public:
     models::Rwkv7State new_state() const;  // zeros, batch 1, f32
 
     // Runs `tokens` (>= 1) through the sequence path from `state`, advances it, and writes the
-    // last token's logits (V floats). Ids outside [0, V) are a goose::Error.
+    // last token's logits (V floats). Ids outside [0, V) are a goose::Error, as is a state
+    // that is not f32 batch 1 of this model's shapes. Long prompts run in pieces of 512
+    // tokens (same result). Not reentrant either.
     void prefill(std::span<const int32_t> tokens, models::Rwkv7State& state,
                  std::span<float> logits);
     // One RNN step for B independent sequences: tokens[b] advances *states[b]; logits is
