@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <new>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +18,19 @@
 #include "goose/models/rwkv7_state_io.h"
 #include "infer/engine_kernels.h"
 #include "rwkv7_test_util.h"
+
+// Counts every allocation through operator new of this test binary (the replacement is
+// program-wide; it only adds a relaxed counter), to check that decoding allocates nothing.
+namespace {
+std::atomic<int64_t> g_allocations{0};
+}  // namespace
+void* operator new(size_t n) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace goose::infer {
 namespace {
@@ -345,6 +361,31 @@ TEST(Rwkv7Engine, StateRoundTripsThroughStateFiles) {
     e.prefill(std::span(tokens).subspan(8), s, a);
     e.prefill(std::span(tokens).subspan(8), loaded, b);
     EXPECT_EQ(max_diff(a, b), 0.0);
+}
+
+// After the first call of a batch size, decode steps allocate nothing (every format, B = 1
+// and a batch past the register block).
+TEST(Rwkv7Engine, DecodeAllocatesNothingPerToken) {
+    const Rwkv7Config cfg = Rwkv7Config::with_defaults(64, 2, 64, 16);
+    const auto m = small_model(cfg, 25);
+    const int64_t start = g_allocations.load();
+    (void)m->zero_state(1);
+    ASSERT_GT(g_allocations.load(), start);  // the counter sees allocations
+    for (WeightFormat f : {WeightFormat::f32, WeightFormat::bf16, WeightFormat::int8}) {
+        Rwkv7Engine e(*m, {f, f, f});
+        for (int64_t b : {int64_t(1), int64_t(6)}) {
+            std::vector<Rwkv7State> states;
+            std::vector<Rwkv7State*> ptrs;
+            for (int64_t i = 0; i < b; ++i) states.push_back(e.new_state());
+            for (auto& s : states) ptrs.push_back(&s);
+            std::vector<int32_t> toks(static_cast<size_t>(b), 3);
+            std::vector<float> logits(static_cast<size_t>(b * cfg.vocab));
+            e.decode(toks, ptrs, logits);  // grows the buffers for this batch
+            const int64_t before = g_allocations.load();
+            for (int step = 0; step < 5; ++step) e.decode(toks, ptrs, logits);
+            EXPECT_EQ(g_allocations.load() - before, 0) << weight_format_name(f) << " B " << b;
+        }
+    }
 }
 
 TEST(Rwkv7Engine, LoadsACheckpoint) {
