@@ -15,6 +15,7 @@ namespace goose::text {
 namespace {
 
 constexpr const char* kWorldVocabName = "rwkv_vocab_v20230424.txt";
+constexpr uint32_t kCopySlack = 16;
 
 std::vector<std::pair<std::string, int32_t>> trie_keys(const std::vector<VocabEntry>& entries) {
     std::vector<std::pair<std::string, int32_t>> keys;
@@ -32,7 +33,7 @@ class WorldTokenizer final : public Tokenizer {
         offsets_.assign(static_cast<size_t>(max_id) + 2, 0);
         for (const auto& e : entries) offsets_[e.id + 1] = static_cast<uint32_t>(e.bytes.size());
         for (size_t i = 1; i < offsets_.size(); ++i) offsets_[i] += offsets_[i - 1];
-        bytes_.resize(offsets_.back());
+        bytes_.resize(offsets_.back() + kCopySlack);  // slack: decode copies 16 bytes at once
         for (const auto& e : entries) bytes_.replace(offsets_[e.id], e.bytes.size(), e.bytes);
         // Every single byte must be a token, so that any input encodes.
         for (int b = 0; b < 256; ++b) {
@@ -69,13 +70,17 @@ class WorldTokenizer final : public Tokenizer {
                 fail("token id {} at position {} is not in the world vocabulary", id, i);
             total += length;
         }
-        std::string out(total, '\0');
+        std::string out(total + kCopySlack, '\0');
         char* dst = out.data();
         for (const int32_t id : ids) {
             const uint32_t a = offsets_[id], length = offsets_[id + 1] - a;
-            std::memcpy(dst, bytes_.data() + a, length);
+            if (length <= kCopySlack)
+                std::memcpy(dst, bytes_.data() + a, kCopySlack);  // fixed size: no library call
+            else
+                std::memcpy(dst, bytes_.data() + a, length);
             dst += length;
         }
+        out.resize(total);
         return out;
     }
 
