@@ -3,10 +3,12 @@
 # nested dicts, greedy longest match. Plain Python 3, no dependencies.
 #
 #   world_tokenizer_ref.py --vocab VOCAB --in TEXT [--out IDS.bin] [--reps N]
+#                          [--vocab-bytes ALL.bin]
 #
 # Encodes the bytes of TEXT, decodes them back (checks the round trip), prints
 # `ref_tokens N`, `ref_encode_mb_per_s X` and `ref_decode_mb_per_s Y` (MB = 10^6 bytes, best of
-# N repetitions) and writes the ids as little-endian int32 to IDS.bin.
+# N repetitions) and writes the ids as little-endian int32 to IDS.bin. ALL.bin: every token's
+# bytes concatenated in id order (checks a parser against Python's own literal syntax).
 import argparse
 import array
 import ast
@@ -80,13 +82,18 @@ def best_seconds(fn, reps):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description="RWKV World tokenizer reference")
     ap.add_argument("--vocab", required=True)
     ap.add_argument("--in", dest="inp", required=True)
     ap.add_argument("--out")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--vocab-bytes")
     args = ap.parse_args()
-    tok = WorldTokenizer(load_vocab(args.vocab))
+    table = load_vocab(args.vocab)
+    if args.vocab_bytes:
+        with open(args.vocab_bytes, "wb") as f:
+            f.write(b"".join(table[i] for i in sorted(table)))
+    tok = WorldTokenizer(table)
     with open(args.inp, "rb") as f:
         data = f.read()
     enc_s, ids = best_seconds(lambda: tok.encode(data), args.reps)

@@ -303,6 +303,8 @@ TEST_F(WorldTokenizer, EveryLambadaPassageRoundTripsAndMatchesNaiveGreedy) {
     EXPECT_GT(tokens, 300000u);
 }
 
+// The Python reference parses the vocabulary with Python's own literal syntax (ast) and encodes
+// with its own trie: every token's bytes and the ids of a LAMBADA sample must agree.
 TEST_F(WorldTokenizer, MatchesThePythonReference) {
     const auto texts = lambada();
     if (texts.empty()) GTEST_SKIP() << "lambada_test.jsonl not found in ../shared/data";
@@ -312,12 +314,20 @@ TEST_F(WorldTokenizer, MatchesThePythonReference) {
     sample += "\xFF\xFE invalid \xC3 and 😀 emoji, 12345 digits\r\n";
     TempDir dir;
     const std::string in = dir.write("sample.txt", sample);
-    const std::string out = dir.write("ids.bin", "");
+    const std::string out = dir.write("ids.bin", ""), all = dir.write("all.bin", "");
     const std::string cmd = fmt::format(
         "/usr/bin/python3 {}/tests/reference/world_tokenizer_ref.py --vocab {} --in {} --out {} "
-        "> /dev/null",
-        GOOSE_TEST_SOURCE_DIR, test::shared_data_file("rwkv_vocab_v20230424.txt"), in, out);
+        "--vocab-bytes {} > /dev/null",
+        GOOSE_TEST_SOURCE_DIR, test::shared_data_file("rwkv_vocab_v20230424.txt"), in, out, all);
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+
+    Ids every_id(static_cast<size_t>(tok_->vocab_size() - 1));
+    for (size_t i = 0; i < every_id.size(); ++i) every_id[i] = static_cast<int32_t>(i + 1);
+    const std::string all_bytes = io::read_file(all);
+    EXPECT_EQ(all_bytes.size(), 373358u);  // the sum of the length column
+    // Equal lengths (the length column) and equal concatenations: every token is equal.
+    EXPECT_TRUE(tok_->decode(every_id) == all_bytes);
+
     const std::string bytes = io::read_file(out);
     Ids ref(bytes.size() / 4);
     std::memcpy(ref.data(), bytes.data(), ref.size() * 4);
