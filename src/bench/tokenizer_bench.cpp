@@ -1,7 +1,6 @@
 // World tokenizer throughput beside the Python reference, with an id-for-id agreement check.
 #include "goose/bench/tokenizer_bench.h"
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -25,18 +24,12 @@ namespace {
 
 constexpr const char* kRefScript = "tests/reference/world_tokenizer_ref.py";
 
-// The source tree: the nearest folder above the executable (or the working directory) that
-// holds the reference script. Empty when there is none (an installed binary).
+// The source tree this binary was built from (empty when it has no reference script, e.g. an
+// installed binary run elsewhere).
 fs::path source_tree() {
     std::error_code ec;
-    for (fs::path start :
-         {fs::read_symlink("/proc/self/exe", ec).parent_path(), fs::current_path(ec)}) {
-        for (fs::path p = start; !p.empty(); p = p.parent_path()) {
-            if (fs::exists(p / kRefScript, ec)) return p;
-            if (p == p.parent_path()) break;
-        }
-    }
-    return {};
+    const fs::path src = GOOSE_SOURCE_DIR;
+    return fs::exists(src / kRefScript, ec) ? src : fs::path();
 }
 
 std::string shared_data(const fs::path& src, const char* name) {
