@@ -1,7 +1,6 @@
 // World tokenizer throughput beside the Python reference, with an id-for-id agreement check.
 #include "goose/bench/tokenizer_bench.h"
 
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
