@@ -1,5 +1,7 @@
-// goose serve: the OpenAI-compatible HTTP server (completions, chat, streaming, batching).
+// goose serve: the OpenAI-compatible HTTP server (completions, chat, streaming, batching), and
+// goose bench serve (registered under `goose bench`, which add_bench made before).
 #include "commands.h"
+#include "goose/bench/serve_bench.h"
 #include "goose/serve/server.h"
 
 namespace goose::cli {
@@ -41,6 +43,28 @@ void add_serve(CLI::App& app) {
     cmd->add_option("--port-file", c->port_file, "write the bound port to this file");
     cmd->add_flag("--quiet", c->quiet, "no line per request on stderr");
     cmd->callback([c] { serve::run_serve(*c); });
+
+    auto sv = std::make_shared<bench::ServeBenchConfig>();
+    auto* b = app.get_subcommand("bench")->add_subcommand(
+        "serve", "goose serve total tokens/s: N concurrent streaming clients vs 1 (0.1B shape)");
+    b->add_option("--layers", sv->layers)->capture_default_str()->check(CLI::Range(1, 64));
+    b->add_option("--dim", sv->dim)->capture_default_str()->check(CLI::Range(1, 8192));
+    b->add_option("--head", sv->head)->capture_default_str()->check(CLI::Range(1, 256));
+    b->add_option("--vocab", sv->vocab)->capture_default_str()->check(CLI::Range(2, 1 << 20));
+    b->add_option("--clients", sv->clients, "concurrent streams (and server slots)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 256));
+    b->add_option("--tokens", sv->tokens, "tokens per request")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    b->add_option("--prompt", sv->prompt, "prompt tokens")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    b->add_option("--reps", sv->reps, "runs per setting (the median is shown)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100));
+    b->add_option("--weights", sv->weights, "f32 | bf16 | int8")->capture_default_str();
+    b->callback([sv] { bench::run_serve_bench(*sv); });
 }
 
 }  // namespace goose::cli

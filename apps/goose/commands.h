@@ -9,6 +9,6 @@ void add_bench(CLI::App& app);  // goose bench ops | rwkv7-train | rwkv7-decode
 void add_model_commands(CLI::App& app);  // goose info, goose logits
 void add_icl(CLI::App& app);             // goose icl
 void add_tokenize(CLI::App& app);        // goose tokenize
-void add_serve(CLI::App& app);           // goose serve
+void add_serve(CLI::App& app);           // goose serve, goose bench serve (after add_bench)
 
 }  // namespace goose::cli

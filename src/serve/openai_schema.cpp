@@ -19,11 +19,11 @@ namespace {
 
 const std::vector<std::string> kCompletionFields = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "stop", "seed", "stream",
-    "stream_options", "n", "presence_penalty", "frequency_penalty", "user"};
+    "stream_options", "n", "presence_penalty", "frequency_penalty", "user", "ignore_eos"};
 const std::vector<std::string> kChatFields = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k",
     "stop", "seed", "stream", "stream_options", "n", "presence_penalty", "frequency_penalty",
-    "user"};
+    "user", "ignore_eos"};
 const std::vector<std::string> kRoles = {"system", "developer", "user", "assistant"};
 
 std::string join(const std::vector<std::string>& v) {
@@ -273,6 +273,7 @@ CompletionRequest parse_request(std::string_view body, Endpoint endpoint,
     }
     if (given("stop")) parse_stop(j["stop"], r);
     if (given("stream")) r.stream = get_bool(j["stream"], "stream");
+    if (given("ignore_eos")) r.ignore_eos = get_bool(j["ignore_eos"], "ignore_eos");
     if (given("stream_options")) {
         const json& o = j["stream_options"];
         if (!o.is_object()) bad_request("stream_options", "'stream_options' must be an object");
@@ -329,6 +330,7 @@ JobSpec make_job_spec(const CompletionRequest& req, const text::Tokenizer& token
                     "context_length_exceeded");
     for (const auto& s : req.stop) spec.stop.push_back(s);
     spec.sampler = req.sampler;
+    spec.ignore_eos = req.ignore_eos;
     if (!req.seed_given) {
         std::random_device rd;
         spec.sampler.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();

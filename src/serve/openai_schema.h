@@ -45,6 +45,7 @@ struct CompletionRequest {
     std::vector<std::string> stop;
     bool stream = false;
     bool include_usage = false;         // stream_options.include_usage
+    bool ignore_eos = false;            // extension (as vLLM's): never sample end of document
 };
 
 // Parses and validates a request body. ApiException (400) naming the field for: a body that is

@@ -317,6 +317,7 @@ void Scheduler::after_logits(Slot& s, std::span<float> logits) {
     try {
         for (int64_t id = decodable_; id < static_cast<int64_t>(logits.size()); ++id)
             logits[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
+        if (s.job->spec().ignore_eos) logits[0] = -std::numeric_limits<float>::infinity();
         const int32_t token = s.sampler->sample(logits);
         s.sampler->accept(token);
         ++s.generated;

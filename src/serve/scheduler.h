@@ -52,6 +52,7 @@ struct JobSpec {
     int64_t max_tokens = 16;      // >= 1
     std::vector<std::string> stop;
     bool trim_leading_space = false;  // chat: drop the spaces that follow "Assistant:"
+    bool ignore_eos = false;          // token 0 (end of document) is never sampled
 };
 
 struct JobEvent {

@@ -172,7 +172,17 @@ void Server::Impl::routes() {
     http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty() || res.is_chunked_content_provider_) return;
         ApiError e{res.status, "", "invalid_request_error", "", ""};
-        if (res.status == 404) {
+        const bool known_path = req.path == "/health" || req.path == "/v1/models" ||
+                                req.path == "/v1/completions" ||
+                                req.path == "/v1/chat/completions";
+        const bool known_method = req.method == "GET" || req.method == "HEAD" ||
+                                  req.method == "POST";
+        if ((res.status == 404 && known_path) || (res.status == 400 && !known_method)) {
+            res.status = e.status = 405;
+            e.message = fmt::format("{} {} is not supported (endpoints: {})", req.method,
+                                    req.path, kEndpoints);
+            e.code = "method_not_allowed";
+        } else if (res.status == 404) {
             e.message = fmt::format("no endpoint {} {} (endpoints: {})", req.method, req.path,
                                     kEndpoints);
             e.code = "unknown_endpoint";
@@ -263,7 +273,11 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
     } catch (const ApiException& e) {
         ++rejected;
         send_error(res, e.error());
-        log(req, e.error().status, false, 0, 0, e.error().code, t0);
+        if (!cfg.quiet) {
+            std::string why = e.error().message;
+            if (why.size() > 160) why = why.substr(0, 157) + "...";
+            fmt::print(stderr, "{} {} {} {}\n", req.method, req.path, e.error().status, why);
+        }
     }
 }
 
@@ -387,14 +401,30 @@ void Server::Impl::graceful_stop() {
     http.stop();
 }
 
-Server::Server(const ServeConfig& cfg) : impl_(std::make_unique<Impl>(cfg)) {
-    Impl& m = *impl_;
+Server::Server(const ServeConfig& cfg) {
     cfg.validate();
+    const infer::WeightFormat f = infer::parse_weight_format(cfg.weights);
+    auto engine = infer::Rwkv7Engine::load(cfg.model, infer::EngineOptions{f, f, f});
+    auto tokenizer = load_tokenizer(cfg, engine->config().vocab);
+    impl_ = std::make_unique<Impl>(cfg);
+    start(std::move(engine), std::move(tokenizer));
+}
+
+Server::Server(const ServeConfig& cfg, std::unique_ptr<infer::Rwkv7Engine> engine,
+               std::unique_ptr<text::Tokenizer> tokenizer) {
+    cfg.validate();
+    impl_ = std::make_unique<Impl>(cfg);
+    start(std::move(engine), std::move(tokenizer));
+}
+
+void Server::start(std::unique_ptr<infer::Rwkv7Engine> engine,
+                   std::unique_ptr<text::Tokenizer> tokenizer) {
+    Impl& m = *impl_;
+    const ServeConfig& cfg = m.cfg;
     m.name = cfg.model_name.empty() ? std::filesystem::path(cfg.model).stem().string()
                                     : cfg.model_name;
-    const infer::WeightFormat f = infer::parse_weight_format(cfg.weights);
-    m.engine = infer::Rwkv7Engine::load(cfg.model, infer::EngineOptions{f, f, f});
-    m.tokenizer = load_tokenizer(cfg, m.engine->config().vocab);
+    m.engine = std::move(engine);
+    m.tokenizer = std::move(tokenizer);
     m.model = make_engine_model(*m.engine, cfg.parallel);
     m.limits = RequestLimits{cfg.max_prompt_tokens, cfg.max_tokens,
                              std::min(cfg.default_max_tokens, cfg.max_tokens)};
@@ -449,6 +479,7 @@ ServeSummary Server::summary() const {
     out.prompt_tokens = s.prompt_tokens;
     out.completion_tokens = s.completion_tokens;
     out.decode_steps = s.steps;
+    out.decoded_rows = s.decoded_rows;
     out.mean_batch = s.steps > 0 ? static_cast<double>(s.decoded_rows) / s.steps : 0.0;
     out.seconds = std::chrono::duration<double>(Clock::now() - impl_->start).count();
     return out;

@@ -7,6 +7,13 @@
 #include <memory>
 #include <string>
 
+namespace goose::infer {
+class Rwkv7Engine;
+}
+namespace goose::text {
+class Tokenizer;
+}
+
 namespace goose::serve {
 
 struct ServeConfig {
@@ -36,7 +43,7 @@ struct ServeConfig {
 struct ServeSummary {
     int64_t completed = 0, cancelled = 0, failed = 0, rejected = 0;
     int64_t prompt_tokens = 0, completion_tokens = 0;
-    int64_t decode_steps = 0;
+    int64_t decode_steps = 0, decoded_rows = 0;  // batched decode calls, rows over all of them
     double mean_batch = 0;  // decoded rows per batched decode step
     double seconds = 0;
 };
@@ -45,6 +52,10 @@ class Server {
 public:
     // Loads the model and tokenizer and binds the port (goose::Error naming what failed).
     explicit Server(const ServeConfig& cfg);
+    // Serves an engine and tokenizer made elsewhere (benchmarks); cfg.model only names the
+    // model (model_name defaults to its stem) and cfg.tokenizer / vocab / weights are unused.
+    Server(const ServeConfig& cfg, std::unique_ptr<infer::Rwkv7Engine> engine,
+           std::unique_ptr<text::Tokenizer> tokenizer);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -60,6 +71,8 @@ public:
     ServeSummary summary() const;
 
 private:
+    void start(std::unique_ptr<infer::Rwkv7Engine> engine,
+               std::unique_ptr<text::Tokenizer> tokenizer);
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,202 @@
+// goose bench serve: N concurrent streaming clients vs one, through the real HTTP server.
+#include "goose/bench/serve_bench.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "goose/bench/timer.h"
+#include "goose/core/error.h"
+#include "goose/core/rng.h"
+#include "goose/core/threads.h"
+#include "goose/infer/engine.h"
+#include "goose/models/rwkv7.h"
+#include "goose/serve/server.h"
+#include "goose/text/tokenizer.h"
+
+namespace goose::bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct StreamResult {
+    std::string error;         // "" = a complete stream
+    int64_t tokens = 0;        // completion tokens (from the usage chunk)
+    double first_token_s = 0;  // time to the first event
+};
+
+// One streamed completion over HTTP, read event by event.
+StreamResult stream_completion(int port, const std::string& body) {
+    StreamResult r;
+    httplib::Client cli("127.0.0.1", port);
+    cli.set_read_timeout(600);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.set_header("Content-Type", "application/json");
+    req.body = body;
+    std::string pending;
+    bool done = false;
+    const Clock::time_point t0 = Clock::now();
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+        if (r.first_token_s == 0) r.first_token_s = since(t0);
+        pending.append(data, n);
+        for (size_t end; (end = pending.find("\n\n")) != std::string::npos;) {
+            const std::string event = pending.substr(0, end);
+            pending.erase(0, end + 2);
+            if (event == "data: [DONE]") {
+                done = true;
+                continue;
+            }
+            if (event.rfind("data: ", 0) != 0) {
+                r.error = "not an SSE event: " + event;
+                continue;
+            }
+            const json j = json::parse(event.substr(6), nullptr, false);
+            if (j.is_discarded())
+                r.error = "event is not JSON: " + event;
+            else if (j.contains("error"))
+                r.error = j["error"].value("message", "error");
+            else if (j.contains("usage"))
+                r.tokens = j["usage"]["completion_tokens"].get<int64_t>();
+        }
+        return true;
+    };
+    const httplib::Result res = cli.send(req);
+    if (!res)
+        r.error = "HTTP error " + httplib::to_string(res.error());
+    else if (res->status != 200)
+        r.error = fmt::format("HTTP {}", res->status);
+    else if (!done && r.error.empty())
+        r.error = "the stream ended without [DONE]";
+    return r;
+}
+
+struct RunResult {
+    double wall_s = 0, tokens_per_s = 0, first_token_s = 0;
+    int64_t tokens = 0;
+    int errors = 0;
+    std::string first_error;
+};
+
+// `clients` streams at once; tokens/s = all completion tokens / wall time.
+RunResult run_clients(int port, int clients, const ServeBenchConfig& cfg, int rep) {
+    std::vector<StreamResult> results(static_cast<size_t>(clients));
+    std::vector<std::thread> threads;
+    const Clock::time_point t0 = Clock::now();
+    for (int c = 0; c < clients; ++c)
+        threads.emplace_back([&, c] {
+            std::string prompt;
+            for (int i = 0; i < cfg.prompt; ++i) prompt += static_cast<char>('a' + (c + i) % 26);
+            const json body = {{"prompt", prompt},
+                               {"max_tokens", cfg.tokens},
+                               {"temperature", 1.0},
+                               {"seed", 1000 * rep + c},
+                               {"ignore_eos", true},
+                               {"stream", true},
+                               {"stream_options", {{"include_usage", true}}}};
+            results[static_cast<size_t>(c)] = stream_completion(port, body.dump());
+        });
+    for (auto& t : threads) t.join();
+    RunResult r;
+    r.wall_s = since(t0);
+    for (const StreamResult& s : results) {
+        r.tokens += s.tokens;
+        r.first_token_s += s.first_token_s / clients;
+        if (!s.error.empty()) {
+            if (r.errors++ == 0) r.first_error = s.error;
+        }
+    }
+    r.tokens_per_s = static_cast<double>(r.tokens) / r.wall_s;
+    return r;
+}
+
+}  // namespace
+
+void run_serve_bench(const ServeBenchConfig& cfg) {
+    const auto mc = models::Rwkv7Config::with_defaults(cfg.vocab, cfg.layers, cfg.dim, cfg.head);
+    mc.validate();
+    if (cfg.clients < 1 || cfg.tokens < 1 || cfg.prompt < 1 || cfg.reps < 1)
+        fail("bench serve: --clients, --tokens, --prompt and --reps must be >= 1");
+    const infer::WeightFormat f = infer::parse_weight_format(cfg.weights);
+    fmt::print("goose bench serve: {}\n", machine_summary());
+    fmt::print("RWKV-7 L{} C{} head {} V{} ({} parameters), random weights, {} weights, byte "
+               "tokenizer; {}-token prompts, {} tokens per request, streamed (SSE) over "
+               "127.0.0.1\n",
+               cfg.layers, cfg.dim, cfg.head, cfg.vocab, mc.num_parameters(), cfg.weights,
+               cfg.prompt, cfg.tokens);
+    std::fflush(stdout);
+
+    std::unique_ptr<infer::Rwkv7Engine> engine;
+    {
+        models::Rwkv7 model(mc);
+        Rng rng(0, "bench");
+        // Random N(0, 0.02) values: speed does not depend on them (the official init's QR of
+        // a 65536-row head would dominate the start-up).
+        for (auto& [name, p] : model.named_parameters())
+            p.value_mut().copy_(Tensor::randn(p.shape(), rng, p.dtype(), 0, 0.02));
+        engine = std::make_unique<infer::Rwkv7Engine>(model, infer::EngineOptions{f, f, f});
+    }
+    serve::ServeConfig sc;
+    sc.model = "bench-random";
+    sc.port = 0;
+    sc.parallel = cfg.clients;
+    sc.max_tokens = std::max(cfg.tokens, 1);
+    sc.max_prompt_tokens = std::max(cfg.prompt, 1);
+    sc.quiet = true;
+    serve::Server server(sc, std::move(engine), text::make_byte_tokenizer());
+    std::thread http([&] { server.run(); });
+
+    run_clients(server.port(), 1, ServeBenchConfig{cfg.layers, cfg.dim, cfg.head, cfg.vocab, 1,
+                                                   std::min(cfg.tokens, 4), cfg.prompt, 1,
+                                                   cfg.weights},
+                0);  // warm-up
+    fmt::print("{:>8} {:>8} {:>9} {:>12} {:>13} {:>12} {:>11}\n", "clients", "tokens", "wall s",
+               "tok/s total", "tok/s/client", "1st event ms", "mean batch");
+    std::vector<int> settings = {1};
+    if (cfg.clients > 1) settings.push_back(cfg.clients);
+    std::vector<double> rate;
+    int errors = 0;
+    for (int clients : settings) {
+        std::vector<RunResult> runs;
+        const serve::ServeSummary before = server.summary();
+        for (int rep = 0; rep < cfg.reps; ++rep) {
+            runs.push_back(run_clients(server.port(), clients, cfg, rep));
+            errors += runs.back().errors;
+            if (runs.back().errors)
+                fmt::print("  {} errors, first: {}\n", runs.back().errors,
+                           runs.back().first_error);
+        }
+        const serve::ServeSummary after = server.summary();
+        std::sort(runs.begin(), runs.end(),
+                  [](const RunResult& a, const RunResult& b) { return a.tokens_per_s < b.tokens_per_s; });
+        const RunResult& med = runs[runs.size() / 2];
+        const double steps = static_cast<double>(after.decode_steps - before.decode_steps);
+        const double rows = static_cast<double>(after.decoded_rows - before.decoded_rows);
+        fmt::print("{:>8} {:>8} {:>9.2f} {:>12.1f} {:>13.1f} {:>12.0f} {:>11.2f}\n", clients,
+                   med.tokens, med.wall_s, med.tokens_per_s, med.tokens_per_s / clients,
+                   med.first_token_s * 1e3, steps > 0 ? rows / steps : 0.0);
+        std::fflush(stdout);
+        rate.push_back(med.tokens_per_s);
+    }
+    server.stop();
+    http.join();
+    fmt::print("threads: {}; medians of {} runs; errors: {}\n", num_threads(), cfg.reps, errors);
+    if (rate.size() == 2)
+        fmt::print("ratio {} clients / 1 client, total tokens/s: {:.2f}x (target >= 3x)\n",
+                   cfg.clients, rate[1] / rate[0]);
+}
+
+}  // namespace goose::bench
