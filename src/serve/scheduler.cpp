@@ -120,9 +120,10 @@ void Scheduler::cancel_all(const std::string& why) {
 }
 
 void Scheduler::stop() {
+    std::lock_guard stop_lock(stop_mu_);
+    if (!worker_.joinable()) return;
     {
         std::lock_guard lock(mu_);
-        if (stopping_ && !worker_.joinable()) return;
         closed_ = true;
     }
     cancel_all("the server is shutting down");

@@ -142,6 +142,7 @@ private:
 
     mutable std::mutex mu_;
     mutable std::condition_variable cv_;
+    std::mutex stop_mu_;  // one stop() at a time
     std::deque<std::shared_ptr<Job>> queue_;
     bool closed_ = false, stopping_ = false;
     SchedulerStats stats_;

@@ -120,6 +120,7 @@ public:
         }
     }
     bool ok() const { return port_ > 0; }
+    int port() const { return port_; }
     std::string url(const std::string& path) const {
         return "http://127.0.0.1:" + std::to_string(port_) + path;
     }
@@ -241,6 +242,15 @@ TEST_F(Serve, HealthAndModels) {
     EXPECT_EQ(get("/v1/models/tiny")["body"]["id"], "tiny");
     expect_error(get("/v1/models/other"), 404, "does not exist");
     expect_error(get("/v1/nothing"), 404, "no endpoint GET /v1/nothing");
+}
+
+TEST_F(Serve, PortInUseIsAClearError) {
+    const std::string port = std::to_string(server_->port());
+    const Output o = run_process({"sh", "-c", goose_bin() + " serve --model " + model_ +
+                                                  " --port " + port + " 2>&1"});
+    EXPECT_EQ(o.code, 1) << o.out;
+    EXPECT_NE(o.out.find("goose: error: cannot listen on 127.0.0.1:" + port), std::string::npos)
+        << o.out;
 }
 
 TEST_F(Serve, PlainCompletionWithCurl) {
