@@ -3,6 +3,7 @@
 #include "goose/serve/server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -437,6 +438,12 @@ void Server::start(std::unique_ptr<infer::Rwkv7Engine> engine,
     m.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     m.http.set_payload_max_length(static_cast<size_t>(cfg.max_body_bytes));
     m.http.set_keep_alive_timeout(2);
+    // SO_REUSEADDR (a restart may bind at once) but not httplib's default SO_REUSEPORT, with
+    // which a second server on the same port would bind silently and share the connections.
+    m.http.set_socket_options([](httplib::socket_t sock) {
+        int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     m.routes();
     if (cfg.port == 0) {
         m.port = m.http.bind_to_any_port(cfg.host);

@@ -246,8 +246,9 @@ TEST_F(Serve, HealthAndModels) {
 
 TEST_F(Serve, PortInUseIsAClearError) {
     const std::string port = std::to_string(server_->port());
-    const Output o = run_process({"sh", "-c", goose_bin() + " serve --model " + model_ +
-                                                  " --port " + port + " 2>&1"});
+    // (timeout: a server that did bind would serve until killed)
+    const Output o = run_process({"sh", "-c", "timeout 60 " + goose_bin() + " serve --model " +
+                                                  model_ + " --port " + port + " 2>&1"});
     EXPECT_EQ(o.code, 1) << o.out;
     EXPECT_NE(o.out.find("goose: error: cannot listen on 127.0.0.1:" + port), std::string::npos)
         << o.out;
