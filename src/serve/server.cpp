@@ -440,7 +440,7 @@ void Server::start(std::unique_ptr<infer::Rwkv7Engine> engine,
     m.http.set_keep_alive_timeout(2);
     // SO_REUSEADDR (a restart may bind at once) but not httplib's default SO_REUSEPORT, with
     // which a second server on the same port would bind silently and share the connections.
-    m.http.set_socket_options([](httplib::socket_t sock) {
+    m.http.set_socket_options([](int sock) {
         int yes = 1;
         ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
