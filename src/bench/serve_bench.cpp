@@ -159,41 +159,55 @@ void run_serve_bench(const ServeBenchConfig& cfg) {
     serve::Server server(sc, std::move(engine), text::make_byte_tokenizer());
     std::thread http([&] { server.run(); });
 
-    run_clients(server.port(), 1, ServeBenchConfig{cfg.layers, cfg.dim, cfg.head, cfg.vocab, 1,
-                                                   std::min(cfg.tokens, 4), cfg.prompt, 1,
-                                                   cfg.weights},
-                0);  // warm-up
-    fmt::print("{:>8} {:>8} {:>9} {:>12} {:>13} {:>12} {:>11}\n", "clients", "tokens", "wall s",
-               "tok/s total", "tok/s/client", "1st event ms", "mean batch");
+    ServeBenchConfig warm = cfg;  // warm-up: short requests at both batch sizes
+    warm.tokens = std::min(cfg.tokens, 4);
+    run_clients(server.port(), 1, warm, 0);
+    run_clients(server.port(), cfg.clients, warm, 0);
+    // The settings alternate (1, N, 1, N, ...) so that a change in the machine's load during the
+    // benchmark falls on both alike.
     std::vector<int> settings = {1};
     if (cfg.clients > 1) settings.push_back(cfg.clients);
-    std::vector<double> rate;
+    std::vector<std::vector<RunResult>> runs(settings.size());
+    std::vector<int64_t> steps(settings.size(), 0), rows(settings.size(), 0);
     int errors = 0;
-    for (int clients : settings) {
-        std::vector<RunResult> runs;
-        const serve::ServeSummary before = server.summary();
-        for (int rep = 0; rep < cfg.reps; ++rep) {
-            runs.push_back(run_clients(server.port(), clients, cfg, rep));
-            errors += runs.back().errors;
-            if (runs.back().errors)
-                fmt::print("  {} errors, first: {}\n", runs.back().errors,
-                           runs.back().first_error);
+    for (int rep = 0; rep < cfg.reps; ++rep)
+        for (size_t i = 0; i < settings.size(); ++i) {
+            const serve::ServeSummary before = server.summary();
+            runs[i].push_back(run_clients(server.port(), settings[i], cfg, rep));
+            const serve::ServeSummary after = server.summary();
+            steps[i] += after.decode_steps - before.decode_steps;
+            rows[i] += after.decoded_rows - before.decoded_rows;
+            const RunResult& r = runs[i].back();
+            errors += r.errors;
+            fmt::print("  run {}/{}, {} client{}: {:.1f} tokens/s{}\n", rep + 1, cfg.reps,
+                       settings[i], settings[i] > 1 ? "s" : "", r.tokens_per_s,
+                       r.errors ? fmt::format(", {} errors (first: {})", r.errors, r.first_error)
+                                : "");
+            std::fflush(stdout);
         }
-        const serve::ServeSummary after = server.summary();
-        std::sort(runs.begin(), runs.end(),
-                  [](const RunResult& a, const RunResult& b) { return a.tokens_per_s < b.tokens_per_s; });
-        const RunResult& med = runs[runs.size() / 2];
-        const double steps = static_cast<double>(after.decode_steps - before.decode_steps);
-        const double rows = static_cast<double>(after.decoded_rows - before.decoded_rows);
-        fmt::print("{:>8} {:>8} {:>9.2f} {:>12.1f} {:>13.1f} {:>12.0f} {:>11.2f}\n", clients,
-                   med.tokens, med.wall_s, med.tokens_per_s, med.tokens_per_s / clients,
-                   med.first_token_s * 1e3, steps > 0 ? rows / steps : 0.0);
-        std::fflush(stdout);
-        rate.push_back(med.tokens_per_s);
-    }
     server.stop();
     http.join();
-    fmt::print("threads: {}; medians of {} runs; errors: {}\n", num_threads(), cfg.reps, errors);
+
+    fmt::print("{:>8} {:>8} {:>9} {:>12} {:>15} {:>13} {:>12} {:>11}\n", "clients", "tokens",
+               "wall s", "tok/s total", "(min - max)", "tok/s/client", "1st event ms",
+               "mean batch");
+    std::vector<double> rate;
+    for (size_t i = 0; i < settings.size(); ++i) {
+        std::vector<RunResult>& v = runs[i];
+        std::sort(v.begin(), v.end(), [](const RunResult& a, const RunResult& b) {
+            return a.tokens_per_s < b.tokens_per_s;
+        });
+        const RunResult& med = v[v.size() / 2];
+        fmt::print("{:>8} {:>8} {:>9.2f} {:>12.1f} {:>15} {:>13.1f} {:>12.0f} {:>11.2f}\n",
+                   settings[i], med.tokens, med.wall_s, med.tokens_per_s,
+                   fmt::format("({:.1f} - {:.1f})", v.front().tokens_per_s,
+                               v.back().tokens_per_s),
+                   med.tokens_per_s / settings[i], med.first_token_s * 1e3,
+                   steps[i] > 0 ? static_cast<double>(rows[i]) / steps[i] : 0.0);
+        rate.push_back(med.tokens_per_s);
+    }
+    fmt::print("threads: {}; medians of {} runs, settings alternating; errors: {}\n",
+               num_threads(), cfg.reps, errors);
     if (rate.size() == 2)
         fmt::print("ratio {} clients / 1 client, total tokens/s: {:.2f}x (target >= 3x)\n",
                    cfg.clients, rate[1] / rate[0]);

@@ -12,7 +12,7 @@ struct ServeBenchConfig {
     int clients = 8;           // concurrent streams of the batched run (= the server's slots)
     int tokens = 64;           // max_tokens of every request (end of document is masked)
     int prompt = 16;           // prompt bytes (byte tokenizer: tokens)
-    int reps = 3;              // runs of each setting; the median is reported
+    int reps = 5;              // runs of each setting (alternating); the median is reported
     std::string weights = "f32";  // f32 | bf16 | int8
 };
 
