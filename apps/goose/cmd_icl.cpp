@@ -20,6 +20,18 @@ std::vector<std::string> split_commas(const std::string& s) {
     return out;
 }
 
+// The options of `goose icl` itself belong to the embedded default: given before a subcommand
+// they would be ignored, so they are an error there.
+void reject_default_options(const CLI::App* icl, const std::string& sub) {
+    for (const char* name :
+         {"--out", "--steps", "--family", "--eval-prompts", "--seed", "--resume"})
+        if (icl->count(name) > 0)
+            fail(
+                "goose icl {}: {} before the subcommand belongs to the embedded default (`goose "
+                "icl` alone); give the subcommand's own options after it (goose icl {} --help)",
+                sub, name, sub);
+}
+
 void add_icl_train(CLI::App* icl) {
     struct Opts {
         std::string config, out;
@@ -30,15 +42,17 @@ void add_icl_train(CLI::App* icl) {
     auto* cmd = icl->add_subcommand(
         "train", "train from a config file (configs/icl/*.yaml), then evaluate and plot");
     cmd->add_option("config", o->config, "the configuration (YAML)")->required();
-    cmd->add_option("--set", o->sets, "override one key, e.g. --set training.train_steps=1000 "
-                                      "(repeatable; the value is YAML)")
+    cmd->add_option("--set", o->sets,
+                    "override one key, e.g. --set training.train_steps=1000 "
+                    "(repeatable; the value is YAML)")
         ->allow_extra_args(false);
     cmd->add_option("--out", o->out, "run directory (default: runs/icl/<config file stem>)");
     auto* resume = cmd->add_flag("--resume", o->resume,
                                  "continue the run directory's checkpoint (an interrupted run)");
     cmd->add_flag("--overwrite", o->overwrite, "start again over an existing run directory")
         ->excludes(resume);
-    cmd->callback([o] {
+    cmd->callback([icl, o] {
+        reject_default_options(icl, "train");
         const icl::IclRunConfig cfg = icl::load_icl_config(o->config, o->sets);
         const std::string out =
             o->out.empty()
@@ -57,15 +71,17 @@ void add_icl_eval(CLI::App* icl) {
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = icl->add_subcommand(
-        "eval", "re-evaluate a trained run directory beside the baselines (rewrites metrics.json, "
-                "curves.csv, plots)");
+        "eval",
+        "re-evaluate a trained run directory beside the baselines (rewrites metrics.json, "
+        "curves.csv, plots)");
     cmd->add_option("run_dir", o->run_dir, "the run directory")->required();
     cmd->add_option("--ood", o->ood,
                     "out-of-distribution settings besides standard: all, or SETTING,SETTING,... "
                     "(default: the config's eval.settings)");
     cmd->add_option("--prompts", o->prompts, "prompts per setting (default: the config's)")
         ->check(CLI::Range(int64_t(1), int64_t(10000000)));
-    cmd->callback([o] {
+    cmd->callback([icl, o] {
+        reject_default_options(icl, "eval");
         icl::EvalRunOptions opts;
         opts.ood = split_commas(o->ood);
         opts.prompts = o->prompts;
@@ -75,9 +91,13 @@ void add_icl_eval(CLI::App* icl) {
 
 void add_icl_plot(CLI::App* icl) {
     auto dir = std::make_shared<std::string>();
-    auto* cmd = icl->add_subcommand("plot", "draw RUN_DIR/metrics.json as PNGs in the run directory");
+    auto* cmd =
+        icl->add_subcommand("plot", "draw RUN_DIR/metrics.json as PNGs in the run directory");
     cmd->add_option("run_dir", *dir, "the run directory")->required();
-    cmd->callback([dir] { icl::plot_run(*dir); });
+    cmd->callback([icl, dir] {
+        reject_default_options(icl, "plot");
+        icl::plot_run(*dir);
+    });
 }
 
 void add_icl_compare(CLI::App* icl) {
@@ -86,15 +106,17 @@ void add_icl_compare(CLI::App* icl) {
         std::string ks;
     };
     auto o = std::make_shared<Opts>();
-    auto* cmd = icl->add_subcommand(
-        "compare", "several run directories side by side: one table and one plot");
+    auto* cmd = icl->add_subcommand("compare",
+                                    "several run directories side by side: one table and one plot");
     cmd->add_option("run_dirs", o->c.run_dirs, "run directories")->required();
     cmd->add_option("--out", o->c.out_dir, "where compare.csv, compare.json and the plot go")
         ->capture_default_str();
-    cmd->add_option("--k", o->ks, "in-context example counts of the table, e.g. 1,5,10 "
-                                  "(default: 1, d/2, d, n-1 of the first run)");
+    cmd->add_option("--k", o->ks,
+                    "in-context example counts of the table, e.g. 1,5,10 "
+                    "(default: 1, d/2, d, n-1 of the first run)");
     cmd->add_option("--setting", o->c.setting, "evaluation setting")->capture_default_str();
-    cmd->callback([o] {
+    cmd->callback([icl, o] {
+        reject_default_options(icl, "compare");
         for (const auto& k : split_commas(o->ks)) {
             try {
                 size_t used = 0;
@@ -115,9 +137,10 @@ void add_icl(CLI::App& app) {
     auto out = std::make_shared<std::string>("runs/icl");
     auto resume = std::make_shared<bool>(false);
     auto* cmd = app.add_subcommand(
-        "icl", "in-context learning of function classes beside the classical baselines; without "
-               "a subcommand: train the embedded default (RWKV-7 on linear regression, d=5), "
-               "evaluate, write a run directory");
+        "icl",
+        "in-context learning of function classes beside the classical baselines; without "
+        "a subcommand: train the embedded default (RWKV-7 on linear regression, d=5), "
+        "evaluate, write a run directory");
     cmd->add_option("--out", *out, "run directory")->capture_default_str();
     cmd->add_option("--steps", cfg->train.train_steps, "training steps")
         ->check(CLI::Range(int64_t(1), int64_t(10000000)))

@@ -48,9 +48,10 @@ LoadedRun load_run(const std::string& dir, const std::string& setting) {
     if (it == r.results.end()) {
         std::vector<std::string> have;
         for (const auto& [s, _] : r.results) have.push_back(s);
-        fail("icl compare: {} has no setting '{}' (it has: {}; evaluate it with goose icl eval "
-             "{} --ood {})",
-             metrics, setting, fmt::join(have, ", "), dir, setting);
+        fail(
+            "icl compare: {} has no setting '{}' (it has: {}; evaluate it with goose icl eval "
+            "{} --ood {})",
+            metrics, setting, fmt::join(have, ", "), dir, setting);
     }
     if (!it->second.count(r.cfg.train.model.family))
         fail("icl compare: {} has no curve '{}' (the model of {}/config.yaml) in setting {}",
@@ -91,7 +92,8 @@ std::vector<CompareRow> compare_runs(const CompareOptions& o) {
 
     std::vector<CompareRow> rows;
     for (const auto& r : runs)
-        rows.push_back({fmt::format("{} ({})", r.label, r.cfg.train.model.family), "model", r.dir, r.cfg.train.task.name, r.cfg.train.model.n_dims,
+        rows.push_back({fmt::format("{} ({})", r.label, r.cfg.train.model.family), "model", r.dir,
+                        r.cfg.train.task.name, r.cfg.train.model.n_dims,
                         r.results.at(o.setting).at(r.cfg.train.model.family)});
     std::set<Group> done;
     for (const auto& r : runs) {
@@ -100,10 +102,9 @@ std::vector<CompareRow> compare_runs(const CompareOptions& o) {
             if (name == r.cfg.train.model.family || name == "zero") continue;
             std::string label = name;
             if (groups.size() > 1)
-                label += fmt::format(" [{} d={}]", r.cfg.train.task.name,
-                                     r.cfg.train.model.n_dims);
-            rows.push_back({label, "baseline", r.dir, r.cfg.train.task.name,
-                            r.cfg.train.model.n_dims, curve});
+                label += fmt::format(" [{} d={}]", r.cfg.train.task.name, r.cfg.train.model.n_dims);
+            rows.push_back(
+                {label, "baseline", r.dir, r.cfg.train.task.name, r.cfg.train.model.n_dims, curve});
         }
     }
 
@@ -158,8 +159,10 @@ std::vector<CompareRow> compare_runs(const CompareOptions& o) {
     if (plots_available()) {
         std::string out;
         const int rc = run_python_script("compare_icl.py", {json_path, "--out", o.out_dir}, &out);
-        if (rc == 0) std::printf("plot: %s", out.c_str());
-        else std::printf("plot: python/compare_icl.py failed:\n%s\n", out.c_str());
+        if (rc == 0)
+            std::printf("plot: %s", out.c_str());
+        else
+            std::printf("plot: python/compare_icl.py failed:\n%s\n", out.c_str());
     } else {
         std::printf("plot: skipped (python3-matplotlib is not installed)\n");
     }

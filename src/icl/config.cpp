@@ -34,9 +34,9 @@ std::string describe(const Node& n) {
 // One mapping of the schema: checks its keys against the valid ones on construction (unknown
 // and duplicate keys are errors) and reads typed values, naming the key path on failure.
 class MapReader {
-public:
-    MapReader(const Node& node, std::string path, std::string source,
-              std::vector<std::string> keys, const std::string& keys_label = "")
+  public:
+    MapReader(const Node& node, std::string path, std::string source, std::vector<std::string> keys,
+              const std::string& keys_label = "")
         : path_(std::move(path)), source_(std::move(source)), keys_(std::move(keys)) {
         if (!node.IsDefined() || node.IsNull()) return;  // absent or null: an empty mapping
         if (!node.IsMap())
@@ -52,7 +52,8 @@ public:
                      keys_label.empty()
                          ? (path_.empty() ? std::string("at the top level") : "under " + path_)
                          : keys_label,
-                     keys_.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(keys_, ", ")));
+                     keys_.empty() ? std::string("(none)")
+                                   : fmt::format("{}", fmt::join(keys_, ", ")));
             if (!seen.insert(key).second)
                 fail("icl config {}: key '{}' appears twice", source_, join_path(path_, key));
         }
@@ -101,8 +102,7 @@ public:
             try {
                 return v.as<T>();
             } catch (const YAML::Exception&) {
-                fail("icl config {}: {} must be {}, got {}", source_, where, expected,
-                     describe(v));
+                fail("icl config {}: {} must be {}, got {}", source_, where, expected, describe(v));
             }
         }
     }
@@ -120,19 +120,18 @@ public:
         return out;
     }
 
-private:
+  private:
     Node node_{YAML::NodeType::Undefined};
     std::string path_, source_;
     std::vector<std::string> keys_;
 };
 
-const std::vector<std::string> kModelKeys = {"family", "n_dims",  "n_positions", "n_embd",
+const std::vector<std::string> kModelKeys = {"family",  "n_dims", "n_positions", "n_embd",
                                              "n_layer", "n_head", "head_size"};
 const std::vector<std::string> kTrainingKeys = {
-    "task",          "task_kwargs",     "batch_size", "learning_rate",
-    "optimizer",     "weight_decay",    "train_steps", "save_every_steps",
-    "log_every_steps", "seed",          "num_tasks",  "num_training_examples",
-    "curriculum"};
+    "task",         "task_kwargs",           "batch_size",       "learning_rate",   "optimizer",
+    "weight_decay", "train_steps",           "save_every_steps", "log_every_steps", "seed",
+    "num_tasks",    "num_training_examples", "curriculum"};
 const std::vector<std::string> kScheduleKeys = {"start", "end", "inc", "interval"};
 const std::vector<std::string> kEvalKeys = {"prompts", "baselines", "settings"};
 
@@ -171,8 +170,8 @@ IclRunConfig from_yaml(const Node& root, const std::string& source) {
     if (std::find(names.begin(), names.end(), t.task.name) == names.end())
         fail("icl config {}: training.task: unknown task '{}'; valid tasks: {}", source,
              t.task.name, fmt::join(names, ", "));
-    const MapReader kw = tr.child("task_kwargs", task_kwarg_names(t.task.name), false,
-                                  "for task " + t.task.name);
+    const MapReader kw =
+        tr.child("task_kwargs", task_kwarg_names(t.task.name), false, "for task " + t.task.name);
     kw.read("scale", t.task.scale);
     kw.read("sparsity", t.task.sparsity);
     t.task.valid_coords = read_optional_count(kw, "valid_coords", -1);
@@ -266,7 +265,9 @@ void flatten(const Node& n, const std::string& path,
     }
 }
 
-std::string number(double v) { return fmt::format("{}", v); }
+std::string number(double v) {
+    return fmt::format("{}", v);
+}
 
 }  // namespace
 
@@ -290,8 +291,10 @@ IclRunConfig parse_icl_config(const std::string& yaml_text, const std::string& s
     }
     if (!root.IsDefined() || root.IsNull()) root = Node(YAML::NodeType::Map);
     if (!root.IsMap())
-        fail("icl config {}: the document must be a mapping with keys model, training, eval; "
-             "got {}", source, describe(root));
+        fail(
+            "icl config {}: the document must be a mapping with keys model, training, eval; "
+            "got {}",
+            source, describe(root));
     for (const auto& o : overrides) apply_override(root, o, source);
     IclRunConfig c = from_yaml(root, source);
     validate_icl_config(c, source);
@@ -329,14 +332,22 @@ std::string icl_config_yaml(const IclRunConfig& c) {
     e << YAML::Key << "task_kwargs" << YAML::Value << YAML::BeginMap;
     for (const std::string& k : task_kwarg_names(t.task.name)) {
         e << YAML::Key << k << YAML::Value;
-        if (k == "scale") e << number(t.task.scale);
-        else if (k == "sparsity") e << t.task.sparsity;
-        else if (k == "valid_coords" && t.task.valid_coords < 0) e << YAML::Null;
-        else if (k == "valid_coords") e << t.task.valid_coords;
-        else if (k == "noise_std") e << number(t.task.noise_std);
-        else if (k == "renormalize_ys") e << t.task.renormalize_ys;
-        else if (k == "hidden_layer_size") e << t.task.hidden;
-        else if (k == "depth") e << t.task.depth;
+        if (k == "scale")
+            e << number(t.task.scale);
+        else if (k == "sparsity")
+            e << t.task.sparsity;
+        else if (k == "valid_coords" && t.task.valid_coords < 0)
+            e << YAML::Null;
+        else if (k == "valid_coords")
+            e << t.task.valid_coords;
+        else if (k == "noise_std")
+            e << number(t.task.noise_std);
+        else if (k == "renormalize_ys")
+            e << t.task.renormalize_ys;
+        else if (k == "hidden_layer_size")
+            e << t.task.hidden;
+        else if (k == "depth")
+            e << t.task.depth;
     }
     e << YAML::EndMap;
     e << YAML::Key << "batch_size" << YAML::Value << t.batch_size;
@@ -364,11 +375,15 @@ std::string icl_config_yaml(const IclRunConfig& c) {
     e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
     e << YAML::Key << "prompts" << YAML::Value << c.eval_prompts;
     e << YAML::Key << "baselines" << YAML::Value;
-    if (c.baselines.empty()) e << "default";
-    else e << YAML::Flow << c.baselines;
+    if (c.baselines.empty())
+        e << "default";
+    else
+        e << YAML::Flow << c.baselines;
     e << YAML::Key << "settings" << YAML::Value;
-    if (c.settings.empty()) e << "all";
-    else e << YAML::Flow << c.settings;
+    if (c.settings.empty())
+        e << "all";
+    else
+        e << YAML::Flow << c.settings;
     e << YAML::EndMap;
     e << YAML::EndMap;
     GOOSE_ASSERT(e.good(), "icl_config_yaml: emitter error {}", e.GetLastError());
@@ -416,16 +431,19 @@ void validate_icl_config(const IclRunConfig& c, const std::string& source) {
                             k, m.n_dims));
         if (t.task.valid_coords != -1 &&
             (t.task.valid_coords < k || t.task.valid_coords > m.n_dims))
-            bad(fmt::format("training.task_kwargs.valid_coords ({}) must be null or in "
+            bad(
+                fmt::format("training.task_kwargs.valid_coords ({}) must be null or in "
                             "[sparsity = {}, model.n_dims = {}]",
                             t.task.valid_coords, k, m.n_dims));
         if (t.task.valid_coords == -1 && k > t.dims.start)
-            bad(fmt::format("training.task_kwargs.sparsity ({}) exceeds "
+            bad(
+                fmt::format("training.task_kwargs.sparsity ({}) exceeds "
                             "training.curriculum.dims.start ({}): the support is drawn among the "
                             "active dimensions",
                             k, t.dims.start));
     }
-    if (task == "relu_2nn_regression") at_least("training.task_kwargs.hidden_layer_size", t.task.hidden, 1);
+    if (task == "relu_2nn_regression")
+        at_least("training.task_kwargs.hidden_layer_size", t.task.hidden, 1);
     if (task == "decision_tree" && (t.task.depth < 1 || t.task.depth > 24))
         bad(fmt::format("training.task_kwargs.depth must be in [1, 24], got {}", t.task.depth));
     if (task == "noisy_linear_regression" && !(t.task.noise_std >= 0))
@@ -449,7 +467,8 @@ void validate_icl_config(const IclRunConfig& c, const std::string& source) {
     if (t.num_tasks > 0 && t.num_training_examples > 0)
         bad("training.num_tasks and training.num_training_examples cannot both be set");
     if (t.num_training_examples > 0 && t.num_training_examples < t.batch_size)
-        bad(fmt::format("training.num_training_examples ({}) must be >= training.batch_size ({}): "
+        bad(
+            fmt::format("training.num_training_examples ({}) must be >= training.batch_size ({}): "
                         "each step draws batch_size distinct examples",
                         t.num_training_examples, t.batch_size));
 
@@ -482,7 +501,8 @@ void validate_icl_config(const IclRunConfig& c, const std::string& source) {
     seen.clear();
     for (const auto& s : c.settings) {
         if (std::find(valid.begin(), valid.end(), s) == valid.end())
-            bad(fmt::format("eval.settings: unknown setting '{}' for task {}; valid settings: {} "
+            bad(
+                fmt::format("eval.settings: unknown setting '{}' for task {}; valid settings: {} "
                             "(or all)",
                             s, task, fmt::join(valid, ", ")));
         if (!seen.insert(s).second) bad(fmt::format("eval.settings: '{}' appears twice", s));

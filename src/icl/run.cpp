@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <sys/wait.h>
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -11,7 +12,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <set>
-#include <sys/wait.h>
 
 #include "goose/core/error.h"
 #include "goose/io/atomic_file.h"
@@ -29,8 +29,10 @@ namespace {
 std::string shell_quote(const std::string& s) {
     std::string q = "'";
     for (char ch : s) {
-        if (ch == '\'') q.append("'\\''");
-        else q.push_back(ch);
+        if (ch == '\'')
+            q.append("'\\''");
+        else
+            q.push_back(ch);
     }
     q.push_back('\'');
     return q;
@@ -45,8 +47,10 @@ std::string python() {
 std::string checkpoint_path(const std::string& dir) {
     const std::string p = (fs::path(dir) / "checkpoint.pth").string();
     if (!fs::is_regular_file(p))
-        fail("icl: {} is missing: the run directory has no trained model (train it with "
-             "`goose icl train CONFIG.yaml --out {}`)", p, dir);
+        fail(
+            "icl: {} is missing: the run directory has no trained model (train it with "
+            "`goose icl train CONFIG.yaml --out {}`)",
+            p, dir);
     return p;
 }
 
@@ -88,23 +92,28 @@ EvalResults evaluate_trained(const IclRunConfig& cfg, const std::string& dir,
     std::fflush(stdout);
     std::vector<std::pair<std::string, Predictor>> predictors;
     const IclModel* m = model.get();
-    predictors.emplace_back(t.model.family, [m](const Tensor& xs, const Tensor& ys) {
-        return m->predict(xs, ys);
-    });
+    predictors.emplace_back(t.model.family,
+                            [m](const Tensor& xs, const Tensor& ys) { return m->predict(xs, ys); });
     const auto names = cfg.baselines.empty() ? default_baselines(t.task) : cfg.baselines;
     for (auto& p : baseline_predictors(names)) predictors.push_back(std::move(p));
-    EvalConfig ec{.task = t.task, .n_dims = t.model.n_dims, .n_points = t.points.end,
-                  .num_prompts = prompts, .batch = t.batch_size, .seed = t.seed + 1};
+    EvalConfig ec{.task = t.task,
+                  .n_dims = t.model.n_dims,
+                  .n_points = t.points.end,
+                  .num_prompts = prompts,
+                  .batch = t.batch_size,
+                  .seed = t.seed + 1};
     const EvalResults res = evaluate(ec, predictors, settings);
     write_metrics_json(dir + "/metrics.json", t.task.name, t.model.n_dims, t.points.end, res);
     write_curves_csv(dir + "/curves.csv", res);
     print_results_table(res);
     if (plots_available()) {
         std::string out;
-        const int rc = run_python_script(
-            "plot_icl.py", {dir + "/metrics.json", "--out", dir}, &out);
-        if (rc == 0) std::printf("\nplots: %s/*.png\n", dir.c_str());
-        else std::printf("\nplots: the plotting script failed:\n%s\n", out.c_str());
+        const int rc =
+            run_python_script("plot_icl.py", {dir + "/metrics.json", "--out", dir}, &out);
+        if (rc == 0)
+            std::printf("\nplots: %s/*.png\n", dir.c_str());
+        else
+            std::printf("\nplots: the plotting script failed:\n%s\n", out.c_str());
     } else {
         std::printf("\nplots: skipped (python3-matplotlib is not installed)\n");
     }
@@ -119,8 +128,13 @@ IclRunConfig default_icl_config() {
     TrainConfig& t = c.train;
     t.task.name = "linear_regression";
     const int64_t d = 5, n = 2 * d + 1;
-    t.model = ModelConfig{.family = "rwkv7", .n_dims = d, .n_positions = n, .n_embd = 64,
-                          .n_layer = 3, .n_head = 4, .head_size = 16};
+    t.model = ModelConfig{.family = "rwkv7",
+                          .n_dims = d,
+                          .n_positions = n,
+                          .n_embd = 64,
+                          .n_layer = 3,
+                          .n_head = 4,
+                          .head_size = 16};
     t.dims = {.start = d, .end = d, .inc = 0, .interval = 1000};
     t.points = {.start = n, .end = n, .inc = 0, .interval = 1000};
     t.batch_size = 64;
@@ -137,9 +151,10 @@ void check_run_dir(const IclRunConfig& cfg, const std::string& out_dir, bool res
     if (!fs::exists(ckpt)) return;
     if (!resume) {
         if (overwrite) return;
-        fail("icl: {} already holds a run (checkpoint at step {} of {}); pass --resume to "
-             "continue it or --overwrite to start again",
-             out_dir, checkpoint_step(ckpt), cfg.train.train_steps);
+        fail(
+            "icl: {} already holds a run (checkpoint at step {} of {}); pass --resume to "
+            "continue it or --overwrite to start again",
+            out_dir, checkpoint_step(ckpt), cfg.train.train_steps);
     }
     const std::string prev_path = (fs::path(out_dir) / "config.yaml").string();
     if (!fs::exists(prev_path)) return;  // a checkpoint without its config: trust the caller's
@@ -152,14 +167,15 @@ void check_run_dir(const IclRunConfig& cfg, const std::string& out_dir, bool res
         diffs.push_back(k);
     }
     if (!diffs.empty())
-        fail("icl: cannot resume {}: its config.yaml differs in {} (only training.train_steps, "
-             "save_every_steps, log_every_steps and eval.* may change on --resume; use "
-             "--overwrite or another --out to start a new run)",
-             out_dir, fmt::join(diffs, ", "));
+        fail(
+            "icl: cannot resume {}: its config.yaml differs in {} (only training.train_steps, "
+            "save_every_steps, log_every_steps and eval.* may change on --resume; use "
+            "--overwrite or another --out to start a new run)",
+            out_dir, fmt::join(diffs, ", "));
 }
 
 EvalResults run_icl(const IclRunConfig& cfg, const std::string& out_dir, bool resume) {
-    validate_icl_config(cfg, "(run)");
+    validate_icl_config(cfg, "run_icl");
     check_run_dir(cfg, out_dir, resume, /*overwrite=*/true);
     fs::create_directories(out_dir);
     io::write_file_atomic(out_dir + "/config.yaml", icl_config_yaml(cfg));
@@ -201,8 +217,8 @@ EvalResults evaluate_run(const std::string& run_dir, const EvalRunOptions& o) {
 void print_results_table(const EvalResults& results) {
     for (const auto& [setting, curves] : results) {
         if (curves.empty()) continue;
-        std::printf("\n%s: normalised squared error vs in-context examples k\n%4s",
-                    setting.c_str(), "k");
+        std::printf("\n%s: normalised squared error vs in-context examples k\n%4s", setting.c_str(),
+                    "k");
         for (const auto& [name, c] : curves) std::printf(" %14s", name.c_str());
         std::printf("\n");
         const size_t n = curves.begin()->second.k.size();
@@ -254,8 +270,10 @@ void plot_run(const std::string& run_dir) {
              run_dir);
     (void)read_metrics_json(metrics);  // a clear error for a malformed file
     if (!plots_available())
-        fail("icl plot: {} cannot import matplotlib (install python3-matplotlib: "
-             "scripts/deps.sh), or python/plot_icl.py is missing", python());
+        fail(
+            "icl plot: {} cannot import matplotlib (install python3-matplotlib: "
+            "scripts/deps.sh), or python/plot_icl.py is missing",
+            python());
     std::string out;
     if (run_python_script("plot_icl.py", {metrics, "--out", run_dir}, &out) != 0)
         fail("icl plot: python/plot_icl.py failed on {}:\n{}", metrics, out);

@@ -3,10 +3,10 @@
 // input (options, configs, run directories) gives clear errors.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "common/run_cli.h"
 #include "goose/icl/config.h"
@@ -19,7 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // A tiny configuration: trains and evaluates in about a second.
-const char* kTiny = R"(model: {family: rwkv7, n_dims: 3, n_positions: 7, n_embd: 32, n_layer: 1, head_size: 16}
+const char* kTiny =
+    R"(model: {family: rwkv7, n_dims: 3, n_positions: 7, n_embd: 32, n_layer: 1, head_size: 16}
 training:
   task: linear_regression
   batch_size: 8
@@ -36,7 +37,7 @@ eval: {prompts: 16}
 // Each test gets its own temporary directory; plots are off (GOOSE_PYTHON points nowhere) unless
 // a test turns them on, so that only the plot test pays for starting matplotlib.
 class IclCli : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
         dir_ = fs::temp_directory_path() /
@@ -62,7 +63,8 @@ TEST_F(IclCli, ShortRunWritesTheRunDirectory) {
     const std::string out = path("default");
     const auto r = test::run_goose("icl --steps 2 --eval-prompts 16 --out " + out);
     ASSERT_EQ(r.code, 0) << r.out;
-    for (const char* f : {"config.yaml", "train_log.csv", "checkpoint.pth", "metrics.json", "curves.csv"})
+    for (const char* f :
+         {"config.yaml", "train_log.csv", "checkpoint.pth", "metrics.json", "curves.csv"})
         EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
     EXPECT_NE(r.out.find("least_squares"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("plots: skipped"), std::string::npos) << r.out;
@@ -98,7 +100,8 @@ TEST_F(IclCli, TrainEvalCompare) {
     const std::string cfg = tiny_config(), a = path("a"), b = path("b");
     auto r = test::run_goose("icl train " + cfg + " --out " + a);
     ASSERT_EQ(r.code, 0) << r.out;
-    for (const char* f : {"config.yaml", "train_log.csv", "checkpoint.pth", "metrics.json", "curves.csv"})
+    for (const char* f :
+         {"config.yaml", "train_log.csv", "checkpoint.pth", "metrics.json", "curves.csv"})
         EXPECT_TRUE(fs::exists(fs::path(a) / f)) << f;
     EXPECT_NE(r.out.find("after 4 steps"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("least_squares"), std::string::npos) << r.out;
@@ -114,7 +117,8 @@ TEST_F(IclCli, TrainEvalCompare) {
     EXPECT_NE(r.out.find("cannot resume"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("model.n_embd"), std::string::npos) << r.out;
     // An interrupted run (here: one that stopped at step 4) continues to the new end.
-    r = test::run_goose("icl train " + cfg + " --out " + a + " --resume --set training.train_steps=6");
+    r = test::run_goose("icl train " + cfg + " --out " + a +
+                        " --resume --set training.train_steps=6");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("after 6 steps"), std::string::npos) << r.out;
     const std::string log = io::read_file(a + "/train_log.csv");
@@ -201,8 +205,9 @@ TEST_F(IclCli, TrainConfigErrors) {
         {"icl train " + cfg + " --set model.family=mamba", {"unknown family 'mamba'", "rwkv7"}},
         {"icl train " + cfg + " --set eval.baselines=[ols]",
          {"unknown baseline 'ols'", "least_squares", "lasso_alpha_<A>"}},
-        {"icl train " + cfg + " --set training.task=sparse_linear_regression"
-                              " --set training.task_kwargs.sparsity=4",
+        {"icl train " + cfg +
+             " --set training.task=sparse_linear_regression"
+             " --set training.task_kwargs.sparsity=4",
          {"training.task_kwargs.sparsity (4) must be in [1, model.n_dims = 3]"}},
         {"icl train " + cfg + " --set training.curriculum.points.start=0",
          {"training.curriculum.points.start must be >= 1"}},
@@ -214,6 +219,7 @@ TEST_F(IclCli, TrainConfigErrors) {
          {"training.batch_size must be an integer"}},
         {"icl train " + cfg + " --set nokey", {"expected KEY.PATH=VALUE"}},
         {"icl train " + cfg + " --resume --overwrite", {"excludes"}},
+        {"icl --steps 5 train " + cfg, {"--steps before the subcommand", "embedded default"}},
         {"icl eval " + path("nowhere"), {path("nowhere"), "does not exist"}},
         {"icl plot " + path("nowhere"), {path("nowhere"), "does not exist"}},
         {"icl compare", {"run_dirs is required"}},
@@ -222,7 +228,8 @@ TEST_F(IclCli, TrainConfigErrors) {
     for (const auto& c : cases) {
         const auto r = test::run_goose(c.args);
         EXPECT_NE(r.code, 0) << c.args;
-        for (const auto& p : c.parts) EXPECT_NE(r.out.find(p), std::string::npos) << c.args << "\n" << r.out;
+        for (const auto& p : c.parts)
+            EXPECT_NE(r.out.find(p), std::string::npos) << c.args << "\n" << r.out;
     }
 }
 

@@ -64,7 +64,9 @@ IclRunConfig parse(const std::string& text, const std::vector<std::string>& sets
     return parse_icl_config(text, "test.yaml", sets);
 }
 
-std::string configs_dir() { return std::string(GOOSE_TEST_SOURCE_DIR) + "/configs/icl"; }
+std::string configs_dir() {
+    return std::string(GOOSE_TEST_SOURCE_DIR) + "/configs/icl";
+}
 
 TEST(IclConfig, ParsesEveryKey) {
     const IclRunConfig c = parse(kFull);
@@ -118,7 +120,8 @@ TEST(IclConfig, DefaultsOfOptionalKeys) {
     EXPECT_TRUE(c.baselines.empty());  // default_baselines(task)
     EXPECT_EQ(c.settings, std::vector<std::string>{"standard"});
     // "all" and "default" spelled out.
-    const IclRunConfig all = parse(std::string(kMinimal) + "eval: {settings: all, baselines: default}\n");
+    const IclRunConfig all =
+        parse(std::string(kMinimal) + "eval: {settings: all, baselines: default}\n");
     EXPECT_TRUE(all.settings.empty());
     EXPECT_TRUE(all.baselines.empty());
 }
@@ -150,11 +153,10 @@ TEST(IclConfig, EmitterRoundTrip) {
 }
 
 TEST(IclConfig, Overrides) {
-    const IclRunConfig c = parse(kMinimal, {"training.train_steps=99", "model.n_embd=32",
-                                            "eval.baselines=[least_squares, knn3]",
-                                            "training.curriculum.points.inc=2",
-                                            "training.task_kwargs.scale=2.5",
-                                            "eval.settings=scale-x=2"});
+    const IclRunConfig c =
+        parse(kMinimal, {"training.train_steps=99", "model.n_embd=32",
+                         "eval.baselines=[least_squares, knn3]", "training.curriculum.points.inc=2",
+                         "training.task_kwargs.scale=2.5", "eval.settings=scale-x=2"});
     EXPECT_EQ(c.train.train_steps, 99);
     EXPECT_EQ(c.train.model.n_embd, 32);
     EXPECT_EQ(c.baselines, (std::vector<std::string>{"least_squares", "knn3"}));
@@ -187,7 +189,8 @@ TEST(IclConfig, SchemaErrors) {
     const std::string m = kMinimal;  // each case: overrides of it, then the message's parts
     const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> cases = {
         // unknown keys list the valid ones at their level
-        {{"bogus=1"}, {"unknown key 'bogus'", "valid keys at the top level: model, training, eval"}},
+        {{"bogus=1"},
+         {"unknown key 'bogus'", "valid keys at the top level: model, training, eval"}},
         {{"model.n_dim=5"},
          {"unknown key 'model.n_dim'", "under model", "family, n_dims, n_positions"}},
         {{"training.curriculum.dims.step=1"},
@@ -229,7 +232,8 @@ TEST(IclConfig, SchemaErrors) {
          {"training.curriculum.points.end (12) exceeds model.n_positions (11)"}},
         {{"training.curriculum.points.end=10"},
          {"training.curriculum.points.end (10) must be >= training.curriculum.points.start (11)"}},
-        {{"training.curriculum.dims.interval=0"}, {"training.curriculum.dims.interval must be >= 1"}},
+        {{"training.curriculum.dims.interval=0"},
+         {"training.curriculum.dims.interval must be >= 1"}},
         {{"model.n_embd=48", "model.head_size=32"},
          {"model.n_embd (48) must be a multiple of model.head_size (32)"}},
         {{"model.family=transformer", "model.n_head=5"},
@@ -298,9 +302,9 @@ TEST(IclConfig, CommittedConfigs) {
         const char* task;
         int64_t points_start, points_end, points_inc;
     };
-    for (const Row& r : {Row{"linear_regression", 11, 41, 2},
-                         Row{"sparse_linear_regression", 11, 41, 2},
-                         Row{"decision_tree", 26, 101, 5}, Row{"relu_2nn_regression", 26, 101, 5}}) {
+    for (const Row& r :
+         {Row{"linear_regression", 11, 41, 2}, Row{"sparse_linear_regression", 11, 41, 2},
+          Row{"decision_tree", 26, 101, 5}, Row{"relu_2nn_regression", 26, 101, 5}}) {
         SCOPED_TRACE(r.task);
         const IclRunConfig g = load_icl_config(configs_dir() + "/garg_" + r.task + ".yaml");
         const TrainConfig& t = g.train;

@@ -9,9 +9,9 @@
 namespace goose::icl {
 
 struct CompareOptions {
-    std::vector<std::string> run_dirs;     // at least one
+    std::vector<std::string> run_dirs;  // at least one
     std::string out_dir = "runs/icl/compare";
-    std::vector<int64_t> ks;               // empty: 1, d/2, d and n-1 of the first run
+    std::vector<int64_t> ks;  // empty: 1, d/2, d and n-1 of the first run
     std::string setting = "standard";
 };
 
