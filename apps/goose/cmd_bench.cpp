@@ -2,6 +2,7 @@
 #include "commands.h"
 #include "goose/bench/ops_bench.h"
 #include "goose/bench/rwkv7_bench.h"
+#include "goose/bench/tokenizer_bench.h"
 
 namespace goose::cli {
 
@@ -36,6 +37,17 @@ void add_bench(CLI::App& app) {
     decode->add_option("--vocab", dc->vocab)->check(CLI::Range(2, 1 << 20));
     decode->add_option("--tokens", dc->tokens, "timed tokens")->check(CLI::Range(1, 100000));
     decode->callback([dc] { bench::run_rwkv7_decode_bench(*dc); });
+
+    auto tk = std::make_shared<bench::TokenizerBenchConfig>();
+    auto* tokenize = bench->add_subcommand("tokenize", "World tokenizer encode/decode MB/s vs the Python reference");
+    tokenize->add_option("--vocab", tk->vocab, "World vocabulary (default: $GOOSE_VOCAB, else ../shared/data/)");
+    tokenize->add_option("--in", tk->in, "text: .jsonl (\"text\" fields) or raw (default: LAMBADA test)")
+        ->check(CLI::ExistingFile);
+    tokenize->add_option("--peer-script", tk->peer_script, "the Python reference tokenizer");
+    tokenize->add_option("--peer-reps", tk->peer_reps, "the reference's encode repetitions")
+        ->check(CLI::Range(1, 100));
+    tokenize->add_flag("--no-peer", tk->no_peer, "time Goose only");
+    tokenize->callback([tk] { bench::run_tokenizer_bench(*tk); });
 }
 
 }  // namespace goose::cli
