@@ -50,7 +50,8 @@ void add_options(CLI::App* cmd, infer::GenerateCliConfig& c, bool chat) {
         ->capture_default_str();
     cmd->add_option("--seed", s.seed, chat ? "sampling seed (turn i uses seed + i)" : "sampling seed")
         ->capture_default_str();
-    cmd->add_option("--stop", c.stop, "stop string (repeatable); not printed");
+    cmd->add_option("--stop", c.stop, "stop string, not printed (repeat for several)")
+        ->allow_extra_args(false);
     cmd->add_flag("--raw", c.raw, "no escape processing in --prompt and --stop");
     cmd->add_option("--tokenizer", c.tokenizer, "auto | world | byte")->capture_default_str();
     cmd->add_option("--vocab", c.vocab, "World vocabulary file (default: $GOOSE_VOCAB, then "

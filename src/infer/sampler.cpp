@@ -27,33 +27,72 @@ void check_range(const char* field, double v, double lo, double hi, bool lo_open
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Total order "more probable first, then lower id".
-struct MoreProbable {
-    std::span<const float> p;
-    bool operator()(int32_t a, int32_t b) const { return p[a] != p[b] ? p[a] > p[b] : a < b; }
+// Radix selection on the float bits of probabilities (for p >= 0 the bit pattern grows with p):
+// three levels of histograms over bits 30..21, 20..11 and 10..0 narrow the candidates to one
+// exact value. Walking the buckets from the top, it finds the value v at which the running
+// total of w(p) (a count for top-k, the mass for top-p) first reaches `target`; `above` gets the
+// total over the values > v. Returns false when the whole total stays below target (rounding).
+// Every level is one pass over its candidates: O(V), however flat the distribution.
+struct RadixLevel {
+    int shift, bits;
 };
+constexpr RadixLevel kLevels[3] = {{21, 10}, {11, 10}, {0, 11}};
 
-// Histogram bucket of a probability: its float bits without the low 20 mantissa bits (8 buckets
-// per octave). For p >= 0 the bits grow with p, so a higher bucket means a higher probability;
-// p <= 1 gives buckets <= 1016.
-constexpr int kBuckets = 1024;
-// (Clamped, so that values outside [0, 1] cannot index outside the table.)
-inline int bucket_of(float p) {
-    return static_cast<int>(std::min<uint32_t>(std::bit_cast<uint32_t>(p) >> 20, kBuckets - 1));
-}
+inline uint32_t bits_of(float p) { return std::bit_cast<uint32_t>(p) & 0x7fffffffu; }
 
-// Per-bucket sums of w(i) over the tokens, four interleaved tables (independent updates
-// pipeline better than a chain of increments to one popular bucket).
 template <class T, class W>
-std::array<T, kBuckets> histogram(std::span<const float> probs, W w) {
-    std::array<std::array<T, kBuckets>, 4> part{};
-    const size_t n = probs.size();
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (size_t j = 0; j < 4; ++j) part[j][bucket_of(probs[i + j])] += w(probs[i + j]);
-    for (; i < n; ++i) part[0][bucket_of(probs[i])] += w(probs[i]);
-    for (int b = 0; b < kBuckets; ++b) part[0][b] += part[1][b] + part[2][b] + part[3][b];
-    return part[0];
+bool radix_select(std::span<const float> probs, W w, T target, float& value, T& above,
+                  std::vector<int32_t>& cand) {
+    std::array<T, 2048> hist;
+    uint32_t prefix = 0;
+    above = 0;
+    for (int level = 0; level < 3; ++level) {
+        const auto [shift, bits] = kLevels[level];
+        const uint32_t mask = (1u << bits) - 1;
+        hist.fill(T(0));
+        auto key = [&](float p) { return (bits_of(p) >> shift) & mask; };
+        if (level == 0) {
+            // Four interleaved tables: independent updates pipeline better than a chain of
+            // increments to one popular bucket.
+            std::array<std::array<T, 1024>, 3> more{};
+            const size_t n = probs.size();
+            size_t i = 0;
+            for (; i + 4 <= n; i += 4) {
+                hist[key(probs[i])] += w(probs[i]);
+                more[0][key(probs[i + 1])] += w(probs[i + 1]);
+                more[1][key(probs[i + 2])] += w(probs[i + 2]);
+                more[2][key(probs[i + 3])] += w(probs[i + 3]);
+            }
+            for (; i < n; ++i) hist[key(probs[i])] += w(probs[i]);
+            for (int b = 0; b < 1024; ++b) hist[b] += more[0][b] + more[1][b] + more[2][b];
+        } else {
+            for (int32_t id : cand) hist[key(probs[id])] += w(probs[id]);
+        }
+        int b = static_cast<int>(mask);
+        for (; b >= 0 && above + hist[b] < target; --b) above += hist[b];
+        if (b < 0) return false;
+        prefix |= static_cast<uint32_t>(b) << shift;
+        if (level == 2) break;
+        // The candidates of the next level: the tokens whose bits so far match the prefix.
+        const uint32_t keep_mask = ~((1u << shift) - 1);
+        // (Branch-free compaction: a flat distribution puts many tokens in one bucket.)
+        size_t n = 0;
+        if (level == 0) {
+            cand.resize(probs.size());
+            for (size_t i = 0; i < probs.size(); ++i) {
+                cand[n] = static_cast<int32_t>(i);
+                n += (bits_of(probs[i]) & keep_mask) == prefix;
+            }
+        } else {
+            for (int32_t id : cand) {
+                cand[n] = id;
+                n += (bits_of(probs[id]) & keep_mask) == prefix;
+            }
+        }
+        cand.resize(n);
+    }
+    value = std::bit_cast<float>(prefix);
+    return true;
 }
 
 }  // namespace
@@ -96,43 +135,28 @@ void softmax(std::span<const float> logits, std::span<float> probs) {
 void filter_top_k(std::span<const float> probs, int64_t k, std::span<uint8_t> keep,
                   std::vector<int32_t>& scratch) {
     if (k <= 0 || k >= static_cast<int64_t>(probs.size())) return;
-    const auto count = histogram<int32_t>(probs, [](float) { return 1; });
-    // The bucket b where the count from the top reaches k: all above it stay, part of b.
+    float v = 0;
     int64_t above = 0;
-    int b = kBuckets - 1;
-    for (; b > 0 && above + count[b] < k; --b) above += count[b];
-    scratch.clear();
+    const bool found = radix_select<int64_t>(probs, [](float) { return int64_t(1); }, k, v, above,
+                                             scratch);
+    GOOSE_ASSERT(found, "top-k: {} < V tokens not found", k);
+    // Everything above v stays; of the tokens equal to v, the lowest ids until k.
+    int64_t ties = k - above;
     for (size_t i = 0; i < probs.size(); ++i) {
-        const int bi = bucket_of(probs[i]);
-        if (bi < b) keep[i] = 0;
-        else if (bi == b) scratch.push_back(static_cast<int32_t>(i));
+        const bool tie = probs[i] == v;
+        keep[i] &= static_cast<uint8_t>(probs[i] > v || (tie && ties > 0));
+        ties -= tie;
     }
-    const int64_t need = k - above;  // 1 <= need <= scratch.size()
-    std::nth_element(scratch.begin(), scratch.begin() + need, scratch.end(), MoreProbable{probs});
-    for (auto it = scratch.begin() + need; it != scratch.end(); ++it) keep[*it] = 0;
 }
 
 void filter_top_p(std::span<const float> probs, double top_p, double top_p_x,
                   std::span<uint8_t> keep, std::vector<int32_t>& scratch) {
     if (top_p >= 1) return;
-    const auto mass = histogram<double>(probs, [](float p) { return static_cast<double>(p); });
-    // The bucket where the mass from the top reaches top_p; then, inside it, the token.
-    double cum = 0;
-    int b = kBuckets - 1;
-    for (; b >= 0 && cum + mass[b] < top_p; --b) cum += mass[b];
-    if (b < 0) return;  // the total is below top_p only through rounding: keep everything
-    scratch.clear();
-    for (size_t i = 0; i < probs.size(); ++i)
-        if (bucket_of(probs[i]) == b) scratch.push_back(static_cast<int32_t>(i));
-    std::sort(scratch.begin(), scratch.end(), MoreProbable{probs});
-    float cutoff = probs[scratch.back()];  // (if rounding keeps the sum below top_p: all of b)
-    for (int32_t i : scratch) {
-        cum += probs[i];
-        if (cum >= top_p) {
-            cutoff = probs[i];
-            break;
-        }
-    }
+    float cutoff = 0;
+    double above = 0;
+    if (!radix_select<double>(probs, [](float p) { return static_cast<double>(p); }, top_p, cutoff,
+                              above, scratch))
+        return;  // the total is below top_p only through rounding: keep everything
     // Branch-free so that it vectorises: keep p >= cutoff, and p > x for top-p-x.
     const float x = top_p_x > 0 ? static_cast<float>(top_p_x) : 2.f;
     for (size_t i = 0; i < probs.size(); ++i)
@@ -226,12 +250,14 @@ int32_t Sampler::prepare(std::span<const float> logits) {
         sampling::filter_top_k(probs_, cfg_.top_k, keep_, scratch_);
         sampling::filter_top_p(probs_, cfg_.top_p, cfg_.top_p_x, keep_, scratch_);
         sampling::filter_top_a(probs_, cfg_.top_a, keep_);
-        kept_.clear();
-        for (size_t i = 0; i < v; ++i)
-            if (keep_[i]) kept_.push_back(static_cast<int32_t>(i));
-        if (kept_.size() * 16 <= v) {
+        size_t n_kept = 0;
+        for (size_t i = 0; i < v; ++i) n_kept += keep_[i];
+        if (n_kept * 16 <= v) {
             // Few survivors (the usual case): the same formulas on them alone.
             sparse_ = true;
+            kept_.clear();
+            for (size_t i = 0; i < v; ++i)
+                if (keep_[i]) kept_.push_back(static_cast<int32_t>(i));
             std::fill(dist_.begin(), dist_.end(), 0.f);
             if (cfg_.temperature == 1) {  // p^(1/T) is p: renormalise
                 double total = 0;
@@ -248,6 +274,12 @@ int32_t Sampler::prepare(std::span<const float> logits) {
                 }
                 for (int32_t id : kept_) dist_[id] = static_cast<float>(dist_[id] / total);
             }
+            return -1;
+        }
+        if (cfg_.temperature == 1) {  // p^(1/T) is p: renormalise the survivors
+            for (size_t i = 0; i < v; ++i) dist_[i] = keep_[i] ? probs_[i] : 0.f;
+            const float inv = 1.f / ops::cpu_rows::sum(dist_.data(), static_cast<int64_t>(v));
+            for (float& p : dist_) p *= inv;
             return -1;
         }
     }

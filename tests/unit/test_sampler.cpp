@@ -147,14 +147,16 @@ TEST(Sampler, FiltersIntersectAndCommute) {
     EXPECT_EQ(a, (std::vector<uint8_t>{0, 1, 0, 1, 0, 0}));
 }
 
-// The O(V) histogram filters against a full sort, on 65536 logits, with and without many ties.
+// The O(V) radix-select filters against a full sort, on 65536 logits: spread out, with many
+// ties, and nearly flat (most tokens in one top-level bucket).
 TEST(Sampler, TopKAndTopPOnALargeVocabularyMatchAFullSort) {
     const int64_t v = 65536;
-    for (bool ties : {false, true}) {
-        Rng rng(ties ? 12 : 11);
+    for (int kind : {0, 1, 2}) {
+        const bool ties = kind == 1;
+        Rng rng(11 + kind);
         std::vector<float> l(v);
         for (auto& x : l) {
-            x = static_cast<float>(3 * rng.normal());
+            x = static_cast<float>((kind == 2 ? 0.05 : 3) * rng.normal());
             if (ties) x = std::round(x * 4) / 4;  // ~100 distinct values
         }
         std::vector<float> probs(v);
@@ -181,14 +183,14 @@ TEST(Sampler, TopKAndTopPOnALargeVocabularyMatchAFullSort) {
                 wrong += keep[i] != (probs[i] >= cutoff ? 1 : 0);
                 n += keep[i];
             }
-            EXPECT_EQ(wrong, 0) << "top_p " << top_p << " ties " << ties;
+            EXPECT_EQ(wrong, 0) << "top_p " << top_p << " kind " << kind;
             EXPECT_GT(n, 0);
         }
         for (int64_t k : {1, 40, 1000, 65535}) {
             std::vector<uint8_t> keep(v, 1), want(v, 0);
             for (int64_t j = 0; j < k; ++j) want[order[j]] = 1;
             sampling::filter_top_k(probs, k, keep, scratch);
-            EXPECT_EQ(keep, want) << "top_k " << k << " ties " << ties;
+            EXPECT_EQ(keep, want) << "top_k " << k << " kind " << kind;
         }
     }
 }

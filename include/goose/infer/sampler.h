@@ -33,8 +33,8 @@ struct SamplerConfig {
 
 // The steps, usable alone. `probs` is always the softmax of the (penalised) logits; a filter
 // clears keep[i] for the tokens it removes and never clears the most probable token. Every step
-// is O(V) (the top-k and top-p sets come from a histogram of the probabilities' float bits, then
-// a sort of one bucket), so sampling a 65536-token vocabulary costs a fraction of a decode step.
+// is O(V) (the top-k and top-p cutoffs come from a radix selection on the probabilities' float
+// bits, no sort), so sampling a 65536-token vocabulary costs a fraction of a decode step.
 namespace sampling {
 
 // logits[i] -= presence * (counts[i] > 0) + frequency * counts[i]
