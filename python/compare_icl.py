@@ -49,7 +49,9 @@ def main(argv=None):
             seen += finite(row["hi"])
         else:
             ax.plot(k, mean, lw=1, ls="--", label=row["label"])
-        seen += finite(row["mean"])
+            seen += finite(row["mean"])[-1:]  # baselines beyond the models' range are clipped
+        if row.get("kind") == "model":
+            seen += finite(row["mean"])
     ax.axhline(level, ls="--", color="gray", lw=1)
     top = max(1.25 * level, max(seen) * 1.05) if all(map(math.isfinite, seen)) else 1.25 * level
     ax.set_ylim(min(-0.1 * level, min(seen) - 0.05 * abs(min(seen))), top)
