@@ -1,5 +1,6 @@
 // goose bench ...: benchmarks that print our figure beside a peer or the hardware limit.
 #include "commands.h"
+#include "goose/bench/decode_bench.h"
 #include "goose/bench/ops_bench.h"
 #include "goose/bench/rwkv7_bench.h"
 #include "goose/bench/tokenizer_bench.h"
@@ -29,14 +30,27 @@ void add_bench(CLI::App& app) {
     train->add_flag("--no-peer", tr->no_peer, "time Goose only");
     train->callback([tr] { bench::run_rwkv7_train_bench(*tr); });
 
-    auto dc = std::make_shared<bench::Rwkv7DecodeBenchConfig>();
-    auto* decode = bench->add_subcommand("rwkv7-decode", "RWKV-7 decode tokens/s and bandwidth vs copy bandwidth");
-    decode->add_option("--layers", dc->layers)->check(CLI::Range(1, 64));
-    decode->add_option("--dim", dc->dim)->check(CLI::Range(1, 8192));
-    decode->add_option("--head", dc->head)->check(CLI::Range(1, 256));
-    decode->add_option("--vocab", dc->vocab)->check(CLI::Range(2, 1 << 20));
-    decode->add_option("--tokens", dc->tokens, "timed tokens")->check(CLI::Range(1, 100000));
-    decode->callback([dc] { bench::run_rwkv7_decode_bench(*dc); });
+    auto dc = std::make_shared<bench::DecodeBenchConfig>();
+    auto* decode = bench->add_subcommand(
+        "decode", "inference engine: decode and prefill tokens/s per weight format, effective "
+                  "bandwidth vs copy bandwidth, logits vs f32");
+    decode->add_option("--model", dc->model, "checkpoint (default: random weights of the shape below)");
+    decode->add_option("--layers", dc->layers)->check(CLI::Range(1, 256));
+    decode->add_option("--dim", dc->dim)->check(CLI::Range(1, 16384));
+    decode->add_option("--head", dc->head, "head size")->check(CLI::Range(1, 256));
+    decode->add_option("--vocab", dc->vocab)->check(CLI::Range(2, 1 << 22));
+    decode->add_option("--formats", dc->formats, "weight formats of the matrices: f32,bf16,int8")
+        ->delimiter(',');
+    decode->add_option("--head-format", dc->head_format, "format of the head (default: as the matrices)");
+    decode->add_option("--emb-format", dc->emb_format, "format of the embedding (default: as the matrices)");
+    decode->add_option("--prompt-lengths", dc->prompt_lengths, "prefill lengths, e.g. 16,128,512")
+        ->delimiter(',');
+    decode->add_option("--batch", dc->batches, "decode batch sizes, e.g. 1,4")->delimiter(',');
+    decode->add_option("--tokens", dc->tokens, "timed decode steps")->check(CLI::Range(1, 100000));
+    decode->add_option("--accuracy-tokens", dc->accuracy_tokens, "fixed prompt length for the logit comparison")
+        ->check(CLI::Range(1, 100000));
+    decode->add_option("--threads", dc->threads, "threads (default: all)")->check(CLI::Range(0, 1024));
+    decode->callback([dc] { bench::run_decode_bench(*dc); });
 
     auto tk = std::make_shared<bench::TokenizerBenchConfig>();
     auto* tokenize = bench->add_subcommand("tokenize", "World tokenizer encode/decode MB/s vs the Python reference");

@@ -1,4 +1,4 @@
-// RWKV-7 training and decode benchmarks.
+// RWKV-7 training benchmark.
 #include "goose/bench/rwkv7_bench.h"
 
 #include <cstdio>
@@ -7,7 +7,6 @@
 #include <regex>
 
 #include "goose/autograd.h"
-#include "goose/bench/peak.h"
 #include "goose/bench/timer.h"
 #include "goose/core/threads.h"
 #include "goose/models/rwkv7.h"
@@ -99,53 +98,6 @@ void run_rwkv7_train_bench(const Rwkv7TrainBenchConfig& cfg) {
     std::printf("  PyTorch twin (f32, same model and data, %d threads): %.0f tokens/s\n",
                 num_threads(), peer);
     std::printf("ratio goose / twin: %.2fx\n", ours / peer);
-}
-
-void run_rwkv7_decode_bench(const Rwkv7DecodeBenchConfig& cfg) {
-    const auto mc = models::Rwkv7Config::with_defaults(cfg.vocab, cfg.layers, cfg.dim, cfg.head);
-    mc.validate();
-    if (cfg.tokens < 1) fail("bench rwkv7-decode: --tokens must be >= 1");
-    std::printf("goose bench rwkv7-decode: %s\n", machine_summary().c_str());
-    std::printf("RWKV-7 L%lld C%lld head %lld V%lld (%lld parameters), random weights, batch 1\n",
-                (long long)cfg.layers, (long long)cfg.dim, (long long)cfg.head,
-                (long long)cfg.vocab, (long long)mc.num_parameters());
-    std::printf("measuring copy bandwidth...\n");
-    std::fflush(stdout);
-    const double bw = copy_bandwidth_gbs(num_threads());
-    models::Rwkv7 model(mc);
-    Rng rng(0, "bench");
-    fill_random(model, rng);
-    // Bytes read per token: every parameter except the embedding table (one row of it).
-    auto bytes_per_token = [&] {
-        double b = 0;
-        for (auto& [name, p] : model.named_parameters())
-            b += name == "emb.weight" ? static_cast<double>(p.size(1) * 4)
-                                      : static_cast<double>(p.value().nbytes());
-        return b;
-    };
-    std::printf("%-22s %10s %12s %10s %9s\n", "weights", "ms/token", "tokens/s", "GB/s", "%copyBW");
-    auto time_decode = [&](const char* label) {
-        models::Rwkv7State s = model.zero_state(1);
-        Tensor tok = Tensor::from(Shape{1}, {1}, DType::i64);
-        const Timing t = time_fn([&] { (void)model.step(tok, s); }, 2, cfg.tokens, 0.0, cfg.tokens);
-        const double gbs = bytes_per_token() / t.median_s / 1e9;
-        std::printf("%-22s %10.2f %12.1f %10.1f %8.1f%%\n", label, t.median_s * 1e3,
-                    1.0 / t.median_s, gbs, 100 * gbs / bw);
-        std::fflush(stdout);
-    };
-    time_decode("fp32");
-    if (cfg.bf16) {
-        // Inference-only bf16 weights: the six Linear matrices of every block and the head (the
-        // bytes that dominate a decode step); vectors, LoRAs and the embedding stay f32.
-        for (auto& [name, p] : model.named_parameters()) {
-            const bool matrix = name == "head.weight" ||
-                                (name.find(".weight") != std::string::npos && p.ndim() == 2 &&
-                                 name.find("emb") == std::string::npos);
-            if (matrix) p.value_mut() = p.value().to(DType::bf16);
-        }
-        time_decode("bf16 matrices");
-    }
-    std::printf("copy bandwidth (measured, read + write): %.1f GB/s\n", bw);
 }
 
 }  // namespace goose::bench

@@ -59,7 +59,7 @@ TEST(Sampler, GreedyAtZeroTemperature) {
 TEST(Sampler, NoFilterKeepsEverythingWithTheSoftmax) {
     Sampler s(SamplerConfig{}, 5);
     const auto d = s.distribution(logits_of(kP));
-    for (size_t i = 0; i < kP.size(); ++i) EXPECT_NEAR(d[i], kP[i], 1e-7);
+    for (size_t i = 0; i < kP.size(); ++i) EXPECT_NEAR(d[i], kP[i], 1e-6);
 }
 
 TEST(Sampler, TopKKeepsTheKMostProbable) {
@@ -73,8 +73,8 @@ TEST(Sampler, TopKKeepsTheKMostProbable) {
     // The kept tokens keep their relative probabilities.
     Sampler s(cfg_with([](auto& c) { c.top_k = 2; }), 5);
     const auto d = s.distribution(logits_of(kP));
-    EXPECT_NEAR(d[0], 0.5 / 0.7, 1e-7);
-    EXPECT_NEAR(d[1], 0.2 / 0.7, 1e-7);
+    EXPECT_NEAR(d[0], 0.5 / 0.7, 1e-6);
+    EXPECT_NEAR(d[1], 0.2 / 0.7, 1e-6);
 }
 
 TEST(Sampler, TopPKeepsTheSmallestSetReachingP) {
@@ -132,7 +132,7 @@ TEST(Sampler, FiltersIntersectAndCommute) {
     c.top_k = 2;
     EXPECT_EQ(kept_by(c, p), (std::set<int>{1, 3}));
     // The steps alone in two orders give the same mask.
-    std::vector<double> probs(p.size());
+    std::vector<float> probs(p.size());
     const auto l = logits_of(p);
     sampling::softmax(l, probs);
     std::vector<int32_t> scratch;
@@ -147,34 +147,51 @@ TEST(Sampler, FiltersIntersectAndCommute) {
     EXPECT_EQ(a, (std::vector<uint8_t>{0, 1, 0, 1, 0, 0}));
 }
 
-TEST(Sampler, TopPOnALargeVocabularyMatchesAFullSort) {
+// The O(V) radix-select filters against a full sort, on 65536 logits: spread out, with many
+// ties, and nearly flat (most tokens in one top-level bucket).
+TEST(Sampler, TopKAndTopPOnALargeVocabularyMatchAFullSort) {
     const int64_t v = 65536;
-    Rng rng(11);
-    std::vector<float> l(v);
-    for (auto& x : l) x = static_cast<float>(3 * rng.normal());
-    std::vector<double> probs(v);
-    sampling::softmax(l, probs);
-    std::vector<int32_t> order(v), scratch;
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return probs[a] > probs[b]; });
-    for (double top_p : {0.01, 0.3, 0.9, 0.999}) {
-        // Reference: full sort, prefix until the total reaches top_p, plus ties with the cutoff.
-        double cum = 0, cutoff = 0;
-        for (int32_t i : order) {
-            cum += probs[i];
-            if (cum >= top_p) {
-                cutoff = probs[i];
-                break;
+    for (int kind : {0, 1, 2}) {
+        const bool ties = kind == 1;
+        Rng rng(11 + kind);
+        std::vector<float> l(v);
+        for (auto& x : l) {
+            x = static_cast<float>((kind == 2 ? 0.05 : 3) * rng.normal());
+            if (ties) x = std::round(x * 4) / 4;  // ~100 distinct values
+        }
+        std::vector<float> probs(v);
+        sampling::softmax(l, probs);
+        std::vector<int32_t> order(v), scratch;
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int a, int b) { return probs[a] > probs[b]; });  // ties: lower id
+        for (double top_p : {0.01, 0.3, 0.9, 0.999}) {
+            // Reference: prefix until the total reaches top_p, plus ties with the cutoff.
+            double cum = 0;
+            float cutoff = 0;
+            for (int32_t i : order) {
+                cum += probs[i];
+                if (cum >= top_p) {
+                    cutoff = probs[i];
+                    break;
+                }
             }
+            std::vector<uint8_t> keep(v, 1);
+            sampling::filter_top_p(probs, top_p, 0, keep, scratch);
+            int64_t wrong = 0, n = 0;
+            for (int64_t i = 0; i < v; ++i) {
+                wrong += keep[i] != (probs[i] >= cutoff ? 1 : 0);
+                n += keep[i];
+            }
+            EXPECT_EQ(wrong, 0) << "top_p " << top_p << " kind " << kind;
+            EXPECT_GT(n, 0);
         }
-        std::vector<uint8_t> keep(v, 1);
-        sampling::filter_top_p(probs, top_p, 0, keep, scratch);
-        int64_t n = 0;
-        for (int64_t i = 0; i < v; ++i) {
-            EXPECT_EQ(keep[i], probs[i] >= cutoff ? 1 : 0) << "token " << i << " top_p " << top_p;
-            n += keep[i];
+        for (int64_t k : {1, 40, 1000, 65535}) {
+            std::vector<uint8_t> keep(v, 1), want(v, 0);
+            for (int64_t j = 0; j < k; ++j) want[order[j]] = 1;
+            sampling::filter_top_k(probs, k, keep, scratch);
+            EXPECT_EQ(keep, want) << "top_k " << k << " kind " << kind;
         }
-        EXPECT_GT(n, 0);
     }
 }
 
@@ -184,7 +201,7 @@ TEST(Sampler, TemperatureRaisesProbabilitiesToOneOverT) {
         const auto d = s.distribution(logits_of(kP));
         double z = 0;
         for (double p : kP) z += std::pow(p, 1 / t);
-        for (size_t i = 0; i < kP.size(); ++i) EXPECT_NEAR(d[i], std::pow(kP[i], 1 / t) / z, 1e-7);
+        for (size_t i = 0; i < kP.size(); ++i) EXPECT_NEAR(d[i], std::pow(kP[i], 1 / t) / z, 1e-6);
     }
     // Temperature applies after the filters: top-k 2 at T = 0.5 gives 0.25 : 0.04.
     Sampler s(cfg_with([](auto& c) {
@@ -193,12 +210,14 @@ TEST(Sampler, TemperatureRaisesProbabilitiesToOneOverT) {
               }),
               5);
     const auto d = s.distribution(logits_of(kP));
-    EXPECT_NEAR(d[0], 0.25 / 0.29, 1e-7);
-    EXPECT_NEAR(d[1], 0.04 / 0.29, 1e-7);
+    EXPECT_NEAR(d[0], 0.25 / 0.29, 1e-6);
+    EXPECT_NEAR(d[1], 0.04 / 0.29, 1e-6);
     EXPECT_EQ(d[2], 0.0);
     // A tiny temperature is greedy without overflow.
-    Sampler cold(cfg_with([](auto& c) { c.temperature = 1e-30; }), 5);
-    EXPECT_NEAR(cold.distribution(logits_of(kP))[0], 1.0, 1e-12);
+    for (double t : {1e-30, 1e-300}) {
+        Sampler cold(cfg_with([t](auto& c) { c.temperature = t; }), 5);
+        EXPECT_NEAR(cold.distribution(logits_of(kP))[0], 1.0, 1e-12) << t;
+    }
 }
 
 TEST(Sampler, PenaltiesWithDecay) {
@@ -277,6 +296,41 @@ TEST(Sampler, EmpiricalFrequenciesMatchTheDistribution) {
     }
     EXPECT_EQ(hits[0], 0);  // outside the top 4
     EXPECT_EQ(hits[2], 0);
+}
+
+// Few survivors take a sparse path inside Sampler: it must give the steps' distribution and
+// the draws of draw() on it.
+TEST(Sampler, SparsePathMatchesTheSteps) {
+    const int64_t v = 1000;
+    Rng rng(21);
+    std::vector<float> l(v);
+    for (auto& x : l) x = static_cast<float>(2 * rng.normal());
+    for (double t : {1.0, 0.7}) {
+        for (int which = 0; which < 3; ++which) {
+            SamplerConfig c;
+            c.temperature = t;
+            c.seed = 9;
+            if (which == 0) c.top_k = 5;
+            if (which == 1) c.top_p = 0.2;
+            if (which == 2) c.top_a = 0.9;
+            std::vector<float> probs(v), dist(v);
+            std::vector<uint8_t> keep(v, 1);
+            std::vector<int32_t> scratch;
+            sampling::softmax(l, probs);
+            sampling::filter_top_k(probs, c.top_k, keep, scratch);
+            sampling::filter_top_p(probs, c.top_p, 0, keep, scratch);
+            sampling::filter_top_a(probs, c.top_a, keep);
+            const int64_t kept = std::count(keep.begin(), keep.end(), 1);
+            ASSERT_LE(kept * 16, v) << which;  // the sparse path
+            ASSERT_GE(kept, 2) << which;
+            sampling::tempered(l, keep, t, dist);
+            Sampler s(c, v);
+            const auto d = s.distribution(l);
+            for (int64_t i = 0; i < v; ++i) ASSERT_NEAR(d[i], dist[i], 1e-6) << i;
+            Rng ref(9, "sampler");
+            for (int i = 0; i < 200; ++i) ASSERT_EQ(s.sample(l), sampling::draw(dist, ref)) << i;
+        }
+    }
 }
 
 TEST(Sampler, BadInputIsAClearError) {

@@ -1,7 +1,6 @@
-// RWKV-7 job benchmarks, each beside its peer or the hardware limit, ratio printed last:
+// RWKV-7 training benchmark beside its peer, ratio printed last:
 //   goose bench rwkv7-train   CPU training tokens/s vs the PyTorch twin on the same machine
-//   goose bench rwkv7-decode  RNN decode tokens/s for a 0.1B-shaped random model, fp32 and
-//                             bf16 weights, effective bandwidth vs the measured copy bandwidth
+// (decode speed: goose bench decode, include/goose/bench/decode_bench.h)
 #pragma once
 #include <string>
 
@@ -14,13 +13,6 @@ struct Rwkv7TrainBenchConfig {
     bool no_peer = false;
 };
 
-struct Rwkv7DecodeBenchConfig {
-    int64_t layers = 12, dim = 768, head = 64, vocab = 65536;
-    int tokens = 16;
-    bool bf16 = true;  // also time bf16 weights
-};
-
 void run_rwkv7_train_bench(const Rwkv7TrainBenchConfig& cfg);
-void run_rwkv7_decode_bench(const Rwkv7DecodeBenchConfig& cfg);
 
 }  // namespace goose::bench

@@ -32,31 +32,33 @@ struct SamplerConfig {
 };
 
 // The steps, usable alone. `probs` is always the softmax of the (penalised) logits; a filter
-// clears keep[i] for the tokens it removes and never clears the most probable token.
+// clears keep[i] for the tokens it removes and never clears the most probable token. Every step
+// is O(V) (the top-k and top-p cutoffs come from a radix selection on the probabilities' float
+// bits, no sort), so sampling a 65536-token vocabulary costs a fraction of a decode step.
 namespace sampling {
 
 // logits[i] -= presence * (counts[i] > 0) + frequency * counts[i]
 void apply_penalties(std::span<float> logits, std::span<const float> counts, double presence,
                      double frequency);
-// Numerically stable softmax in double; -inf logits get probability 0.
-void softmax(std::span<const float> logits, std::span<double> probs);
+// Softmax in f32 (vectorised exp, about 1 ulp); -inf logits get exactly 0.
+void softmax(std::span<const float> logits, std::span<float> probs);
 // Keeps the k most probable tokens (ties: the lower id first), exactly k when k < V.
-void filter_top_k(std::span<const double> probs, int64_t k, std::span<uint8_t> keep,
+void filter_top_k(std::span<const float> probs, int64_t k, std::span<uint8_t> keep,
                   std::vector<int32_t>& scratch);
 // Top-p: the most probable tokens until their total reaches top_p, plus any token tied with the
 // last of them (the official cutoff `probs < cutoff -> 0`). top_p_x > 0 also keeps every token
 // with p > top_p_x (top-p-x). top_p >= 1 keeps everything.
-void filter_top_p(std::span<const double> probs, double top_p, double top_p_x,
+void filter_top_p(std::span<const float> probs, double top_p, double top_p_x,
                   std::span<uint8_t> keep, std::vector<int32_t>& scratch);
 // Top-a: removes every token with p < top_a * p_max^2.
-void filter_top_a(std::span<const double> probs, double top_a, std::span<uint8_t> keep);
+void filter_top_a(std::span<const float> probs, double top_a, std::span<uint8_t> keep);
 // The distribution drawn from: softmax(logits / T) over the kept tokens (T > 0), 0 elsewhere.
 void tempered(std::span<const float> logits, std::span<const uint8_t> keep, double temperature,
-              std::span<double> out);
+              std::span<float> out);
 // The lowest id among the largest logits.
 int32_t argmax(std::span<const float> logits);
 // Inverse CDF in id order with one uniform draw; `dist` sums to 1 (up to rounding).
-int32_t draw(std::span<const double> dist, Rng& rng);
+int32_t draw(std::span<const float> dist, Rng& rng);
 
 }  // namespace sampling
 
@@ -69,7 +71,7 @@ public:
     int32_t sample(std::span<const float> logits);
     // The distribution sample() would draw from (V values summing to 1; one-hot at T = 0).
     // Valid until the next call. Uses no random numbers.
-    std::span<const double> distribution(std::span<const float> logits);
+    std::span<const float> distribution(std::span<const float> logits);
     // Records a token the model saw or produced (for the presence/frequency penalties): every
     // count is multiplied by penalty_decay, then the token's count grows by 1.
     void accept(int32_t token);
@@ -80,16 +82,17 @@ public:
     int64_t vocab() const { return static_cast<int64_t>(counts_.size()); }
 
 private:
-    // Penalised logits into work_, filters into keep_; returns the greedy pick at T = 0, else -1.
+    // Penalised logits into work_, the filters into keep_, the distribution into dist_ (and, when
+    // few tokens survive, their ids in id order into kept_); the greedy pick at T = 0, else -1.
     int32_t prepare(std::span<const float> logits);
 
     SamplerConfig cfg_;
     Rng rng_;
-    bool any_count_ = false;
-    std::vector<float> counts_, work_;
-    std::vector<double> probs_, dist_;
+    std::vector<float> counts_, work_, probs_, dist_;
+    std::vector<int32_t> seen_;  // ids with count > 0 (penalties and decay touch only these)
     std::vector<uint8_t> keep_;
-    std::vector<int32_t> scratch_;
+    std::vector<int32_t> scratch_, kept_;
+    bool sparse_ = false;  // dist_ is nonzero only on kept_
 };
 
 }  // namespace goose::infer

@@ -155,4 +155,77 @@ inline void axpy(float a, const float* x, float* y, ptrdiff_t n) {
     for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// ---- additions for the inference engine: int8 weights, vector exp / sigmoid / tanh ----------
+
+#if defined(GOOSE_SIMD_AVX512)
+// kLanes int8 values sign-extended and converted to floats.
+inline VecF load_i8(const int8_t* p) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return {_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q))};
+}
+inline VecF min(VecF a, VecF b) { return {_mm512_min_ps(a.v, b.v)}; }
+inline VecF div(VecF a, VecF b) { return {_mm512_div_ps(a.v, b.v)}; }
+// 2^n for integral n in [-126, 127] held as floats.
+inline VecF pow2i(VecF n) {
+    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127));
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};
+}
+inline VecF round_nearest(VecF a) {
+    return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+}
+#elif defined(GOOSE_SIMD_AVX2)
+inline VecF load_i8(const int8_t* p) {
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    return {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))};
+}
+inline VecF min(VecF a, VecF b) { return {_mm256_min_ps(a.v, b.v)}; }
+inline VecF div(VecF a, VecF b) { return {_mm256_div_ps(a.v, b.v)}; }
+inline VecF pow2i(VecF n) {
+    const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(e, 23))};
+}
+inline VecF round_nearest(VecF a) {
+    return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+}
+#else
+inline VecF load_i8(const int8_t* p) { return {static_cast<float>(*p)}; }
+inline VecF min(VecF a, VecF b) { return {a.v < b.v ? a.v : b.v}; }
+inline VecF div(VecF a, VecF b) { return {a.v / b.v}; }
+inline VecF pow2i(VecF n) {
+    uint32_t u = static_cast<uint32_t>(static_cast<int32_t>(n.v) + 127) << 23;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return {f};
+}
+inline VecF round_nearest(VecF a) { return {__builtin_nearbyintf(a.v)}; }
+#endif
+
+// exp(x) in f32 within ~2 ulp; x is clamped to [-87, 88] (results in [1.6e-38, 1.7e38]), NaN
+// stays NaN: 2^n p(x - n ln 2), two-part ln 2, degree-7 Taylor polynomial on |r| <= 0.35.
+inline VecF exp(VecF x) {
+    x = min(broadcast(88.f), max(broadcast(-87.f), x));  // max/min return x when it is NaN
+    const VecF n = round_nearest(mul(x, broadcast(1.44269504088896341f)));
+    VecF r = fma(n, broadcast(-0.693359375f), x);
+    r = fma(n, broadcast(2.12194440e-4f), r);
+    VecF p = broadcast(1.f / 5040);
+    p = fma(p, r, broadcast(1.f / 720));
+    p = fma(p, r, broadcast(1.f / 120));
+    p = fma(p, r, broadcast(1.f / 24));
+    p = fma(p, r, broadcast(1.f / 6));
+    p = fma(p, r, broadcast(0.5f));
+    p = fma(p, r, broadcast(1.f));
+    p = fma(p, r, broadcast(1.f));
+    return mul(p, pow2i(n));
+}
+// 1 / (1 + exp(-x))
+inline VecF sigmoid(VecF x) {
+    const VecF one = broadcast(1.f);
+    return div(one, add(one, exp(sub(broadcast(0.f), x))));
+}
+// 1 - 2 / (exp(2x) + 1): absolute error ~1e-7 near 0, exactly +-1 far out.
+inline VecF tanh(VecF x) {
+    const VecF one = broadcast(1.f);
+    return sub(one, div(broadcast(2.f), add(exp(add(x, x)), one)));
+}
+
 }  // namespace goose::simd
