@@ -16,8 +16,8 @@
 
 #include "goose/core/error.h"
 #include "goose/infer/engine.h"
+#include "goose/infer/generate_cli.h"
 #include "goose/io/atomic_file.h"
-#include "goose/text/tokenize_command.h"
 #include "serve/openai_schema.h"
 #include "serve/scheduler.h"
 
@@ -50,20 +50,6 @@ const char* kEndpoints =
 void send_error(httplib::Response& res, const ApiError& e) {
     res.status = e.status;
     res.set_content(dump(error_json(e)), "application/json");
-}
-
-std::unique_ptr<text::Tokenizer> load_tokenizer(const ServeConfig& cfg, int64_t vocab) {
-    std::string kind = cfg.tokenizer;
-    if (kind == "auto") {
-        if (vocab == 257)
-            kind = "byte";
-        else if (vocab >= 65530)
-            kind = "world";
-        else
-            fail("cannot tell the tokenizer of '{}' (vocabulary {}): pass --tokenizer world|byte",
-                 cfg.model, vocab);
-    }
-    return text::make_tokenizer(kind, cfg.vocab, cfg.model);
 }
 
 // What a streamed response needs between calls of its content provider.
@@ -404,11 +390,15 @@ void Server::Impl::graceful_stop() {
 
 Server::Server(const ServeConfig& cfg) {
     cfg.validate();
-    const infer::WeightFormat f = infer::parse_weight_format(cfg.weights);
-    auto engine = infer::Rwkv7Engine::load(cfg.model, infer::EngineOptions{f, f, f});
-    auto tokenizer = load_tokenizer(cfg, engine->config().vocab);
+    // The engine and tokenizer exactly as goose generate loads them.
+    infer::GenerateCliConfig load;
+    load.model = cfg.model;
+    load.tokenizer = cfg.tokenizer;
+    load.vocab = cfg.vocab;
+    load.weights = cfg.weights;
+    infer::LoadedModel m = infer::load_for_generation(load);
     impl_ = std::make_unique<Impl>(cfg);
-    start(std::move(engine), std::move(tokenizer));
+    start(std::move(m.engine), std::move(m.tokenizer));
 }
 
 Server::Server(const ServeConfig& cfg, std::unique_ptr<infer::Rwkv7Engine> engine,

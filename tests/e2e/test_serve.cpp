@@ -1,7 +1,8 @@
 // goose serve end to end: a small random RWKV-7 (byte vocabulary) served on 127.0.0.1, talked to
-// with curl and Python's urllib: health, models, plain / streamed / chat completions, 8
-// concurrent streams, malformed requests (4xx in OpenAI's error shape, the server keeps serving),
-// a client gone mid-stream (its slot is freed), SIGTERM (in-flight streams finish, exit 0).
+// with curl and Python's urllib: health, models, plain / streamed / chat completions (for one
+// seed the same text each way, and as goose generate), 8 concurrent streams, malformed requests
+// (4xx in OpenAI's error shape, the server keeps serving), a client gone mid-stream (its slot is
+// freed), SIGTERM (in-flight streams finish, exit 0).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -288,6 +289,12 @@ TEST_F(Serve, PlainCompletionWithCurl) {
                                               {"max_tokens", 24}, {"temperature", 0.9},
                                               {"seed", 3}});
     EXPECT_EQ(ids["body"]["choices"][0]["text"], c["text"]) << ids.dump();
+    // The same text as `goose generate` with the same options (one sampler, one engine).
+    const Output gen = run_process({goose_bin(), "generate", "--model", model_, "--tokenizer",
+                                    "byte", "--prompt", "Hello", "--max-tokens", "24",
+                                    "--temperature", "0.9", "--seed", "3", "--quiet"});
+    EXPECT_EQ(gen.code, 0) << gen.out;
+    EXPECT_EQ(gen.out, c["text"].get<std::string>());
 }
 
 TEST_F(Serve, StreamedCompletionEqualsThePlainOne) {
