@@ -82,10 +82,9 @@ struct Server::Impl {
 
     std::atomic<bool> draining{false};
     std::atomic<int64_t> rejected{0};
-    std::mutex mu;  // guards open_responses, stopped
+    std::mutex mu;  // guards open_responses
     std::condition_variable cv;
     int open_responses = 0;  // completion responses not yet fully written
-    bool stopped = false;
     std::once_flag stop_once;
 
     explicit Impl(const ServeConfig& c) : cfg(c) {}
@@ -454,12 +453,7 @@ Server::~Server() {
 int Server::port() const { return impl_->port; }
 const std::string& Server::model_name() const { return impl_->name; }
 
-void Server::run() {
-    impl_->http.listen_after_bind();
-    std::lock_guard lock(impl_->mu);
-    impl_->stopped = true;
-    impl_->cv.notify_all();
-}
+void Server::run() { impl_->http.listen_after_bind(); }
 
 void Server::stop() {
     std::call_once(impl_->stop_once, [&] { impl_->graceful_stop(); });
