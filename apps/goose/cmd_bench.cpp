@@ -1,5 +1,6 @@
 // goose bench ...: benchmarks that print our figure beside a peer or the hardware limit.
 #include "commands.h"
+#include "goose/bench/icl_bench.h"
 #include "goose/bench/ops_bench.h"
 #include "goose/bench/rwkv7_bench.h"
 
@@ -36,6 +37,19 @@ void add_bench(CLI::App& app) {
     decode->add_option("--vocab", dc->vocab)->check(CLI::Range(2, 1 << 20));
     decode->add_option("--tokens", dc->tokens, "timed tokens")->check(CLI::Range(1, 100000));
     decode->callback([dc] { bench::run_rwkv7_decode_bench(*dc); });
+
+    auto ic = std::make_shared<bench::IclTrainBenchConfig>();
+    auto* icl = bench->add_subcommand(
+        "icl-train", "ICL training steps/s of the default configuration vs the PyTorch twin");
+    icl->add_option("--family", ic->family, "rwkv7, transformer, lstm or all")
+        ->check(CLI::IsMember({"rwkv7", "transformer", "lstm", "all"}));
+    icl->add_option("--steps", ic->steps, "timed steps per side")->check(CLI::Range(1, 100000));
+    icl->add_option("--warmup", ic->warmup, "untimed steps per side")->check(CLI::Range(0, 1000));
+    icl->add_option("--threads", ic->threads, "threads on both sides (default: all)")
+        ->check(CLI::Range(0, 1024));
+    icl->add_option("--peer-script", ic->peer_script, "the twin's timing script");
+    icl->add_flag("--no-peer", ic->no_peer, "time Goose only");
+    icl->callback([ic] { (void)bench::run_icl_train_bench(*ic); });
 }
 
 }  // namespace goose::cli
