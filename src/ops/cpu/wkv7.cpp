@@ -1,6 +1,7 @@
-// Fast CPU WKV-7: OpenMP over (batch, head); per head the state (N, N) lives packed in a
-// per-thread buffer in the compute dtype. The forward saves the state at the end of every
-// 16-step chunk and every step's sa = S a; the backward walks time backwards by "backstepping"
+// Fast CPU WKV-7: OpenMP over (batch, head); per head the state (N, N) lives in a per-thread
+// buffer in the compute dtype (the forward keeps it transposed, the backward by rows). The
+// forward saves the state at the end of every 16-step chunk and every step's sa = S a; the
+// backward walks time backwards by "backstepping"
 // (spec rwkv7.md §8.3): it reloads the state from the snapshot at each chunk end and
 // reconstructs the earlier states of the chunk by inverting the update (decay >= 0.545).
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "goose/ops/wkv7.h"
+#include "ops/cpu/fast_math.h"
 #include "ops/cpu/simd.h"
 
 namespace goose::ops {
@@ -63,6 +65,12 @@ inline simd::VecF vbcast(float x) {
 inline simd::VecF vmul(simd::VecF a, simd::VecF b) {
     return simd::mul(a, b);
 }
+inline simd::VecF vadd(simd::VecF a, simd::VecF b) {
+    return simd::add(a, b);
+}
+inline simd::VecF vsub(simd::VecF a, simd::VecF b) {
+    return simd::sub(a, b);
+}
 inline simd::VecF vfma(simd::VecF a, simd::VecF b, simd::VecF c) {
     return simd::fma(a, b, c);
 }
@@ -85,6 +93,14 @@ inline VecD vbcast(double x) {
 }
 inline VecD vmul(VecD a, VecD b) {
     for (int l = 0; l < kLanesD; ++l) a.v[l] *= b.v[l];
+    return a;
+}
+inline VecD vadd(VecD a, VecD b) {
+    for (int l = 0; l < kLanesD; ++l) a.v[l] += b.v[l];
+    return a;
+}
+inline VecD vsub(VecD a, VecD b) {
+    for (int l = 0; l < kLanesD; ++l) a.v[l] -= b.v[l];
     return a;
 }
 inline VecD vfma(VecD a, VecD b, VecD c) {  // a * b + c
@@ -150,7 +166,7 @@ inline double exp_vec(double x) {
 
 // sig[j] = sigmoid(w[j]), d[j] = exp(-exp(-0.5) sig[j]) in (0.545, 1].
 template <class F>
-void decay_row(const F* w, F* sig, F* d, int64_t n) {
+void decay_row_generic(const F* w, F* sig, F* d, int64_t n) {
     // exp(-w) saturates outside [-lim, lim], where sigmoid is 0 or 1 to the dtype's precision
     // anyway; NaN stays NaN.
     const F lim = sizeof(F) == 4 ? F(87) : F(708);
@@ -162,6 +178,23 @@ void decay_row(const F* w, F* sig, F* d, int64_t n) {
         const F s = F(1) / (F(1) + exp_vec(sig[j]));
         sig[j] = s;
         d[j] = exp_vec(scale * s);
+    }
+}
+
+template <class F>
+void decay_row(const F* w, F* sig, F* d, int64_t n) {
+    decay_row_generic(w, sig, d, n);
+}
+// f32: fast_math's branch-free sigmoid (its clamps are selects, which vectorise; the generic
+// form's std::min/max do not) and e^x by rows.h's polynomial (the argument is in [-0.61, 0]).
+template <>
+void decay_row<float>(const float* w, float* sig, float* d, int64_t n) {
+    const float scale = static_cast<float>(-kWkv7DecayScale);
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+        const float s = fast_math::sigmoid(w[j]);
+        sig[j] = s;
+        d[j] = cpu_rows::exp_core(scale * s);
     }
 }
 
@@ -230,60 +263,81 @@ void store_rows(F* dst, const F* S, int64_t N, int64_t Np) {
 }
 
 // ---- forward -----------------------------------------------------------------------------
+// The forward keeps the state transposed, ST[j] = S[:, j] (one key's column, a vector over the
+// value index i, padded to Np with zeros): sa = S a and y = S r are then sums of columns
+// scaled by a_j and r_j, with no reduction across lanes, and the rows i of S (blocks of L
+// values) are independent, so each block runs both passes of a step on its own.
 
-enum ForwardField : int64_t { kFwdA, kFwdD, kFwdB, kFwdK, kFwdR, kFwdFields };
-
-// Rows 0..R-1 of S (row stride Np) through one step: sa = S a (the state before the step),
-// S <- S diag(d) + sa bᵀ + v kᵀ, y = S r. v, sa, y: the rows' entries. Several rows at a time
-// share the loads of the step's vectors and give the reductions independent chains.
-template <class F, int R>
-void forward_rows(F* S, int64_t Np, const F* fb, const F* v, F* sa, F* y) {
+// One block of L values (lanes) through one step: sa = Σ_j ST[j] a_j (the state before the
+// step), ST[j] <- ST[j] d_j + sa b_j + v k_j, y = Σ_j ST[j] r_j. ST points at the block's
+// lanes of column 0 (stride Np between columns); a, d, b, k, r: the step's key vectors (N).
+template <class F>
+void forward_block(F* ST, int64_t Np, int64_t N, const F* a, const F* d, const F* b, const F* k,
+                   const F* r, const F* v, F* sa_out, F* y_out) {
     using V = Vec<F>;
-    constexpr int64_t L = kL<F>, W = kFwdFields * L;
-    V acc[R];
-#pragma GCC unroll 8
-    for (int q = 0; q < R; ++q) acc[q] = vbcast(F(0));
-    for (int64_t j = 0, p = 0; j < Np; j += L, p += W) {
-        const V a = vload(fb + p + kFwdA * L);
-#pragma GCC unroll 8
-        for (int q = 0; q < R; ++q) acc[q] = vfma(vload(S + q * Np + j), a, acc[q]);
+    V s0 = vbcast(F(0)), s1 = s0, s2 = s0, s3 = s0;
+    int64_t j = 0;
+    for (; j + 4 <= N; j += 4) {  // four chains: the FMA latency, not its throughput, binds
+        s0 = vfma(vload(ST + j * Np), vbcast(a[j]), s0);
+        s1 = vfma(vload(ST + (j + 1) * Np), vbcast(a[j + 1]), s1);
+        s2 = vfma(vload(ST + (j + 2) * Np), vbcast(a[j + 2]), s2);
+        s3 = vfma(vload(ST + (j + 3) * Np), vbcast(a[j + 3]), s3);
     }
-    V vsa[R], vv[R];
-#pragma GCC unroll 8
-    for (int q = 0; q < R; ++q) {
-        sa[q] = vsum(acc[q]);
-        vsa[q] = vbcast(sa[q]);
-        vv[q] = vbcast(v[q]);
-        acc[q] = vbcast(F(0));
+    for (; j < N; ++j) s0 = vfma(vload(ST + j * Np), vbcast(a[j]), s0);
+    const V sa = vadd(vadd(s0, s1), vadd(s2, s3));
+    vstore(sa_out, sa);
+    const V vv = vload(v);
+    V y0 = vbcast(F(0)), y1 = y0;
+    j = 0;
+    for (; j + 2 <= N; j += 2) {
+        F* c0 = ST + j * Np;
+        F* c1 = c0 + Np;
+        const V x0 = vfma(vload(c0), vbcast(d[j]), vfma(sa, vbcast(b[j]), vmul(vv, vbcast(k[j]))));
+        const V x1 = vfma(vload(c1), vbcast(d[j + 1]),
+                          vfma(sa, vbcast(b[j + 1]), vmul(vv, vbcast(k[j + 1]))));
+        vstore(c0, x0);
+        vstore(c1, x1);
+        y0 = vfma(x0, vbcast(r[j]), y0);
+        y1 = vfma(x1, vbcast(r[j + 1]), y1);
     }
-    for (int64_t j = 0, p = 0; j < Np; j += L, p += W) {
-        const V d = vload(fb + p + kFwdD * L), b = vload(fb + p + kFwdB * L),
-                k = vload(fb + p + kFwdK * L), r = vload(fb + p + kFwdR * L);
-#pragma GCC unroll 8
-        for (int q = 0; q < R; ++q) {
-            F* Sq = S + q * Np + j;
-            const V x = vfma(vload(Sq), d, vfma(vsa[q], b, vmul(vv[q], k)));
-            vstore(Sq, x);
-            acc[q] = vfma(x, r, acc[q]);
-        }
+    for (; j < N; ++j) {
+        F* c0 = ST + j * Np;
+        const V x0 = vfma(vload(c0), vbcast(d[j]), vfma(sa, vbcast(b[j]), vmul(vv, vbcast(k[j]))));
+        vstore(c0, x0);
+        y0 = vfma(x0, vbcast(r[j]), y0);
     }
-#pragma GCC unroll 8
-    for (int q = 0; q < R; ++q) y[q] = vsum(acc[q]);
+    vstore(y_out, vadd(y0, y1));
 }
 
 // Per-thread scratch of the forward.
 template <class F>
 struct ForwardScratch {
     int64_t N, Np;
-    std::vector<F> S, fields, sig, d;  // (N, Np), (kFwdFields Np), (N), (N)
+    std::vector<F> ST, sig, d, v, sa, y;  // (N, Np), (N), (N), (Np) x 3
     explicit ForwardScratch(int64_t n)
         : N(n),
           Np(padded<F>(n)),
-          S(static_cast<size_t>(N * Np)),
-          fields(static_cast<size_t>(kFwdFields * Np)),
+          ST(static_cast<size_t>(N * Np)),
           sig(static_cast<size_t>(N)),
-          d(static_cast<size_t>(N)) {}
+          d(static_cast<size_t>(N)),
+          v(static_cast<size_t>(Np)),
+          sa(static_cast<size_t>(Np)),
+          y(static_cast<size_t>(Np)) {}
 };
+
+// ST (N, Np) <- S (N, N) transposed (zeros when S is null; padding zero); and back.
+template <class F>
+void load_transposed(F* ST, const F* S, int64_t N, int64_t Np) {
+    std::fill(ST, ST + N * Np, F(0));
+    if (S)
+        for (int64_t i = 0; i < N; ++i)
+            for (int64_t j = 0; j < N; ++j) ST[j * Np + i] = S[i * N + j];
+}
+template <class F>
+void store_transposed(F* S, const F* ST, int64_t N, int64_t Np) {
+    for (int64_t i = 0; i < N; ++i)
+        for (int64_t j = 0; j < N; ++j) S[i * N + j] = ST[j * Np + i];
+}
 
 // One (b, h): runs the T steps from s0 ((N, N) or null = zeros); writes y, sa, the snapshots of
 // this head (chunks, N, N) and the final state (N, N).
@@ -291,28 +345,22 @@ template <class F>
 void forward_head(const Dims& D, const In<F>& in, int64_t b, int64_t h, const F* s0, F* y, F* sa,
                   F* snaps, F* state_out, ForwardScratch<F>& sc) {
     const int64_t N = D.N, Np = sc.Np, NN = N * N;
-    F *S = sc.S.data(), *fb = sc.fields.data();
-    load_rows(S, s0, N, Np);
+    constexpr int64_t L = kL<F>;
+    F* ST = sc.ST.data();
+    load_transposed(ST, s0, N, Np);
     for (int64_t t = 0; t < D.T; ++t) {
         const int64_t o = D.row(b, t, h);
         decay_row(in.w + o, sc.sig.data(), sc.d.data(), N);
-        pack_field(fb, kFwdFields, kFwdA, in.a + o, N, Np);
-        pack_field(fb, kFwdFields, kFwdD, sc.d.data(), N, Np);
-        pack_field(fb, kFwdFields, kFwdB, in.b + o, N, Np);
-        pack_field(fb, kFwdFields, kFwdK, in.k + o, N, Np);
-        pack_field(fb, kFwdFields, kFwdR, in.r + o, N, Np);
-        const F* v = in.v + o;
-        // Four rows at a time in f32; one in f64, where GCC does not turn the four-row form
-        // over VecD's plain arrays into SIMD code (it does for one row).
-        constexpr int kRows = sizeof(F) == 4 ? 4 : 1;
-        int64_t i = 0;
-        for (; i + kRows <= N; i += kRows)
-            forward_rows<F, kRows>(S + i * Np, Np, fb, v + i, sa + o + i, y + o + i);
-        for (; i < N; ++i) forward_rows<F, 1>(S + i * Np, Np, fb, v + i, sa + o + i, y + o + i);
+        std::copy(in.v + o, in.v + o + N, sc.v.begin());  // the padding stays zero
+        for (int64_t i0 = 0; i0 < Np; i0 += L)
+            forward_block(ST + i0, Np, N, in.a + o, sc.d.data(), in.b + o, in.k + o, in.r + o,
+                          sc.v.data() + i0, sc.sa.data() + i0, sc.y.data() + i0);
+        std::copy(sc.sa.begin(), sc.sa.begin() + N, sa + o);
+        std::copy(sc.y.begin(), sc.y.begin() + N, y + o);
         if (t % kChunk == kChunk - 1 || t == D.T - 1)
-            store_rows(snaps + (t / kChunk) * NN, S, N, Np);
+            store_transposed(snaps + (t / kChunk) * NN, ST, N, Np);
     }
-    store_rows(state_out, S, N, Np);
+    store_transposed(state_out, ST, N, Np);
 }
 
 template <class F>
@@ -346,9 +394,13 @@ Wkv7Forward forward_typed(const Tensor& r, const Tensor& w, const Tensor& k, con
 }
 
 // ---- backward ----------------------------------------------------------------------------
+// By rows of S (row i = value i, a vector over the keys j, padded to Np). A step runs over one
+// block of L keys at a time: the block's key vectors and its five per-key sums stay in
+// registers while the rows go by; each row's two per-value sums (dv_i, dsa_i) collect one
+// partial vector per block and are reduced across lanes once per step.
 
-// Key vectors of a backward step (1 / decay, k / decay, b / decay, r, k, b, decay, a) and the
-// per-key sums it accumulates (dr, d decay, dk, db, da).
+// Key vectors of a step (1 / decay, k / decay, b / decay, r, k, b, decay, a) and the per-key
+// sums it makes (dr, d decay, dk, db, da), interleaved by blocks of L (see pack_field).
 enum BackwardField : int64_t {
     kBwdInvD,
     kBwdKd,
@@ -362,45 +414,69 @@ enum BackwardField : int64_t {
 };
 enum BackwardSum : int64_t { kSumR, kSumDecay, kSumK, kSumB, kSumA, kSums };
 
-// Row i of one backward step. On entry Si is row i of S_t and dSi row i of dL/dS_t (without
-// this step's output); on exit they are the rows of S_{t-1} and dL/dS_{t-1}. dyi, vi, sai: the
-// row's entries of dy, v, sa. Adds to the per-key sums; returns dv_i.
+// The first pass over key block jb. On entry S holds S_t and dS the gradient of S_t from the
+// later steps; on exit S holds S_{t-1} and dS the full gradient g of S_t (this step's
+// y = S_t r included). Writes the block's sums of dr, d decay, dk, db and adds the block's
+// partial vectors of dv_i = Σ_j g[i, j] k_j and dsa_i = Σ_j g[i, j] b_j into dvp, dsap (N, L).
 template <class F>
-F backward_row(F* Si, F* dSi, int64_t Np, const F* fb, F* sums, F dyi, F vi, F sai) {
+void backward_pass1(F* S, F* dS, int64_t Np, int64_t N, const F* f, F* sums, const F* dy,
+                    const F* v, const F* sa, F* dvp, F* dsap, bool first) {
     using V = Vec<F>;
-    constexpr int64_t L = kL<F>, W = kBwdFields * L, WS = kSums * L;
-    const V vdy = vbcast(dyi), vv = vbcast(vi), vsa = vbcast(sai), vnv = vbcast(-vi),
-            vnsa = vbcast(-sai);
-    // dr += S_t[i, :] dy_i; S_{t-1}[i, :] = (S_t[i, :] - v_i k - sa_i b) / decay;
-    // g = dS[i, :] + dy_i r (the gradient of S_t[i, :]); the per-key sums of g S_{t-1}, g v_i,
-    // g sa_i; the per-value sums dv_i = g k and dsa_i = g b.
-    V dv = vbcast(F(0)), dsa = vbcast(F(0));
-    for (int64_t j = 0, p = 0, q = 0; j < Np; j += L, p += W, q += WS) {
-        const F* f = fb + p;
-        F* acc = sums + q;
-        const V s = vload(Si + j);
-        vstore(acc + kSumR * L, vfma(vdy, s, vload(acc + kSumR * L)));
-        const V sp = vfma(s, vload(f + kBwdInvD * L),
-                          vfma(vnv, vload(f + kBwdKd * L), vmul(vnsa, vload(f + kBwdBd * L))));
-        vstore(Si + j, sp);
-        const V g = vfma(vdy, vload(f + kBwdR * L), vload(dSi + j));
-        vstore(dSi + j, g);
-        vstore(acc + kSumDecay * L, vfma(g, sp, vload(acc + kSumDecay * L)));
-        vstore(acc + kSumK * L, vfma(g, vv, vload(acc + kSumK * L)));
-        vstore(acc + kSumB * L, vfma(g, vsa, vload(acc + kSumB * L)));
-        dv = vfma(g, vload(f + kBwdK * L), dv);
-        dsa = vfma(g, vload(f + kBwdB * L), dsa);
+    constexpr int64_t L = kL<F>;
+    const V iD = vload(f + kBwdInvD * L), Kd = vload(f + kBwdKd * L), Bd = vload(f + kBwdBd * L),
+            R = vload(f + kBwdR * L), K = vload(f + kBwdK * L), B = vload(f + kBwdB * L);
+    V aR = vbcast(F(0)), aD = aR, aK = aR, aB = aR;
+    for (int64_t i = 0; i < N; ++i) {
+        F* Si = S + i * Np;
+        F* dSi = dS + i * Np;
+        const V vdy = vbcast(dy[i]), vv = vbcast(v[i]), vsa = vbcast(sa[i]);
+        const V st = vload(Si);
+        aR = vfma(vdy, st, aR);
+        // S_{t-1}[i, :] = (S_t[i, :] - v_i k - sa_i b) / decay
+        const V sp = vfma(st, iD, vfma(vbcast(-v[i]), Kd, vmul(vbcast(-sa[i]), Bd)));
+        vstore(Si, sp);
+        const V g = vfma(vdy, R, vload(dSi));
+        vstore(dSi, g);
+        aD = vfma(g, sp, aD);
+        aK = vfma(g, vv, aK);
+        aB = vfma(g, vsa, aB);
+        F* pv = dvp + i * L;
+        F* ps = dsap + i * L;
+        vstore(pv, first ? vmul(g, K) : vfma(g, K, vload(pv)));
+        vstore(ps, first ? vmul(g, B) : vfma(g, B, vload(ps)));
     }
-    // da += S_{t-1}[i, :] dsa_i; dS[i, :] <- g diag(decay) + dsa_i a (the gradient of S_{t-1}).
-    const V vdsa = vbcast(vsum(dsa));
-    for (int64_t j = 0, p = 0, q = 0; j < Np; j += L, p += W, q += WS) {
-        const F* f = fb + p;
-        F* acc = sums + q;
-        vstore(acc + kSumA * L, vfma(vload(Si + j), vdsa, vload(acc + kSumA * L)));
-        vstore(dSi + j,
-               vfma(vload(dSi + j), vload(f + kBwdD * L), vmul(vdsa, vload(f + kBwdA * L))));
+    vstore(sums + kSumR * L, aR);
+    vstore(sums + kSumDecay * L, aD);
+    vstore(sums + kSumK * L, aK);
+    vstore(sums + kSumB * L, aB);
+}
+
+// The second pass over key block jb: da_j = Σ_i S_{t-1}[i, j] dsa_i and
+// dS[i, :] <- g diag(decay) + dsa_i a (the gradient of S_{t-1}).
+template <class F>
+void backward_pass2(const F* S, F* dS, int64_t Np, int64_t N, const F* f, F* sums,
+                    const F* dsa) {
+    using V = Vec<F>;
+    constexpr int64_t L = kL<F>;
+    const V D = vload(f + kBwdD * L), A = vload(f + kBwdA * L);
+    V a0 = vbcast(F(0)), a1 = a0;
+    int64_t i = 0;
+    for (; i + 2 <= N; i += 2) {
+        const V d0 = vbcast(dsa[i]), d1 = vbcast(dsa[i + 1]);
+        F* g0 = dS + i * Np;
+        F* g1 = g0 + Np;
+        a0 = vfma(vload(S + i * Np), d0, a0);
+        a1 = vfma(vload(S + (i + 1) * Np), d1, a1);
+        vstore(g0, vfma(vload(g0), D, vmul(d0, A)));
+        vstore(g1, vfma(vload(g1), D, vmul(d1, A)));
     }
-    return vsum(dv);
+    for (; i < N; ++i) {
+        const V d0 = vbcast(dsa[i]);
+        F* g0 = dS + i * Np;
+        a0 = vfma(vload(S + i * Np), d0, a0);
+        vstore(g0, vfma(vload(g0), D, vmul(d0, A)));
+    }
+    vstore(sums + kSumA * L, vadd(a0, a1));
 }
 
 // Per-thread scratch of the backward.
@@ -408,15 +484,19 @@ template <class F>
 struct BackwardScratch {
     int64_t N, Np;
     std::vector<F> S, dS, fields, sums;    // (N, Np) twice, (kBwdFields Np), (kSums Np)
-    std::vector<F> sig, d, inv_d, kd, bd;  // (N) each
+    std::vector<F> dvp, dsap;              // (N, L) each: per-row partial vectors
+    std::vector<F> sig, d, inv_d, kd, bd, dsa;  // (N) each
     explicit BackwardScratch(int64_t n)
         : N(n),
           Np(padded<F>(n)),
           S(static_cast<size_t>(N * Np)),
           dS(static_cast<size_t>(N * Np)),
           fields(static_cast<size_t>(kBwdFields * Np)),
-          sums(static_cast<size_t>(kSums * Np)) {
-        for (std::vector<F>* x : {&sig, &d, &inv_d, &kd, &bd}) x->resize(static_cast<size_t>(N));
+          sums(static_cast<size_t>(kSums * Np)),
+          dvp(static_cast<size_t>(N * kL<F>)),
+          dsap(static_cast<size_t>(N * kL<F>)) {
+        for (std::vector<F>* x : {&sig, &d, &inv_d, &kd, &bd, &dsa})
+            x->resize(static_cast<size_t>(N));
     }
 };
 
@@ -431,10 +511,11 @@ template <class F>
 void backward_head(const Dims& D, const In<F>& in, const F* gy, const F* sa, const F* snaps,
                    const F* gs, int64_t b, int64_t h, const Grads<F>& g, F* gs_in,
                    BackwardScratch<F>& sc) {
-    const int64_t N = D.N, Np = sc.Np, NN = N * N;
+    constexpr int64_t L = kL<F>;
+    const int64_t N = D.N, Np = sc.Np, NN = N * N, W = kBwdFields * L, WS = kSums * L;
     F *S = sc.S.data(), *dS = sc.dS.data(), *fb = sc.fields.data(), *sums = sc.sums.data();
     F *sig = sc.sig.data(), *d = sc.d.data(), *inv_d = sc.inv_d.data(), *kd = sc.kd.data(),
-      *bd = sc.bd.data();
+      *bd = sc.bd.data(), *dsa = sc.dsa.data(), *dvp = sc.dvp.data(), *dsap = sc.dsap.data();
     load_rows(dS, gs, N, Np);
     const F scale = static_cast<F>(-kWkv7DecayScale);
     for (int64_t t = D.T - 1; t >= 0; --t) {
@@ -442,7 +523,7 @@ void backward_head(const Dims& D, const In<F>& in, const F* gy, const F* sa, con
         // reconstructed by the previous iteration.
         if (t % kChunk == kChunk - 1 || t == D.T - 1) load_rows(S, snaps + t / kChunk * NN, N, Np);
         const int64_t o = D.row(b, t, h);
-        const F *k = in.k + o, *bb = in.b + o, *dy = gy + o, *v = in.v + o, *sat = sa + o;
+        const F *k = in.k + o, *bb = in.b + o;
         decay_row(in.w + o, sig, d, N);
 #pragma omp simd
         for (int64_t j = 0; j < N; ++j) {
@@ -452,10 +533,29 @@ void backward_head(const Dims& D, const In<F>& in, const F* gy, const F* sa, con
         }
         const F* src[kBwdFields] = {inv_d, kd, bd, in.r + o, k, bb, d, in.a + o};
         for (int64_t f = 0; f < kBwdFields; ++f) pack_field(fb, kBwdFields, f, src[f], N, Np);
-        std::fill(sums, sums + kSums * Np, F(0));
-        for (int64_t i = 0; i < N; ++i)
-            g.v[o + i] = backward_row(S + i * Np, dS + i * Np, Np, fb, sums, dy[i], v[i], sat[i]);
-        for (int64_t j = 0; j < N; ++j) {
+        for (int64_t j0 = 0, p = 0, q = 0; j0 < Np; j0 += L, p += W, q += WS)
+            backward_pass1(S + j0, dS + j0, Np, N, fb + p, sums + q, gy + o, in.v + o, sa + o,
+                           dvp, dsap, j0 == 0);
+        for (int64_t i = 0; i < N; ++i) {
+            g.v[o + i] = vsum(vload(dvp + i * L));
+            dsa[i] = vsum(vload(dsap + i * L));
+        }
+        for (int64_t j0 = 0, p = 0, q = 0; j0 < Np; j0 += L, p += W, q += WS)
+            backward_pass2(S + j0, dS + j0, Np, N, fb + p, sums + q, dsa);
+        // The per-key sums out: whole blocks as vectors, the rest element by element.
+        int64_t j0 = 0;
+        for (const F* q = sums; j0 + L <= N; j0 += L, q += WS) {
+            using V = Vec<F>;
+            vstore(g.r + o + j0, vload(q + kSumR * L));
+            vstore(g.k + o + j0, vload(q + kSumK * L));
+            vstore(g.b + o + j0, vload(q + kSumB * L));
+            vstore(g.a + o + j0, vload(q + kSumA * L));
+            const V sg = vload(sig + j0);
+            const V dw = vmul(vmul(vload(q + kSumDecay * L), vload(d + j0)),
+                              vmul(vbcast(scale), vmul(sg, vsub(vbcast(F(1)), sg))));
+            vstore(g.w + o + j0, dw);
+        }
+        for (int64_t j = j0; j < N; ++j) {
             g.r[o + j] = field_at(sums, kSums, kSumR, j);
             g.w[o + j] =
                 field_at(sums, kSums, kSumDecay, j) * d[j] * scale * sig[j] * (F(1) - sig[j]);
