@@ -9,7 +9,7 @@ MSE, Adam) on linear regression prompts, float32, on this machine. Prints:
 
     icl_twin_train.py --family rwkv7|transformer|lstm [--dims 5 --points 11 --batch 64
         --embd 64 --layers 3 --heads 4 --head-size 16 --lr 1e-3 --steps 20 --warmup 3
-        --threads 1]
+        --threads 1 --blas-threads 1]
 
 Backbones: GPT-2 pre-LN Transformer (as Goose's models/gpt.h with vocab 0: learned positions
 of 2 * points rows, causal attention, GELU-tanh MLP 4C, ln_f), RWKV-7 x070 (the blocks of
@@ -22,9 +22,24 @@ import os
 import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+def thread_args():
+    """--threads T (and --blas-threads), read before torch loads: OpenBLAS sizes its pool from
+    OPENBLAS_NUM_THREADS when the library is loaded, and torch.set_num_threads does not reach it
+    (left alone it would use every core even at --threads 1)."""
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--blas-threads", type=int, default=0)
+    a, _ = ap.parse_known_args()
+    t = a.threads if a.threads > 0 else os.cpu_count()
+    os.environ["OPENBLAS_NUM_THREADS"] = str(a.blas_threads if a.blas_threads > 0 else t)
+    os.environ["OMP_NUM_THREADS"] = str(t)
+
+
+thread_args()
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "reference"))
@@ -143,6 +158,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--blas-threads", type=int, default=0, help="OpenBLAS threads (default: --threads)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads if args.threads > 0 else os.cpu_count())
     torch.manual_seed(0)
@@ -174,7 +190,8 @@ def main():
     times.sort()
     print(f"twin_params {sum(p.numel() for p in model.parameters())}")
     print(f"twin_step_s {times[len(times) // 2]:.6f}")
-    print(f"torch {torch.__version__} threads {torch.get_num_threads()}")
+    print(f"torch {torch.__version__} threads {torch.get_num_threads()} "
+          f"openblas threads {os.environ['OPENBLAS_NUM_THREADS']}")
 
 
 if __name__ == "__main__":
