@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <omp.h>
+
 #include "goose/ops/wkv7.h"
 #include "ops/cpu/fast_math.h"
 #include "ops/cpu/simd.h"
@@ -309,17 +311,17 @@ void forward_block(F* ST, int64_t Np, int64_t N, const F* a, const F* d, const F
     vstore(y_out, vadd(y0, y1));
 }
 
-// Per-thread scratch of the forward.
+// Per-thread scratch of the forward for a group of G heads.
 template <class F>
 struct ForwardScratch {
     int64_t N, Np;
-    std::vector<F> ST, sig, d, v, sa, y;  // (N, Np), (N), (N), (Np) x 3
-    explicit ForwardScratch(int64_t n)
+    std::vector<F> ST, sig, d, v, sa, y;  // G x (N, Np), (G N), (G N), (Np) x 3
+    ForwardScratch(int64_t n, int64_t g)
         : N(n),
           Np(padded<F>(n)),
-          ST(static_cast<size_t>(N * Np)),
-          sig(static_cast<size_t>(N)),
-          d(static_cast<size_t>(N)),
+          ST(static_cast<size_t>(g * N * Np)),
+          sig(static_cast<size_t>(g * N)),
+          d(static_cast<size_t>(g * N)),
           v(static_cast<size_t>(Np)),
           sa(static_cast<size_t>(Np)),
           y(static_cast<size_t>(Np)) {}
@@ -339,28 +341,42 @@ void store_transposed(F* S, const F* ST, int64_t N, int64_t Np) {
         for (int64_t j = 0; j < N; ++j) S[i * N + j] = ST[j * Np + i];
 }
 
-// One (b, h): runs the T steps from s0 ((N, N) or null = zeros); writes y, sa, the snapshots of
-// this head (chunks, N, N) and the final state (N, N).
+// Heads h0 .. h0+G-1 of batch entry b, step by step (a step's rows of those heads are
+// contiguous in memory): runs the T steps from their entering states (s0: (B, H, N, N) or
+// null = zeros); writes y, sa, the heads' snapshots (chunks, N, N) and final states (N, N).
 template <class F>
-void forward_head(const Dims& D, const In<F>& in, int64_t b, int64_t h, const F* s0, F* y, F* sa,
-                  F* snaps, F* state_out, ForwardScratch<F>& sc) {
-    const int64_t N = D.N, Np = sc.Np, NN = N * N;
+void forward_heads(const Dims& D, const In<F>& in, int64_t b, int64_t h0, int64_t G, const F* s0,
+                   F* y, F* sa, F* snaps, F* state_out, ForwardScratch<F>& sc) {
+    const int64_t N = D.N, Np = sc.Np, NN = N * N, NC = D.chunks();
     constexpr int64_t L = kL<F>;
-    F* ST = sc.ST.data();
-    load_transposed(ST, s0, N, Np);
-    for (int64_t t = 0; t < D.T; ++t) {
-        const int64_t o = D.row(b, t, h);
-        decay_row(in.w + o, sc.sig.data(), sc.d.data(), N);
-        std::copy(in.v + o, in.v + o + N, sc.v.begin());  // the padding stays zero
-        for (int64_t i0 = 0; i0 < Np; i0 += L)
-            forward_block(ST + i0, Np, N, in.a + o, sc.d.data(), in.b + o, in.k + o, in.r + o,
-                          sc.v.data() + i0, sc.sa.data() + i0, sc.y.data() + i0);
-        std::copy(sc.sa.begin(), sc.sa.begin() + N, sa + o);
-        std::copy(sc.y.begin(), sc.y.begin() + N, y + o);
-        if (t % kChunk == kChunk - 1 || t == D.T - 1)
-            store_transposed(snaps + (t / kChunk) * NN, ST, N, Np);
+    for (int64_t g = 0; g < G; ++g) {
+        const int64_t bh = b * D.H + h0 + g;
+        load_transposed(sc.ST.data() + g * N * Np, s0 ? s0 + bh * NN : nullptr, N, Np);
     }
-    store_transposed(state_out, ST, N, Np);
+    for (int64_t t = 0; t < D.T; ++t) {
+        const int64_t o0 = D.row(b, t, h0);
+        decay_row(in.w + o0, sc.sig.data(), sc.d.data(), G * N);
+        for (int64_t g = 0; g < G; ++g) {
+            const int64_t o = o0 + g * N, bh = b * D.H + h0 + g;
+            F* ST = sc.ST.data() + g * N * Np;
+            std::copy(in.v + o, in.v + o + N, sc.v.begin());  // the padding stays zero
+            for (int64_t i0 = 0; i0 < Np; i0 += L)
+                forward_block(ST + i0, Np, N, in.a + o, sc.d.data() + g * N, in.b + o, in.k + o,
+                              in.r + o, sc.v.data() + i0, sc.sa.data() + i0, sc.y.data() + i0);
+            std::copy(sc.sa.begin(), sc.sa.begin() + N, sa + o);
+            std::copy(sc.y.begin(), sc.y.begin() + N, y + o);
+            if (t % kChunk == kChunk - 1 || t == D.T - 1)
+                store_transposed(snaps + (bh * NC + t / kChunk) * NN, ST, N, Np);
+        }
+    }
+    for (int64_t g = 0; g < G; ++g)
+        store_transposed(state_out + (b * D.H + h0 + g) * NN, sc.ST.data() + g * N * Np, N, Np);
+}
+
+// Heads per task: all of a batch entry's heads when the batch alone gives the threads enough
+// tasks (the inputs are then read in order, step by step), else one.
+inline int64_t heads_per_task(const Dims& D) {
+    return D.B >= 4 * static_cast<int64_t>(omp_get_max_threads()) ? D.H : 1;
 }
 
 template <class F>
@@ -382,13 +398,13 @@ Wkv7Forward forward_typed(const Tensor& r, const Tensor& w, const Tensor& k, con
       *st = out.state.data<F>();
     const F* s0 = s_in.defined() ? s_in.data<F>() : nullptr;
     const int64_t work = BH * D.T * NN;
-#pragma omp parallel if (BH > 1 && work > kParallelMin)
+    const int64_t G = heads_per_task(D), tasks = BH / G;
+#pragma omp parallel if (tasks > 1 && work > kParallelMin)
     {
-        ForwardScratch<F> sc(N);
+        ForwardScratch<F> sc(N, G);
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t bh = 0; bh < BH; ++bh)
-            forward_head(D, in, bh / D.H, bh % D.H, s0 ? s0 + bh * NN : nullptr, y, sa,
-                         snaps + bh * NC * NN, st + bh * NN, sc);
+        for (int64_t task = 0; task < tasks; ++task)
+            forward_heads(D, in, task * G / D.H, task * G % D.H, G, s0, y, sa, snaps, st, sc);
     }
     return out;
 }
@@ -479,24 +495,26 @@ void backward_pass2(const F* S, F* dS, int64_t Np, int64_t N, const F* f, F* sum
     vstore(sums + kSumA * L, vadd(a0, a1));
 }
 
-// Per-thread scratch of the backward.
+// Per-thread scratch of the backward for a group of G heads.
 template <class F>
 struct BackwardScratch {
     int64_t N, Np;
-    std::vector<F> S, dS, fields, sums;    // (N, Np) twice, (kBwdFields Np), (kSums Np)
-    std::vector<F> dvp, dsap;              // (N, L) each: per-row partial vectors
-    std::vector<F> sig, d, inv_d, kd, bd, dsa;  // (N) each
-    explicit BackwardScratch(int64_t n)
+    std::vector<F> S, dS, fields, sums;  // G x (N, Np) twice, (kBwdFields Np), (kSums Np)
+    std::vector<F> dvp, dsap;            // (N, L) each: per-row partial vectors
+    std::vector<F> sig, d;               // (G N) each
+    std::vector<F> inv_d, kd, bd, dsa;   // (N) each
+    BackwardScratch(int64_t n, int64_t g)
         : N(n),
           Np(padded<F>(n)),
-          S(static_cast<size_t>(N * Np)),
-          dS(static_cast<size_t>(N * Np)),
+          S(static_cast<size_t>(g * N * Np)),
+          dS(static_cast<size_t>(g * N * Np)),
           fields(static_cast<size_t>(kBwdFields * Np)),
           sums(static_cast<size_t>(kSums * Np)),
           dvp(static_cast<size_t>(N * kL<F>)),
-          dsap(static_cast<size_t>(N * kL<F>)) {
-        for (std::vector<F>* x : {&sig, &d, &inv_d, &kd, &bd, &dsa})
-            x->resize(static_cast<size_t>(N));
+          dsap(static_cast<size_t>(N * kL<F>)),
+          sig(static_cast<size_t>(g * N)),
+          d(static_cast<size_t>(g * N)) {
+        for (std::vector<F>* x : {&inv_d, &kd, &bd, &dsa}) x->resize(static_cast<size_t>(N));
     }
 };
 
@@ -505,66 +523,78 @@ struct Grads {
     F *r, *w, *k, *v, *a, *b;
 };
 
-// One (b, h), t from T-1 down to 0. dS is the gradient with respect to the state after step t;
-// it starts as gs ((N, N) or null = zeros) and ends as the gradient of the entering state.
+// Heads h0 .. h0+G-1 of batch entry b, t from T-1 down to 0, a step's heads together. dS is
+// the gradient with respect to the state after step t; it starts as gs ((B, H, N, N) or
+// null = zeros) and ends as the gradient of the entering state (gs_in).
 template <class F>
-void backward_head(const Dims& D, const In<F>& in, const F* gy, const F* sa, const F* snaps,
-                   const F* gs, int64_t b, int64_t h, const Grads<F>& g, F* gs_in,
-                   BackwardScratch<F>& sc) {
+void backward_heads(const Dims& D, const In<F>& in, const F* gy, const F* sa, const F* snaps,
+                    const F* gs, int64_t b, int64_t h0, int64_t G, const Grads<F>& g, F* gs_in,
+                    BackwardScratch<F>& sc) {
     constexpr int64_t L = kL<F>;
-    const int64_t N = D.N, Np = sc.Np, NN = N * N, W = kBwdFields * L, WS = kSums * L;
-    F *S = sc.S.data(), *dS = sc.dS.data(), *fb = sc.fields.data(), *sums = sc.sums.data();
-    F *sig = sc.sig.data(), *d = sc.d.data(), *inv_d = sc.inv_d.data(), *kd = sc.kd.data(),
-      *bd = sc.bd.data(), *dsa = sc.dsa.data(), *dvp = sc.dvp.data(), *dsap = sc.dsap.data();
-    load_rows(dS, gs, N, Np);
+    const int64_t N = D.N, Np = sc.Np, NN = N * N, NC = D.chunks(), W = kBwdFields * L,
+                  WS = kSums * L;
+    F *fb = sc.fields.data(), *sums = sc.sums.data();
+    F *inv_d = sc.inv_d.data(), *kd = sc.kd.data(), *bd = sc.bd.data(), *dsa = sc.dsa.data(),
+      *dvp = sc.dvp.data(), *dsap = sc.dsap.data();
+    for (int64_t q = 0; q < G; ++q) {
+        const int64_t bh = b * D.H + h0 + q;
+        load_rows(sc.dS.data() + q * N * Np, gs ? gs + bh * NN : nullptr, N, Np);
+    }
     const F scale = static_cast<F>(-kWkv7DecayScale);
     for (int64_t t = D.T - 1; t >= 0; --t) {
-        // At a chunk's last step S_t is exactly the saved state; otherwise S holds S_t as
-        // reconstructed by the previous iteration.
-        if (t % kChunk == kChunk - 1 || t == D.T - 1) load_rows(S, snaps + t / kChunk * NN, N, Np);
-        const int64_t o = D.row(b, t, h);
-        const F *k = in.k + o, *bb = in.b + o;
-        decay_row(in.w + o, sig, d, N);
+        const int64_t o0 = D.row(b, t, h0);
+        decay_row(in.w + o0, sc.sig.data(), sc.d.data(), G * N);
+        for (int64_t q = 0; q < G; ++q) {
+            const int64_t o = o0 + q * N, bh = b * D.H + h0 + q;
+            F *S = sc.S.data() + q * N * Np, *dS = sc.dS.data() + q * N * Np;
+            const F *sig = sc.sig.data() + q * N, *d = sc.d.data() + q * N;
+            // At a chunk's last step S_t is exactly the saved state; otherwise S holds S_t as
+            // reconstructed by the previous iteration.
+            if (t % kChunk == kChunk - 1 || t == D.T - 1)
+                load_rows(S, snaps + (bh * NC + t / kChunk) * NN, N, Np);
+            const F *k = in.k + o, *bb = in.b + o;
 #pragma omp simd
-        for (int64_t j = 0; j < N; ++j) {
-            inv_d[j] = F(1) / d[j];
-            kd[j] = k[j] * inv_d[j];
-            bd[j] = bb[j] * inv_d[j];
-        }
-        const F* src[kBwdFields] = {inv_d, kd, bd, in.r + o, k, bb, d, in.a + o};
-        for (int64_t f = 0; f < kBwdFields; ++f) pack_field(fb, kBwdFields, f, src[f], N, Np);
-        for (int64_t j0 = 0, p = 0, q = 0; j0 < Np; j0 += L, p += W, q += WS)
-            backward_pass1(S + j0, dS + j0, Np, N, fb + p, sums + q, gy + o, in.v + o, sa + o,
-                           dvp, dsap, j0 == 0);
-        for (int64_t i = 0; i < N; ++i) {
-            g.v[o + i] = vsum(vload(dvp + i * L));
-            dsa[i] = vsum(vload(dsap + i * L));
-        }
-        for (int64_t j0 = 0, p = 0, q = 0; j0 < Np; j0 += L, p += W, q += WS)
-            backward_pass2(S + j0, dS + j0, Np, N, fb + p, sums + q, dsa);
-        // The per-key sums out: whole blocks as vectors, the rest element by element.
-        int64_t j0 = 0;
-        for (const F* q = sums; j0 + L <= N; j0 += L, q += WS) {
-            using V = Vec<F>;
-            vstore(g.r + o + j0, vload(q + kSumR * L));
-            vstore(g.k + o + j0, vload(q + kSumK * L));
-            vstore(g.b + o + j0, vload(q + kSumB * L));
-            vstore(g.a + o + j0, vload(q + kSumA * L));
-            const V sg = vload(sig + j0);
-            const V dw = vmul(vmul(vload(q + kSumDecay * L), vload(d + j0)),
-                              vmul(vbcast(scale), vmul(sg, vsub(vbcast(F(1)), sg))));
-            vstore(g.w + o + j0, dw);
-        }
-        for (int64_t j = j0; j < N; ++j) {
-            g.r[o + j] = field_at(sums, kSums, kSumR, j);
-            g.w[o + j] =
-                field_at(sums, kSums, kSumDecay, j) * d[j] * scale * sig[j] * (F(1) - sig[j]);
-            g.k[o + j] = field_at(sums, kSums, kSumK, j);
-            g.b[o + j] = field_at(sums, kSums, kSumB, j);
-            g.a[o + j] = field_at(sums, kSums, kSumA, j);
+            for (int64_t j = 0; j < N; ++j) {
+                inv_d[j] = F(1) / d[j];
+                kd[j] = k[j] * inv_d[j];
+                bd[j] = bb[j] * inv_d[j];
+            }
+            const F* src[kBwdFields] = {inv_d, kd, bd, in.r + o, k, bb, d, in.a + o};
+            for (int64_t f = 0; f < kBwdFields; ++f) pack_field(fb, kBwdFields, f, src[f], N, Np);
+            for (int64_t j0 = 0, p = 0, w = 0; j0 < Np; j0 += L, p += W, w += WS)
+                backward_pass1(S + j0, dS + j0, Np, N, fb + p, sums + w, gy + o, in.v + o,
+                               sa + o, dvp, dsap, j0 == 0);
+            for (int64_t i = 0; i < N; ++i) {
+                g.v[o + i] = vsum(vload(dvp + i * L));
+                dsa[i] = vsum(vload(dsap + i * L));
+            }
+            for (int64_t j0 = 0, p = 0, w = 0; j0 < Np; j0 += L, p += W, w += WS)
+                backward_pass2(S + j0, dS + j0, Np, N, fb + p, sums + w, dsa);
+            // The per-key sums out: whole blocks as vectors, the rest element by element.
+            int64_t j0 = 0;
+            for (const F* u = sums; j0 + L <= N; j0 += L, u += WS) {
+                using V = Vec<F>;
+                vstore(g.r + o + j0, vload(u + kSumR * L));
+                vstore(g.k + o + j0, vload(u + kSumK * L));
+                vstore(g.b + o + j0, vload(u + kSumB * L));
+                vstore(g.a + o + j0, vload(u + kSumA * L));
+                const V sg = vload(sig + j0);
+                const V dw = vmul(vmul(vload(u + kSumDecay * L), vload(d + j0)),
+                                  vmul(vbcast(scale), vmul(sg, vsub(vbcast(F(1)), sg))));
+                vstore(g.w + o + j0, dw);
+            }
+            for (int64_t j = j0; j < N; ++j) {
+                g.r[o + j] = field_at(sums, kSums, kSumR, j);
+                g.w[o + j] =
+                    field_at(sums, kSums, kSumDecay, j) * d[j] * scale * sig[j] * (F(1) - sig[j]);
+                g.k[o + j] = field_at(sums, kSums, kSumK, j);
+                g.b[o + j] = field_at(sums, kSums, kSumB, j);
+                g.a[o + j] = field_at(sums, kSums, kSumA, j);
+            }
         }
     }
-    store_rows(gs_in, dS, N, Np);
+    for (int64_t q = 0; q < G; ++q)
+        store_rows(gs_in + (b * D.H + h0 + q) * NN, sc.dS.data() + q * N * Np, N, Np);
 }
 
 template <class F>
@@ -596,13 +626,14 @@ Wkv7Grads backward_typed(const Tensor& gy, const Tensor& gstate, const Tensor& r
     const F* pgs = gs.defined() ? gs.data<F>() : nullptr;
     F* pgs_in = out.state.data<F>();
     const int64_t work = BH * D.T * NN;
-#pragma omp parallel if (BH > 1 && work > kParallelMin)
+    const int64_t G = heads_per_task(D), tasks = BH / G;
+#pragma omp parallel if (tasks > 1 && work > kParallelMin)
     {
-        BackwardScratch<F> sc(N);
+        BackwardScratch<F> sc(N, G);
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t bh = 0; bh < BH; ++bh)
-            backward_head(D, in, pgy, psa, psn + bh * NC * NN, pgs ? pgs + bh * NN : nullptr,
-                          bh / D.H, bh % D.H, g, pgs_in + bh * NN, sc);
+        for (int64_t task = 0; task < tasks; ++task)
+            backward_heads(D, in, pgy, psa, psn, pgs, task * G / D.H, task * G % D.H, G, g,
+                           pgs_in, sc);
     }
     return out;
 }
