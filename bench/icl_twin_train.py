@@ -24,12 +24,15 @@ import time
 
 
 def thread_args():
-    """--threads T (and --blas-threads), read before torch loads: OpenBLAS sizes its pool from
+    """--threads T and --blas-threads, read before torch loads: OpenBLAS sizes its pool from
     OPENBLAS_NUM_THREADS when the library is loaded, and torch.set_num_threads does not reach it
-    (left alone it would use every core even at --threads 1)."""
+    (left alone it would use every core even at --threads 1). The default, OpenBLAS on the
+    calling thread beside T OpenMP threads, is Goose's threading and the twin's fastest setting
+    on 2 cores: with OpenBLAS's own threads beside torch's OpenMP ones the 2-thread RWKV-7 step
+    took ~3x longer."""
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--blas-threads", type=int, default=0)
+    ap.add_argument("--blas-threads", type=int, default=1)
     a, _ = ap.parse_known_args()
     t = a.threads if a.threads > 0 else os.cpu_count()
     os.environ["OPENBLAS_NUM_THREADS"] = str(a.blas_threads if a.blas_threads > 0 else t)
@@ -158,7 +161,8 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--blas-threads", type=int, default=0, help="OpenBLAS threads (default: --threads)")
+    ap.add_argument("--blas-threads", type=int, default=1,
+                    help="OpenBLAS threads (default 1; 0: --threads)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads if args.threads > 0 else os.cpu_count())
     torch.manual_seed(0)

@@ -8,6 +8,7 @@
 #include "goose/autograd.h"
 #include "goose/ops/backend.h"
 #include "ops/cpu/fast_math.h"
+#include "ops/cpu/vec.h"
 
 namespace goose::models::fused {
 
@@ -46,7 +47,7 @@ void token_mix_forward(const T* x, const T* prev, const std::vector<const T*>& m
 // dx[t] = Σ_m g[m][t] - dxx[t] + dxx[t+1], dprev = dxx[0], dmu[m] = Σ_{b,t} g[m] (xp - x).
 // Each batch entry runs t = T-1 .. 0 on one thread; dmu sums chunks of kBatchChunk entries.
 template <class T>
-void token_mix_backward(const T* x, const T* prev, const std::vector<const T*>& mu,
+void token_mix_backward_generic(const T* x, const T* prev, const std::vector<const T*>& mu,
                         const std::vector<const T*>& g, T* dx, T* dprev,
                         const std::vector<T*>& dmu, int64_t B, int64_t Tn, int64_t C) {
     const auto M = static_cast<int64_t>(mu.size());
@@ -108,6 +109,75 @@ void token_mix_backward(const T* x, const T* prev, const std::vector<const T*>& 
             for (int64_t c = 0; c < C; ++c) d[c] += pm[c];
         }
     }
+}
+
+
+// token_mix_backward for C a multiple of the vector width: per row and block of channels the
+// sums over the M gradients stay in registers.
+template <class T>
+void token_mix_backward_vec(const T* x, const T* prev, const std::vector<const T*>& mu,
+                            const std::vector<const T*>& g, T* dx, T* dprev,
+                            const std::vector<T*>& dmu, int64_t B, int64_t Tn, int64_t C) {
+    using V = ops::vec::Vec<T>;
+    constexpr int64_t L = ops::vec::lanes<T>;
+    const auto M = static_cast<int64_t>(mu.size());
+    const int64_t chunks = (B + kBatchChunk - 1) / kBatchChunk;
+    std::vector<T> part(static_cast<size_t>(chunks * M * C), T(0));
+    const std::vector<T> zeros(static_cast<size_t>(C), T(0));
+#pragma omp parallel if (B * Tn * C * M > kParallelMin)
+    {
+        std::vector<T> next(static_cast<size_t>(C)), cur(static_cast<size_t>(C));
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < chunks; ++k) {
+            T* pk = part.data() + k * M * C;
+            for (int64_t b = k * kBatchChunk; b < std::min(B, (k + 1) * kBatchChunk); ++b) {
+                std::fill(next.begin(), next.end(), T(0));
+                for (int64_t t = Tn - 1; t >= 0; --t) {
+                    const int64_t r = b * Tn + t;
+                    const T* xr = x + r * C;
+                    const T* xp = t > 0 ? xr - C : (prev ? prev + b * C : zeros.data());
+                    for (int64_t c = 0; c < C; c += L) {
+                        const V xx = ops::vec::sub(ops::vec::load(xp + c), ops::vec::load(xr + c));
+                        V gs = ops::vec::bcast(T(0)), dxx = gs;
+                        for (int64_t m = 0; m < M; ++m) {
+                            const V gm = ops::vec::load(g[static_cast<size_t>(m)] + r * C + c);
+                            gs = ops::vec::add(gs, gm);
+                            dxx = ops::vec::fma(gm, ops::vec::load(mu[static_cast<size_t>(m)] + c),
+                                                dxx);
+                            T* pm = pk + m * C + c;
+                            ops::vec::store(pm, ops::vec::fma(gm, xx, ops::vec::load(pm)));
+                        }
+                        ops::vec::store(cur.data() + c, dxx);
+                        // dx = Σ g - dxx + dxx of the next step
+                        ops::vec::store(dx + r * C + c,
+                                        ops::vec::add(ops::vec::sub(gs, dxx),
+                                                      ops::vec::load(next.data() + c)));
+                    }
+                    std::swap(next, cur);
+                }
+                if (dprev) std::copy(next.begin(), next.end(), dprev + b * C);
+            }
+        }
+    }
+    for (int64_t m = 0; m < M; ++m) {
+        T* d = dmu[static_cast<size_t>(m)];
+        if (!d) continue;
+        std::fill(d, d + C, T(0));
+        for (int64_t k = 0; k < chunks; ++k) {
+            const T* pm = part.data() + (k * M + m) * C;
+            for (int64_t c = 0; c < C; ++c) d[c] += pm[c];
+        }
+    }
+}
+
+template <class T>
+void token_mix_backward(const T* x, const T* prev, const std::vector<const T*>& mu,
+                        const std::vector<const T*>& g, T* dx, T* dprev,
+                        const std::vector<T*>& dmu, int64_t B, int64_t Tn, int64_t C) {
+    if (dx && C % ops::vec::lanes<T> == 0)
+        token_mix_backward_vec(x, prev, mu, g, dx, dprev, dmu, B, Tn, C);
+    else
+        token_mix_backward_generic(x, prev, mu, g, dx, dprev, dmu, B, Tn, C);
 }
 
 // ---- rwkv7_prep ----------------------------------------------------------------------------

@@ -33,6 +33,8 @@ inline constexpr int64_t lanes = VecOf<F>::lanes;
 inline simd::VecF load(const float* p) { return simd::load(p); }
 inline void store(float* p, simd::VecF a) { simd::store(p, a); }
 inline simd::VecF bcast(float x) { return simd::broadcast(x); }
+inline simd::VecF add(simd::VecF a, simd::VecF b) { return simd::add(a, b); }
+inline simd::VecF sub(simd::VecF a, simd::VecF b) { return simd::sub(a, b); }
 inline simd::VecF mul(simd::VecF a, simd::VecF b) { return simd::mul(a, b); }
 inline simd::VecF fma(simd::VecF a, simd::VecF b, simd::VecF c) { return simd::fma(a, b, c); }
 
@@ -48,6 +50,14 @@ inline VecD bcast(double x) {
     VecD r;
     for (int l = 0; l < kLanesD; ++l) r.v[l] = x;
     return r;
+}
+inline VecD add(VecD a, VecD b) {
+    for (int l = 0; l < kLanesD; ++l) a.v[l] += b.v[l];
+    return a;
+}
+inline VecD sub(VecD a, VecD b) {
+    for (int l = 0; l < kLanesD; ++l) a.v[l] -= b.v[l];
+    return a;
 }
 inline VecD mul(VecD a, VecD b) {
     for (int l = 0; l < kLanesD; ++l) a.v[l] *= b.v[l];
