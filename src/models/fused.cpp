@@ -232,7 +232,7 @@ void prep_forward(const PrepIn<T>& in, T* w, T* k, T* v, T* aa, T* bb, int64_t r
             }
             head_sums(zz.data(), hs.data(), C, N);
             for (int64_t h = 0; h < C / N; ++h)
-                hs[h] = static_cast<T>(1.0 / std::max(std::sqrt(static_cast<double>(hs[h])), kL2Eps));
+                hs[h] = T(1) / std::max(std::sqrt(hs[h]), static_cast<T>(kL2Eps));
             spread(hs.data(), inv.data(), C, N);
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) {
@@ -305,11 +305,10 @@ void prep_backward(const PrepIn<T>& in, const PrepGrads<T>& g, int64_t rows, int
                 // kk = z / max(|z|, eps): dz = (dkk - kk <dkk, kk>) / |z| = (dkk - z coef) inv
                 // with coef = <dkk, z> / |z|² (0 when the norm is clamped: then dz = dkk / eps)
                 for (int64_t h = 0; h < C / N; ++h) {
-                    const double norm = std::sqrt(static_cast<double>(hs[h]));
-                    const double iv = 1.0 / std::max(norm, kL2Eps);
-                    hs[h] = static_cast<T>(iv);
-                    hd[h] = norm >= kL2Eps ? static_cast<T>(static_cast<double>(hd[h]) * iv * iv)
-                                           : T(0);
+                    const T norm = std::sqrt(hs[h]), eps = static_cast<T>(kL2Eps);
+                    const T iv = T(1) / std::max(norm, eps);
+                    hs[h] = iv;
+                    hd[h] = norm >= eps ? hd[h] * iv * iv : T(0);
                 }
                 spread(hs, ss, C, N);
                 spread(hd, coef, C, N);
@@ -374,7 +373,7 @@ void out_stats(const OutIn<T>& in, int64_t o, int64_t C, int64_t N, double eps, 
     for (int64_t c = 0; c < C; ++c) tmp[c] = (y[c] - mean[c]) * (y[c] - mean[c]);
     head_sums(tmp, hs, C, N);
     for (int64_t h = 0; h < C / N; ++h)
-        hs[h] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hs[h] * inv_n) + eps));
+        hs[h] = T(1) / std::sqrt(hs[h] * inv_n + static_cast<T>(eps));
     spread(hs, rstd, C, N);
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) tmp[c] = in.r[o + c] * in.k[o + c] * in.rk[c];
