@@ -467,6 +467,55 @@ void backward_pass1(F* S, F* dS, int64_t Np, int64_t N, const F* f, F* sums, con
     vstore(sums + kSumB * L, aB);
 }
 
+// backward_pass1 over both key blocks of a state with Np = 2L at once: the two blocks share
+// the row's broadcasts, and dv_i, dsa_i are complete at the end of the row (reduced across
+// lanes there), with no partial vectors going through memory.
+template <class F>
+void backward_pass1_pair(F* S, F* dS, int64_t Np, int64_t N, const F* f, F* sums, const F* dy,
+                         const F* v, const F* sa, F* dv_out, F* dsa_out) {
+    using V = Vec<F>;
+    constexpr int64_t L = kL<F>, W = kBwdFields * L, WS = kSums * L;
+    const F* f1 = f + W;
+    V aR0 = vbcast(F(0)), aD0 = aR0, aK0 = aR0, aB0 = aR0, aR1 = aR0, aD1 = aR0, aK1 = aR0,
+      aB1 = aR0;
+    for (int64_t i = 0; i < N; ++i) {
+        F* Si = S + i * Np;
+        F* dSi = dS + i * Np;
+        const V vdy = vbcast(dy[i]), vv = vbcast(v[i]), vsa = vbcast(sa[i]);
+        const V nv = vbcast(-v[i]), nsa = vbcast(-sa[i]);
+        const V st0 = vload(Si), st1 = vload(Si + L);
+        aR0 = vfma(vdy, st0, aR0);
+        aR1 = vfma(vdy, st1, aR1);
+        const V sp0 = vfma(st0, vload(f + kBwdInvD * L),
+                           vfma(nv, vload(f + kBwdKd * L), vmul(nsa, vload(f + kBwdBd * L))));
+        const V sp1 = vfma(st1, vload(f1 + kBwdInvD * L),
+                           vfma(nv, vload(f1 + kBwdKd * L), vmul(nsa, vload(f1 + kBwdBd * L))));
+        vstore(Si, sp0);
+        vstore(Si + L, sp1);
+        const V g0 = vfma(vdy, vload(f + kBwdR * L), vload(dSi));
+        const V g1 = vfma(vdy, vload(f1 + kBwdR * L), vload(dSi + L));
+        vstore(dSi, g0);
+        vstore(dSi + L, g1);
+        aD0 = vfma(g0, sp0, aD0);
+        aD1 = vfma(g1, sp1, aD1);
+        aK0 = vfma(g0, vv, aK0);
+        aK1 = vfma(g1, vv, aK1);
+        aB0 = vfma(g0, vsa, aB0);
+        aB1 = vfma(g1, vsa, aB1);
+        dv_out[i] = vsum(vfma(g0, vload(f + kBwdK * L), vmul(g1, vload(f1 + kBwdK * L))));
+        dsa_out[i] = vsum(vfma(g0, vload(f + kBwdB * L), vmul(g1, vload(f1 + kBwdB * L))));
+    }
+    F* s1 = sums + WS;
+    vstore(sums + kSumR * L, aR0);
+    vstore(sums + kSumDecay * L, aD0);
+    vstore(sums + kSumK * L, aK0);
+    vstore(sums + kSumB * L, aB0);
+    vstore(s1 + kSumR * L, aR1);
+    vstore(s1 + kSumDecay * L, aD1);
+    vstore(s1 + kSumK * L, aK1);
+    vstore(s1 + kSumB * L, aB1);
+}
+
 // The second pass over key block jb: da_j = Σ_i S_{t-1}[i, j] dsa_i and
 // dS[i, :] <- g diag(decay) + dsa_i a (the gradient of S_{t-1}).
 template <class F>
@@ -561,12 +610,17 @@ void backward_heads(const Dims& D, const In<F>& in, const F* gy, const F* sa, co
             }
             const F* src[kBwdFields] = {inv_d, kd, bd, in.r + o, k, bb, d, in.a + o};
             for (int64_t f = 0; f < kBwdFields; ++f) pack_field(fb, kBwdFields, f, src[f], N, Np);
-            for (int64_t j0 = 0, p = 0, w = 0; j0 < Np; j0 += L, p += W, w += WS)
-                backward_pass1(S + j0, dS + j0, Np, N, fb + p, sums + w, gy + o, in.v + o,
-                               sa + o, dvp, dsap, j0 == 0);
-            for (int64_t i = 0; i < N; ++i) {
-                g.v[o + i] = vsum(vload(dvp + i * L));
-                dsa[i] = vsum(vload(dsap + i * L));
+            if (Np == 2 * L) {
+                backward_pass1_pair(S, dS, Np, N, fb, sums, gy + o, in.v + o, sa + o, g.v + o,
+                                    dsa);
+            } else {
+                for (int64_t j0 = 0, p = 0, w = 0; j0 < Np; j0 += L, p += W, w += WS)
+                    backward_pass1(S + j0, dS + j0, Np, N, fb + p, sums + w, gy + o, in.v + o,
+                                   sa + o, dvp, dsap, j0 == 0);
+                for (int64_t i = 0; i < N; ++i) {
+                    g.v[o + i] = vsum(vload(dvp + i * L));
+                    dsa[i] = vsum(vload(dsap + i * L));
+                }
             }
             for (int64_t j0 = 0, p = 0, w = 0; j0 < Np; j0 += L, p += W, w += WS)
                 backward_pass2(S + j0, dS + j0, Np, N, fb + p, sums + w, dsa);
