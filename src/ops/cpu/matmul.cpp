@@ -22,9 +22,10 @@ namespace goose::ops {
 namespace {
 // Below this M*N*K a batch of GEMMs runs with threads over the batch, each GEMM on one thread.
 constexpr int64_t kSmallGemm = int64_t(1) << 18;
-// Multiply-adds of one GEMM per thread below which splitting it costs more than it saves (a
-// fork and join is a few microseconds; 2^18 multiply-adds take ~5 us on one core).
-constexpr int64_t kGemmPartMin = int64_t(1) << 18;
+// Multiply-adds of one GEMM per thread below which splitting it costs more than it saves: 2^20
+// take ~20 us on one core; the LSTM's per-step 64x256x64 products ran slower split in two
+// (measured on 2 cores), the ICL models' 1408-row products gain from it.
+constexpr int64_t kGemmPartMin = int64_t(1) << 20;
 
 // OpenBLAS's own threads would spin between calls beside OpenMP's and, with as many threads
 // as cores, fight them for the cores (measured: the ICL training step ~10x slower on 2 threads
