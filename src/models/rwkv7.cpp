@@ -29,6 +29,14 @@ int64_t lora_dim(double k, int64_t c) {
     return std::max<int64_t>(32, round_half_even(x) * 32);
 }
 
+// x m1 m2 for a LoRA without a nonlinearity inside (a, v): as x (m1 m2) when the rank is at
+// least half the width, one product of x by a (C, C) matrix for the same multiply-adds as two
+// thinner ones (the tiny ICL models: C 64, rank 32), else as written.
+Var lora(const Var& x, const Var& m1, const Var& m2) {
+    if (2 * m1.size(1) >= m1.size(0)) return ag::matmul(x, ag::matmul(m1, m2));
+    return ag::matmul(ag::matmul(x, m1), m2);
+}
+
 // (B, T, C) -> packed copy of the last token's row (B, C), detached
 Tensor last_row(const Var& x) {
     return x.value().select(1, x.size(1) - 1).clone();
@@ -131,13 +139,13 @@ Rwkv7TimeMix::Out Rwkv7TimeMix::forward(const Var& x, const Var& prev, Var& v_fi
     Var w_lora = ag::matmul(ag::tanh(ag::matmul(xw, w1)), w2);         // raw decay minus w0
     Var k_raw = ag::linear(xk, key->weight);
     Var v_raw = ag::linear(xv, value->weight);
-    Var a_lora = ag::matmul(ag::matmul(xa, a1), a2);
+    Var a_lora = lora(xa, a1, a2);
     Var g = ag::matmul(ag::sigmoid(ag::matmul(xg, g1)), g2);
     Var v_lora;
     if (layer == 0)
         v_first = v_raw;
     else
-        v_lora = ag::matmul(ag::matmul(xv, v1), v2);
+        v_lora = lora(xv, v1, v2);
 
     // w = w0 + w_lora, a = sigmoid(a0 + a_lora), kk = normalize(k k_k) per head,
     // k = k (1 + (a - 1) k_a), v mixed towards v_first (layers > 0); the recurrence's -kk, kk a.

@@ -10,6 +10,7 @@
 #include "goose/autograd.h"
 #include "goose/core/rng.h"
 #include "goose/ops/backend.h"
+#include "goose/models/rwkv7.h"
 #include "models/fused.h"
 
 namespace goose::models::fused {
@@ -138,3 +139,60 @@ TEST(Fused, Rwkv7OutMatchesComposed) {
 
 }  // namespace
 }  // namespace goose::models::fused
+
+namespace goose::models {
+namespace {
+
+// RWKV-7 with LoRA ranks of at least half the width, where the a LoRA (and here the v LoRA)
+// runs as x (m1 m2): the gradients of a1, a2, v1, v2 against central differences in f64.
+TEST(Rwkv7LoraProduct, GradientMatchesFiniteDifferences) {
+    Rwkv7Config cfg;
+    cfg.vocab = 7;
+    cfg.n_layer = 2;
+    cfg.n_embd = 8;
+    cfg.head_size = 4;
+    cfg.d_decay = 3;
+    cfg.d_aaa = 4;  // 2 * 4 >= 8: the product form
+    cfg.d_mv = 5;
+    cfg.d_gate = 3;
+    cfg.dim_ffn = 12;
+    Rwkv7 m(cfg, DType::f64);
+    Rng rng(5, "lora");
+    m.init_official(rng);
+    for (auto& [name, p] : m.named_parameters())
+        p.value_mut().copy_(ops::binary_forward(
+            BinaryOp::add, p.value(), Tensor::randn(p.shape(), rng, DType::f64, 0.0, 0.3)));
+    std::vector<double> idv(12);
+    for (auto& x : idv) x = static_cast<double>(rng.randint(0, cfg.vocab));
+    const Tensor ids = Tensor::from(Shape{2, 6}, idv, DType::i64);
+    auto loss_of = [&] { return ag::sum(ag::square(m.forward(ids)), {}, false); };
+    m.zero_grad();
+    ag::backward(loss_of());
+    const double h = 1e-6;
+    for (auto& [name, p] : m.named_parameters()) {
+        const bool lora = name == "blocks.1.att.a1" || name == "blocks.1.att.a2" ||
+                          name == "blocks.1.att.v1" || name == "blocks.1.att.v2" ||
+                          name == "blocks.0.att.a1";
+        if (!lora) continue;
+        const Tensor grad = p.grad().contiguous();
+        double* data = p.value_mut().data<double>();
+        for (int64_t i : {int64_t(0), p.numel() / 2, p.numel() - 1}) {
+            const double orig = data[i];
+            double lp, lm;
+            {
+                ag::NoGradGuard ng;
+                data[i] = orig + h;
+                lp = loss_of().item();
+                data[i] = orig - h;
+                lm = loss_of().item();
+                data[i] = orig;
+            }
+            const double num = (lp - lm) / (2 * h);
+            EXPECT_NEAR(grad.data<double>()[i], num, 1e-6 + 1e-5 * std::fabs(num))
+                << name << "[" << i << "]";
+        }
+    }
+}
+
+}  // namespace
+}  // namespace goose::models
