@@ -530,7 +530,8 @@ std::vector<Var> token_mix(const Var& x, const Var& prev, const std::vector<Var>
                                                    : Tensor();
         std::vector<Tensor> dmu(static_cast<size_t>(M));
         for (int m = 0; m < M; ++m)
-            if (io.needs(2 + m)) dmu[static_cast<size_t>(m)] = Tensor::empty(muv[0].shape(), xv.dtype());
+            if (io.needs(2 + m))
+                dmu[static_cast<size_t>(m)] = Tensor::empty(muv[0].shape(), xv.dtype());
         auto run = [&](auto tag) {
             using T = decltype(tag);
             std::vector<T*> d;
@@ -543,7 +544,8 @@ std::vector<Var> token_mix(const Var& x, const Var& prev, const std::vector<Var>
         io.set(0, std::move(dx));
         if (dprev.defined()) io.set(1, std::move(dprev));
         for (int m = 0; m < M; ++m)
-            if (dmu[static_cast<size_t>(m)].defined()) io.set(2 + m, std::move(dmu[static_cast<size_t>(m)]));
+            if (dmu[static_cast<size_t>(m)].defined())
+                io.set(2 + m, std::move(dmu[static_cast<size_t>(m)]));
     });
 }
 
@@ -612,9 +614,9 @@ Rwkv7Prep rwkv7_prep(const Var& w_lora, const Var& k_raw, const Var& v_raw, cons
         Tensor wl, kr, vr, al, vl, vf, w0, a0, v0, kk, ka;
     };
     auto sv = std::make_shared<Saved>(Saved{
-        packed(w_lora), packed(k_raw), packed(v_raw), packed(a_lora), gate ? packed(v_lora) : Tensor(),
-        gate ? packed(v_first) : Tensor(), packed(w0), packed(a0), gate ? packed(v0) : Tensor(),
-        packed(k_k), packed(k_a)});
+        packed(w_lora), packed(k_raw), packed(v_raw), packed(a_lora),
+        gate ? packed(v_lora) : Tensor(), gate ? packed(v_first) : Tensor(), packed(w0),
+        packed(a0), gate ? packed(v0) : Tensor(), packed(k_k), packed(k_a)});
     std::vector<Tensor> outs;
     for (int i = 0; i < (gate ? 5 : 4); ++i) outs.push_back(Tensor::empty(flat, dt));
     // outs: w, k, a, b, [v]
@@ -623,8 +625,9 @@ Rwkv7Prep rwkv7_prep(const Var& w_lora, const Var& k_raw, const Var& v_raw, cons
         const PrepIn<T> in{cdata<T>(sv->wl), cdata<T>(sv->kr), cdata<T>(sv->vr), cdata<T>(sv->al),
                            cdata<T>(sv->vl), cdata<T>(sv->vf), cdata<T>(sv->w0), cdata<T>(sv->a0),
                            cdata<T>(sv->v0), cdata<T>(sv->kk), cdata<T>(sv->ka)};
-        prep_forward<T>(in, outs[0].data<T>(), outs[1].data<T>(), gate ? outs[4].data<T>() : nullptr,
-                        outs[2].data<T>(), outs[3].data<T>(), B * Tn, C, N);
+        prep_forward<T>(in, outs[0].data<T>(), outs[1].data<T>(),
+                        gate ? outs[4].data<T>() : nullptr, outs[2].data<T>(), outs[3].data<T>(),
+                        B * Tn, C, N);
     });
     // inputs: 0 w_lora, 1 k_raw, 2 v_raw, 3 a_lora, 4 v_lora, 5 v_first, 6 w0, 7 a0, 8 v0, 9 k_k,
     // 10 k_a

@@ -24,7 +24,8 @@ GOOSE_OP_CASES(wkv7_batch) {
         bool fd;
         double atol;
     };
-    for (const Size& z : {Size{64, 5, 3, 8, true, true, 3e-4}, Size{64, 22, 4, 16, false, false, 3e-4},
+    for (const Size& z : {Size{64, 5, 3, 8, true, true, 3e-4},
+                          Size{64, 22, 4, 16, false, false, 3e-4},
                           Size{72, 17, 2, 13, true, false, 1e-3}}) {
         const Shape x{z.b, z.t, z.h, z.n};
         const double a_std = 1 / std::sqrt(double(z.n));

@@ -112,8 +112,8 @@ TEST(Fused, Rwkv7PrepMatchesComposed) {
                                    gate ? randn(vec, rng) : Tensor(),
                                    randn(vec, rng, 0.5),   randn(vec, rng, 0.5)};
             const Fn fn = [n](const std::vector<Var>& v) {
-                const Rwkv7Prep p =
-                    rwkv7_prep(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], n);
+                const Rwkv7Prep p = rwkv7_prep(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
+                                               v[8], v[9], v[10], n);
                 return std::vector<Var>{p.w, p.k, p.v, p.a, p.b};
             };
             check("rwkv7_prep H" + std::to_string(h) + " N" + std::to_string(n) +
@@ -131,7 +131,8 @@ TEST(Fused, Rwkv7OutMatchesComposed) {
                                randn(flat, rng),   randn(Shape{h, n}, rng, 0.5),
                                randn(Shape{c}, rng), randn(Shape{c}, rng), randn(flat, rng)};
         const Fn fn = [](const std::vector<Var>& v) {
-            return std::vector<Var>{rwkv7_out(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], 64e-5)};
+            return std::vector<Var>{
+                rwkv7_out(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], 64e-5)};
         };
         check("rwkv7_out H" + std::to_string(h) + " N" + std::to_string(n), fn, in);
     }

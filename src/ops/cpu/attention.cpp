@@ -300,8 +300,8 @@ void causal_apply(const HeadScratch<F>& h, const F* p, const F* x, F* out) {
     constexpr int64_t L = vec::lanes<F>;
     for (int64_t t0 = 0; t0 < h.Tr; t0 += kRows)
         for (int64_t n0 = 0; n0 < h.Np; n0 += L)
-            block_product(p + t0 * h.Tp, h.Tp, int64_t(1), x + n0, h.Np, 0, std::min(h.T, t0 + kRows),
-                          out + t0 * h.Np + n0, h.Np, F(1));
+            block_product(p + t0 * h.Tp, h.Tp, int64_t(1), x + n0, h.Np, 0,
+                          std::min(h.T, t0 + kRows), out + t0 * h.Np + n0, h.Np, F(1));
 }
 
 // out rows = Pᵀ X: out[j] = Σ_{t >= j} p[t][j] x[t].
