@@ -1,9 +1,10 @@
-// Fast CPU WKV-7: OpenMP over (batch, head); per head the state (N, N) lives in a per-thread
-// buffer in the compute dtype (the forward keeps it transposed, the backward by rows). The
-// forward saves the state at the end of every 16-step chunk and every step's sa = S a; the
-// backward walks time backwards by "backstepping"
-// (spec rwkv7.md §8.3): it reloads the state from the snapshot at each chunk end and
-// reconstructs the earlier states of the chunk by inverting the update (decay >= 0.545).
+// Fast CPU WKV-7: OpenMP over (batch, head), or over batch entries with their heads together
+// when the batch is large; per head the state (N, N) lives in a per-thread buffer in the
+// compute dtype (the forward keeps it transposed, the backward by rows). The forward saves the
+// state at the end of every 16-step chunk and every step's sa = S a; the backward walks time
+// backwards by "backstepping" (spec rwkv7.md §8.3): it reloads the state from the snapshot at
+// each chunk end and reconstructs the earlier states of the chunk by inverting the update
+// (decay >= 0.545).
 #include <algorithm>
 #include <bit>
 #include <cmath>
