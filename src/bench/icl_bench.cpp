@@ -196,7 +196,8 @@ std::vector<IclTrainBenchRow> run_icl_train_bench(const IclTrainBenchConfig& cfg
         else
             std::printf("%s twin: %s\n", r.family.c_str(), r.twin_note.c_str());
     std::printf("twin: PyTorch (/usr/bin/python3), same architecture, batch, data distribution "
-                "and optimizer, %d threads on both sides; ratio = twin s/step / goose s/step\n",
+                "and optimizer; %d OpenMP threads on both sides, OpenBLAS on the calling thread "
+                "on both; ratio = twin s/step / goose s/step\n",
                 threads);
     return rows;
 }
