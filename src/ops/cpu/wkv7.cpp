@@ -9,6 +9,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include <omp.h>
@@ -265,6 +266,15 @@ void store_rows(F* dst, const F* S, int64_t N, int64_t Np) {
     for (int64_t i = 0; i < N; ++i) std::copy(S + i * Np, S + i * Np + N, dst + i * N);
 }
 
+// Asks for the rows a later step reads (n elements from each pointer's offset o), so that they
+// arrive while this step computes.
+template <class F>
+void prefetch_rows(std::initializer_list<const F*> ps, int64_t o, int64_t n) {
+    constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(F));
+    for (const F* p : ps)
+        for (int64_t i = 0; i < n; i += kLine) __builtin_prefetch(p + o + i);
+}
+
 // ---- forward -----------------------------------------------------------------------------
 // The forward keeps the state transposed, ST[j] = S[:, j] (one key's column, a vector over the
 // value index i, padded to Np with zeros): sa = S a and y = S r are then sums of columns
@@ -356,6 +366,8 @@ void forward_heads(const Dims& D, const In<F>& in, int64_t b, int64_t h0, int64_
     }
     for (int64_t t = 0; t < D.T; ++t) {
         const int64_t o0 = D.row(b, t, h0);
+        if (t + 1 < D.T)
+            prefetch_rows<F>({in.r, in.w, in.k, in.v, in.a, in.b}, D.row(b, t + 1, h0), G * N);
         decay_row(in.w + o0, sc.sig.data(), sc.d.data(), G * N);
         for (int64_t g = 0; g < G; ++g) {
             const int64_t o = o0 + g * N, bh = b * D.H + h0 + g;
@@ -593,6 +605,9 @@ void backward_heads(const Dims& D, const In<F>& in, const F* gy, const F* sa, co
     const F scale = static_cast<F>(-kWkv7DecayScale);
     for (int64_t t = D.T - 1; t >= 0; --t) {
         const int64_t o0 = D.row(b, t, h0);
+        if (t > 0)
+            prefetch_rows<F>({in.r, in.w, in.k, in.v, in.a, in.b, gy, sa}, D.row(b, t - 1, h0),
+                             G * N);
         decay_row(in.w + o0, sc.sig.data(), sc.d.data(), G * N);
         for (int64_t q = 0; q < G; ++q) {
             const int64_t o = o0 + q * N, bh = b * D.H + h0 + q;
