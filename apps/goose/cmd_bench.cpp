@@ -1,6 +1,7 @@
 // goose bench ...: benchmarks that print our figure beside a peer or the hardware limit.
 #include "commands.h"
 #include "goose/bench/decode_bench.h"
+#include "goose/bench/icl_bench.h"
 #include "goose/bench/ops_bench.h"
 #include "goose/bench/rwkv7_bench.h"
 #include "goose/bench/tokenizer_bench.h"
@@ -62,6 +63,19 @@ void add_bench(CLI::App& app) {
         ->check(CLI::Range(1, 100));
     tokenize->add_flag("--no-peer", tk->no_peer, "time Goose only");
     tokenize->callback([tk] { bench::run_tokenizer_bench(*tk); });
+
+    auto ic = std::make_shared<bench::IclTrainBenchConfig>();
+    auto* icl = bench->add_subcommand(
+        "icl-train", "ICL training steps/s of the default configuration vs the PyTorch twin");
+    icl->add_option("--family", ic->family, "rwkv7, transformer, lstm or all")
+        ->check(CLI::IsMember({"rwkv7", "transformer", "lstm", "all"}));
+    icl->add_option("--steps", ic->steps, "timed steps per side")->check(CLI::Range(1, 100000));
+    icl->add_option("--warmup", ic->warmup, "untimed steps per side")->check(CLI::Range(0, 1000));
+    icl->add_option("--threads", ic->threads, "threads on both sides (default: all)")
+        ->check(CLI::Range(0, 1024));
+    icl->add_option("--peer-script", ic->peer_script, "the twin's timing script");
+    icl->add_flag("--no-peer", ic->no_peer, "time Goose only");
+    icl->callback([ic] { (void)bench::run_icl_train_bench(*ic); });
 }
 
 }  // namespace goose::cli

@@ -292,16 +292,22 @@ void Rwkv7Engine::Impl::run_blocks(int64_t rows, bool sequence,
                 detail::time_mix_head(tp, row_of(t), h, state_of(t)->wkv[l].data<float>() + h * n * n);
             }
         }
-        GemvJob out{&L.wo, A.y, c, A.x, c, Epilogue::add};
-        detail::linear_jobs(std::span(&out, 1), rows, tiles, widen);
+        // In the last layer of a sequence only the last row's output (the logits) and the ffn
+        // shift state (ln2 of the last row; its lerp needs the row before) are ever read: the
+        // output projection runs for the last two rows, the channel mix for the last one.
+        const bool tail = sequence && l + 1 == layers.size();
+        const int64_t r0 = tail ? std::max<int64_t>(0, rows - 2) : 0;  // rows [r0, rows)
+        const int64_t f0 = tail ? rows - 1 : 0;                          // channel mix rows
+        GemvJob out{&L.wo, A.y + r0 * c, c, A.x + r0 * c, c, Epilogue::add};
+        detail::linear_jobs(std::span(&out, 1), rows - r0, tiles, widen);
 
         // channel mix: ln2, lerp with the ffn shift state, relu(k)^2, value, residual
         const float* xk = L.ffn_xk.data();
-#pragma omp parallel for schedule(static) if (par_rows)
-        for (int64_t t = 0; t < rows; ++t)
+#pragma omp parallel for schedule(static) if (par_rows && !tail)
+        for (int64_t t = r0; t < rows; ++t)
             detail::layer_norm(A.x + t * c, L.ln2_w.data(), L.ln2_b.data(), A.xln + t * c, c, kLnEps);
-#pragma omp parallel for schedule(static) if (par_rows)
-        for (int64_t t = 0; t < rows; ++t) {
+#pragma omp parallel for schedule(static) if (par_rows && !tail)
+        for (int64_t t = f0; t < rows; ++t) {
             const float* prev = sequence && t > 0 ? A.xln + (t - 1) * c
                                                   : state_of(t)->ffn_shift[l].data<float>();
             float* out0 = A.mix[0] + t * c;
@@ -309,10 +315,10 @@ void Rwkv7Engine::Impl::run_blocks(int64_t rows, bool sequence,
         }
         for (int64_t t = sequence ? rows - 1 : 0; t < rows; ++t)
             std::memcpy(state_of(t)->ffn_shift[l].data<float>(), A.xln + t * c, sizeof(float) * c);
-        GemvJob key{&L.fk, A.mix[0], c, A.ffh, f, Epilogue::relu2};
-        detail::linear_jobs(std::span(&key, 1), rows, tiles, widen);
-        GemvJob value{&L.fv, A.ffh, f, A.x, c, Epilogue::add};
-        detail::linear_jobs(std::span(&value, 1), rows, tiles, widen);
+        GemvJob key{&L.fk, A.mix[0] + f0 * c, c, A.ffh + f0 * f, f, Epilogue::relu2};
+        detail::linear_jobs(std::span(&key, 1), rows - f0, tiles, widen);
+        GemvJob value{&L.fv, A.ffh + f0 * f, f, A.x + f0 * c, c, Epilogue::add};
+        detail::linear_jobs(std::span(&value, 1), rows - f0, tiles, widen);
     }
 }
 
