@@ -3,6 +3,7 @@
 #include "models/fused.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "goose/autograd.h"
@@ -473,6 +474,53 @@ void out_backward(const OutIn<T>& in, const OutGrads<T>& g, int64_t rows, int64_
     }
 }
 
+// ---- lstm_cell -------------------------------------------------------------------------------
+
+inline float tanh_of(float x) { return fast_math::tanh(x); }
+inline double tanh_of(double x) { return std::tanh(x); }
+
+template <class T>
+void lstm_forward(const T* gates, const T* cp, T* h, T* c, int64_t B, int64_t C) {
+#pragma omp parallel for schedule(static) if (B * C > kParallelMin)
+    for (int64_t b = 0; b < B; ++b) {
+        const T* g = gates + b * 4 * C;
+        const T* cpb = cp + b * C;
+#pragma omp simd
+        for (int64_t j = 0; j < C; ++j) {
+            const T i = fast_math::sigmoid(g[j]), f = fast_math::sigmoid(g[C + j]),
+                    gg = tanh_of(g[2 * C + j]), o = fast_math::sigmoid(g[3 * C + j]);
+            const T cn = f * cpb[j] + i * gg;
+            c[b * C + j] = cn;
+            h[b * C + j] = o * tanh_of(cn);
+        }
+    }
+}
+
+// dgates (B, 4C) and dc_prev (B, C) from dh and dc (the gradients of h and c).
+template <class T>
+void lstm_backward(const T* gates, const T* cp, const T* dh, const T* dc, T* dgates, T* dcp,
+                   int64_t B, int64_t C) {
+#pragma omp parallel for schedule(static) if (B * C > kParallelMin)
+    for (int64_t b = 0; b < B; ++b) {
+        const T* g = gates + b * 4 * C;
+        T* dg = dgates + b * 4 * C;
+        const int64_t o0 = b * C;
+#pragma omp simd
+        for (int64_t j = 0; j < C; ++j) {
+            const T i = fast_math::sigmoid(g[j]), f = fast_math::sigmoid(g[C + j]),
+                    gg = tanh_of(g[2 * C + j]), o = fast_math::sigmoid(g[3 * C + j]);
+            const T cn = f * cp[o0 + j] + i * gg;
+            const T tc = tanh_of(cn);
+            const T dct = dc[o0 + j] + dh[o0 + j] * o * (T(1) - tc * tc);
+            dg[j] = dct * gg * i * (T(1) - i);
+            dg[C + j] = dct * cp[o0 + j] * f * (T(1) - f);
+            dg[2 * C + j] = dct * i * (T(1) - gg * gg);
+            dg[3 * C + j] = dh[o0 + j] * tc * o * (T(1) - o);
+            dcp[o0 + j] = dct * f;
+        }
+    }
+}
+
 template <class T>
 std::vector<const T*> ptrs(const std::vector<Tensor>& ts) {
     std::vector<const T*> p;
@@ -738,6 +786,43 @@ Var rwkv7_out(const Var& y, const Var& r, const Var& k, const Var& v, const Var&
         for (int i = 0; i < 8; ++i)
             if (ds[i]->defined()) io.set(i, std::move(*ds[i]));
     });
+}
+
+LstmCell lstm_cell(const Var& gates, const Var& c_prev) {
+    if (!gates.defined() || gates.ndim() != 2 || gates.size(1) % 4 != 0)
+        fail("lstm_cell: gates must be (B, 4C), got {}",
+             gates.defined() ? gates.value().desc() : "undefined");
+    const int64_t B = gates.size(0), C = gates.size(1) / 4;
+    if (!fast(gates)) {
+        const std::vector<Var> q = ag::split(gates, {C, C, C, C}, 1);  // i, f, g, o
+        LstmCell r;
+        r.c = ag::add(ag::mul(ag::sigmoid(q[1]), c_prev),
+                      ag::mul(ag::sigmoid(q[0]), ag::tanh(q[2])));
+        r.h = ag::mul(ag::sigmoid(q[3]), ag::tanh(r.c));
+        return r;
+    }
+    const DType dt = gates.dtype();
+    check_same("lstm_cell", c_prev.value(), Shape{B, C}, dt, "c_prev");
+    const Tensor gv = packed(gates), cv = packed(c_prev);
+    std::vector<Tensor> outs{Tensor::empty(Shape{B, C}, dt), Tensor::empty(Shape{B, C}, dt)};
+    dispatch(dt, [&](auto tag) {
+        using T = decltype(tag);
+        lstm_forward<T>(gv.data<T>(), cv.data<T>(), outs[0].data<T>(), outs[1].data<T>(), B, C);
+    });
+    std::vector<Var> res =
+        ag::record("lstm_cell", {gates, c_prev}, std::move(outs), [gv, cv, B, C](GradIO& io) {
+            const DType dt = gv.dtype();
+            const Tensor dh = io.gy(0).contiguous(), dc = io.gy(1).contiguous();
+            Tensor dg = Tensor::empty(Shape{B, 4 * C}, dt), dcp = Tensor::empty(Shape{B, C}, dt);
+            dispatch(dt, [&](auto tag) {
+                using T = decltype(tag);
+                lstm_backward<T>(gv.data<T>(), cv.data<T>(), dh.data<T>(), dc.data<T>(),
+                                 dg.data<T>(), dcp.data<T>(), B, C);
+            });
+            io.set(0, std::move(dg));
+            io.set(1, std::move(dcp));
+        });
+    return {res[0], res[1]};
 }
 
 }  // namespace goose::models::fused

@@ -36,4 +36,11 @@ Rwkv7Prep rwkv7_prep(const Var& w_lora, const Var& k_raw, const Var& v_raw, cons
 Var rwkv7_out(const Var& y, const Var& r, const Var& k, const Var& v, const Var& r_k,
               const Var& ln_w, const Var& ln_b, const Var& g, double eps);
 
+// One LSTM cell update from the pre-activation gates (B, 4C), in torch's order i, f, g, o, and
+// the previous cell (B, C): c = σ(f) c_prev + σ(i) tanh(g), h = σ(o) tanh(c).
+struct LstmCell {
+    Var h, c;
+};
+LstmCell lstm_cell(const Var& gates, const Var& c_prev);
+
 }  // namespace goose::models::fused

@@ -138,6 +138,18 @@ TEST(Fused, Rwkv7OutMatchesComposed) {
     }
 }
 
+TEST(Fused, LstmCellMatchesComposed) {
+    Rng rng(4, "lstm");
+    for (auto [b, c] : {std::array<int64_t, 2>{3, 5}, {2, 16}, {1, 1}}) {
+        std::vector<Tensor> in{randn(Shape{b, 4 * c}, rng, 2.0), randn(Shape{b, c}, rng)};
+        const Fn fn = [](const std::vector<Var>& v) {
+            const LstmCell r = lstm_cell(v[0], v[1]);
+            return std::vector<Var>{r.h, r.c};
+        };
+        check("lstm_cell B" + std::to_string(b) + " C" + std::to_string(c), fn, in);
+    }
+}
+
 }  // namespace
 }  // namespace goose::models::fused
 

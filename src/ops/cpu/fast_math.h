@@ -74,7 +74,11 @@ inline float gelu_tanh(float x) {
 inline float gelu_tanh_derivative(float x) {
     const float u = kGeluK * (x + kGeluC * x * x * x);
     const float du = kGeluK * (1.f + 3.f * kGeluC * x * x);
-    const float s = sigmoid(2.f * u), q = sigmoid_slope(2.f * u);
+    // σ(2u) and σ(2u) (1 - σ(2u)) = σ² e^{-2u} from one exponential (as sigmoid, sigmoid_slope)
+    const float e = exp_clamped(-2.f * u);
+    const float s0 = 1.f / (1.f + e);
+    const bool low = 2.f * u < -87.f;
+    const float s = select(low, 0.f, s0), q = select(low, 0.f, s0 * s0 * e);
     const float t = 2.f * x * q * du;
     return s + select((std::fabs(2.f * u) > 80.f) | (q == 0.f), 0.f, t);
 }
