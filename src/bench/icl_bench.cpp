@@ -57,22 +57,9 @@ double time_goose(const icl::TrainConfig& t, int warmup, int steps, int64_t& par
     return time_fn(step, warmup, steps, 0.0, steps).median_s;
 }
 
-// The twin script in the source tree: GOOSE_SOURCE_DIR when the build defines it for this file,
-// else beside the executable's build directory (<src>/build/goose -> <src>/bench), else ./bench.
+// The twin script in the source tree this binary was built from (GOOSE_SOURCE_DIR).
 std::string default_twin_script() {
-    namespace fs = std::filesystem;
-    std::vector<fs::path> dirs;
-#ifdef GOOSE_SOURCE_DIR
-    dirs.emplace_back(GOOSE_SOURCE_DIR);
-#endif
-    std::error_code ec;
-    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec) dirs.push_back(exe.parent_path().parent_path());
-    dirs.emplace_back(".");
-    for (const auto& d : dirs)
-        if (fs::exists(d / "bench" / "icl_twin_train.py", ec))
-            return (d / "bench" / "icl_twin_train.py").string();
-    return (dirs.front() / "bench" / "icl_twin_train.py").string();
+    return std::string(GOOSE_SOURCE_DIR) + "/bench/icl_twin_train.py";
 }
 
 // Runs cmd and returns its combined output; rc receives the exit status.

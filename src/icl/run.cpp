@@ -17,9 +17,6 @@
 #include "goose/io/atomic_file.h"
 #include "goose/io/pth.h"
 
-#ifndef GOOSE_SOURCE_DIR
-#define GOOSE_SOURCE_DIR "."
-#endif
 
 namespace goose::icl {
 namespace fs = std::filesystem;
