@@ -1,8 +1,10 @@
 // goose bench ...: benchmarks that print our figure beside a peer or the hardware limit.
 #include "commands.h"
 #include "goose/bench/decode_bench.h"
+#include "goose/bench/icl_bench.h"
 #include "goose/bench/ops_bench.h"
 #include "goose/bench/rwkv7_bench.h"
+#include "goose/bench/tokenizer_bench.h"
 
 namespace goose::cli {
 
@@ -50,6 +52,30 @@ void add_bench(CLI::App& app) {
         ->check(CLI::Range(1, 100000));
     decode->add_option("--threads", dc->threads, "threads (default: all)")->check(CLI::Range(0, 1024));
     decode->callback([dc] { bench::run_decode_bench(*dc); });
+
+    auto tk = std::make_shared<bench::TokenizerBenchConfig>();
+    auto* tokenize = bench->add_subcommand("tokenize", "World tokenizer encode/decode MB/s vs the Python reference");
+    tokenize->add_option("--vocab", tk->vocab, "World vocabulary (default: $GOOSE_VOCAB, else ../shared/data/)");
+    tokenize->add_option("--in", tk->in, "text: .jsonl (\"text\" fields) or raw (default: LAMBADA test)")
+        ->check(CLI::ExistingFile);
+    tokenize->add_option("--peer-script", tk->peer_script, "the Python reference tokenizer");
+    tokenize->add_option("--peer-reps", tk->peer_reps, "the reference's encode repetitions")
+        ->check(CLI::Range(1, 100));
+    tokenize->add_flag("--no-peer", tk->no_peer, "time Goose only");
+    tokenize->callback([tk] { bench::run_tokenizer_bench(*tk); });
+
+    auto ic = std::make_shared<bench::IclTrainBenchConfig>();
+    auto* icl = bench->add_subcommand(
+        "icl-train", "ICL training steps/s of the default configuration vs the PyTorch twin");
+    icl->add_option("--family", ic->family, "rwkv7, transformer, lstm or all")
+        ->check(CLI::IsMember({"rwkv7", "transformer", "lstm", "all"}));
+    icl->add_option("--steps", ic->steps, "timed steps per side")->check(CLI::Range(1, 100000));
+    icl->add_option("--warmup", ic->warmup, "untimed steps per side")->check(CLI::Range(0, 1000));
+    icl->add_option("--threads", ic->threads, "threads on both sides (default: all)")
+        ->check(CLI::Range(0, 1024));
+    icl->add_option("--peer-script", ic->peer_script, "the twin's timing script");
+    icl->add_flag("--no-peer", ic->no_peer, "time Goose only");
+    icl->callback([ic] { (void)bench::run_icl_train_bench(*ic); });
 }
 
 }  // namespace goose::cli

@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
     goose::cli::add_demo(app);
     goose::cli::add_bench(app);
     goose::cli::add_model_commands(app);
+    goose::cli::add_tokenize(app);
+    goose::cli::add_generate(app);
+    goose::cli::add_serve(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -12,9 +12,6 @@
 #include "goose/models/rwkv7.h"
 #include "goose/optim/adamw.h"
 
-#ifndef GOOSE_SOURCE_DIR
-#define GOOSE_SOURCE_DIR "."
-#endif
 
 namespace goose::bench {
 

@@ -4,6 +4,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <charconv>
+#include <cmath>
+#include <cstring>
 #include <exception>
 #include <vector>
 
@@ -21,6 +24,20 @@ const std::vector<std::string>& baseline_names() {
     return names;
 }
 
+namespace {
+// The number after `prefix` in a parametrised baseline name; the whole rest must parse.
+template <class T>
+T parse_suffix(const std::string& name, const char* prefix) {
+    const std::string rest = name.substr(std::strlen(prefix));
+    T v{};
+    const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), v);
+    if (rest.empty() || ec != std::errc() || end != rest.data() + rest.size())
+        fail("make_baseline: '{}': '{}' is not a number (e.g. lasso_alpha_0.01, tree_depth_4)",
+             name, rest);
+    return v;
+}
+}  // namespace
+
 std::unique_ptr<Baseline> make_baseline(const std::string& name, const BaselineOptions& o) {
     using namespace detail;
     if (name == "least_squares") return make_least_squares();
@@ -32,8 +49,29 @@ std::unique_ptr<Baseline> make_baseline(const std::string& name, const BaselineO
     if (name == "tree") return make_tree(o);
     if (name == "xgboost") return make_xgboost(o);
     if (name == "zero") return make_zero();
-    fail("make_baseline: unknown baseline '{}'; valid names: {}", name,
-         fmt::join(baseline_names(), ", "));
+    // Parametrised names (several settings side by side in one evaluation).
+    if (name.starts_with("lasso_alpha_")) {
+        BaselineOptions p = o;
+        p.lasso_alpha = parse_suffix<double>(name, "lasso_alpha_");
+        if (!(p.lasso_alpha > 0) || !std::isfinite(p.lasso_alpha))
+            fail("make_baseline: '{}': the Lasso alpha must be > 0", name);
+        return make_lasso(p);
+    }
+    if (name.starts_with("tree_depth_")) {
+        BaselineOptions p = o;
+        p.tree_max_depth = parse_suffix<int>(name, "tree_depth_");
+        if (p.tree_max_depth < 1) fail("make_baseline: '{}': the tree depth must be >= 1", name);
+        return make_tree(p);
+    }
+    fail("make_baseline: unknown baseline '{}'; valid names: {}, lasso_alpha_<A> (e.g. "
+         "lasso_alpha_0.01), tree_depth_<D> (e.g. tree_depth_4)",
+         name, fmt::join(baseline_names(), ", "));
+}
+
+std::string lasso_baseline_name(double alpha) { return fmt::format("lasso_alpha_{}", alpha); }
+
+std::string tree_baseline_name(int max_depth) {
+    return max_depth < 0 ? std::string("tree") : fmt::format("tree_depth_{}", max_depth);
 }
 
 namespace detail {

@@ -254,10 +254,14 @@ std::vector<std::string> default_baselines(const TaskConfig& task) {
     const std::string& t = task.name;
     std::vector<std::string> b;
     if (t == "linear_classification") b = {"knn3", "averaging"};
-    else if (t == "sparse_linear_regression") b = {"least_squares", "knn3", "averaging", "lasso"};
-    else if (t == "relu_2nn_regression") b = {"least_squares", "knn3", "averaging", "nn_gd"};
+    else if (t == "sparse_linear_regression") {
+        b = {"least_squares", "knn3", "averaging"};
+        for (double alpha : kLassoAlphas) b.push_back(lasso_baseline_name(alpha));
+    } else if (t == "relu_2nn_regression")
+        b = {"least_squares", "knn3", "averaging", "nn_gd"};
     else if (t == "decision_tree")
-        b = {"least_squares", "knn3", "tree", "xgboost", "averaging"};
+        b = {"least_squares", "knn3", tree_baseline_name(4), tree_baseline_name(-1), "xgboost",
+             "averaging"};
     else if (t == "linear_regression" || t == "noisy_linear_regression" ||
              t == "quadratic_regression")
         b = {"least_squares", "knn3", "averaging"};

@@ -78,6 +78,10 @@ Batch sample_batch(const TrainConfig& cfg, const TaskPool* pool, int64_t step, i
     Rng data = Rng(cfg.seed, "data").fork(std::to_string(step));
     Batch out;
     std::unique_ptr<Task> task;
+    // Sparse supports lie inside the curriculum's active dims (§3.3: valid_coords = its d).
+    TaskConfig task_cfg = cfg.task;
+    if (task_cfg.name == "sparse_linear_regression" && task_cfg.valid_coords < 0)
+        task_cfg.valid_coords = std::max(n_dims, task_cfg.sparsity);
     if (cfg.num_training_examples > 0) {
         Rng r = data.fork("seeds");
         std::set<int64_t> seen;
@@ -89,12 +93,12 @@ Batch sample_batch(const TrainConfig& cfg, const TaskPool* pool, int64_t step, i
             task_seeds.push_back(static_cast<uint64_t>(s) + 1);  // §3.2: the task seed is s + 1
         }
         out.xs = sample_xs_seeded(xs_seeds, n_points, d, n_dims);
-        task = make_task_seeded(cfg.task, d, task_seeds);
+        task = make_task_seeded(task_cfg, d, task_seeds);
     } else {
         Rng rx = data.fork("xs");
         out.xs = sample_xs(b, n_points, d, rx, n_dims);
         Rng rt = data.fork("task");
-        task = pool ? pool->sample(b, rt) : make_task(cfg.task, d, b, rt);
+        task = pool ? pool->sample(b, rt) : make_task(task_cfg, d, b, rt);
     }
     out.ys = task->evaluate(out.xs);
     return out;

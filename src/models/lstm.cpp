@@ -1,10 +1,11 @@
 // Multi-layer LSTM from autograd ops: the input projection of every step in one matmul, then
-// the recurrent projection and the gates step by step.
+// the recurrent projection and the fused cell update step by step.
 #include "goose/models/lstm.h"
 
 #include <cmath>
 
 #include "goose/autograd.h"
+#include "models/fused.h"
 
 namespace goose::models {
 
@@ -22,17 +23,20 @@ Var LstmLayer::forward(const Var& x) const {
     if (c * 4 != weight_ih.size(0))
         fail("Lstm: input must be (B, T, C = {}), got {}", weight_ih.size(1), x.value().desc());
     Var gx = ag::linear(x, weight_ih, bias_ih);  // (B, T, 4C): the x_t part of every step
+    // The steps' slices in one op (one backward, a concat, instead of one full-size scatter per
+    // step).
+    const std::vector<Var> gx_t = ag::split(gx, std::vector<int64_t>(static_cast<size_t>(t), 1), 1);
     Var h(Tensor::zeros(Shape{b, c}, x.dtype()));
     Var cell(Tensor::zeros(Shape{b, c}, x.dtype()));
     std::vector<Var> hs;
     hs.reserve(static_cast<size_t>(t));
     for (int64_t s = 0; s < t; ++s) {
-        Var g_s = ag::reshape(ag::slice(gx, 1, s, s + 1), Shape{b, 4 * c});  // (B, 4C)
-        Var gates = ag::add(g_s, ag::linear(h, weight_hh, bias_hh));         // (B, 4C)
-        std::vector<Var> q = ag::split(gates, {c, c, c, c}, 1);              // i, f, g, o
-        cell = ag::add(ag::mul(ag::sigmoid(q[1]), cell),
-                       ag::mul(ag::sigmoid(q[0]), ag::tanh(q[2])));
-        h = ag::mul(ag::sigmoid(q[3]), ag::tanh(cell));
+        Var g_s = ag::reshape(gx_t[static_cast<size_t>(s)], Shape{b, 4 * c});  // (B, 4C)
+        Var gates = ag::add(g_s, ag::linear(h, weight_hh, bias_hh));           // (B, 4C)
+        // c = σ(f) c + σ(i) tanh(g), h = σ(o) tanh(c), in one pass (gates i, f, g, o)
+        const fused::LstmCell next = fused::lstm_cell(gates, cell);
+        cell = next.c;
+        h = next.h;
         hs.push_back(ag::reshape(h, Shape{b, 1, c}));
     }
     return ag::concat(hs, 1);  // (B, T, C)

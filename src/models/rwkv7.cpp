@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "goose/autograd.h"
+#include "models/fused.h"
 #include "rwkv7_init.h"
 
 namespace goose::models {
@@ -26,6 +27,14 @@ int64_t round_half_even(double x) {
 int64_t lora_dim(double k, int64_t c) {
     const double x = k * std::sqrt(static_cast<double>(c)) / 32.0;
     return std::max<int64_t>(32, round_half_even(x) * 32);
+}
+
+// x m1 m2 for a LoRA without a nonlinearity inside (a, v): as x (m1 m2) when the rank is at
+// least half the width, one product of x by a (C, C) matrix for the same multiply-adds as two
+// thinner ones (the tiny ICL models: C 64, rank 32), else as written.
+Var lora(const Var& x, const Var& m1, const Var& m2) {
+    if (2 * m1.size(1) >= m1.size(0)) return ag::matmul(x, ag::matmul(m1, m2));
+    return ag::matmul(ag::matmul(x, m1), m2);
 }
 
 // (B, T, C) -> packed copy of the last token's row (B, C), detached
@@ -118,43 +127,37 @@ Rwkv7TimeMix::Rwkv7TimeMix(const Rwkv7Config& cfg, int layer_id, DType dtype)
 
 Rwkv7TimeMix::Out Rwkv7TimeMix::forward(const Var& x, const Var& prev, Var& v_first,
                                         const Var& state_in) const {
-    const int64_t b = x.size(0), t = x.size(1), c = x.size(2);
+    const int64_t b = x.size(0), t = x.size(1);
     const Shape heads{b, t, n_head, head_size};  // (B, T, H, N)
-    const Shape flat{b, t, c};                   // (B, T, C)
 
-    Var x_prev = ag::token_shift(x, prev);  // (B, T, C)
-    Var xr = ag::lerp(x, x_prev, x_r);
-    Var xw = ag::lerp(x, x_prev, x_w);
-    Var xk = ag::lerp(x, x_prev, x_k);
-    Var xv = ag::lerp(x, x_prev, x_v);
-    Var xa = ag::lerp(x, x_prev, x_a);
-    Var xg = ag::lerp(x, x_prev, x_g);
+    // x + (shift(x) - x) * x_r, ... in one pass: (B, T, C) each
+    const std::vector<Var> mixed = fused::token_mix(x, prev, {x_r, x_w, x_k, x_v, x_a, x_g});
+    const Var &xr = mixed[0], &xw = mixed[1], &xk = mixed[2], &xv = mixed[3], &xa = mixed[4],
+              &xg = mixed[5];
 
-    Var r = ag::linear(xr, receptance->weight);                         // (B, T, C)
-    Var w = ag::add(w0, ag::matmul(ag::tanh(ag::matmul(xw, w1)), w2));  // raw decay
-    Var k = ag::linear(xk, key->weight);
-    Var v = ag::linear(xv, value->weight);
-    Var a = ag::sigmoid(ag::add(a0, ag::matmul(ag::matmul(xa, a1), a2)));
+    Var r = ag::linear(xr, receptance->weight);                        // (B, T, C)
+    Var w_lora = ag::matmul(ag::tanh(ag::matmul(xw, w1)), w2);         // raw decay minus w0
+    Var k_raw = ag::linear(xk, key->weight);
+    Var v_raw = ag::linear(xv, value->weight);
+    Var a_lora = lora(xa, a1, a2);
     Var g = ag::matmul(ag::sigmoid(ag::matmul(xg, g1)), g2);
+    Var v_lora;
+    if (layer == 0)
+        v_first = v_raw;
+    else
+        v_lora = lora(xv, v1, v2);
 
-    Var kk = ag::l2_normalize(ag::reshape(ag::mul(k, k_k), heads));  // (B, T, H, N), original k
-    Var one(Tensor::scalar(1.0, x.dtype()));
-    k = ag::mul(k, ag::lerp(one, a, k_a));  // k * (1 + (a - 1) * k_a)
-    if (layer == 0) {
-        v_first = v;
-    } else {
-        Var gate = ag::sigmoid(ag::add(v0, ag::matmul(ag::matmul(xv, v1), v2)));
-        v = ag::lerp(v, v_first, gate);
-    }
-
-    Var r4 = ag::reshape(r, heads), k4 = ag::reshape(k, heads), v4 = ag::reshape(v, heads);
-    Var a4 = ag::reshape(a, heads);
-    ag::Wkv7Result wkv =
-        ag::wkv7(r4, ag::reshape(w, heads), k4, v4, ag::neg(kk), ag::mul(kk, a4), state_in);
-    Var y = ln_x->forward(ag::reshape(wkv.y, flat));  // GroupNorm per head
-    Var bonus = ag::mul(ag::sum(ag::mul(ag::mul(r4, k4), r_k), {3}, true), v4);  // (B, T, H, N)
-    y = ag::add(y, ag::reshape(bonus, flat));
-    return {ag::linear(ag::mul(y, g), output->weight), wkv.state};
+    // w = w0 + w_lora, a = sigmoid(a0 + a_lora), kk = normalize(k k_k) per head,
+    // k = k (1 + (a - 1) k_a), v mixed towards v_first (layers > 0); the recurrence's -kk, kk a.
+    const fused::Rwkv7Prep p = fused::rwkv7_prep(w_lora, k_raw, v_raw, a_lora, v_lora,
+                                                 layer == 0 ? Var() : v_first, w0, a0, v0, k_k,
+                                                 k_a, head_size);
+    ag::Wkv7Result wkv = ag::wkv7(ag::reshape(r, heads), ag::reshape(p.w, heads),
+                                  ag::reshape(p.k, heads), ag::reshape(p.v, heads),
+                                  ag::reshape(p.a, heads), ag::reshape(p.b, heads), state_in);
+    // (ln_x(y) + (Σ_head r k r_k) v) g, ln_x the GroupNorm per head
+    Var z = fused::rwkv7_out(wkv.y, r, p.k, p.v, r_k, ln_x->weight, ln_x->bias, g, ln_x->eps);
+    return {ag::linear(z, output->weight), wkv.state};
 }
 
 Rwkv7ChannelMix::Rwkv7ChannelMix(const Rwkv7Config& cfg, DType dtype) {
@@ -165,7 +168,7 @@ Rwkv7ChannelMix::Rwkv7ChannelMix(const Rwkv7Config& cfg, DType dtype) {
 }
 
 Var Rwkv7ChannelMix::forward(const Var& x, const Var& prev) const {
-    Var kx = ag::lerp(x, ag::token_shift(x, prev), x_k);                       // (B, T, C)
+    Var kx = fused::token_mix(x, prev, {x_k})[0];                              // (B, T, C)
     return ag::linear(ag::relu2(ag::linear(kx, key->weight)), value->weight);  // relu(.)^2
 }
 

@@ -201,15 +201,22 @@ TEST(IclEval, DefaultBaselines) {
     EXPECT_EQ(default_baselines(t),
               (std::vector<std::string>{"least_squares", "knn3", "averaging", "zero"}));
     t.name = "decision_tree";
-    EXPECT_EQ(default_baselines(t), (std::vector<std::string>{"least_squares", "knn3", "tree",
-                                                              "xgboost", "averaging", "zero"}));
+    EXPECT_EQ(default_baselines(t),
+              (std::vector<std::string>{"least_squares", "knn3", "tree_depth_4", "tree",
+                                        "xgboost", "averaging", "zero"}));
     t.name = "sparse_linear_regression";
-    EXPECT_EQ(default_baselines(t).back(), "zero");
-    EXPECT_EQ(default_baselines(t)[3], "lasso");
+    EXPECT_EQ(default_baselines(t),
+              (std::vector<std::string>{"least_squares", "knn3", "averaging", "lasso_alpha_1",
+                                        "lasso_alpha_0.1", "lasso_alpha_0.01",
+                                        "lasso_alpha_0.001", "lasso_alpha_0.0001", "zero"}));
     t.name = "relu_2nn_regression";
     EXPECT_EQ(default_baselines(t)[3], "nn_gd");
     EXPECT_EQ(eval_settings(t), (std::vector<std::string>{"standard", "linear_regression"}));
     for (const auto& name : baseline_names()) EXPECT_NO_THROW(baseline_predictors({name}));
+    for (const char* t2 : {"sparse_linear_regression", "decision_tree"}) {
+        t.name = t2;
+        EXPECT_NO_THROW(baseline_predictors(default_baselines(t))) << t2;
+    }
 }
 
 EvalResults sample_results() {

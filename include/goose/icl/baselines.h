@@ -47,8 +47,17 @@ public:
 // The names make_baseline accepts, in the order above.
 const std::vector<std::string>& baseline_names();
 
-// A baseline by name; unknown names throw goose::Error listing the valid ones.
+// A baseline by name; unknown names throw goose::Error listing the valid ones. Besides
+// baseline_names(), two parametrised forms put several settings side by side in one evaluation
+// (their metric name is the name given): lasso_alpha_<A> = lasso with lasso_alpha = A (e.g.
+// lasso_alpha_0.01; A as fmt "{}" prints it, see lasso_baseline_name) and tree_depth_<D> = tree
+// with tree_max_depth = D >= 1 (e.g. tree_depth_4; plain "tree" is the unlimited one).
 std::unique_ptr<Baseline> make_baseline(const std::string& name,
                                         const BaselineOptions& options = {});
+
+// The parametrised names: lasso_baseline_name(0.01) = "lasso_alpha_0.01",
+// tree_baseline_name(4) = "tree_depth_4", tree_baseline_name(-1) = "tree".
+std::string lasso_baseline_name(double alpha);
+std::string tree_baseline_name(int max_depth);
 
 }  // namespace goose::icl

@@ -67,13 +67,18 @@ EvalResults evaluate(const EvalConfig& cfg,
                      const std::vector<std::pair<std::string, Predictor>>& predictors,
                      const std::vector<std::string>& settings);
 
-// The baselines of §4.3 for a task, as make_baseline names, plus "zero":
+// The Lasso alphas of §4.2, each a baseline of its own for sparse linear regression.
+inline constexpr double kLassoAlphas[] = {1, 0.1, 0.01, 0.001, 0.0001};
+
+// The baselines of §4.3 for a task, as make_baseline names (which are also the metric names),
+// plus "zero":
 //   linear_regression (and noisy, quadratic): least_squares, knn3, averaging
 //   linear_classification: knn3, averaging
-//   sparse_linear_regression: least_squares, knn3, averaging, lasso (one alpha: options')
+//   sparse_linear_regression: least_squares, knn3, averaging, lasso_alpha_1, lasso_alpha_0.1,
+//     lasso_alpha_0.01 (the plotted one), lasso_alpha_0.001, lasso_alpha_0.0001
 //   relu_2nn_regression: least_squares, knn3, averaging, nn_gd
-//   decision_tree: least_squares, knn3, tree (options' depth; default unlimited, the plotted
-//   one), xgboost, averaging
+//   decision_tree: least_squares, knn3, tree_depth_4, tree (max_depth None, the plotted one),
+//     xgboost, averaging
 std::vector<std::string> default_baselines(const TaskConfig& task);
 
 // Predictors wrapping make_baseline(name, options), named by `name`.

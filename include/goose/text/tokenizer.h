@@ -11,6 +11,7 @@
 
 namespace goose::text {
 
+// Immutable after construction: encode/decode may be called from several threads at once.
 class Tokenizer {
 public:
     virtual ~Tokenizer() = default;
@@ -19,12 +20,15 @@ public:
     // The tokens' bytes concatenated (a token may end inside a UTF-8 character: see Utf8Stream).
     // goose::Error naming the id for ids outside [0, vocab_size()).
     virtual std::string decode(std::span<const int32_t> ids) const = 0;
-    virtual int64_t vocab_size() const = 0;  // ids are in [0, vocab_size())
+    // ids are in [0, vocab_size()): World = largest id in the file + 1 (65530 for
+    // rwkv_vocab_v20230424.txt; models pad their embedding to 65536), byte 257, char alphabet + 1.
+    virtual int64_t vocab_size() const = 0;
     virtual std::string name() const = 0;    // "world", "byte", "char"
 };
 
-// Parses an rwkv_vocab_v20230424.txt-style file. goose::Error naming the file and line for
-// malformed lines (bad literal, length column that disagrees, duplicate id).
+// Parses an rwkv_vocab_v20230424.txt-style file (LF or CRLF). goose::Error naming the file and
+// line for malformed lines (bad literal, length column that disagrees, duplicate id or bytes), or
+// naming the byte when one of the 256 single bytes has no token.
 std::unique_ptr<Tokenizer> load_world_tokenizer(const std::string& vocab_path);
 // Byte-level: id = byte value + 1 (256 + 1 ids, 0 = end of document).
 std::unique_ptr<Tokenizer> make_byte_tokenizer();

@@ -1,14 +1,18 @@
 // Fast CPU matmul and linear on OpenBLAS. A view whose matrices are row- or column-major with
 // unit inner stride goes to BLAS as it is (CblasTrans and the right leading dim); other views
 // are packed first. Batches fold into one GEMM where the memory allows, else loop (OpenMP
-// over the batch only when each GEMM is too small for BLAS to thread). linear with bf16 weights:
-// a direct kernel for a few rows (decoding), else the weights widened to f32 and the GEMM.
+// over the batch when each GEMM is small). OpenBLAS runs on the calling thread only: a large
+// GEMM is split into blocks of output rows (or columns) over Goose's OpenMP threads, so one
+// pool of threads exists. linear with bf16 weights: a direct kernel for a few rows (decoding),
+// else the weights widened to f32 and the GEMM.
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "goose/core/threads.h"
 #include "goose/ops/matmul.h"
 #include "ops/cpu/simd.h"
 #include "ops/matmul_dims.h"
@@ -16,11 +20,25 @@
 namespace goose::ops {
 
 namespace {
-// Below this M*N*K, OpenBLAS runs a GEMM on one thread, so threads over the batch pay off.
+// Below this M*N*K a batch of GEMMs runs with threads over the batch, each GEMM on one thread.
 constexpr int64_t kSmallGemm = int64_t(1) << 18;
+// Multiply-adds of one GEMM per thread below which splitting it costs more than it saves: 2^20
+// take ~20 us on one core; the LSTM's per-step 64x256x64 products ran slower split in two
+// (measured on 2 cores), the ICL models' 1408-row products gain from it.
+constexpr int64_t kGemmPartMin = int64_t(1) << 20;
+// The same for one row (a GEMV, decoding): it streams the weights, so threads pay off sooner
+// (a 768x768 decode GEMV on 2 threads: 0.046 ms, on one: 0.065 ms).
+constexpr int64_t kGemvPartMin = int64_t(1) << 17;
 
-// C (M, N) = alpha op(A) op(B) + beta C, row-major.
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+// OpenBLAS's own threads would spin between calls beside OpenMP's and, with as many threads
+// as cores, fight them for the cores (measured: the ICL training step ~10x slower on 2 threads
+// than on 1). Every entry point turns them off; Goose threads the GEMMs itself.
+void blas_on_caller() {
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+}
+
+// C (M, N) = alpha op(A) op(B) + beta C, row-major, on the calling thread.
+void gemm_serial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
     if (m == 1) {  // one row (decoding): a GEMV reads the weights once at full bandwidth
         cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, static_cast<blasint>(tb ? n : k),
@@ -33,7 +51,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const 
                 static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
                 static_cast<blasint>(ldc));
 }
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+void gemm_serial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
           int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
     if (m == 1) {
         cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, static_cast<blasint>(tb ? n : k),
@@ -46,6 +64,36 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const
                 static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
                 static_cast<blasint>(ldc));
 }
+// gemm_serial split into blocks of C over the OpenMP threads (rows when M >= N, else columns;
+// K is never split, so every element sums in the same order as on one thread). One thread
+// inside a parallel region or for a small product.
+template <class T>
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+          const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+    const int64_t work = m * n * k;
+    const int64_t part_min = m == 1 ? kGemvPartMin : kGemmPartMin;
+    const int64_t parts = omp_in_parallel() ? 1
+                                            : std::min<int64_t>(num_threads(), work / part_min);
+    if (parts <= 1) {
+        gemm_serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    const bool by_rows = m >= n;
+    const int64_t len = by_rows ? m : n;
+    const int64_t chunk = ((len + parts - 1) / parts + 15) & ~int64_t(15);  // whole 16-blocks
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(parts))
+    for (int64_t p = 0; p < parts; ++p) {
+        const int64_t lo = std::min(len, p * chunk), hi = std::min(len, lo + chunk);
+        if (lo >= hi) continue;
+        if (by_rows)  // rows lo..hi of op(A) and of C
+            gemm_serial(ta, tb, hi - lo, n, k, alpha, ta ? a + lo : a + lo * lda, lda, b, ldb,
+                        beta, c + lo * ldc, ldc);
+        else  // columns lo..hi of op(B) and of C
+            gemm_serial(ta, tb, m, hi - lo, k, alpha, a, lda, tb ? b + lo * ldb : b + lo, ldb,
+                        beta, c + lo, ldc);
+    }
+}
+
 // y (N) = A (M, N)ᵀ x (M): column sums when x is all ones.
 void gemv_t(int64_t m, int64_t n, const float* a, int64_t lda, const float* x, float* y) {
     cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n), 1.f, a,
@@ -316,18 +364,21 @@ Tensor linear_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& b) {
 }  // namespace
 
 Tensor matmul_forward_cpu(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+    blas_on_caller();
     return a.dtype() == DType::f32 ? forward_typed<float>(a, b, trans_a, trans_b)
                                    : forward_typed<double>(a, b, trans_a, trans_b);
 }
 
 MatmulGrads matmul_backward_cpu(const Tensor& gy, const Tensor& a, const Tensor& b, bool trans_a,
                                 bool trans_b, bool need_a, bool need_b) {
+    blas_on_caller();
     return a.dtype() == DType::f32
                ? backward_typed<float>(gy, a, b, trans_a, trans_b, need_a, need_b)
                : backward_typed<double>(gy, a, b, trans_a, trans_b, need_a, need_b);
 }
 
 Tensor linear_forward_cpu(const Tensor& x, const Tensor& w, const Tensor& b) {
+    blas_on_caller();
     if (w.dtype() == DType::bf16) return linear_forward_bf16(x, w, b);
     return x.dtype() == DType::f32 ? linear_forward_typed<float>(x, w, b)
                                    : linear_forward_typed<double>(x, w, b);
@@ -335,6 +386,7 @@ Tensor linear_forward_cpu(const Tensor& x, const Tensor& w, const Tensor& b) {
 
 LinearGrads linear_backward_cpu(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
                                 bool need_x, bool need_w, bool need_b) {
+    blas_on_caller();
     need_b = need_b && has_bias;
     if (w.dtype() == DType::bf16)  // dx = gy w with w widened; no dw (checked by the front end)
         return linear_backward_typed<float>(gy, x, need_x ? widen_bf16(w) : w, need_x, false,

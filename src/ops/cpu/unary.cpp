@@ -1,6 +1,11 @@
 // Fast CPU unary ops: packed inputs, OpenMP over elements, the op chosen outside the loop so
-// each loop body is a straight-line function the compiler can vectorise.
+// each loop body is a straight-line function the compiler can vectorise. In f32 the
+// transcendental ops (exp, sigmoid, tanh, gelu_tanh, silu) and relu/relu2 use the branch-free
+// forms of fast_math.h, which vectorise (the libm calls and the reference's branches do not);
+// f64 and the other ops use the shared scalar definitions of unary_math.h.
+
 #include "goose/ops/unary.h"
+#include "ops/cpu/fast_math.h"
 #include "ops/unary_math.h"
 
 namespace goose::ops {
@@ -20,8 +25,63 @@ void map2(const T* g, const T* x, T* y, int64_t n, F f) {
     for (int64_t i = 0; i < n; ++i) y[i] = g[i] * f(x[i]);
 }
 
+namespace f32 = fast_math;
+
+// f32 ops with a branch-free form; false for the others.
+bool forward_f32(UnaryOp op, const float* x, float* y, int64_t n) {
+    switch (op) {
+        case UnaryOp::exp: map1(x, y, n, [](float v) { return f32::exp(v); }); return true;
+        case UnaryOp::tanh: map1(x, y, n, [](float v) { return f32::tanh(v); }); return true;
+        case UnaryOp::sigmoid: map1(x, y, n, [](float v) { return f32::sigmoid(v); }); return true;
+        case UnaryOp::relu:
+            map1(x, y, n, [](float v) { return f32::select(v > 0.f, v, 0.f); });
+            return true;
+        case UnaryOp::relu2:
+            map1(x, y, n, [](float v) { return f32::select(v > 0.f, v * v, 0.f); });
+            return true;
+        case UnaryOp::gelu_tanh:
+            map1(x, y, n, [](float v) { return f32::gelu_tanh(v); });
+            return true;
+        case UnaryOp::silu: map1(x, y, n, [](float v) { return v * f32::sigmoid(v); }); return true;
+        default: return false;
+    }
+}
+
+bool backward_f32(UnaryOp op, const float* g, const float* x, float* y, int64_t n) {
+    switch (op) {
+        case UnaryOp::exp: map2(g, x, y, n, [](float v) { return f32::exp(v); }); return true;
+        case UnaryOp::tanh:
+            map2(g, x, y, n, [](float v) {
+                const float t = f32::tanh(v);
+                return 1.f - t * t;
+            });
+            return true;
+        case UnaryOp::sigmoid:
+            map2(g, x, y, n, [](float v) { return f32::sigmoid_slope(v); });
+            return true;
+        case UnaryOp::relu:
+            map2(g, x, y, n, [](float v) { return f32::select(v > 0.f, 1.f, 0.f); });
+            return true;
+        case UnaryOp::relu2:
+            map2(g, x, y, n, [](float v) { return f32::select(v > 0.f, 2.f * v, 0.f); });
+            return true;
+        case UnaryOp::gelu_tanh:
+            map2(g, x, y, n, [](float v) { return f32::gelu_tanh_derivative(v); });
+            return true;
+        case UnaryOp::silu:  // σ (1 + x (1 - σ)), the reference's form (its NaN at ±inf too)
+            map2(g, x, y, n, [](float v) {
+                const float s = f32::sigmoid(v);
+                return s * (1.f + v * (1.f - s));
+            });
+            return true;
+        default: return false;
+    }
+}
+
 template <class T>
 void forward_typed(UnaryOp op, const T* x, T* y, int64_t n) {
+    if constexpr (std::is_same_v<T, float>)
+        if (forward_f32(op, x, y, n)) return;
     switch (op) {
 #define GOOSE_UNARY_CASE(name) \
     case UnaryOp::name: map1(x, y, n, [](T v) { return unary_math::forward(UnaryOp::name, v); }); break;
@@ -35,6 +95,8 @@ void forward_typed(UnaryOp op, const T* x, T* y, int64_t n) {
 
 template <class T>
 void backward_typed(UnaryOp op, const T* g, const T* x, T* y, int64_t n) {
+    if constexpr (std::is_same_v<T, float>)
+        if (backward_f32(op, g, x, y, n)) return;
     switch (op) {
 #define GOOSE_UNARY_CASE(name) \
     case UnaryOp::name: map2(g, x, y, n, [](T v) { return unary_math::derivative(UnaryOp::name, v); }); break;

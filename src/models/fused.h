@@ -1,0 +1,46 @@
+// Fused differentiable functions of the models' elementwise glue (internal to src/models): one
+// pass over the activations where the composed ops would make several, each with a hand-written
+// backward. They run when the inputs are on the fast CPU backend; otherwise (the reference
+// backend) callers get the same function composed from ag:: ops. f32 and f64.
+#pragma once
+#include <vector>
+
+#include "goose/autograd/var.h"
+
+namespace goose::models::fused {
+
+// token_shift followed by one lerp per mixing vector: out[m] = x + (shift(x) - x) mu[m], where
+// shift(x)[:, t] = x[:, t-1] and shift(x)[:, 0] = prev (zeros when undefined).
+// x (B, T, C), prev (B, C) or undefined, mu[m] (1, 1, C).
+std::vector<Var> token_mix(const Var& x, const Var& prev, const std::vector<Var>& mu);
+
+// RWKV-7 time mix between the projections and the WKV recurrence (every tensor (B, T, C),
+// heads of head_size channels; the parameters (1, 1, C)):
+//   w = w0 + w_lora                                  (the raw decay)
+//   a = sigmoid(a0 + a_lora)
+//   kk = l2_normalize per head of k_raw * k_k       (eps 1e-12)
+//   k = k_raw * (1 + (a - 1) * k_a)
+//   v = v_raw                                        (v_lora undefined: layer 0)
+//     = v_raw + (v_first - v_raw) * sigmoid(v0 + v_lora)
+//   the recurrence's a = -kk and b = kk * a.
+struct Rwkv7Prep {
+    Var w, k, v, a, b;
+};
+Rwkv7Prep rwkv7_prep(const Var& w_lora, const Var& k_raw, const Var& v_raw, const Var& a_lora,
+                     const Var& v_lora, const Var& v_first, const Var& w0, const Var& a0,
+                     const Var& v0, const Var& k_k, const Var& k_a, int64_t head_size);
+
+// RWKV-7 time mix after the recurrence: (ln_x(y) + (Σ_heads r k r_k) v) * g, with ln_x the
+// group norm over heads (weight ln_w, bias ln_b, eps). y (B, T, H, N), r, k, v, g (B, T, C),
+// r_k (H, N), ln_w, ln_b (C) -> (B, T, C).
+Var rwkv7_out(const Var& y, const Var& r, const Var& k, const Var& v, const Var& r_k,
+              const Var& ln_w, const Var& ln_b, const Var& g, double eps);
+
+// One LSTM cell update from the pre-activation gates (B, 4C), in torch's order i, f, g, o, and
+// the previous cell (B, C): c = σ(f) c_prev + σ(i) tanh(g), h = σ(o) tanh(c).
+struct LstmCell {
+    Var h, c;
+};
+LstmCell lstm_cell(const Var& gates, const Var& c_prev);
+
+}  // namespace goose::models::fused
