@@ -86,9 +86,6 @@ struct Rwkv7Engine::Impl {
 
 Rwkv7Engine::Impl::Impl(const models::Rwkv7& m, const EngineOptions& o) : cfg(m.config()), opt(o) {
     cfg.validate();
-    if (cfg.head_size > detail::kMaxHeadSize)
-        fail("Rwkv7Engine: head_size {} is larger than the supported {}", cfg.head_size,
-             detail::kMaxHeadSize);
     const WeightFormat fm = opt.matrices;
     auto lin = [&](const std::shared_ptr<models::Rwkv7Weight>& w) {
         return detail::make_matrix(w->weight.value(), fm);
@@ -270,34 +267,41 @@ void Rwkv7Engine::Impl::run_blocks(int64_t rows, bool sequence,
         };
         detail::linear_jobs(std::span(second, l > 0 ? 4 : 3), rows, tiles, widen);
 
-        // the time mix per (row, head), advancing the WKV states
+        // In the last layer of a sequence only the last row's output (the logits) and the ffn
+        // shift state (ln2 of the last row; its lerp needs the row before) are ever read: the
+        // time-mix output and projection run for the last two rows, the channel mix for the
+        // last one.
+        const bool tail = sequence && l + 1 == layers.size();
+        const int64_t r0 = tail ? std::max<int64_t>(0, rows - 2) : 0;  // rows [r0, rows)
+        const int64_t f0 = tail ? rows - 1 : 0;                          // channel mix rows
+
+        // the time mix: per-channel chains by row, the WKV recurrence by (row, head) or, in a
+        // sequence, by head (in time order), then group norm, bonus and gate by row
         const detail::TimeMixParams tp{L.w0.data(),  L.a0.data(),    L.v0.data(),
                                        L.k_k.data(), L.k_a.data(),   L.r_k.data(),
-                                       L.lnx_w.data(), L.lnx_b.data(), n, l == 0};
-        auto row_of = [&](int64_t t) {
-            return detail::TimeMixRow{A.r + t * c,  A.w + t * c,  A.k + t * c,
-                                      A.v + t * c,  A.a + t * c,  A.vg + t * c,
-                                      A.g + t * c,  A.vfirst + t * c, A.y + t * c};
+                                       L.lnx_w.data(), L.lnx_b.data(), c, n, l == 0};
+        auto row_of = [&](int64_t t) {  // kk goes where x_w was (read by w1 only)
+            return detail::TimeMixRow{A.r + t * c,  A.w + t * c,      A.k + t * c,
+                                      A.v + t * c,  A.a + t * c,      A.vg + t * c,
+                                      A.g + t * c,  A.mix[1] + t * c, A.vfirst + t * c,
+                                      A.y + t * c};
         };
+#pragma omp parallel for schedule(static) if (par_rows)
+        for (int64_t t = 0; t < rows; ++t) detail::time_mix_prepare(tp, row_of(t));
         if (sequence) {
             float* s = states[0]->wkv[l].data<float>();
 #pragma omp parallel for schedule(dynamic, 1) if (par_heads)
             for (int64_t h = 0; h < nh; ++h)
-                for (int64_t t = 0; t < rows; ++t)
-                    detail::time_mix_head(tp, row_of(t), h, s + h * n * n);
+                for (int64_t t = 0; t < rows; ++t) detail::wkv_head(row_of(t), h, n, s + h * n * n);
         } else {
 #pragma omp parallel for schedule(static) if (par_heads)
             for (int64_t bh = 0; bh < rows * nh; ++bh) {
                 const int64_t t = bh / nh, h = bh % nh;
-                detail::time_mix_head(tp, row_of(t), h, state_of(t)->wkv[l].data<float>() + h * n * n);
+                detail::wkv_head(row_of(t), h, n, state_of(t)->wkv[l].data<float>() + h * n * n);
             }
         }
-        // In the last layer of a sequence only the last row's output (the logits) and the ffn
-        // shift state (ln2 of the last row; its lerp needs the row before) are ever read: the
-        // output projection runs for the last two rows, the channel mix for the last one.
-        const bool tail = sequence && l + 1 == layers.size();
-        const int64_t r0 = tail ? std::max<int64_t>(0, rows - 2) : 0;  // rows [r0, rows)
-        const int64_t f0 = tail ? rows - 1 : 0;                          // channel mix rows
+#pragma omp parallel for schedule(static) if (par_rows && !tail)
+        for (int64_t t = r0; t < rows; ++t) detail::time_mix_output(tp, row_of(t));
         GemvJob out{&L.wo, A.y + r0 * c, c, A.x + r0 * c, c, Epilogue::add};
         detail::linear_jobs(std::span(&out, 1), rows - r0, tiles, widen);
 

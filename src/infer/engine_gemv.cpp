@@ -24,6 +24,10 @@ constexpr int64_t kTileBytes = 64 << 10;
 constexpr int64_t kParallelGemvBytes = 192 << 10;
 // The same for the sgemm path, in multiply-adds.
 constexpr int64_t kParallelGemmMacs = int64_t(1) << 22;
+// How far ahead of its loads the GEMV prefetches weights into L1 (measured on the 0.1B shape,
+// 2 cores: int8 decode 8.8 -> 7.7 ms/token with 128 to 4096 bytes; f32/bf16 unchanged; the
+// batched kernel, with more arithmetic per byte, gained most from the longer distances).
+constexpr int64_t kPrefetchBytes = 2048;
 // Input rows per register block of the GEMV kernel.
 constexpr int kRowBlock = 4;
 // Rows of a bf16/int8 matrix one thread widens to f32 at once for sgemm (about 2 MiB of f32).
@@ -57,6 +61,7 @@ template <class W, int NB, int U>
         for (int u = 0; u < U; ++u) acc[b][u] = simd::broadcast(0.f);
     int64_t i = 0;
     for (; i + U * kLanes <= n; i += U * kLanes) {
+        if (NB == 1) __builtin_prefetch(w + i + kPrefetchBytes / sizeof(*w));
         for (int u = 0; u < U; ++u) {
             const VecF wv = W::vec(w + i + u * kLanes);
             for (int b = 0; b < NB; ++b)
@@ -87,6 +92,8 @@ template <class W, int NB>
     for (int b = 0; b < NB; ++b) a0[b] = a1[b] = simd::broadcast(0.f);
     int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
+        __builtin_prefetch(w0 + i + kPrefetchBytes / sizeof(*w0));
+        __builtin_prefetch(w1 + i + kPrefetchBytes / sizeof(*w1));
         const VecF v0 = W::vec(w0 + i), v1 = W::vec(w1 + i);
         for (int b = 0; b < NB; ++b) {
             const VecF xv = simd::load(x + b * ldx + i);

@@ -77,22 +77,27 @@ void sigmoid_inplace(float* x, int64_t n);
 // The per-layer constants of the time mix (C floats each; r_k is (H, N)).
 struct TimeMixParams {
     const float *w0, *a0, *v0, *k_k, *k_a, *r_k, *lnx_w, *lnx_b;
-    int64_t head_size;
+    int64_t n_embd, head_size;
     bool first_layer;  // layer 0: v_first := v; later layers mix v towards v_first
 };
 
-// One token of one sequence (C floats each). w, a, vg are the LoRA outputs without their
-// biases w0, a0, v0; g is the gate LoRA output.
+// One token of one sequence (C floats each). time_mix_prepare replaces, in place, w (the
+// decay LoRA output) by the decay, k by k (1 + (a - 1) k_a), a (the a LoRA output) by
+// b = kk a, v by the value after the residual mix, and writes the normalised kk; wkv_head
+// advances one head's state and writes y; time_mix_output turns y into
+// (group_norm(y) + bonus) g in place.
 struct TimeMixRow {
-    const float *r, *w, *k, *v, *a, *vg, *g;
-    float* v_first;
-    float* out;  // (group_norm(y) + bonus) * g
+    float *r, *w, *k, *v, *a;
+    const float *vg, *g;
+    float *kk, *v_first, *y;
 };
 
-inline constexpr int64_t kMaxHeadSize = 256;
-
-// The whole time mix of head h for one token, advancing that head's state (N x N, row = value,
-// column = key) in place (spec §3.3-§3.6).
-void time_mix_head(const TimeMixParams& p, const TimeMixRow& row, int64_t h, float* state);
+// Per channel (spec §3.3-§3.4, §3.2 value residual), all heads of the row.
+void time_mix_prepare(const TimeMixParams& p, const TimeMixRow& row);
+// WKV-7 (§3.5) for head h: sa = S (-kk); S = S diag(decay) + sa b^T + v k^T; y = S r; the
+// state (N x N, row = value, column = key) in place.
+void wkv_head(const TimeMixRow& row, int64_t h, int64_t head_size, float* state);
+// Group norm per head, the bonus (r . k . r_k) v, the gate (§3.6).
+void time_mix_output(const TimeMixParams& p, const TimeMixRow& row);
 
 }  // namespace goose::infer::detail

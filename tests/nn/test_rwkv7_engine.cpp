@@ -4,9 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -16,21 +13,9 @@
 #include "goose/infer/engine.h"
 #include "goose/models/rwkv7_checkpoint.h"
 #include "goose/models/rwkv7_state_io.h"
+#include "alloc_counter.h"
 #include "infer/engine_kernels.h"
 #include "rwkv7_test_util.h"
-
-// Counts every allocation through operator new of this test binary (the replacement is
-// program-wide; it only adds a relaxed counter), to check that decoding allocates nothing.
-namespace {
-std::atomic<int64_t> g_allocations{0};
-}  // namespace
-void* operator new(size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace goose::infer {
 namespace {
@@ -368,9 +353,9 @@ TEST(Rwkv7Engine, StateRoundTripsThroughStateFiles) {
 TEST(Rwkv7Engine, DecodeAllocatesNothingPerToken) {
     const Rwkv7Config cfg = Rwkv7Config::with_defaults(64, 2, 64, 16);
     const auto m = small_model(cfg, 25);
-    const int64_t start = g_allocations.load();
+    const int64_t start = test::allocation_count();
     (void)m->zero_state(1);
-    ASSERT_GT(g_allocations.load(), start);  // the counter sees allocations
+    ASSERT_GT(test::allocation_count(), start);  // the counter sees allocations
     for (WeightFormat f : {WeightFormat::f32, WeightFormat::bf16, WeightFormat::int8}) {
         Rwkv7Engine e(*m, {f, f, f});
         for (int64_t b : {int64_t(1), int64_t(6)}) {
@@ -381,9 +366,9 @@ TEST(Rwkv7Engine, DecodeAllocatesNothingPerToken) {
             std::vector<int32_t> toks(static_cast<size_t>(b), 3);
             std::vector<float> logits(static_cast<size_t>(b * cfg.vocab));
             e.decode(toks, ptrs, logits);  // grows the buffers for this batch
-            const int64_t before = g_allocations.load();
+            const int64_t before = test::allocation_count();
             for (int step = 0; step < 5; ++step) e.decode(toks, ptrs, logits);
-            EXPECT_EQ(g_allocations.load() - before, 0) << weight_format_name(f) << " B " << b;
+            EXPECT_EQ(test::allocation_count() - before, 0) << weight_format_name(f) << " B " << b;
         }
     }
 }
