@@ -37,6 +37,7 @@ inline simd::VecF add(simd::VecF a, simd::VecF b) { return simd::add(a, b); }
 inline simd::VecF sub(simd::VecF a, simd::VecF b) { return simd::sub(a, b); }
 inline simd::VecF mul(simd::VecF a, simd::VecF b) { return simd::mul(a, b); }
 inline simd::VecF fma(simd::VecF a, simd::VecF b, simd::VecF c) { return simd::fma(a, b, c); }
+inline float hsum(simd::VecF a) { return simd::reduce_add(a); }
 
 inline VecD load(const double* p) {
     VecD r;
@@ -66,6 +67,11 @@ inline VecD mul(VecD a, VecD b) {
 inline VecD fma(VecD a, VecD b, VecD c) {  // a * b + c
     for (int l = 0; l < kLanesD; ++l) c.v[l] += a.v[l] * b.v[l];
     return c;
+}
+inline double hsum(VecD a) {  // sum of the lanes
+    double s = 0;
+    for (int l = 0; l < kLanesD; ++l) s += a.v[l];
+    return s;
 }
 
 }  // namespace goose::ops::vec

@@ -17,6 +17,7 @@
 #include "goose/ops/wkv7.h"
 #include "ops/cpu/fast_math.h"
 #include "ops/cpu/simd.h"
+#include "ops/cpu/vec.h"
 
 namespace goose::ops {
 
@@ -35,86 +36,40 @@ Dims dims_of(const Tensor& r) {
     return {r.size(0), r.size(1), r.size(2), r.size(3)};
 }
 
-// The vector layer: simd.h's VecF for f32; for f64 a plain array of half as many doubles whose
-// loops the compiler turns into SIMD code. The kernels are written once over Vec<F>.
-constexpr int kLanesD = simd::kLanes > 1 ? simd::kLanes / 2 : 1;
-struct VecD {
-    double v[kLanesD];
-};
-
+// The kernels are written once over vec.h's Vec<F> (f32 and f64).
+using vec::Vec;
+using vec::VecOf;
 template <class F>
-struct VecOf;
-template <>
-struct VecOf<float> {
-    using type = simd::VecF;
-    static constexpr int64_t lanes = simd::kLanes;
-};
-template <>
-struct VecOf<double> {
-    using type = VecD;
-    static constexpr int64_t lanes = kLanesD;
-};
+inline Vec<F> vload(const F* p) {
+    return vec::load(p);
+}
+template <class F, class V>
+inline void vstore(F* p, V a) {
+    vec::store(p, a);
+}
 template <class F>
-using Vec = typename VecOf<F>::type;
-
-inline simd::VecF vload(const float* p) {
-    return simd::load(p);
+inline Vec<F> vbcast(F x) {
+    return vec::bcast(x);
 }
-inline void vstore(float* p, simd::VecF a) {
-    simd::store(p, a);
+template <class V>
+inline V vmul(V a, V b) {
+    return vec::mul(a, b);
 }
-inline simd::VecF vbcast(float x) {
-    return simd::broadcast(x);
+template <class V>
+inline V vadd(V a, V b) {
+    return vec::add(a, b);
 }
-inline simd::VecF vmul(simd::VecF a, simd::VecF b) {
-    return simd::mul(a, b);
+template <class V>
+inline V vsub(V a, V b) {
+    return vec::sub(a, b);
 }
-inline simd::VecF vadd(simd::VecF a, simd::VecF b) {
-    return simd::add(a, b);
+template <class V>
+inline V vfma(V a, V b, V c) {  // a * b + c
+    return vec::fma(a, b, c);
 }
-inline simd::VecF vsub(simd::VecF a, simd::VecF b) {
-    return simd::sub(a, b);
-}
-inline simd::VecF vfma(simd::VecF a, simd::VecF b, simd::VecF c) {
-    return simd::fma(a, b, c);
-}
-inline float vsum(simd::VecF a) {
-    return simd::reduce_add(a);
-}
-
-inline VecD vload(const double* p) {
-    VecD r;
-    for (int l = 0; l < kLanesD; ++l) r.v[l] = p[l];
-    return r;
-}
-inline void vstore(double* p, VecD a) {
-    for (int l = 0; l < kLanesD; ++l) p[l] = a.v[l];
-}
-inline VecD vbcast(double x) {
-    VecD r;
-    for (int l = 0; l < kLanesD; ++l) r.v[l] = x;
-    return r;
-}
-inline VecD vmul(VecD a, VecD b) {
-    for (int l = 0; l < kLanesD; ++l) a.v[l] *= b.v[l];
-    return a;
-}
-inline VecD vadd(VecD a, VecD b) {
-    for (int l = 0; l < kLanesD; ++l) a.v[l] += b.v[l];
-    return a;
-}
-inline VecD vsub(VecD a, VecD b) {
-    for (int l = 0; l < kLanesD; ++l) a.v[l] -= b.v[l];
-    return a;
-}
-inline VecD vfma(VecD a, VecD b, VecD c) {  // a * b + c
-    for (int l = 0; l < kLanesD; ++l) c.v[l] += a.v[l] * b.v[l];
-    return c;
-}
-inline double vsum(VecD a) {
-    double s = 0;
-    for (int l = 0; l < kLanesD; ++l) s += a.v[l];
-    return s;
+template <class V>
+inline auto vsum(V a) {
+    return vec::hsum(a);
 }
 
 // exp(x) for x in [-87, 87] in f32 (callers clamp), within 1.5 ulp (checked against std::exp
