@@ -7,14 +7,9 @@
 #include <cmath>
 #include <string>
 
-#include "goose/core/cuda.h"
+#include "cuda/cuda_test_util.h"  // GOOSE_REQUIRE_GPU
 #include "goose/core/rng.h"
 #include "goose/core/tensor.h"
-
-#define GOOSE_SKIP_WITHOUT_CUDA()                                                 \
-    do {                                                                          \
-        if (!::goose::cuda::available()) GTEST_SKIP() << "no CUDA device here";   \
-    } while (0)
 
 namespace goose::test::cuda_ops {
 

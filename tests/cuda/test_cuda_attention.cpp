@@ -11,7 +11,7 @@ namespace {
 using namespace cuda_ops;
 
 TEST(CudaAttention, CausalForwardBackward) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     for (DType dt : {DType::f32, DType::bf16}) {
         const Tol t = tol_for(dt, 1e-4, 1e-4);
         for (const Shape& s : {Shape{2, 3, 200, 64}, Shape{1, 1, 7, 5}}) {

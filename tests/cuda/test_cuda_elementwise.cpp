@@ -16,7 +16,7 @@ constexpr DType kDtypes[] = {DType::f32, DType::bf16};
 const Shape kBTC{2, 1024, 768};
 
 TEST(CudaBinary, BroadcastPatternsForwardAndBackward) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     const Shape others[] = {kBTC, Shape{768}, Shape{2, 1, 768}, Shape{2, 1024, 1}};
     for (DType dt : kDtypes) {
         const Tol t = tol_for(dt);
@@ -41,7 +41,7 @@ TEST(CudaBinary, BroadcastPatternsForwardAndBackward) {
 }
 
 TEST(CudaBinary, LerpWithChannelMixAndScale) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     for (DType dt : kDtypes) {
         const Tol t = tol_for(dt);
         const Tensor a = randn(kBTC, 4), b = randn(kBTC, 5), w = uniform(Shape{768}, 6, 0, 1);
@@ -61,7 +61,7 @@ TEST(CudaBinary, LerpWithChannelMixAndScale) {
 }
 
 TEST(CudaUnary, EveryOpForwardAndBackward) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     const UnaryOp all[] = {UnaryOp::exp,  UnaryOp::log,       UnaryOp::tanh, UnaryOp::sigmoid,
                            UnaryOp::softplus, UnaryOp::relu,  UnaryOp::relu2,
                            UnaryOp::gelu_tanh, UnaryOp::silu, UnaryOp::neg,  UnaryOp::sqrt,
@@ -83,7 +83,7 @@ TEST(CudaUnary, EveryOpForwardAndBackward) {
 }
 
 TEST(CudaSelect, WhereAndMaskedFillBroadcast) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     Tensor cond = Tensor::empty(Shape{1024, 1}, DType::u8);
     for (int64_t i = 0; i < 1024; ++i) cond.data<uint8_t>()[i] = (i * 7) % 3 == 0;
     for (DType dt : kDtypes) {

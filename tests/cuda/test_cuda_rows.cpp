@@ -18,7 +18,7 @@ constexpr DType kDtypes[] = {DType::f32, DType::bf16};
 const Shape kBTC{2, 1024, 768};
 
 TEST(CudaRows, SoftmaxAndLogSoftmax) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     for (DType dt : kDtypes) {
         const Tol t = tol_for(dt);
         for (const Shape& s : {kBTC, Shape{16, 65536}, Shape{3, 5}}) {
@@ -42,7 +42,7 @@ TEST(CudaRows, SoftmaxAndLogSoftmax) {
 }
 
 TEST(CudaRows, LayerNormAndGroupNorm) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     for (DType dt : kDtypes) {
         const Tol t = tol_for(dt, 1e-4, 1e-4);
         for (int groups : {0, 12}) {  // 0: layer_norm
@@ -76,7 +76,7 @@ TEST(CudaRows, LayerNormAndGroupNorm) {
 }
 
 TEST(CudaRows, L2Normalize) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     for (DType dt : kDtypes) {
         const Tol t = tol_for(dt);
         const Shape s{2, 1024, 12, 64};
@@ -91,7 +91,7 @@ TEST(CudaRows, L2Normalize) {
 }
 
 TEST(CudaLoss, CrossEntropyWithIgnoredRows) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     const int64_t rows = 1024, v = 8192;
     Tensor targets = Tensor::empty(Shape{2, rows / 2}, DType::i64);
     for (int64_t i = 0; i < rows; ++i)
@@ -121,7 +121,7 @@ TEST(CudaLoss, CrossEntropyWithIgnoredRows) {
 }
 
 TEST(CudaLoss, MseAndBceWithLogits) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     for (DType dt : kDtypes) {
         const Tensor a = randn(kBTC, 60), b = uniform(kBTC, 61, 0, 1);
         const Tensor ah = as_seen(a, dt), bh = as_seen(b, dt);

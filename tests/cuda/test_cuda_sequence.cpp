@@ -25,7 +25,7 @@ Tensor ids_with_repeats(const Shape& s, int64_t distinct, uint64_t seed) {
 }
 
 TEST(CudaSequence, EmbeddingForwardBackwardDeterministic) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     const int64_t V = 65536, C = 768;
     const Tensor ids = ids_with_repeats(Shape{2, 1024}, 50, 1);  // ~40 repeats per id
     for (DType dt : kDtypes) {
@@ -47,7 +47,7 @@ TEST(CudaSequence, EmbeddingForwardBackwardDeterministic) {
 }
 
 TEST(CudaSequence, TokenShift) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     for (DType dt : kDtypes) {
         const Tensor x = randn(Shape{2, 1024, 768}, 80), prev = randn(Shape{2, 768}, 81);
         const Tensor gy = randn(Shape{2, 1024, 768}, 82);
@@ -64,7 +64,7 @@ TEST(CudaSequence, TokenShift) {
 }
 
 TEST(CudaReduce, SumMeanMaxAtTrainingShapes) {
-    GOOSE_SKIP_WITHOUT_CUDA();
+    GOOSE_REQUIRE_GPU();
     const Shape s{2, 1024, 768};
     for (DType dt : kDtypes) {
         const Tensor x = randn(s, 90, 0.1, 1);
