@@ -17,6 +17,11 @@ using namespace cuda_ops;
 namespace {
 constexpr int kLanes = 8;
 
+// A product rounded on its own (no FMA contraction into the next add): gw - mean(gw) must be
+// exactly 0 for a group of one channel, as on the CPU.
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+
 template <class T>
 using stat_t = std::conditional_t<std::is_same_v<T, bf16>, float, T>;
 
@@ -65,14 +70,14 @@ __global__ void norm_dx_kernel(const T* __restrict__ gy, const T* __restrict__ x
     const A m = A(mean[task]), rs = A(rstd[task]);
     A sg = 0, sgx = 0;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-        const A gw = to_acc(gy[off + j]) * (w ? to_acc(w[j0 + j]) : A(1));
+        const A gw = mul_rn(to_acc(gy[off + j]), w ? to_acc(w[j0 + j]) : A(1));
         sg += gw;
         sgx += gw * (to_acc(x[off + j]) - m) * rs;
     }
     const A mg = block_sum(sg) / A(n);
     const A mgx = block_sum(sgx) / A(n);
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-        const A gw = to_acc(gy[off + j]) * (w ? to_acc(w[j0 + j]) : A(1));
+        const A gw = mul_rn(to_acc(gy[off + j]), w ? to_acc(w[j0 + j]) : A(1));
         const A xhat = (to_acc(x[off + j]) - m) * rs;
         dx[off + j] = from_acc<T>(rs * (gw - mg - xhat * mgx));
     }
