@@ -248,7 +248,68 @@ __global__ void bmap_kernel(TO* __restrict__ out, Idx n, Plan<K> p, F f, const T
     }
 }
 
-// Host side of bmap_kernel: packed operands (K = 1..3 of them; unused ones null).
+// W elements of T in one aligned load or store.
+template <int W, class T>
+struct alignas(sizeof(T) * W) VecOf {
+    T v[W];
+};
+
+// W-wide operand load at off: a vector when the operand runs along the inner dim (stride 1),
+// one element repeated when it is broadcast along it (stride 0).
+template <int W, class T, class Idx>
+__device__ __forceinline__ VecOf<W, T> load_vec(const T* a, Idx off, bool along) {
+    VecOf<W, T> x;
+    if (along) {
+        x = *reinterpret_cast<const VecOf<W, T>*>(a + off);
+    } else {
+        const T s = a[off];
+#pragma unroll
+        for (int w = 0; w < W; ++w) x.v[w] = s;
+    }
+    return x;
+}
+
+// bmap_kernel with W consecutive output elements per thread step (the inner dim's size is a
+// multiple of W, and every operand that runs along it is aligned to its W-element vector):
+// one index computation and one wide load per operand for W elements.
+template <int W, class Idx, class TO, class F, class T0, class T1, class T2, int K>
+__global__ void bmap_vec_kernel(TO* __restrict__ out, Idx nvec, Plan<K> p, F f,
+                                const T0* __restrict__ a0, const T1* __restrict__ a1,
+                                const T2* __restrict__ a2) {
+    const int last = p.ndim - 1;
+    const bool s0 = p.stride[0][last] != 0;
+    const bool s1 = K > 1 && p.stride[K > 1 ? 1 : 0][last] != 0;
+    const bool s2 = K > 2 && p.stride[K > 2 ? 2 : 0][last] != 0;
+    for (Idx v = Idx(blockIdx.x) * blockDim.x + threadIdx.x; v < nvec;
+         v += Idx(gridDim.x) * blockDim.x) {
+        Idx off[K];
+        plan_offsets<K, Idx>(p, v * Idx(W), off);
+        VecOf<W, TO> o;
+        const VecOf<W, T0> x0 = load_vec<W>(a0, off[0], s0);
+        if constexpr (K == 1) {
+#pragma unroll
+            for (int w = 0; w < W; ++w) o.v[w] = from_acc<TO>(f(to_acc(x0.v[w])));
+        } else if constexpr (K == 2) {
+            const VecOf<W, T1> x1 = load_vec<W>(a1, off[1], s1);
+#pragma unroll
+            for (int w = 0; w < W; ++w) o.v[w] = from_acc<TO>(f(to_acc(x0.v[w]), to_acc(x1.v[w])));
+        } else {
+            const VecOf<W, T1> x1 = load_vec<W>(a1, off[1], s1);
+            const VecOf<W, T2> x2 = load_vec<W>(a2, off[2], s2);
+#pragma unroll
+            for (int w = 0; w < W; ++w)
+                o.v[w] = from_acc<TO>(f(to_acc(x0.v[w]), to_acc(x1.v[w]), to_acc(x2.v[w])));
+        }
+        *reinterpret_cast<VecOf<W, TO>*>(out + v * Idx(W)) = o;
+    }
+}
+
+inline bool aligned_to(const void* p, size_t bytes) {
+    return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
+
+// Host side of bmap_kernel: packed operands (K = 1..3 of them; unused ones null). Takes the
+// W-wide kernel (16-byte output vectors) when the shapes and alignments allow.
 template <class TO, class F, class T0, class T1 = T0, class T2 = T0, size_t KS>
 void bmap(TO* out, const Shape& out_shape, const std::array<Shape, KS>& shapes, F f,
           const T0* a0, const T1* a1 = nullptr, const T2* a2 = nullptr) {
@@ -256,12 +317,24 @@ void bmap(TO* out, const Shape& out_shape, const std::array<Shape, KS>& shapes, 
     const int64_t n = out_shape.numel();
     if (n == 0) return;
     const Plan<K> p = make_plan<K>(out_shape, shapes);
-    if (n < (int64_t(1) << 31))
+    constexpr int W = int(16 / sizeof(TO));
+    const int last = p.ndim - 1;
+    bool vec = W > 1 && p.size[last] % W == 0 && aligned_to(out, 16);
+    const void* ptrs[3] = {a0, a1, a2};
+    const size_t sizes[3] = {sizeof(T0), sizeof(T1), sizeof(T2)};
+    for (int k = 0; k < K && vec; ++k)
+        vec = p.stride[k][last] == 0 || aligned_to(ptrs[k], sizes[k] * W);
+    if (vec && n < (int64_t(1) << 31)) {
+        const int64_t nvec = n / W;
+        bmap_vec_kernel<W, uint32_t, TO, F, T0, T1, T2, K>
+            <<<grid_for(nvec), kThreads, 0, stream()>>>(out, uint32_t(nvec), p, f, a0, a1, a2);
+    } else if (n < (int64_t(1) << 31)) {
         bmap_kernel<uint32_t, TO, F, T0, T1, T2, K>
             <<<grid_for(n), kThreads, 0, stream()>>>(out, uint32_t(n), p, f, a0, a1, a2);
-    else
+    } else {
         bmap_kernel<int64_t, TO, F, T0, T1, T2, K>
             <<<grid_for(n), kThreads, 0, stream()>>>(out, n, p, f, a0, a1, a2);
+    }
     check_launch("broadcast map");
 }
 

@@ -1,6 +1,6 @@
-// CUDA unary ops: packed input, one flat grid-stride kernel per op (the op a template
-// argument, so each body is straight-line), four elements per thread per step; math in f32
-// (f64 for f64), bf16 loaded and stored through f32.
+// CUDA unary ops: packed input through the flat path of the broadcast map (16-byte loads and
+// stores, the op a template argument so each body is straight-line); math in f32 (f64 for
+// f64), bf16 loaded and stored through f32.
 #include "ops/cuda/ops_util.cuh"  // first (see there)
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/math.cuh"
@@ -11,22 +11,16 @@ using namespace cuda_ops;
 
 namespace {
 
-template <UnaryOp op, class T>
-__global__ void unary_fwd_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n) {
-    using A = acc_t<T>;
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += int64_t(gridDim.x) * blockDim.x)
-        y[i] = from_acc<T>(dmath::forward<op, A>(to_acc(x[i])));
-}
-
-template <UnaryOp op, class T>
-__global__ void unary_bwd_kernel(const T* __restrict__ g, const T* __restrict__ x,
-                                 T* __restrict__ dx, int64_t n) {
-    using A = acc_t<T>;
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += int64_t(gridDim.x) * blockDim.x)
-        dx[i] = from_acc<T>(to_acc(g[i]) * dmath::derivative<op, A>(to_acc(x[i])));
-}
+template <UnaryOp op>
+struct UnaryFwd {
+    template <class A>
+    __device__ A operator()(A x) const { return dmath::forward<op, A>(x); }
+};
+template <UnaryOp op>
+struct UnaryBwd {  // gy * f'(x)
+    template <class A>
+    __device__ A operator()(A g, A x) const { return g * dmath::derivative<op, A>(x); }
+};
 
 // Calls f(std::integral_constant<UnaryOp, op>) for the runtime op.
 template <class F>
@@ -51,8 +45,8 @@ Tensor unary_forward_cuda(UnaryOp op, const Tensor& x) {
     dispatch_float(x.dtype(), unary_name(op), [&](auto tag) {
         using T = decltype(tag);
         with_op(op, [&](auto opc) {
-            unary_fwd_kernel<decltype(opc)::value, T>
-                <<<grid_for(n), kThreads, 0, stream()>>>(ptr<T>(xc), ptr<T>(y), n);
+            bmap(ptr<T>(y), x.shape(), std::array<Shape, 1>{x.shape()},
+                 UnaryFwd<decltype(opc)::value>{}, ptr<T>(xc));
         });
     });
     check_launch(unary_name(op));
@@ -67,8 +61,8 @@ Tensor unary_backward_cuda(UnaryOp op, const Tensor& gy, const Tensor& x) {
     dispatch_float(x.dtype(), unary_name(op), [&](auto tag) {
         using T = decltype(tag);
         with_op(op, [&](auto opc) {
-            unary_bwd_kernel<decltype(opc)::value, T>
-                <<<grid_for(n), kThreads, 0, stream()>>>(ptr<T>(gc), ptr<T>(xc), ptr<T>(dx), n);
+            bmap(ptr<T>(dx), x.shape(), std::array<Shape, 2>{x.shape(), x.shape()},
+                 UnaryBwd<decltype(opc)::value>{}, ptr<T>(gc), ptr<T>(xc));
         });
     });
     check_launch(unary_name(op));
