@@ -275,11 +275,11 @@ __device__ __forceinline__ VecOf<W, T> load_vec(const T* a, Idx off, bool along)
 template <int W, class Idx, class TO, class F, class T0, class T1, class T2, int K>
 __global__ void bmap_vec_kernel(TO* __restrict__ out, Idx nvec, Plan<K> p, F f,
                                 const T0* __restrict__ a0, const T1* __restrict__ a1,
-                                const T2* __restrict__ a2) {
-    const int last = p.ndim - 1;
-    const bool s0 = p.stride[0][last] != 0;
-    const bool s1 = K > 1 && p.stride[K > 1 ? 1 : 0][last] != 0;
-    const bool s2 = K > 2 && p.stride[K > 2 ? 2 : 0][last] != 0;
+                                const T2* __restrict__ a2, unsigned along) {
+    // along: bit k set when operand k runs along the inner dim. (Computed on the host: reading
+    // p.stride[k][p.ndim - 1] here would index the parameter struct at run time and copy it to
+    // the stack of every thread.)
+    const bool s0 = along & 1u, s1 = along & 2u, s2 = along & 4u;
     for (Idx v = Idx(blockIdx.x) * blockDim.x + threadIdx.x; v < nvec;
          v += Idx(gridDim.x) * blockDim.x) {
         Idx off[K];
@@ -326,8 +326,11 @@ void bmap(TO* out, const Shape& out_shape, const std::array<Shape, KS>& shapes, 
         vec = p.stride[k][last] == 0 || aligned_to(ptrs[k], sizes[k] * W);
     if (vec && n < (int64_t(1) << 31)) {
         const int64_t nvec = n / W;
+        unsigned along = 0;
+        for (int k = 0; k < K; ++k) along |= p.stride[k][last] != 0 ? 1u << k : 0u;
         bmap_vec_kernel<W, uint32_t, TO, F, T0, T1, T2, K>
-            <<<grid_for(nvec), kThreads, 0, stream()>>>(out, uint32_t(nvec), p, f, a0, a1, a2);
+            <<<grid_for(nvec), kThreads, 0, stream()>>>(out, uint32_t(nvec), p, f, a0, a1, a2,
+                                                        along);
     } else if (n < (int64_t(1) << 31)) {
         bmap_kernel<uint32_t, TO, F, T0, T1, T2, K>
             <<<grid_for(n), kThreads, 0, stream()>>>(out, uint32_t(n), p, f, a0, a1, a2);
