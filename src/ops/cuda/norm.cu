@@ -1,5 +1,6 @@
-// CUDA layer_norm, group_norm and l2_normalize. Forward and dx: one block per (row, group)
-// with two-pass statistics (mean, then the sum of squared deviations) through block sums. dw
+// CUDA layer_norm, group_norm and l2_normalize. Forward and dx: one warp per (row, group) with
+// the group in registers for groups of up to 1024 channels (one block per (row, group) beyond),
+// two-pass statistics (mean, then the sum of squared deviations) through warp/block sums. dw
 // and db: blocks of 32 channels x 8 row lanes over pieces of the rows, partial sums added in a
 // fixed order (deterministic). layer_norm runs as one group. For bf16 x the saved mean and rstd
 // are f32 (rounding them to bf16 would shift every normalised value).
@@ -128,6 +129,144 @@ __global__ void norm_dwdb_kernel(const T* __restrict__ gy, const T* __restrict__
     }
 }
 
+// Warp versions of norm_fwd_kernel and norm_dx_kernel for groups of up to kWarpRowMax
+// channels (the group in registers). Task = (row, group).
+template <class T, int VPL>
+__global__ void norm_fwd_warp_kernel(const T* __restrict__ x, T* __restrict__ y,
+                                     stat_t<T>* __restrict__ mean, stat_t<T>* __restrict__ rstd,
+                                     const T* __restrict__ w, const T* __restrict__ b,
+                                     int64_t tasks, int64_t c, int64_t groups, double eps) {
+    using A = acc_t<T>;
+    const int64_t task = warp_row();
+    if (task >= tasks) return;
+    const int lane = threadIdx.x & 31;
+    const int64_t r = task / groups, g = task % groups, n = c / groups, j0 = g * n;
+    const T* xg = x + r * c + j0;
+    A v[VPL];
+    A s = 0;
+#pragma unroll
+    for (int k = 0; k < VPL; ++k) {
+        const int64_t j = lane + 32 * k;
+        v[k] = j < n ? to_acc(xg[j]) : A(0);
+        s += v[k];
+    }
+    const A m = warp_sum(s) / A(n);
+    A q = 0;
+#pragma unroll
+    for (int k = 0; k < VPL; ++k) {
+        const A d = v[k] - m;
+        q += lane + 32 * k < n ? d * d : A(0);
+    }
+    const A var = warp_sum(q) / A(n);
+    const A rs = A(1.0 / sqrt(double(var) + eps));
+    if (lane == 0) {
+        mean[task] = stat_t<T>(m);
+        rstd[task] = stat_t<T>(rs);
+    }
+    T* yg = y + r * c + j0;
+#pragma unroll
+    for (int k = 0; k < VPL; ++k) {
+        const int64_t j = lane + 32 * k;
+        if (j >= n) break;
+        A o = (v[k] - m) * rs;
+        if (w) o *= to_acc(w[j0 + j]);
+        if (b) o += to_acc(b[j0 + j]);
+        yg[j] = from_acc<T>(o);
+    }
+}
+
+template <class T, int VPL>
+__global__ void norm_dx_warp_kernel(const T* __restrict__ gy, const T* __restrict__ x,
+                                    const stat_t<T>* __restrict__ mean,
+                                    const stat_t<T>* __restrict__ rstd, const T* __restrict__ w,
+                                    T* __restrict__ dx, int64_t tasks, int64_t c,
+                                    int64_t groups) {
+    using A = acc_t<T>;
+    const int64_t task = warp_row();
+    if (task >= tasks) return;
+    const int lane = threadIdx.x & 31;
+    const int64_t r = task / groups, g = task % groups, n = c / groups, j0 = g * n;
+    const int64_t off = r * c + j0;
+    const A m = A(mean[task]), rs = A(rstd[task]);
+    A gw[VPL], xh[VPL];
+    A sg = 0, sgx = 0;
+#pragma unroll
+    for (int k = 0; k < VPL; ++k) {
+        const int64_t j = lane + 32 * k;
+        const bool in = j < n;
+        gw[k] = in ? mul_rn(to_acc(gy[off + j]), w ? to_acc(w[j0 + j]) : A(1)) : A(0);
+        xh[k] = in ? (to_acc(x[off + j]) - m) * rs : A(0);
+        sg += gw[k];
+        sgx += gw[k] * xh[k];
+    }
+    const A mg = warp_sum(sg) / A(n);
+    const A mgx = warp_sum(sgx) / A(n);
+#pragma unroll
+    for (int k = 0; k < VPL; ++k) {
+        const int64_t j = lane + 32 * k;
+        if (j >= n) break;
+        dx[off + j] = from_acc<T>(rs * (gw[k] - mg - xh[k] * mgx));
+    }
+}
+
+// Warp versions of the l2_normalize kernels for rows of up to kWarpRowMax.
+template <class T, int VPL>
+__global__ void l2_fwd_warp_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows,
+                                   int64_t c, double eps) {
+    using A = acc_t<T>;
+    const int64_t r = warp_row();
+    if (r >= rows) return;
+    const int lane = threadIdx.x & 31;
+    const int64_t off = r * c;
+    A v[VPL];
+    A s = 0;
+#pragma unroll
+    for (int k = 0; k < VPL; ++k) {
+        const int64_t j = lane + 32 * k;
+        v[k] = j < c ? to_acc(x[off + j]) : A(0);
+        s += v[k] * v[k];
+    }
+    const double norm = sqrt(double(warp_sum(s)));
+    const A inv = A(1.0 / fmax(norm, eps));
+#pragma unroll
+    for (int k = 0; k < VPL; ++k) {
+        const int64_t j = lane + 32 * k;
+        if (j >= c) break;
+        y[off + j] = from_acc<T>(v[k] * inv);
+    }
+}
+
+template <class T, int VPL>
+__global__ void l2_bwd_warp_kernel(const T* __restrict__ gy, const T* __restrict__ x,
+                                   T* __restrict__ dx, int64_t rows, int64_t c, double eps) {
+    using A = acc_t<T>;
+    const int64_t r = warp_row();
+    if (r >= rows) return;
+    const int lane = threadIdx.x & 31;
+    const int64_t off = r * c;
+    A v[VPL], gv[VPL];
+    A s = 0, d = 0;
+#pragma unroll
+    for (int k = 0; k < VPL; ++k) {
+        const int64_t j = lane + 32 * k;
+        v[k] = j < c ? to_acc(x[off + j]) : A(0);
+        gv[k] = j < c ? to_acc(gy[off + j]) : A(0);
+        s += v[k] * v[k];
+        d += gv[k] * v[k];
+    }
+    const double norm = sqrt(double(warp_sum(s)));
+    d = warp_sum(d);
+    const bool clamped = !(norm >= eps);
+    const A inv = A(clamped ? 1.0 / eps : 1.0 / norm);
+    const A kk = clamped ? A(0) : d * inv * inv;
+#pragma unroll
+    for (int k = 0; k < VPL; ++k) {
+        const int64_t j = lane + 32 * k;
+        if (j >= c) break;
+        dx[off + j] = from_acc<T>(clamped ? gv[k] * inv : (gv[k] - v[k] * kk) * inv);
+    }
+}
+
 template <class T>
 __global__ void l2_fwd_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t c, double eps) {
     using A = acc_t<T>;
@@ -184,9 +323,18 @@ NormForward norm_forward(const Tensor& x, int64_t groups, bool group_dim, const 
     if (x.numel() == 0) return f;
     dispatch_float(x.dtype(), op, [&](auto tag) {
         using T = decltype(tag);
-        norm_fwd_kernel<T><<<unsigned(rows * groups), row_threads(c / groups), 0, stream()>>>(
-            ptr<T>(xc), ptr<T>(f.y), ptr<stat_t<T>>(f.mean), ptr<stat_t<T>>(f.rstd),
-            ptr_or_null<T>(wc), ptr_or_null<T>(bc), c, groups, eps);
+        const int64_t n = c / groups, tasks = rows * groups;
+        if (n <= kWarpRowMax)
+            with_vpl(n, [&](auto vpl) {
+                norm_fwd_warp_kernel<T, decltype(vpl)::value>
+                    <<<warp_row_blocks(tasks), 32 * kWarpRowsPerBlock, 0, stream()>>>(
+                        ptr<T>(xc), ptr<T>(f.y), ptr<stat_t<T>>(f.mean), ptr<stat_t<T>>(f.rstd),
+                        ptr_or_null<T>(wc), ptr_or_null<T>(bc), tasks, c, groups, eps);
+            });
+        else
+            norm_fwd_kernel<T><<<unsigned(tasks), row_threads(n), 0, stream()>>>(
+                ptr<T>(xc), ptr<T>(f.y), ptr<stat_t<T>>(f.mean), ptr<stat_t<T>>(f.rstd),
+                ptr_or_null<T>(wc), ptr_or_null<T>(bc), c, groups, eps);
     });
     check_launch(op);
     return f;
@@ -208,9 +356,18 @@ NormGrads norm_backward(const char* op, const Tensor& gy, const Tensor& x, int64
     dispatch_float(x.dtype(), op, [&](auto tag) {
         using T = decltype(tag);
         using S = stat_t<T>;
-        norm_dx_kernel<T><<<unsigned(rows * groups), row_threads(c / groups), 0, stream()>>>(
-            ptr<T>(gc), ptr<T>(xc), ptr<S>(mc), ptr<S>(rc), ptr_or_null<T>(wc), ptr<T>(r.dx), c,
-            groups);
+        const int64_t n = c / groups, tasks = rows * groups;
+        if (n <= kWarpRowMax)
+            with_vpl(n, [&](auto vpl) {
+                norm_dx_warp_kernel<T, decltype(vpl)::value>
+                    <<<warp_row_blocks(tasks), 32 * kWarpRowsPerBlock, 0, stream()>>>(
+                        ptr<T>(gc), ptr<T>(xc), ptr<S>(mc), ptr<S>(rc), ptr_or_null<T>(wc),
+                        ptr<T>(r.dx), tasks, c, groups);
+            });
+        else
+            norm_dx_kernel<T><<<unsigned(tasks), row_threads(n), 0, stream()>>>(
+                ptr<T>(gc), ptr<T>(xc), ptr<S>(mc), ptr<S>(rc), ptr_or_null<T>(wc), ptr<T>(r.dx),
+                c, groups);
         check_launch(op);
         if (!need_dw && !need_db) return;
         const int64_t cblocks = (c + 31) / 32;
@@ -266,8 +423,15 @@ Tensor l2_normalize_forward_cuda(const Tensor& x, double eps) {
     const int64_t c = x.size(-1), rows = x.numel() / c;
     dispatch_float(x.dtype(), "l2_normalize", [&](auto tag) {
         using T = decltype(tag);
-        l2_fwd_kernel<T><<<unsigned(rows), row_threads(c), 0, stream()>>>(ptr<T>(xc), ptr<T>(y),
-                                                                          c, eps);
+        if (c <= kWarpRowMax)
+            with_vpl(c, [&](auto vpl) {
+                l2_fwd_warp_kernel<T, decltype(vpl)::value>
+                    <<<warp_row_blocks(rows), 32 * kWarpRowsPerBlock, 0, stream()>>>(
+                        ptr<T>(xc), ptr<T>(y), rows, c, eps);
+            });
+        else
+            l2_fwd_kernel<T><<<unsigned(rows), row_threads(c), 0, stream()>>>(ptr<T>(xc),
+                                                                              ptr<T>(y), c, eps);
     });
     check_launch("l2_normalize");
     return y;
@@ -280,8 +444,15 @@ Tensor l2_normalize_backward_cuda(const Tensor& gy, const Tensor& x, double eps)
     const int64_t c = x.size(-1), rows = x.numel() / c;
     dispatch_float(x.dtype(), "l2_normalize", [&](auto tag) {
         using T = decltype(tag);
-        l2_bwd_kernel<T><<<unsigned(rows), row_threads(c), 0, stream()>>>(
-            ptr<T>(gc), ptr<T>(xc), ptr<T>(dx), c, eps);
+        if (c <= kWarpRowMax)
+            with_vpl(c, [&](auto vpl) {
+                l2_bwd_warp_kernel<T, decltype(vpl)::value>
+                    <<<warp_row_blocks(rows), 32 * kWarpRowsPerBlock, 0, stream()>>>(
+                        ptr<T>(gc), ptr<T>(xc), ptr<T>(dx), rows, c, eps);
+            });
+        else
+            l2_bwd_kernel<T><<<unsigned(rows), row_threads(c), 0, stream()>>>(
+                ptr<T>(gc), ptr<T>(xc), ptr<T>(dx), c, eps);
     });
     check_launch("l2_normalize");
     return dx;

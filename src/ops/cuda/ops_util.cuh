@@ -171,6 +171,31 @@ __device__ A block_max(A v) {
     return r;
 }
 
+// ---- one warp per row ----
+// Rows of up to kWarpRowMax elements run one warp per row with the row in registers (VPL
+// values per lane: element j = lane + 32 k), several rows per block: one read of the input
+// and warp shuffles only. Longer rows use one block per row.
+inline constexpr int64_t kWarpRowMax = 1024;
+inline constexpr int kWarpRowsPerBlock = 8;
+
+// Calls f(std::integral_constant<int, VPL>{}) with VPL the power of two >= ceil(n / 32).
+template <class F>
+void with_vpl(int64_t n, F&& f) {
+    if (n <= 32) f(std::integral_constant<int, 1>{});
+    else if (n <= 64) f(std::integral_constant<int, 2>{});
+    else if (n <= 128) f(std::integral_constant<int, 4>{});
+    else if (n <= 256) f(std::integral_constant<int, 8>{});
+    else if (n <= 512) f(std::integral_constant<int, 16>{});
+    else f(std::integral_constant<int, 32>{});
+}
+inline unsigned warp_row_blocks(int64_t rows) {
+    return unsigned((rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock);
+}
+// The row of this warp (may be >= rows: the warp then has nothing to do).
+__device__ __forceinline__ int64_t warp_row() {
+    return int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
+}
+
 // ---- broadcasting ----
 // The output's dims of size > 1, merged where contiguous for every operand; stride 0 marks a
 // broadcast dim of an operand. Operands are packed tensors broadcastable to the output.
