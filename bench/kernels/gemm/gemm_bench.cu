@@ -1,8 +1,8 @@
 // Standalone check + timing of the CUDA GEMM layer (cuBLASLt), the multi-tensor AdamW kernel and
 // the fused head + cross-entropy, on raw pointers (no goose library). Build and run:
 //   nvcc -O3 -std=c++20 -gencode arch=compute_90a,code=sm_90a -Xcompiler -ffp-contract=off \
-//     -Isrc bench/kernels/gemm/gemm_bench.cu src/ops/cuda/{gemm_lt,adamw_kernel,head_ce_kernel}.cu \
-//     -lcublasLt -o gemm_bench && ./gemm_bench
+//     -Isrc bench/kernels/gemm/gemm_bench.cu src/ops/cuda/{gemm_lt,adamw_kernel,head_ce_kernel}.cu
+//     \ -lcublasLt -o gemm_bench && ./gemm_bench
 // Checks against double-precision host references (fresh random inputs, poisoned outputs),
 // then times the RWKV-7 L12 C768 V65536 training GEMMs (B*T = 32768 rows) in bf16 beside a
 // bf16 8192^3 product on the same device. Exit code 1 when a check fails.
@@ -25,13 +25,13 @@
 using goose::gemm_lt::GemmArgs;
 using goose::gemm_lt::GemmType;
 
-#define CK(call)                                                                           \
-    do {                                                                                   \
-        cudaError_t e_ = (call);                                                           \
-        if (e_ != cudaSuccess) {                                                           \
+#define CK(call)                                                                                 \
+    do {                                                                                         \
+        cudaError_t e_ = (call);                                                                 \
+        if (e_ != cudaSuccess) {                                                                 \
             std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__); \
-            std::exit(2);                                                                  \
-        }                                                                                  \
+            std::exit(2);                                                                        \
+        }                                                                                        \
     } while (0)
 
 static int g_failures = 0;
@@ -43,7 +43,9 @@ static void report(const char* what, double err, double tol) {
     std::printf("%-58s err %.3e tol %.1e %s\n", what, err, tol, ok ? "ok" : "FAIL");
 }
 
-static float bf16_round(float f) { return __bfloat162float(__float2bfloat16_rn(f)); }
+static float bf16_round(float f) {
+    return __bfloat162float(__float2bfloat16_rn(f));
+}
 
 static std::vector<float> randv(size_t n, float scale = 1.f) {
     std::normal_distribution<float> d(0.f, scale);
@@ -86,7 +88,9 @@ static std::vector<double> download(const void* p, size_t n, GemmType t) {
     }
     return out;
 }
-static size_t tsize(GemmType t) { return t == GemmType::f64 ? 8 : t == GemmType::f32 ? 4 : 2; }
+static size_t tsize(GemmType t) {
+    return t == GemmType::f64 ? 8 : t == GemmType::f32 ? 4 : 2;
+}
 
 static double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
     double num = 0, den = 0;
@@ -157,7 +161,9 @@ static void check_gemm(int64_t m, int64_t n, int64_t k, bool ta, bool tb, int64_
                   b_shared ? "(shared)" : "", beta, bias ? " bias" : "");
     const double tol = ab == GemmType::f64 ? 1e-12 : ab == GemmType::f32 ? 1e-5 : 1e-2;
     report(what, std::max(rel_err(got, ref), pad_err), tol);
-    CK(cudaFree(da)); CK(cudaFree(db)); CK(cudaFree(dc));
+    CK(cudaFree(da));
+    CK(cudaFree(db));
+    CK(cudaFree(dc));
     if (dbias) CK(cudaFree(dbias));
 }
 
@@ -202,8 +208,8 @@ static void check_adam(bool decoupled, bool g_bf16) {
     double max_err = 0, bf_err = 0;
     for (int step = 1; step <= 5; ++step) {
         const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
-        AdamShared s{float(1 - beta1), float(beta2), float(1 - beta2), float(eps),
-                     float(std::sqrt(bc2)), decoupled};
+        AdamShared s{float(1 - beta1), float(beta2),          float(1 - beta2),
+                     float(eps),       float(std::sqrt(bc2)), decoupled};
         std::vector<AdamEntry> es(nt);
         for (int t = 0; t < nt; ++t) {
             const size_t n = size_t(sizes[t]);
@@ -233,8 +239,8 @@ static void check_adam(bool decoupled, bool g_bf16) {
                 max_err = std::max<double>(max_err, std::fabs(p[i] - hp[t][i]));
                 max_err = std::max<double>(max_err, std::fabs(m[i] - hm[t][i]));
                 max_err = std::max<double>(max_err, std::fabs(v[i] - hv[t][i]));
-                bf_err = std::max<double>(bf_err,
-                                          std::fabs(__bfloat162float(b[i]) - bf16_round(p[i])));
+                bf_err =
+                    std::max<double>(bf_err, std::fabs(__bfloat162float(b[i]) - bf16_round(p[i])));
             }
         }
     }
@@ -243,7 +249,10 @@ static void check_adam(bool decoupled, bool g_bf16) {
                   decoupled ? "decoupled" : "L2", g_bf16 ? "bf16" : "f32");
     report(what, max_err + bf_err, 0.0);
     for (int t = 0; t < nt; ++t) {
-        CK(cudaFree(dp[t])); CK(cudaFree(dm[t])); CK(cudaFree(dv[t])); CK(cudaFree(dg[t]));
+        CK(cudaFree(dp[t]));
+        CK(cudaFree(dm[t]));
+        CK(cudaFree(dv[t]));
+        CK(cudaFree(dg[t]));
         CK(cudaFree(dbf[t]));
     }
 }
@@ -322,16 +331,22 @@ static void check_head_ce(int64_t rows, int64_t dim, int64_t vocab, GemmType typ
     const auto gdw = download(a.dw, size_t(vocab * dim), GemmType::f32);
     const double tol = type == GemmType::f32 ? 1e-5 : 2e-2;
     char what[160];
-    std::snprintf(what, sizeof what, "head_ce %s N%ld C%ld V%ld chunk%ld%s%s", type == GemmType::f32 ? "f32" : "bf16",
-                  long(rows), long(dim), long(vocab), long(chunk), l2wrap ? " l2wrap" : "",
-                  i64 ? " i64" : " i32");
+    std::snprintf(what, sizeof what, "head_ce %s N%ld C%ld V%ld chunk%ld%s%s",
+                  type == GemmType::f32 ? "f32" : "bf16", long(rows), long(dim), long(vocab),
+                  long(chunk), l2wrap ? " l2wrap" : "", i64 ? " i64" : " i32");
     std::string w = what;
-    report((w + " loss").c_str(), std::fabs(gl - loss) / std::fabs(loss) + (st[0] != count) + (st[1] != 0),
+    report((w + " loss").c_str(),
+           std::fabs(gl - loss) / std::fabs(loss) + (st[0] != count) + (st[1] != 0),
            type == GemmType::f32 ? 1e-6 : 1e-3);
     report((w + " dx").c_str(), rel_err(gdx, rdx), tol);
     report((w + " dw").c_str(), rel_err(gdw, rdw), tol);
-    CK(cudaFree(const_cast<void*>(a.x))); CK(cudaFree(const_cast<void*>(a.w))); CK(cudaFree(dt));
-    CK(cudaFree(a.dx)); CK(cudaFree(a.dw)); CK(cudaFree(a.workspace)); CK(cudaFree(a.loss));
+    CK(cudaFree(const_cast<void*>(a.x)));
+    CK(cudaFree(const_cast<void*>(a.w)));
+    CK(cudaFree(dt));
+    CK(cudaFree(a.dx));
+    CK(cudaFree(a.dw));
+    CK(cudaFree(a.workspace));
+    CK(cudaFree(a.loss));
     CK(cudaFree(a.status));
 }
 
@@ -342,7 +357,8 @@ static double median_ms(F&& f, int reps = 20) {
     for (int i = 0; i < 3; ++i) f();
     CK(cudaDeviceSynchronize());
     cudaEvent_t a, b;
-    CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
     std::vector<float> ts;
     for (int i = 0; i < reps; ++i) {
         CK(cudaEventRecord(a));
@@ -353,7 +369,8 @@ static double median_ms(F&& f, int reps = 20) {
         CK(cudaEventElapsedTime(&ms, a, b));
         ts.push_back(ms);
     }
-    CK(cudaEventDestroy(a)); CK(cudaEventDestroy(b));
+    CK(cudaEventDestroy(a));
+    CK(cudaEventDestroy(b));
     std::sort(ts.begin(), ts.end());
     return ts[ts.size() / 2];
 }
@@ -369,7 +386,9 @@ static double time_gemm(const char* name, int64_t m, int64_t n, int64_t k, bool 
                         GemmType ct, GemmType ab = GemmType::bf16) {
     void *a, *b, *c;
     const size_t na = size_t(m * k), nb = size_t(k * n), nc = size_t(m * n), es = tsize(ab);
-    CK(cudaMalloc(&a, na * es)); CK(cudaMalloc(&b, nb * es)); CK(cudaMalloc(&c, nc * tsize(ct)));
+    CK(cudaMalloc(&a, na * es));
+    CK(cudaMalloc(&b, nb * es));
+    CK(cudaMalloc(&c, nc * tsize(ct)));
     {  // random values (never zeros): a host block of normals repeated over the buffers
         const auto h = randv(std::min<size_t>(std::max(na, nb), size_t(1) << 22));
         void* blk = upload(h, ab);
@@ -388,7 +407,9 @@ static double time_gemm(const char* name, int64_t m, int64_t n, int64_t k, bool 
     const double ms = median_ms([&] { goose::gemm_lt::gemm(g, nullptr); });
     const double tf = 2.0 * double(m) * double(n) * double(k) / (ms * 1e-3) / 1e12;
     g_rows.push_back({name, ms, tf});
-    CK(cudaFree(a)); CK(cudaFree(b)); CK(cudaFree(c));
+    CK(cudaFree(a));
+    CK(cudaFree(b));
+    CK(cudaFree(c));
     return ms;
 }
 
@@ -415,15 +436,33 @@ static int run(int argc, char** argv) {
                 guarded("gemm", [&] { check_gemm(1, 7, 33, ta, tb, 1, false, t, t, 0, false); });
                 guarded("gemm", [&] { check_gemm(33, 1, 64, ta, tb, 3, false, t, t, 0, false); });
             }
-    guarded("gemm", [&] { check_gemm(65, 40, 129, false, true, 4, true, GemmType::f32, GemmType::f32, 0, false); });
-    guarded("gemm", [&] { check_gemm(65, 40, 129, true, false, 2, false, GemmType::bf16, GemmType::bf16, 0, false); });
-    guarded("gemm", [&] { check_gemm(64, 48, 96, false, false, 1, false, GemmType::bf16, GemmType::f32, 1, false); });
-    guarded("gemm", [&] { check_gemm(64, 48, 96, true, false, 1, false, GemmType::bf16, GemmType::f32, 0.5, false); });
-    guarded("gemm", [&] { check_gemm(31, 17, 9, false, true, 1, false, GemmType::f32, GemmType::f32, 0, true); });
-    guarded("gemm", [&] { check_gemm(32, 64, 16, false, true, 1, false, GemmType::bf16, GemmType::bf16, 0, true); });
-    guarded("gemm", [&] { check_gemm(5, 6, 0, false, false, 2, false, GemmType::f32, GemmType::f32, 0.5, false); });
-    guarded("gemm", [&] { check_gemm(5, 6, 0, false, false, 1, false, GemmType::f32, GemmType::f32, 0, true); });
-    guarded("gemm", [&] { check_gemm(257, 300, 1000, false, false, 1, false, GemmType::f32, GemmType::f32, 0, false); });
+    guarded("gemm", [&] {
+        check_gemm(65, 40, 129, false, true, 4, true, GemmType::f32, GemmType::f32, 0, false);
+    });
+    guarded("gemm", [&] {
+        check_gemm(65, 40, 129, true, false, 2, false, GemmType::bf16, GemmType::bf16, 0, false);
+    });
+    guarded("gemm", [&] {
+        check_gemm(64, 48, 96, false, false, 1, false, GemmType::bf16, GemmType::f32, 1, false);
+    });
+    guarded("gemm", [&] {
+        check_gemm(64, 48, 96, true, false, 1, false, GemmType::bf16, GemmType::f32, 0.5, false);
+    });
+    guarded("gemm", [&] {
+        check_gemm(31, 17, 9, false, true, 1, false, GemmType::f32, GemmType::f32, 0, true);
+    });
+    guarded("gemm", [&] {
+        check_gemm(32, 64, 16, false, true, 1, false, GemmType::bf16, GemmType::bf16, 0, true);
+    });
+    guarded("gemm", [&] {
+        check_gemm(5, 6, 0, false, false, 2, false, GemmType::f32, GemmType::f32, 0.5, false);
+    });
+    guarded("gemm", [&] {
+        check_gemm(5, 6, 0, false, false, 1, false, GemmType::f32, GemmType::f32, 0, true);
+    });
+    guarded("gemm", [&] {
+        check_gemm(257, 300, 1000, false, false, 1, false, GemmType::f32, GemmType::f32, 0, false);
+    });
 
     guarded("adam", [&] { check_adam(true, false); });
     guarded("adam", [&] { check_adam(false, false); });
@@ -442,7 +481,9 @@ static int run(int argc, char** argv) {
     struct Lin {
         const char* name;
         int64_t in, out;
-    } lins[] = {{"768x768", 768, 768}, {"768->3072", 768, 3072}, {"3072->768", 3072, 768},
+    } lins[] = {{"768x768", 768, 768},
+                {"768->3072", 768, 3072},
+                {"3072->768", 3072, 768},
                 {"head 768->65536", 768, 65536}};
     for (const Lin& l : lins) {
         std::string base = l.name;
@@ -474,7 +515,8 @@ static int run(int argc, char** argv) {
         const double ms = median_ms([&] { adam_step(es.data(), nt, s, nullptr); });
         const double gb = double(each * nt) * (16 + 12 + 2) / (ms * 1e-3) / 1e9;
         std::printf("adamw 190M params (f32 p,g,m,v + bf16 copy): %.3f ms, %.0f GB/s\n", ms, gb);
-        CK(cudaFree(buf)); CK(cudaFree(bf));
+        CK(cudaFree(buf));
+        CK(cudaFree(bf));
     }
 
     // Fused head + CE at the training shape.
@@ -484,7 +526,8 @@ static int run(int argc, char** argv) {
         a.rows = N, a.dim = 768, a.vocab = 65536, a.type = GemmType::bf16, a.l2wrap = true;
         auto hx = randv(size_t(1) << 20);
         void *x, *w, *t;
-        CK(cudaMalloc(&x, size_t(N * 768) * 2)); CK(cudaMalloc(&w, size_t(65536 * 768) * 2));
+        CK(cudaMalloc(&x, size_t(N * 768) * 2));
+        CK(cudaMalloc(&w, size_t(65536 * 768) * 2));
         std::vector<__nv_bfloat16> hb(hx.size());
         for (size_t i = 0; i < hx.size(); ++i) hb[i] = __float2bfloat16_rn(hx[i] * 0.5f);
         for (size_t off = 0; off < size_t(N * 768); off += hb.size())
@@ -516,14 +559,15 @@ static int run(int argc, char** argv) {
         }
         float loss;
         CK(cudaMemcpy(&loss, a.loss, 4, cudaMemcpyDeviceToHost));
-        std::printf("head CE loss at random init: %.4f (ln 65536 = %.4f)\n", loss, std::log(65536.0));
+        std::printf("head CE loss at random init: %.4f (ln 65536 = %.4f)\n", loss,
+                    std::log(65536.0));
     }
 
     time_gemm("f32 4096^3 (exact fp32, no TF32)", 4096, 4096, 4096, false, true, GemmType::f32,
               GemmType::f32);
     const double peak = g_rows[0].tflops;
-    std::printf("\n%-44s %10s %9s %8s\n", "GEMM (bf16 in, fp32 acc; N=32768 rows)", "ms",
-                "TFLOP/s", "vs 8192^3");
+    std::printf("\n%-44s %10s %9s %8s\n", "GEMM (bf16 in, fp32 acc; N=32768 rows)", "ms", "TFLOP/s",
+                "vs 8192^3");
     for (const Row& r : g_rows)
         std::printf("%-44s %10.3f %9.1f %7.0f%%\n", r.name.c_str(), r.ms, r.tflops,
                     100 * r.tflops / peak);

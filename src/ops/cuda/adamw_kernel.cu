@@ -16,7 +16,7 @@ namespace goose::adamw_cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kChunk = 8192;  // elements per thread block
+constexpr int64_t kChunk = 16384;  // elements per thread block
 
 struct Batch {
     AdamEntry e[kAdamMaxEntries];
@@ -45,6 +45,49 @@ __device__ __forceinline__ void update(float& p, float gi, float& m, float& v, c
     p = __fsub_rn(p, __fdiv_rn(__fmul_rn(e.step_size, m), denom));
 }
 
+// Four consecutive elements of p, m, v and the gradient.
+struct Quad {
+    float4 p, m, v, g;
+};
+
+__device__ __forceinline__ Quad load_quad(const AdamEntry& e, int64_t i, bool gb) {
+    Quad q;
+    q.p = *reinterpret_cast<const float4*>(e.p + i);
+    q.m = *reinterpret_cast<const float4*>(e.m + i);
+    q.v = *reinterpret_cast<const float4*>(e.v + i);
+    if (gb) {
+        const uint2 raw =
+            *reinterpret_cast<const uint2*>(static_cast<const __nv_bfloat16*>(e.g) + i);
+        const __nv_bfloat162 g01 = *reinterpret_cast<const __nv_bfloat162*>(&raw.x);
+        const __nv_bfloat162 g23 = *reinterpret_cast<const __nv_bfloat162*>(&raw.y);
+        q.g = make_float4(__low2float(g01), __high2float(g01), __low2float(g23), __high2float(g23));
+    } else {
+        q.g = *reinterpret_cast<const float4*>(static_cast<const float*>(e.g) + i);
+    }
+    return q;
+}
+
+__device__ __forceinline__ void update_quad(Quad& q, const AdamEntry& e, const AdamShared& s) {
+    update(q.p.x, q.g.x, q.m.x, q.v.x, e, s);
+    update(q.p.y, q.g.y, q.m.y, q.v.y, e, s);
+    update(q.p.z, q.g.z, q.m.z, q.v.z, e, s);
+    update(q.p.w, q.g.w, q.m.w, q.v.w, e, s);
+}
+
+__device__ __forceinline__ void store_quad(const Quad& q, const AdamEntry& e, int64_t i) {
+    *reinterpret_cast<float4*>(e.p + i) = q.p;
+    *reinterpret_cast<float4*>(e.m + i) = q.m;
+    *reinterpret_cast<float4*>(e.v + i) = q.v;
+    if (e.p_bf16) {
+        const __nv_bfloat162 lo2 = __floats2bfloat162_rn(q.p.x, q.p.y);
+        const __nv_bfloat162 hi2 = __floats2bfloat162_rn(q.p.z, q.p.w);
+        uint2 raw;
+        raw.x = *reinterpret_cast<const uint32_t*>(&lo2);
+        raw.y = *reinterpret_cast<const uint32_t*>(&hi2);
+        *reinterpret_cast<uint2*>(static_cast<__nv_bfloat16*>(e.p_bf16) + i) = raw;
+    }
+}
+
 __global__ void __launch_bounds__(kThreads) adam_kernel(const __grid_constant__ Batch b) {
     const int32_t blk = static_cast<int32_t>(blockIdx.x);
     int lo = 0, hi = b.count - 1;  // the entry whose block range holds blk
@@ -63,37 +106,19 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(const __grid_constant__ 
     const auto addr = [](const void* q) { return reinterpret_cast<uintptr_t>(q); };
     const bool vec = ((addr(e.p) | addr(e.m) | addr(e.v)) % 16 == 0) &&
                      (addr(e.g) % (gb ? 8 : 16) == 0) && (addr(e.p_bf16) % 8 == 0);
-    // Vectors of 4 over [start, vend) when aligned; single elements over [vend, end).
+    // Vectors of 4 over [start, vend) when aligned, two per thread and iteration (all eight
+    // loads issued before the math); single elements over [vend, end).
     const int64_t vend = vec ? start + (end - start) / 4 * 4 : start;
-    for (int64_t i = start + int64_t(threadIdx.x) * 4; i < vend; i += int64_t(kThreads) * 4) {
-        float4 p = *reinterpret_cast<const float4*>(e.p + i);
-        float4 m = *reinterpret_cast<const float4*>(e.m + i);
-        float4 v = *reinterpret_cast<const float4*>(e.v + i);
-        float4 g;
-        if (gb) {
-            const uint2 raw =
-                *reinterpret_cast<const uint2*>(static_cast<const __nv_bfloat16*>(e.g) + i);
-            const __nv_bfloat162 g01 = *reinterpret_cast<const __nv_bfloat162*>(&raw.x);
-            const __nv_bfloat162 g23 = *reinterpret_cast<const __nv_bfloat162*>(&raw.y);
-            g = make_float4(__low2float(g01), __high2float(g01), __low2float(g23),
-                            __high2float(g23));
-        } else {
-            g = *reinterpret_cast<const float4*>(static_cast<const float*>(e.g) + i);
-        }
-        update(p.x, g.x, m.x, v.x, e, s);
-        update(p.y, g.y, m.y, v.y, e, s);
-        update(p.z, g.z, m.z, v.z, e, s);
-        update(p.w, g.w, m.w, v.w, e, s);
-        *reinterpret_cast<float4*>(e.p + i) = p;
-        *reinterpret_cast<float4*>(e.m + i) = m;
-        *reinterpret_cast<float4*>(e.v + i) = v;
-        if (e.p_bf16) {
-            const __nv_bfloat162 lo2 = __floats2bfloat162_rn(p.x, p.y);
-            const __nv_bfloat162 hi2 = __floats2bfloat162_rn(p.z, p.w);
-            uint2 raw;
-            raw.x = *reinterpret_cast<const uint32_t*>(&lo2);
-            raw.y = *reinterpret_cast<const uint32_t*>(&hi2);
-            *reinterpret_cast<uint2*>(static_cast<__nv_bfloat16*>(e.p_bf16) + i) = raw;
+    constexpr int64_t kStep = int64_t(kThreads) * 4;
+    for (int64_t i = start + int64_t(threadIdx.x) * 4; i < vend; i += 2 * kStep) {
+        const bool second = i + kStep < vend;
+        Quad q0 = load_quad(e, i, gb), q1;
+        if (second) q1 = load_quad(e, i + kStep, gb);
+        update_quad(q0, e, s);
+        store_quad(q0, e, i);
+        if (second) {
+            update_quad(q1, e, s);
+            store_quad(q1, e, i + kStep);
         }
     }
     for (int64_t j = vend + threadIdx.x; j < end; j += kThreads) {

@@ -9,16 +9,16 @@ namespace goose::adamw_cuda {
 // One parameter tensor (packed, n elements) and its group's coefficients, already rounded to
 // f32 exactly as the CPU optimizer rounds them (see src/optim/adamw.cpp).
 struct AdamEntry {
-    float* p = nullptr;         // weights, updated in place
-    const void* g = nullptr;    // gradient: f32, or bf16 when g_bf16
-    float* m = nullptr;         // exp_avg
-    float* v = nullptr;         // exp_avg_sq
-    void* p_bf16 = nullptr;     // optional: receives bf16(p) after the update
+    float* p = nullptr;       // weights, updated in place
+    const void* g = nullptr;  // gradient: f32, or bf16 when g_bf16
+    float* m = nullptr;       // exp_avg
+    float* v = nullptr;       // exp_avg_sq
+    void* p_bf16 = nullptr;   // optional: receives bf16(p) after the update
     int64_t n = 0;
-    float decay = 1;            // 1 - lr * weight_decay (AdamW)
-    float wd = 0;               // weight_decay (Adam with L2)
-    float step_size = 0;        // lr / (1 - beta1^t)
-    uint16_t any_wd = 0;        // the group's weight_decay != 0
+    float decay = 1;      // 1 - lr * weight_decay (AdamW)
+    float wd = 0;         // weight_decay (Adam with L2)
+    float step_size = 0;  // lr / (1 - beta1^t)
+    uint16_t any_wd = 0;  // the group's weight_decay != 0
     uint16_t g_bf16 = 0;
 };
 

@@ -44,9 +44,12 @@ void cuda_check(cudaError_t e, const char* what) {
 
 cudaDataType_t cuda_type(GemmType t) {
     switch (t) {
-        case GemmType::f32: return CUDA_R_32F;
-        case GemmType::f64: return CUDA_R_64F;
-        case GemmType::bf16: return CUDA_R_16BF;
+        case GemmType::f32:
+            return CUDA_R_32F;
+        case GemmType::f64:
+            return CUDA_R_64F;
+        case GemmType::bf16:
+            return CUDA_R_16BF;
     }
     return CUDA_R_32F;
 }
@@ -121,12 +124,12 @@ Plan make_plan(const Key& key, const GemmArgs& g, Device& d) {
     // Column-major view: D (n, m) = op(B') op(A') with B' = our A, A' = our B.
     const cublasOperation_t op_a = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a,
-                                            sizeof(op_a)),
-             "transa");
-    LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b,
-                                            sizeof(op_b)),
-             "transb");
+    LT_CHECK(
+        cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)),
+        "transa");
+    LT_CHECK(
+        cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)),
+        "transb");
     if (g.bias) {
         const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
         LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
@@ -139,12 +142,12 @@ Plan make_plan(const Key& key, const GemmArgs& g, Device& d) {
     }
     const cudaDataType_t tab = cuda_type(g.ab_type), tc = cuda_type(g.c_type);
     // A' = our B: stored column-major (n, k) when !trans_b, (k, n) when trans_b.
-    LT_CHECK(cublasLtMatrixLayoutCreate(&p.la, tab, g.trans_b ? g.k : g.n, g.trans_b ? g.n : g.k,
-                                        g.ldb),
-             "layout of B");
-    LT_CHECK(cublasLtMatrixLayoutCreate(&p.lb, tab, g.trans_a ? g.m : g.k, g.trans_a ? g.k : g.m,
-                                        g.lda),
-             "layout of A");
+    LT_CHECK(
+        cublasLtMatrixLayoutCreate(&p.la, tab, g.trans_b ? g.k : g.n, g.trans_b ? g.n : g.k, g.ldb),
+        "layout of B");
+    LT_CHECK(
+        cublasLtMatrixLayoutCreate(&p.lb, tab, g.trans_a ? g.m : g.k, g.trans_a ? g.k : g.m, g.lda),
+        "layout of A");
     LT_CHECK(cublasLtMatrixLayoutCreate(&p.lc, tc, g.n, g.m, g.ldc), "layout of C");
     set_layout_batch(p.la, g.batch, g.stride_b, g);
     set_layout_batch(p.lb, g.batch, g.stride_a, g);
@@ -219,9 +222,9 @@ void scale_c(const GemmArgs& g, cudaStream_t s) {
                                                          static_cast<const float*>(g.bias));
             break;
         case GemmType::f64:
-            scale_c_kernel<double><<<blocks, 256, 0, s>>>(
-                static_cast<double*>(g.c), g.m, g.n, g.ldc, g.stride_c, g.batch, g.beta,
-                static_cast<const double*>(g.bias));
+            scale_c_kernel<double><<<blocks, 256, 0, s>>>(static_cast<double*>(g.c), g.m, g.n,
+                                                          g.ldc, g.stride_c, g.batch, g.beta,
+                                                          static_cast<const double*>(g.bias));
             break;
         case GemmType::bf16:
             scale_c_kernel<__nv_bfloat16><<<blocks, 256, 0, s>>>(

@@ -19,7 +19,8 @@ using gemm_lt::GemmType;
 
 constexpr int kRowThreads = 256;
 constexpr int kSumThreads = 1024;
-constexpr size_t kChunkBytes = size_t(256) << 20;
+// 4096 rows at V = 65536: the fastest of 1024, 2048 and 4096 measured on an H100
+constexpr size_t kChunkBytes = size_t(512) << 20;
 
 void check_launch(const char* what) {
     const cudaError_t e = cudaGetLastError();
@@ -28,8 +29,12 @@ void check_launch(const char* what) {
                                  " failed: " + cudaGetErrorString(e));
 }
 
-size_t elem_size(GemmType t) { return t == GemmType::bf16 ? 2 : 4; }
-size_t align256(size_t b) { return (b + 255) / 256 * 256; }
+size_t elem_size(GemmType t) {
+    return t == GemmType::bf16 ? 2 : 4;
+}
+size_t align256(size_t b) {
+    return (b + 255) / 256 * 256;
+}
 
 __device__ __forceinline__ int64_t target_at(const void* t, bool i64, int64_t r) {
     return i64 ? static_cast<const int64_t*>(t)[r] : static_cast<const int32_t*>(t)[r];
@@ -69,13 +74,19 @@ __global__ void count_targets_kernel(const void* targets, bool i64, int64_t rows
 template <class T>
 __device__ __forceinline__ float to_f(T v);
 template <>
-__device__ __forceinline__ float to_f<float>(float v) { return v; }
+__device__ __forceinline__ float to_f<float>(float v) {
+    return v;
+}
 template <>
-__device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) {
+    return __bfloat162float(v);
+}
 template <class T>
 __device__ __forceinline__ T from_f(float v);
 template <>
-__device__ __forceinline__ float from_f<float>(float v) { return v; }
+__device__ __forceinline__ float from_f<float>(float v) {
+    return v;
+}
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) {
     return __float2bfloat16_rn(v);
@@ -119,8 +130,8 @@ __device__ Stats shfl_stats(const Stats& s, int o) {
 template <class T>
 __global__ void __launch_bounds__(kRowThreads)
     ce_rows_kernel(T* logits, int64_t vocab, int64_t row0, const void* targets, bool i64,
-                   int64_t ignore, const int32_t* status, float gy, float l2_scale,
-                   float* row_loss, float* row_lse) {
+                   int64_t ignore, const int32_t* status, float gy, float l2_scale, float* row_loss,
+                   float* row_lse) {
     constexpr int kVec = 16 / sizeof(T);
     __shared__ Stats s_warp[kRowThreads / 32];
     __shared__ float s_lse, s_mx, s_scale;

@@ -15,19 +15,20 @@ namespace goose::head_ce_cuda {
 // dw += d(logits)ᵀ x_c (f32). count = rows whose target is not ignore_index.
 struct HeadCeArgs {
     int64_t rows = 0, dim = 0, vocab = 0;  // N, C, V
-    gemm_lt::GemmType type = gemm_lt::GemmType::bf16;  // of x, w, the logits chunk and dx: bf16 or f32
-    const void* x = nullptr;       // (N, C) packed
-    const void* w = nullptr;       // (V, C) packed
-    const void* targets = nullptr; // (N) i32, or i64 when targets_i64
+    gemm_lt::GemmType type =
+        gemm_lt::GemmType::bf16;    // of x, w, the logits chunk and dx: bf16 or f32
+    const void* x = nullptr;        // (N, C) packed
+    const void* w = nullptr;        // (V, C) packed
+    const void* targets = nullptr;  // (N) i32, or i64 when targets_i64
     bool targets_i64 = false;
     int64_t ignore_index = -100;
     bool l2wrap = false;
-    double gy = 1;                 // upstream gradient of the loss
-    void* dx = nullptr;            // (N, C) in `type`, or nullptr (not computed)
-    float* dw = nullptr;           // (V, C) f32, or nullptr (not computed)
-    bool accumulate_dw = false;    // dw += (else dw =)
-    int64_t chunk_rows = 0;        // rows per chunk; 0 picks one (chunk logits <= 256 MiB)
-    void* workspace = nullptr;     // workspace_bytes(...) bytes, 256-byte aligned
+    double gy = 1;               // upstream gradient of the loss
+    void* dx = nullptr;          // (N, C) in `type`, or nullptr (not computed)
+    float* dw = nullptr;         // (V, C) f32, or nullptr (not computed)
+    bool accumulate_dw = false;  // dw += (else dw =)
+    int64_t chunk_rows = 0;      // rows per chunk; 0 picks one (chunk logits <= 512 MiB)
+    void* workspace = nullptr;   // workspace_bytes(...) bytes, 256-byte aligned
     // Outputs in device memory: loss (mean over counted rows, 0 when none), row_lse (N) or
     // nullptr, status[0] = count, status[1] = 1 + the first row whose target is outside
     // [0, V) and not ignored (0: none; such a row is treated as ignored).
