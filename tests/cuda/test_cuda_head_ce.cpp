@@ -58,14 +58,16 @@ void check_case(const Case& c, DType dt, Rng& rng) {
     const HeadCrossEntropyResult ref = head_cross_entropy_ref(x, w, t, opt);
     const HeadCrossEntropyResult got = head_cross_entropy(
         x.to(dt).to(Device::cuda()), w.to(dt).to(Device::cuda()), t.to(Device::cuda()), opt);
-    const std::string what = x.desc() + " V=" + std::to_string(c.vocab) + " " + dtype_name(dt) +
-                             (c.l2wrap ? " l2wrap" : "") + " chunk " + std::to_string(c.chunk_rows);
+    const std::string what = x.desc() + " V=" + std::to_string(c.vocab) + " " +
+                             std::string(dtype_name(dt)) + (c.l2wrap ? " l2wrap" : "") + " chunk " +
+                             std::to_string(c.chunk_rows);
     ASSERT_TRUE(got.dx.defined() && got.dw.defined()) << what;
     EXPECT_EQ(got.dx.dtype(), dt) << what;
     EXPECT_EQ(got.dw.dtype(), DType::f32) << what;
     EXPECT_EQ(got.dx.shape(), x.shape()) << what;
-    // f32: summation order only. bf16: logits and d(logits) rounded to bf16 (2^-9 relative).
-    const double tol_loss = dt == DType::f32 ? 1e-6 : 2e-3;
+    // f32: summation order and __expf. bf16: logits and d(logits) rounded to bf16 (2^-9
+    // relative each; a one-row loss sees that unaveraged: 3.7e-3 measured for 1 row, V = 7).
+    const double tol_loss = dt == DType::f32 ? 1e-6 : 1e-2;
     const double tol_grad = dt == DType::f32 ? 1e-5 : 2e-2;
     EXPECT_LE(rel_err(got.loss, ref.loss), tol_loss) << "loss " << what;
     EXPECT_LE(rel_err(got.lse, ref.lse), tol_loss) << "lse " << what;

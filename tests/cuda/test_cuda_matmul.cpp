@@ -51,7 +51,7 @@ void check_matmul(const Shape& sa, const Shape& sb, bool ta, bool tb, DType dt, 
     EXPECT_TRUE(y.device().is_cuda());
     const ops::MatmulGrads g = ops::matmul_backward(on_gpu(gy.to(dt)), ga, gb, ta, tb);
     const std::string what = a.desc() + " x " + b.desc() + " ta=" + std::to_string(ta) +
-                             " tb=" + std::to_string(tb) + " " + dtype_name(dt);
+                             " tb=" + std::to_string(tb) + " " + std::string(dtype_name(dt));
     EXPECT_LE(rel_err(y.to(ref_dt), y_ref), tol_for(dt)) << "y " << what;
     EXPECT_LE(rel_err(g.a.to(ref_dt), g_ref.a), tol_for(dt)) << "da " << what;
     EXPECT_LE(rel_err(g.b.to(ref_dt), g_ref.b), tol_for(dt)) << "db " << what;
@@ -126,13 +126,15 @@ void check_linear(const Shape& sx, int64_t cout, bool bias, DType dt, Rng& rng) 
     const Tensor gx = on_gpu(x.to(dt)), gw = on_gpu(w.to(dt));
     const Tensor y = ops::linear_forward(gx, gw, bias ? on_gpu(b.to(dt)) : Tensor());
     const ops::LinearGrads g = ops::linear_backward(on_gpu(gy.to(dt)), gx, gw, bias);
-    const std::string what =
-        x.desc() + " -> " + std::to_string(cout) + " " + dtype_name(dt) + (bias ? " bias" : "");
+    const std::string what = x.desc() + " -> " + std::to_string(cout) + " " +
+                             std::string(dtype_name(dt)) + (bias ? " bias" : "");
     EXPECT_EQ(y.dtype(), dt) << what;
     EXPECT_LE(rel_err(y.to(ref_dt), y_ref), tol_for(dt)) << "y " << what;
     EXPECT_LE(rel_err(g.x.to(ref_dt), g_ref.x), tol_for(dt)) << "dx " << what;
     EXPECT_LE(rel_err(g.w.to(ref_dt), g_ref.w), tol_for(dt)) << "dw " << what;
-    if (bias) EXPECT_LE(rel_err(g.b.to(ref_dt), g_ref.b), tol_for(dt)) << "db " << what;
+    if (bias) {
+        EXPECT_LE(rel_err(g.b.to(ref_dt), g_ref.b), tol_for(dt)) << "db " << what;
+    }
 }
 
 TEST(CudaLinear, ShapesBiasAndGradients) {

@@ -16,7 +16,7 @@ namespace goose::adamw_cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kChunk = 16384;  // elements per thread block
+constexpr int64_t kChunk = 8192;  // elements per thread block
 
 struct Batch {
     AdamEntry e[kAdamMaxEntries];

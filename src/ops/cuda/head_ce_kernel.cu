@@ -92,18 +92,38 @@ __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) {
     return __float2bfloat16_rn(v);
 }
 
-// Running (max, sum of exp(x - max), first argmax) of a thread's elements.
+// Running (max, sum of exp(x - max), first argmax) of a thread's elements. Exponentials use the
+// hardware ex2 (__expf: 2 + 1.2|x| ulp): accurate expf made the pass compute-bound.
 struct Stats {
     float mx = -INFINITY, sum = 0.f;
     int64_t idx = INT64_MAX;
     __device__ void add(float x, int64_t j) {
         if (x > mx) {
-            sum = (mx == -INFINITY ? 0.f : sum * expf(mx - x)) + 1.f;
+            sum = (mx == -INFINITY ? 0.f : sum * __expf(mx - x)) + 1.f;
             mx = x;
             idx = j;
         } else {
-            sum += expf(x - mx);
+            sum += __expf(x - mx);
         }
+    }
+    // N consecutive elements starting at index j0: one rescale at most, then N exponentials.
+    template <int N>
+    __device__ void add_vec(const float (&x)[N], int64_t j0) {
+        float vm = x[0];
+        int qi = 0;
+#pragma unroll
+        for (int q = 1; q < N; ++q)
+            if (x[q] > vm) vm = x[q], qi = q;
+        if (vm > mx) {
+            sum = mx == -INFINITY ? 0.f : sum * __expf(mx - vm);
+            mx = vm;
+            idx = j0 + qi;
+        }
+        if (mx == -INFINITY) return;
+        float part = 0.f;
+#pragma unroll
+        for (int q = 0; q < N; ++q) part += __expf(x[q] - mx);
+        sum += part;
     }
     __device__ void merge(const Stats& o) {
         if (o.mx == -INFINITY) return;
@@ -112,7 +132,7 @@ struct Stats {
             return;
         }
         const float m = fmaxf(mx, o.mx);
-        sum = sum * expf(mx - m) + o.sum * expf(o.mx - m);
+        sum = sum * __expf(mx - m) + o.sum * __expf(o.mx - m);
         idx = mx > o.mx ? idx : (o.mx > mx ? o.idx : min(idx, o.idx));
         mx = m;
     }
@@ -144,8 +164,10 @@ __global__ void __launch_bounds__(kRowThreads)
         for (int64_t j = int64_t(threadIdx.x) * kVec; j < vocab; j += int64_t(kRowThreads) * kVec) {
             const uint4 raw = *reinterpret_cast<const uint4*>(row + j);
             const T* v = reinterpret_cast<const T*>(&raw);
+            float f[kVec];
 #pragma unroll
-            for (int q = 0; q < kVec; ++q) st.add(to_f(v[q]), j + q);
+            for (int q = 0; q < kVec; ++q) f[q] = to_f(v[q]);
+            st.add_vec(f, j);
         }
     } else {
         for (int64_t j = threadIdx.x; j < vocab; j += kRowThreads) st.add(to_f(row[j]), j);
@@ -174,7 +196,7 @@ __global__ void __launch_bounds__(kRowThreads)
     const int64_t tgt = s_target, amax = s_idx;
     const float l2 = gy * s_mx * l2_scale;  // l2_scale = 1e-4 / rows, or 0
     auto grad = [&](float x, int64_t j) {
-        float g = scale * (expf(x - lse) - (j == tgt ? 1.f : 0.f));
+        float g = scale * (__expf(x - lse) - (j == tgt ? 1.f : 0.f));
         if (j == amax) g += l2;
         return g;
     };

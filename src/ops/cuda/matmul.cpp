@@ -217,6 +217,8 @@ MatmulGrads matmul_backward_cuda(const Tensor& gy, const Tensor& a, const Tensor
 }
 
 Tensor linear_forward_cuda(const Tensor& x, const Tensor& w, const Tensor& b) {
+    if (x.dtype() == DType::f32 && w.dtype() == DType::bf16)  // inference form: widen w
+        return linear_forward_cuda(x, w.to(DType::f32), b);
     if (x.dtype() != w.dtype())
         fail("linear (cuda): x {} and w {} must share a dtype (f32, f64 or bf16) on CUDA", x.desc(),
              w.desc());
@@ -251,6 +253,8 @@ Tensor linear_forward_cuda(const Tensor& x, const Tensor& w, const Tensor& b) {
 
 LinearGrads linear_backward_cuda(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
                                  bool need_x, bool need_w, bool need_b) {
+    if (x.dtype() == DType::f32 && w.dtype() == DType::bf16)  // dx and db only (front end)
+        return linear_backward_cuda(gy, x, w.to(DType::f32), has_bias, need_x, false, need_b);
     if (x.dtype() != w.dtype())
         fail("linear (cuda): x {} and w {} must share a dtype (f32, f64 or bf16) on CUDA", x.desc(),
              w.desc());
