@@ -88,6 +88,24 @@ TEST(CudaHeadCE, MatchesComposedReferenceF32AndBf16) {
         for (const Case& c : cases) check_case(c, dt, rng);
 }
 
+TEST(CudaHeadCE, RowCachedPassMatchesReference) {
+    GOOSE_REQUIRE_GPU();
+    Rng rng(24);
+    const Tensor x = Tensor::randn(Shape{2, 9, 32}, rng).to(DType::bf16).to(DType::f32);
+    const Tensor w =
+        Tensor::randn(Shape{4096, 32}, rng, DType::f32, 0, 0.5).to(DType::bf16).to(DType::f32);
+    const Tensor t = make_targets(Shape{2, 9}, 4096, rng, DType::i64);
+    HeadCrossEntropyOptions opt;
+    opt.l2wrap = true, opt.chunk_rows = 7, opt.row_cache = true;
+    const auto ref = head_cross_entropy_ref(x, w, t, opt);
+    const auto got =
+        head_cross_entropy(x.to(DType::bf16).to(Device::cuda()),
+                           w.to(DType::bf16).to(Device::cuda()), t.to(Device::cuda()), opt);
+    EXPECT_LE(rel_err(got.loss, ref.loss), 1e-2);
+    EXPECT_LE(rel_err(got.dx, ref.dx), 2e-2);
+    EXPECT_LE(rel_err(got.dw, ref.dw), 2e-2);
+}
+
 TEST(CudaHeadCE, GradientsAreLinearInGy) {
     GOOSE_REQUIRE_GPU();
     Rng rng(22);

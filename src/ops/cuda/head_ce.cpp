@@ -21,7 +21,7 @@ HeadCrossEntropyResult head_cross_entropy_cuda(const Tensor& x, const Tensor& w,
     a.x = xc.raw_data(), a.w = wc.raw_data();
     a.targets = tc.raw_data(), a.targets_i64 = tc.dtype() == DType::i64;
     a.ignore_index = opt.ignore_index, a.l2wrap = opt.l2wrap, a.gy = opt.gy;
-    a.chunk_rows = opt.chunk_rows;
+    a.chunk_rows = opt.chunk_rows, a.row_cache = opt.row_cache;
     HeadCrossEntropyResult r;
     r.loss = Tensor::empty(Shape{}, DType::f32, dev);
     r.lse = Tensor::empty(targets.shape(), DType::f32, dev);

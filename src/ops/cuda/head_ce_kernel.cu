@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -146,16 +147,58 @@ __device__ Stats shfl_stats(const Stats& s, int o) {
     return r;
 }
 
-// One block per row of the chunk: statistics, loss and the in-place gradient.
+// What every thread of a row's block needs after the statistics.
+struct RowResult {
+    float lse, scale, l2;    // scale = gy / count (0 on an uncounted row); l2 = L2Wrap's term
+    int64_t target, argmax;  // target -1 on an uncounted row
+};
+
+// Block reduction of the threads' statistics (NT threads), then thread 0 writes the row's loss
+// and lse; returns the row's results to every thread. `row` is read for the target logit.
+template <int NT, class T>
+__device__ RowResult finish_stats(Stats st, const T* row, int64_t vocab, int64_t grow,
+                                  const void* targets, bool i64, int64_t ignore,
+                                  const int32_t* status, float gy, float l2_scale, float* row_loss,
+                                  float* row_lse) {
+    __shared__ Stats s_warp[NT / 32];
+    __shared__ RowResult s_res;
+    for (int o = 16; o > 0; o /= 2) st.merge(shfl_stats(st, o));
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) s_warp[warp] = st;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        Stats all = s_warp[0];
+        for (int w = 1; w < NT / 32; ++w) all.merge(s_warp[w]);
+        const float lse = all.mx + logf(all.sum);
+        const int64_t t = target_at(targets, i64, grow);
+        const bool counted = t != ignore && t >= 0 && t < vocab;
+        const int32_t count = status[0];
+        s_res.lse = lse;
+        s_res.scale = counted && count > 0 ? gy / float(count) : 0.f;
+        s_res.l2 = gy * all.mx * l2_scale;  // l2_scale = 1e-4 / rows, or 0
+        s_res.target = counted ? t : -1;
+        s_res.argmax = all.idx;
+        row_loss[grow] = counted ? lse - to_f(row[t]) : 0.f;
+        if (row_lse) row_lse[grow] = counted ? lse : 0.f;
+    }
+    __syncthreads();
+    return s_res;
+}
+
+__device__ __forceinline__ float grad_of(float x, int64_t j, const RowResult& r) {
+    float g = r.scale * (__expf(x - r.lse) - (j == r.target ? 1.f : 0.f));
+    if (j == r.argmax) g += r.l2;
+    return g;
+}
+
+// One block per row of the chunk: statistics, loss and the in-place gradient; the row is read
+// twice (the second read hits L2 only when the rows in flight fit there).
 template <class T>
 __global__ void __launch_bounds__(kRowThreads)
     ce_rows_kernel(T* logits, int64_t vocab, int64_t row0, const void* targets, bool i64,
                    int64_t ignore, const int32_t* status, float gy, float l2_scale, float* row_loss,
                    float* row_lse) {
     constexpr int kVec = 16 / sizeof(T);
-    __shared__ Stats s_warp[kRowThreads / 32];
-    __shared__ float s_lse, s_mx, s_scale;
-    __shared__ int64_t s_idx, s_target;
     const int64_t r = blockIdx.x;
     T* row = logits + r * vocab;
     const bool vec = vocab % kVec == 0;
@@ -172,45 +215,92 @@ __global__ void __launch_bounds__(kRowThreads)
     } else {
         for (int64_t j = threadIdx.x; j < vocab; j += kRowThreads) st.add(to_f(row[j]), j);
     }
-    for (int o = 16; o > 0; o /= 2) st.merge(shfl_stats(st, o));
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (lane == 0) s_warp[warp] = st;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        Stats all = s_warp[0];
-        for (int w = 1; w < kRowThreads / 32; ++w) all.merge(s_warp[w]);
-        const float lse = all.mx + logf(all.sum);
-        const int64_t t = target_at(targets, i64, row0 + r);
-        const bool counted = t != ignore && t >= 0 && t < vocab;
-        const int32_t count = status[0];
-        s_lse = lse;
-        s_mx = all.mx;
-        s_idx = all.idx;
-        s_target = counted ? t : -1;
-        s_scale = counted && count > 0 ? gy / float(count) : 0.f;
-        row_loss[row0 + r] = counted ? lse - to_f(row[t]) : 0.f;
-        if (row_lse) row_lse[row0 + r] = counted ? lse : 0.f;
-    }
-    __syncthreads();
-    const float lse = s_lse, scale = s_scale;
-    const int64_t tgt = s_target, amax = s_idx;
-    const float l2 = gy * s_mx * l2_scale;  // l2_scale = 1e-4 / rows, or 0
-    auto grad = [&](float x, int64_t j) {
-        float g = scale * (__expf(x - lse) - (j == tgt ? 1.f : 0.f));
-        if (j == amax) g += l2;
-        return g;
-    };
+    const RowResult res = finish_stats<kRowThreads>(st, row, vocab, row0 + r, targets, i64, ignore,
+                                                    status, gy, l2_scale, row_loss, row_lse);
     if (vec) {
         for (int64_t j = int64_t(threadIdx.x) * kVec; j < vocab; j += int64_t(kRowThreads) * kVec) {
             uint4 raw = *reinterpret_cast<const uint4*>(row + j);
             T* v = reinterpret_cast<T*>(&raw);
 #pragma unroll
-            for (int q = 0; q < kVec; ++q) v[q] = from_f<T>(grad(to_f(v[q]), j + q));
+            for (int q = 0; q < kVec; ++q) v[q] = from_f<T>(grad_of(to_f(v[q]), j + q, res));
             *reinterpret_cast<uint4*>(row + j) = raw;
         }
     } else {
         for (int64_t j = threadIdx.x; j < vocab; j += kRowThreads)
-            row[j] = from_f<T>(grad(to_f(row[j]), j));
+            row[j] = from_f<T>(grad_of(to_f(row[j]), j, res));
+    }
+}
+
+// The same with the row held in registers between the two passes: one read and one write of
+// the logits. kCachedThreads threads x kCachedVecs 16-byte vectors cover a row of up to
+// 65536 bf16 (V % 8 == 0).
+constexpr int kCachedThreads = 512;
+constexpr int kCachedVecs = 16;
+
+// bf16 element q (0..7) of a 16-byte vector held in registers, as float (exact).
+__device__ __forceinline__ float bf16_lane(const uint4& w, int q) {
+    const uint32_t word = q < 2 ? w.x : q < 4 ? w.y : q < 6 ? w.z : w.w;
+    return __uint_as_float((q & 1) ? (word & 0xffff0000u) : (word << 16));
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return (uint32_t(__bfloat16_as_ushort(h.y)) << 16) | __bfloat16_as_ushort(h.x);
+}
+
+__global__ void __launch_bounds__(kCachedThreads, 1)
+    ce_rows_cached_kernel(__nv_bfloat16* logits, int64_t vocab, int64_t row0, const void* targets,
+                          bool i64, int64_t ignore, const int32_t* status, float gy, float l2_scale,
+                          float* row_loss, float* row_lse) {
+    const int64_t r = blockIdx.x;
+    __nv_bfloat16* row = logits + r * vocab;
+    const int nv = int(vocab / 8);  // 16-byte vectors in the row: vector i * threads + tid
+    const int tid = int(threadIdx.x);
+    uint4 cache[kCachedVecs];
+#pragma unroll
+    for (int i = 0; i < kCachedVecs; ++i)  // every load in flight before the math
+        if (i * kCachedThreads + tid < nv)
+            cache[i] = reinterpret_cast<const uint4*>(row)[i * kCachedThreads + tid];
+    // The thread's max and its first index, then the sum of exponentials against it.
+    float mx = -INFINITY;
+    int idx = INT_MAX;
+#pragma unroll
+    for (int i = 0; i < kCachedVecs; ++i) {
+        if (i * kCachedThreads + tid >= nv) continue;
+#pragma unroll
+        for (int q = 0; q < 8; ++q) {
+            const float x = bf16_lane(cache[i], q);
+            if (x > mx) mx = x, idx = (i * kCachedThreads + tid) * 8 + q;
+        }
+    }
+    float sum = 0.f;
+    if (mx != -INFINITY) {
+#pragma unroll
+        for (int i = 0; i < kCachedVecs; ++i) {
+            if (i * kCachedThreads + tid >= nv) continue;
+#pragma unroll
+            for (int q = 0; q < 8; ++q) sum += __expf(bf16_lane(cache[i], q) - mx);
+        }
+    }
+    Stats st;
+    st.mx = mx, st.sum = sum, st.idx = idx == INT_MAX ? INT64_MAX : idx;
+    const RowResult res = finish_stats<kCachedThreads>(
+        st, row, vocab, row0 + r, targets, i64, ignore, status, gy, l2_scale, row_loss, row_lse);
+    const int tgt = int(res.target), amax = int(res.argmax);
+    const float lse = res.lse, scale = res.scale, l2 = res.l2;
+#pragma unroll
+    for (int i = 0; i < kCachedVecs; ++i) {
+        const int vi = i * kCachedThreads + tid;
+        if (vi >= nv) continue;
+        float g[8];
+#pragma unroll
+        for (int q = 0; q < 8; ++q) {
+            const int j = vi * 8 + q;
+            g[q] = scale * (__expf(bf16_lane(cache[i], q) - lse) - (j == tgt ? 1.f : 0.f));
+            if (j == amax) g[q] += l2;
+        }
+        reinterpret_cast<uint4*>(row)[vi] =
+            make_uint4(pack_bf16(g[0], g[1]), pack_bf16(g[2], g[3]), pack_bf16(g[4], g[5]),
+                       pack_bf16(g[6], g[7]));
     }
 }
 
@@ -268,7 +358,13 @@ void head_ce(const HeadCeArgs& a, void* stream) {
         g.c = chunk, g.ldc = a.vocab;
         g.ab_type = g.c_type = a.type;
         gemm_lt::gemm(g, s);
-        if (a.type == GemmType::bf16)
+        const bool cached = a.row_cache && a.type == GemmType::bf16 && a.vocab % 8 == 0 &&
+                            a.vocab <= int64_t(kCachedThreads) * kCachedVecs * 8;
+        if (cached)
+            ce_rows_cached_kernel<<<unsigned(n), kCachedThreads, 0, s>>>(
+                reinterpret_cast<__nv_bfloat16*>(chunk), a.vocab, r0, a.targets, a.targets_i64,
+                a.ignore_index, a.status, float(a.gy), l2_scale, row_loss, a.row_lse);
+        else if (a.type == GemmType::bf16)
             ce_rows_kernel<__nv_bfloat16><<<unsigned(n), kRowThreads, 0, s>>>(
                 reinterpret_cast<__nv_bfloat16*>(chunk), a.vocab, r0, a.targets, a.targets_i64,
                 a.ignore_index, a.status, float(a.gy), l2_scale, row_loss, a.row_lse);

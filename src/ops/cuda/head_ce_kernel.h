@@ -27,8 +27,12 @@ struct HeadCeArgs {
     void* dx = nullptr;          // (N, C) in `type`, or nullptr (not computed)
     float* dw = nullptr;         // (V, C) f32, or nullptr (not computed)
     bool accumulate_dw = false;  // dw += (else dw =)
-    int64_t chunk_rows = 0;      // rows per chunk; 0 picks one (chunk logits <= 512 MiB)
-    void* workspace = nullptr;   // workspace_bytes(...) bytes, 256-byte aligned
+    // bf16 with V % 8 == 0 and V <= 65536: keep each row in registers between the softmax
+    // statistics and the gradient (one read + one write of the logits instead of two reads +
+    // one write). Checked by gemm_bench, not yet timed on a GPU: off by default.
+    bool row_cache = false;
+    int64_t chunk_rows = 0;     // rows per chunk; 0 picks one (chunk logits <= 512 MiB)
+    void* workspace = nullptr;  // workspace_bytes(...) bytes, 256-byte aligned
     // Outputs in device memory: loss (mean over counted rows, 0 when none), row_lse (N) or
     // nullptr, status[0] = count, status[1] = 1 + the first row whose target is outside
     // [0, V) and not ignored (0: none; such a row is treated as ignored).
