@@ -522,7 +522,17 @@ static int run(int argc, char** argv) {
         void* bf;
         CK(cudaMalloc(&buf, size_t(each * nt) * 16));
         CK(cudaMalloc(&bf, size_t(each * nt) * 2));
-        CK(cudaMemset(buf, 0, size_t(each * nt) * 16));
+        {  // random data, never zeros (zeros may send IEEE divisions down other paths):
+           // a block of |normal| values (v must be >= 0) repeated over p, g, m and v
+            auto h = randv(size_t(1) << 22, 0.1f);
+            for (auto& x : h) x = std::fabs(x) + 1e-3f;
+            float* blk = static_cast<float*>(upload(h, GemmType::f32));
+            const size_t n = size_t(each * nt) * 4;
+            for (size_t off = 0; off < n; off += h.size())
+                CK(cudaMemcpy(buf + off, blk, std::min(h.size(), n - off) * 4,
+                              cudaMemcpyDeviceToDevice));
+            CK(cudaFree(blk));
+        }
         std::vector<AdamEntry> es(nt);
         for (int t = 0; t < nt; ++t) {
             float* base = buf + size_t(t) * each * 4;
