@@ -106,6 +106,23 @@ TEST(CudaMatmul, StridedViewsAreHonoured) {
     EXPECT_LE(rel_err(pq, ops::matmul_forward(p.permute({1, 0, 2}), q)), 2e-6);
 }
 
+// A batched a whose matrices do not stack (a permuted view) with a shared b: db sums the batch
+// product by product (in f32 for bf16, rounded once).
+TEST(CudaMatmul, SharedBGradientOverAnUnstackedBatch) {
+    GOOSE_REQUIRE_GPU();
+    Rng rng(7);
+    for (DType dt : {DType::f32, DType::bf16}) {
+        const Tensor a = Tensor::randn(Shape{5, 3, 6}, rng).to(dt).to(DType::f32);
+        const Tensor b = Tensor::randn(Shape{6, 4}, rng).to(dt).to(DType::f32);
+        const Tensor gy = Tensor::randn(Shape{3, 5, 4}, rng).to(dt).to(DType::f32);
+        const auto ref = ops::matmul_backward(gy, a.permute({1, 0, 2}), b, false, false);
+        const auto got = ops::matmul_backward(
+            on_gpu(gy.to(dt)), on_gpu(a.to(dt)).permute({1, 0, 2}), on_gpu(b.to(dt)), false, false);
+        EXPECT_LE(rel_err(got.a.to(DType::f32), ref.a), tol_for(dt)) << dtype_name(dt);
+        EXPECT_LE(rel_err(got.b.to(DType::f32), ref.b), tol_for(dt)) << dtype_name(dt);
+    }
+}
+
 TEST(CudaMatmul, EmptyInnerDimGivesZeros) {
     GOOSE_REQUIRE_GPU();
     const Tensor a = Tensor::empty(Shape{3, 0}, DType::f32, Device::cuda());
