@@ -45,9 +45,11 @@ template <class T>
 std::vector<Variant<T>> variants() {
     using namespace goose_wkv7;
     return {
-        {"seq P1 (row/thread)", 64, launch_forward<T, 64, 1, 64>, launch_backward<T, 64, 1>},
+        {"seq P1 unfused", 64, launch_forward<T, 64, 1, 64, false>, launch_backward<T, 64, 1>},
+        {"seq P1", 64, launch_forward<T, 64, 1, 64>, launch_backward<T, 64, 1>},
+        {"split P2 unfused", 64, launch_forward<T, 64, 2, 64, false>, launch_backward<T, 64, 2>},
         {"split P2", 64, launch_forward<T, 64, 2, 64>, launch_backward<T, 64, 2>},
-        {"split P4", 64, launch_forward<T, 64, 4, 64>, launch_backward<T, 64, 4>},
+        {"split P2 R32", 64, launch_forward<T, 64, 2, 32>, launch_backward<T, 64, 2>},
         {"split P4 R32", 64, launch_forward<T, 64, 4, 32>, launch_backward<T, 64, 4>},
         {"split P8 R16", 64, launch_forward<T, 64, 8, 16>, launch_backward<T, 64, 8>},
         {"N32 P4", 32, launch_forward<T, 32, 4, 32>, launch_backward<T, 32, 4>},
@@ -454,8 +456,27 @@ void run_all(std::vector<Row>& rows, bool verbose, bool timing, int& failures) {
     }
 }
 
+// One forward and one backward of every N=64 bf16 variant at B=8 T=4096 (for a profiler).
+void profile_once() {
+    for (const auto& var : variants<bf16>()) {
+        if (var.N != 64) continue;
+        const Dims D{8, 4096, 12, 64};
+        DevBufs<bf16> d(D);
+        const size_t rows = d.E / 64;
+        init_inputs<bf16><<<(rows + 255) / 256, 256>>>(rows, 64, d.r, d.w, d.k, d.v, d.a, d.b, d.dy);
+        CHECK(var.fwd(D, d.fwd(false), 0));
+        CHECK(var.bwd(D, d.bwd(false), 0));
+        CHECK(cudaDeviceSynchronize());
+        std::printf("profiled %s\n", var.name);
+    }
+}
+
 int main(int argc, char** argv) {
     const bool verbose = argc > 1 && std::strcmp(argv[1], "-v") == 0;
+    if (argc > 1 && std::strcmp(argv[1], "--profile") == 0) {
+        profile_once();
+        return 0;
+    }
     cudaDeviceProp prop;
     CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);

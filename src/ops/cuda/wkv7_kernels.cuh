@@ -139,7 +139,7 @@ constexpr size_t fwd_smem_bytes() {
     return 2 * 6 * kChunk * N * sizeof(T) + 6 * kChunk * N * sizeof(float);
 }
 
-template <class T, int N, int P, int R>
+template <class T, int N, int P, int R, bool kFused>
 __global__ void __launch_bounds__(R * P, 1) wkv7_forward_kernel(Dims D, FwdArgs<T> A) {
     using namespace detail;
     constexpr int C = N / P, NT = R * P, L = kChunk * N;
@@ -193,26 +193,55 @@ __global__ void __launch_bounds__(R * P, 1) wkv7_forward_kernel(Dims D, FwdArgs<
             fb[e] = to_f(st[5 * L + e]);
         }
         __syncthreads();
-        for (int tt = 0; tt < nt; ++tt) {
-            const int o = tt * N + q * C;
-            float x[C];
-            load_vec<C>(x, fa + o);
-            const float sa = lane_sum<P>(dot<C>(S, x));
-            const float vi = fv[tt * N + i];
-            float dd[C], kb[C];
-            load_vec<C>(dd, fd + o);
-            load_vec<C>(kb, fk + o);
+        if constexpr (kFused) {
+            // y_t = S_t r_t and the next step's sa = S_t a_{t+1} in one pass over the state (the
+            // row after the last one is other data, computed and never used).
+            float x[C], z[C];
+            load_vec<C>(x, fa + q * C);
+            float sa = lane_sum<P>(dot<C>(S, x));
+            for (int tt = 0; tt < nt; ++tt) {
+                const int o = tt * N + q * C;
+                const float vi = fv[tt * N + i];
+                load_vec<C>(x, fd + o);
+                load_vec<C>(z, fk + o);
 #pragma unroll
-            for (int cc = 0; cc < C; ++cc) S[cc] = fmaf(S[cc], dd[cc], vi * kb[cc]);
-            load_vec<C>(kb, fb + o);
+                for (int cc = 0; cc < C; ++cc) S[cc] = fmaf(S[cc], x[cc], vi * z[cc]);
+                load_vec<C>(x, fb + o);
 #pragma unroll
-            for (int cc = 0; cc < C; ++cc) S[cc] = fmaf(sa, kb[cc], S[cc]);
-            load_vec<C>(x, fr + o);
-            const float y = lane_sum<P>(dot<C>(S, x));
-            if (q == 0) {
-                const int64_t off = base + static_cast<int64_t>(t0 + tt) * HN + i;
-                A.y[off] = from_f<T>(y);
-                A.sa[off] = sa;
+                for (int cc = 0; cc < C; ++cc) S[cc] = fmaf(sa, x[cc], S[cc]);
+                load_vec<C>(x, fr + o);
+                load_vec<C>(z, fa + o + N);
+                const float y = lane_sum<P>(dot<C>(S, x));
+                const float sa_next = lane_sum<P>(dot<C>(S, z));
+                if (q == 0) {
+                    const int64_t off = base + static_cast<int64_t>(t0 + tt) * HN + i;
+                    A.y[off] = from_f<T>(y);
+                    A.sa[off] = sa;
+                }
+                sa = sa_next;
+            }
+        } else {
+            for (int tt = 0; tt < nt; ++tt) {
+                const int o = tt * N + q * C;
+                float x[C];
+                load_vec<C>(x, fa + o);
+                const float sa = lane_sum<P>(dot<C>(S, x));
+                const float vi = fv[tt * N + i];
+                float dd[C], kb[C];
+                load_vec<C>(dd, fd + o);
+                load_vec<C>(kb, fk + o);
+#pragma unroll
+                for (int cc = 0; cc < C; ++cc) S[cc] = fmaf(S[cc], dd[cc], vi * kb[cc]);
+                load_vec<C>(kb, fb + o);
+#pragma unroll
+                for (int cc = 0; cc < C; ++cc) S[cc] = fmaf(sa, kb[cc], S[cc]);
+                load_vec<C>(x, fr + o);
+                const float y = lane_sum<P>(dot<C>(S, x));
+                if (q == 0) {
+                    const int64_t off = base + static_cast<int64_t>(t0 + tt) * HN + i;
+                    A.y[off] = from_f<T>(y);
+                    A.sa[off] = sa;
+                }
             }
         }
         float* snap = A.snaps + ((static_cast<int64_t>(bb) * H + h) * NC + c) * N * N + i * N + q * C;
@@ -381,10 +410,10 @@ __global__ void __launch_bounds__(N * P, 1) wkv7_backward_kernel(Dims D, BwdArgs
 
 // ---- launchers ------------------------------------------------------------------------------
 
-template <class T, int N, int P, int R>
+template <class T, int N, int P, int R, bool kFused = true>
 cudaError_t launch_forward(const Dims& D, const FwdArgs<T>& A, cudaStream_t stream) {
     constexpr size_t smem = fwd_smem_bytes<T, N>();
-    auto kernel = wkv7_forward_kernel<T, N, P, R>;
+    auto kernel = wkv7_forward_kernel<T, N, P, R, kFused>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
