@@ -139,31 +139,37 @@ constexpr size_t fwd_smem_bytes() {
     return 2 * 6 * kChunk * N * sizeof(T) + 6 * kChunk * N * sizeof(float);
 }
 
-template <class T, int N, int P, int R, bool kFused>
-__global__ void __launch_bounds__(R * P, 1) wkv7_forward_kernel(Dims D, FwdArgs<T> A) {
+// Thread tile: RT value rows x C key columns; P = N / C threads share a row group; a block
+// holds R rows of one (b, h).
+template <class T, int N, int C, int RT, int R>
+__global__ void __launch_bounds__(R / RT * (N / C), 1) wkv7_forward_kernel(Dims D, FwdArgs<T> A) {
     using namespace detail;
-    constexpr int C = N / P, NT = R * P, L = kChunk * N;
-    static_assert(N % P == 0 && N % R == 0 && C % 4 == 0, "bad WKV-7 forward split");
+    constexpr int P = N / C, NT = R / RT * P, L = kChunk * N;
+    static_assert(N % C == 0 && R % RT == 0 && N % R == 0 && C % 4 == 0, "bad WKV-7 tile");
     static_assert(P == 1 || NT % 32 == 0, "row lanes must fill whole warps");
+    static_assert(RT == 1 || RT == 2 || RT == 4, "RT must be 1, 2 or 4");
     extern __shared__ __align__(16) unsigned char smem[];
-    T* stage = reinterpret_cast<T*>(smem);                                    // [2][6][16][N]
-    float* f = reinterpret_cast<float*>(smem + 2 * 6 * L * sizeof(T));       // [6][16][N]
+    T* stage = reinterpret_cast<T*>(smem);                               // [2][6][16][N]
+    float* f = reinterpret_cast<float*>(smem + 2 * 6 * L * sizeof(T));  // [6][16][N]
     float *fr = f, *fd = f + L, *fk = f + 2 * L, *fv = f + 3 * L, *fa = f + 4 * L, *fb = f + 5 * L;
 
     const int h = blockIdx.x, bb = blockIdx.y;
-    const int tid = threadIdx.x, q = tid % P, i = blockIdx.z * R + tid / P;
+    const int tid = threadIdx.x, q = tid % P, i0 = blockIdx.z * R + (tid / P) * RT;
     const int Tn = D.T, H = D.H, NC = D.chunks();
     const int64_t HN = static_cast<int64_t>(H) * N;
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;  // element (bb, 0, h, 0)
     const T* src[6] = {A.r + base, A.w + base, A.k + base, A.v + base, A.a + base, A.b + base};
-    const int64_t state_off = (static_cast<int64_t>(bb) * H + h) * N * N + i * N + q * C;
+    const int64_t bh_state = (static_cast<int64_t>(bb) * H + h) * N * N;
 
-    float S[C];
-    if (A.state_in) {
-        load_vec<C>(S, A.state_in + state_off);  // global, 16-byte aligned
-    } else {
+    float S[RT][C];  // S[m][c] = S[i0 + m][q C + c]
 #pragma unroll
-        for (int c = 0; c < C; ++c) S[c] = 0.f;
+    for (int m = 0; m < RT; ++m) {
+        if (A.state_in) {
+            load_vec<C>(S[m], A.state_in + bh_state + (i0 + m) * N + q * C);
+        } else {
+#pragma unroll
+            for (int c = 0; c < C; ++c) S[m][c] = 0.f;
+        }
     }
 
     auto issue = [&](int c, int buf) {
@@ -193,66 +199,53 @@ __global__ void __launch_bounds__(R * P, 1) wkv7_forward_kernel(Dims D, FwdArgs<
             fb[e] = to_f(st[5 * L + e]);
         }
         __syncthreads();
-        if constexpr (kFused) {
-            // y_t = S_t r_t and the next step's sa = S_t a_{t+1} in one pass over the state (the
-            // row after the last one is other data, computed and never used).
-            float x[C], z[C];
-            load_vec<C>(x, fa + q * C);
-            float sa = lane_sum<P>(dot<C>(S, x));
-            for (int tt = 0; tt < nt; ++tt) {
-                const int o = tt * N + q * C;
-                const float vi = fv[tt * N + i];
-                load_vec<C>(x, fd + o);
-                load_vec<C>(z, fk + o);
+        // y_t = S_t r_t and the next step's sa = S_t a_{t+1} in one pass over the state (after
+        // the chunk's last row comes other data: computed, never used).
+        float x[C], z[C], sa[RT];
+        load_vec<C>(x, fa + q * C);
 #pragma unroll
-                for (int cc = 0; cc < C; ++cc) S[cc] = fmaf(S[cc], x[cc], vi * z[cc]);
-                load_vec<C>(x, fb + o);
+        for (int m = 0; m < RT; ++m) sa[m] = lane_sum<P>(dot<C>(S[m], x));
+        for (int tt = 0; tt < nt; ++tt) {
+            const int o = tt * N + q * C;
+            float vi[RT], kx[C];
+            load_vec<RT>(vi, fv + tt * N + i0);
+            load_vec<C>(x, fd + o);
+            load_vec<C>(z, fb + o);
+            load_vec<C>(kx, fk + o);
 #pragma unroll
-                for (int cc = 0; cc < C; ++cc) S[cc] = fmaf(sa, x[cc], S[cc]);
-                load_vec<C>(x, fr + o);
-                load_vec<C>(z, fa + o + N);
-                const float y = lane_sum<P>(dot<C>(S, x));
-                const float sa_next = lane_sum<P>(dot<C>(S, z));
+            for (int m = 0; m < RT; ++m)
+#pragma unroll
+                for (int cc = 0; cc < C; ++cc)
+                    S[m][cc] = fmaf(S[m][cc], x[cc], fmaf(sa[m], z[cc], vi[m] * kx[cc]));
+            load_vec<C>(x, fr + o);
+            load_vec<C>(z, fa + o + N);
+            float y[RT];
+#pragma unroll
+            for (int m = 0; m < RT; ++m) {
+                y[m] = lane_sum<P>(dot<C>(S[m], x));
+                const float sa_next = lane_sum<P>(dot<C>(S[m], z));
                 if (q == 0) {
-                    const int64_t off = base + static_cast<int64_t>(t0 + tt) * HN + i;
-                    A.y[off] = from_f<T>(y);
-                    A.sa[off] = sa;
+                    const int64_t off = base + static_cast<int64_t>(t0 + tt) * HN + i0 + m;
+                    A.y[off] = from_f<T>(y[m]);
+                    A.sa[off] = sa[m];
                 }
-                sa = sa_next;
-            }
-        } else {
-            for (int tt = 0; tt < nt; ++tt) {
-                const int o = tt * N + q * C;
-                float x[C];
-                load_vec<C>(x, fa + o);
-                const float sa = lane_sum<P>(dot<C>(S, x));
-                const float vi = fv[tt * N + i];
-                float dd[C], kb[C];
-                load_vec<C>(dd, fd + o);
-                load_vec<C>(kb, fk + o);
-#pragma unroll
-                for (int cc = 0; cc < C; ++cc) S[cc] = fmaf(S[cc], dd[cc], vi * kb[cc]);
-                load_vec<C>(kb, fb + o);
-#pragma unroll
-                for (int cc = 0; cc < C; ++cc) S[cc] = fmaf(sa, kb[cc], S[cc]);
-                load_vec<C>(x, fr + o);
-                const float y = lane_sum<P>(dot<C>(S, x));
-                if (q == 0) {
-                    const int64_t off = base + static_cast<int64_t>(t0 + tt) * HN + i;
-                    A.y[off] = from_f<T>(y);
-                    A.sa[off] = sa;
-                }
+                sa[m] = sa_next;
             }
         }
-        float* snap = A.snaps + ((static_cast<int64_t>(bb) * H + h) * NC + c) * N * N + i * N + q * C;
+        float* snap = A.snaps + (bh_state * NC + static_cast<int64_t>(c) * N * N) + q * C;
 #pragma unroll
-        for (int cc = 0; cc < C; cc += 4)
-            *reinterpret_cast<float4*>(snap + cc) = make_float4(S[cc], S[cc + 1], S[cc + 2], S[cc + 3]);
+        for (int m = 0; m < RT; ++m)
+#pragma unroll
+            for (int cc = 0; cc < C; cc += 4)
+                *reinterpret_cast<float4*>(snap + (i0 + m) * N + cc) =
+                    make_float4(S[m][cc], S[m][cc + 1], S[m][cc + 2], S[m][cc + 3]);
     }
 #pragma unroll
-    for (int cc = 0; cc < C; cc += 4)
-        *reinterpret_cast<float4*>(A.state_out + state_off + cc) =
-            make_float4(S[cc], S[cc + 1], S[cc + 2], S[cc + 3]);
+    for (int m = 0; m < RT; ++m)
+#pragma unroll
+        for (int cc = 0; cc < C; cc += 4)
+            *reinterpret_cast<float4*>(A.state_out + bh_state + (i0 + m) * N + q * C + cc) =
+                make_float4(S[m][cc], S[m][cc + 1], S[m][cc + 2], S[m][cc + 3]);
 }
 
 // ---- backward -------------------------------------------------------------------------------
@@ -265,13 +258,15 @@ constexpr size_t bwd_smem_bytes() {
            2 * N * sizeof(float);
 }
 
-template <class T, int N, int P>
-__global__ void __launch_bounds__(N * P, 1) wkv7_backward_kernel(Dims D, BwdArgs<T> A) {
+// Thread tile: K keys (column view) and K values (row view), each over C = N / P entries.
+template <class T, int N, int C, int K>
+__global__ void __launch_bounds__(N / K * (N / C), 1) wkv7_backward_kernel(Dims D, BwdArgs<T> A) {
     using namespace detail;
-    constexpr int C = N / P, NT = N * P, L = kChunk * N;
-    constexpr bool kPrefetchSnap = C <= 32;  // registers for the next snapshot
-    static_assert(N % P == 0 && C % 4 == 0, "bad WKV-7 backward split");
+    constexpr int P = N / C, NT = N / K * P, L = kChunk * N;
+    constexpr bool kPrefetchSnap = K * C <= 32;  // registers for the next snapshot
+    static_assert(N % C == 0 && N % K == 0 && C % 4 == 0, "bad WKV-7 backward tile");
     static_assert(P == 1 || NT % 32 == 0, "row lanes must fill whole warps");
+    static_assert(K == 1 || K == 2 || K == 4, "K must be 1, 2 or 4");
     extern __shared__ __align__(16) unsigned char smem[];
     T* stage = reinterpret_cast<T*>(smem);                                     // [2][7][16][N]
     float* stage_sa = reinterpret_cast<float*>(smem + 2 * 7 * L * sizeof(T));  // [2][16][N]
@@ -281,28 +276,39 @@ __global__ void __launch_bounds__(N * P, 1) wkv7_backward_kernel(Dims D, BwdArgs
     float* dsa_s = f + 10 * L;  // [2][N]
 
     const int h = blockIdx.x, bb = blockIdx.y;
-    const int tid = threadIdx.x, q = tid % P, x = tid / P;
+    const int tid = threadIdx.x, q = tid % P, x0 = (tid / P) * K;
     const int Tn = D.T, H = D.H, NC = D.chunks();
     const int64_t HN = static_cast<int64_t>(H) * N;
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;
     const T* src[7] = {A.r + base, A.w + base, A.k + base, A.v + base,
                        A.a + base, A.b + base, A.dy + base};
     const int64_t bh_state = (static_cast<int64_t>(bb) * H + h) * N * N;
-    const float* snaps = A.snaps + (static_cast<int64_t>(bb) * H + h) * NC * N * N;
+    const float* snaps = A.snaps + bh_state * NC;
 
-    float S[C], dSc[C], dSr[C];  // S[c] = S[qC+c][x]; dSc[c] = dS[qC+c][x]; dSr[c] = dS[x][qC+c]
-    float Snext[kPrefetchSnap ? C : 1];
-    auto load_col = [&](float* dst, const float* m) {  // column x, rows qC .. qC+C-1
+    // Column view: S[m][c] = S[qC+c][x0+m], dSc[m][c] = dS[qC+c][x0+m];
+    // row view: dSr[m][c] = dS[x0+m][qC+c].
+    float S[K][C], dSc[K][C], dSr[K][C];
+    float Snext[kPrefetchSnap ? K : 1][kPrefetchSnap ? C : 1];
+    auto load_cols = [&](float (*dst)[C], const float* mat) {
 #pragma unroll
-        for (int c = 0; c < C; ++c) dst[c] = m[(q * C + c) * N + x];
+        for (int c = 0; c < C; ++c) {
+            float v[K];
+            load_vec<K>(v, mat + (q * C + c) * N + x0);
+#pragma unroll
+            for (int m = 0; m < K; ++m) dst[m][c] = v[m];
+        }
     };
-    load_col(S, snaps + static_cast<int64_t>(NC - 1) * N * N);
+    load_cols(S, snaps + static_cast<int64_t>(NC - 1) * N * N);
     if (A.dstate_out) {
-        load_col(dSc, A.dstate_out + bh_state);
-        load_vec<C>(dSr, A.dstate_out + bh_state + x * N + q * C);
+        load_cols(dSc, A.dstate_out + bh_state);
+#pragma unroll
+        for (int m = 0; m < K; ++m)
+            load_vec<C>(dSr[m], A.dstate_out + bh_state + (x0 + m) * N + q * C);
     } else {
 #pragma unroll
-        for (int c = 0; c < C; ++c) dSc[c] = dSr[c] = 0.f;
+        for (int m = 0; m < K; ++m)
+#pragma unroll
+            for (int c = 0; c < C; ++c) dSc[m][c] = dSr[m][c] = 0.f;
     }
 
     auto issue = [&](int c, int buf) {
@@ -325,13 +331,15 @@ __global__ void __launch_bounds__(N * P, 1) wkv7_backward_kernel(Dims D, BwdArgs
         if (c < NC - 1) {  // the exact state at the end of this chunk
             if constexpr (kPrefetchSnap) {
 #pragma unroll
-                for (int cc = 0; cc < C; ++cc) S[cc] = Snext[cc];
+                for (int m = 0; m < K; ++m)
+#pragma unroll
+                    for (int cc = 0; cc < C; ++cc) S[m][cc] = Snext[m][cc];
             } else {
-                load_col(S, snaps + static_cast<int64_t>(c) * N * N);
+                load_cols(S, snaps + static_cast<int64_t>(c) * N * N);
             }
         }
         if constexpr (kPrefetchSnap) {
-            if (c > 0) load_col(Snext, snaps + static_cast<int64_t>(c - 1) * N * N);
+            if (c > 0) load_cols(Snext, snaps + static_cast<int64_t>(c - 1) * N * N);
         }
         __syncthreads();
         const T* st = stage + buf * 7 * L;
@@ -353,82 +361,106 @@ __global__ void __launch_bounds__(N * P, 1) wkv7_backward_kernel(Dims D, BwdArgs
         __syncthreads();
         for (int tt = nt - 1; tt >= 0; --tt) {
             const int row = tt * N, o = row + q * C;
-            const int64_t gout = base + static_cast<int64_t>(t0 + tt) * HN + x;
-            float u[C], z[C];
-            // Column view (key x): dr from S_t; dS += dy rᵀ; S_{t-1}; dd, dk, db.
-            const float rj = fr[row + x], kj = fk[row + x], bj = fb[row + x],
-                        invj = finv[row + x];
+            const int64_t gout = base + static_cast<int64_t>(t0 + tt) * HN + x0;
+            float u[C], z[C], w2[C];
+            float rj[K], kj[K], bj[K], invj[K], dr[K], dd[K], dk[K], db[K];
+            // Column view (keys x0..): dr from S_t; dS += dy rᵀ; S_{t-1}; dd, dk, db.
+            load_vec<K>(rj, fr + row + x0);
+            load_vec<K>(kj, fk + row + x0);
+            load_vec<K>(bj, fb + row + x0);
+            load_vec<K>(invj, finv + row + x0);
             load_vec<C>(u, fdy + o);
-            const float dr = dot<C>(S, u);
+            load_vec<C>(z, fv + o);
+            load_vec<C>(w2, fsa + o);
 #pragma unroll
-            for (int cc = 0; cc < C; ++cc) dSc[cc] = fmaf(u[cc], rj, dSc[cc]);
-            load_vec<C>(u, fv + o);
-            load_vec<C>(z, fsa + o);
+            for (int m = 0; m < K; ++m) {
+                dr[m] = dot<C>(S[m], u);
 #pragma unroll
-            for (int cc = 0; cc < C; ++cc) S[cc] = (S[cc] - u[cc] * kj - z[cc] * bj) * invj;
-            const float dd = dot<C>(dSc, S), dk = dot<C>(dSc, u), db = dot<C>(dSc, z);
-            // Row view (value x): dS += dy rᵀ; dv, dsa; dS <- dS diag(decay) + dsa aᵀ.
-            const float dyi = fdy[row + x];
+                for (int cc = 0; cc < C; ++cc) {
+                    dSc[m][cc] = fmaf(u[cc], rj[m], dSc[m][cc]);
+                    S[m][cc] = (S[m][cc] - z[cc] * kj[m] - w2[cc] * bj[m]) * invj[m];
+                }
+                dd[m] = dot<C>(dSc[m], S[m]);
+                dk[m] = dot<C>(dSc[m], z);
+                db[m] = dot<C>(dSc[m], w2);
+            }
+            // Row view (values x0..): dS += dy rᵀ; dv, dsa; dS <- dS diag(decay) + dsa aᵀ.
+            float dyi[K], dv[K], dsa[K];
+            load_vec<K>(dyi, fdy + row + x0);
             load_vec<C>(u, fr + o);
+            load_vec<C>(z, fk + o);
+            load_vec<C>(w2, fb + o);
 #pragma unroll
-            for (int cc = 0; cc < C; ++cc) dSr[cc] = fmaf(dyi, u[cc], dSr[cc]);
-            load_vec<C>(u, fk + o);
-            load_vec<C>(z, fb + o);
-            const float dv = lane_sum<P>(dot<C>(dSr, u));
-            const float dsa = lane_sum<P>(dot<C>(dSr, z));
+            for (int m = 0; m < K; ++m) {
+#pragma unroll
+                for (int cc = 0; cc < C; ++cc) dSr[m][cc] = fmaf(dyi[m], u[cc], dSr[m][cc]);
+                dv[m] = lane_sum<P>(dot<C>(dSr[m], z));
+                dsa[m] = lane_sum<P>(dot<C>(dSr[m], w2));
+            }
             load_vec<C>(u, fd + o);
             load_vec<C>(z, fa + o);
 #pragma unroll
-            for (int cc = 0; cc < C; ++cc) dSr[cc] = fmaf(dSr[cc], u[cc], dsa * z[cc]);
-            if (q == 0) {
-                dsa_s[(tt & 1) * N + x] = dsa;
-                A.dv[gout] = from_f<T>(dv);
+            for (int m = 0; m < K; ++m) {
+#pragma unroll
+                for (int cc = 0; cc < C; ++cc) dSr[m][cc] = fmaf(dSr[m][cc], u[cc], dsa[m] * z[cc]);
+                if (q == 0) {
+                    dsa_s[(tt & 1) * N + x0 + m] = dsa[m];
+                    A.dv[gout + m] = from_f<T>(dv[m]);
+                }
             }
             __syncthreads();
-            // Column view: da; dS <- dS diag(decay) + dsa aᵀ.
+            // Column view: da; dS <- dS diag(decay) + dsa aᵀ; the key sums over the row lanes.
+            float dj[K], aj[K], dwj[K];
             load_vec<C>(u, dsa_s + (tt & 1) * N + q * C);
-            const float da = dot<C>(S, u);
-            const float dj = fd[row + x], aj = fa[row + x];
+            load_vec<K>(dj, fd + row + x0);
+            load_vec<K>(aj, fa + row + x0);
+            load_vec<K>(dwj, fdw + row + x0);
 #pragma unroll
-            for (int cc = 0; cc < C; ++cc) dSc[cc] = fmaf(dSc[cc], dj, u[cc] * aj);
-            const float s_dr = lane_sum<P>(dr), s_dd = lane_sum<P>(dd), s_dk = lane_sum<P>(dk),
-                        s_db = lane_sum<P>(db), s_da = lane_sum<P>(da);
-            if (q == 0) {
-                A.dr[gout] = from_f<T>(s_dr);
-                A.dw[gout] = from_f<T>(s_dd * fdw[row + x]);
-                A.dk[gout] = from_f<T>(s_dk);
-                A.db[gout] = from_f<T>(s_db);
-                A.da[gout] = from_f<T>(s_da);
+            for (int m = 0; m < K; ++m) {
+                const float da = lane_sum<P>(dot<C>(S[m], u));
+#pragma unroll
+                for (int cc = 0; cc < C; ++cc) dSc[m][cc] = fmaf(dSc[m][cc], dj[m], u[cc] * aj[m]);
+                const float s_dr = lane_sum<P>(dr[m]), s_dd = lane_sum<P>(dd[m]),
+                            s_dk = lane_sum<P>(dk[m]), s_db = lane_sum<P>(db[m]);
+                if (q == 0) {
+                    A.dr[gout + m] = from_f<T>(s_dr);
+                    A.dw[gout + m] = from_f<T>(s_dd * dwj[m]);
+                    A.dk[gout + m] = from_f<T>(s_dk);
+                    A.db[gout + m] = from_f<T>(s_db);
+                    A.da[gout + m] = from_f<T>(da);
+                }
             }
         }
     }
-    float* out = A.dstate_in + bh_state + x * N + q * C;
 #pragma unroll
-    for (int cc = 0; cc < C; cc += 4)
-        *reinterpret_cast<float4*>(out + cc) = make_float4(dSr[cc], dSr[cc + 1], dSr[cc + 2], dSr[cc + 3]);
+    for (int m = 0; m < K; ++m)
+#pragma unroll
+        for (int cc = 0; cc < C; cc += 4)
+            *reinterpret_cast<float4*>(A.dstate_in + bh_state + (x0 + m) * N + q * C + cc) =
+                make_float4(dSr[m][cc], dSr[m][cc + 1], dSr[m][cc + 2], dSr[m][cc + 3]);
 }
 
 // ---- launchers ------------------------------------------------------------------------------
 
-template <class T, int N, int P, int R, bool kFused = true>
+template <class T, int N, int C, int RT, int R>
 cudaError_t launch_forward(const Dims& D, const FwdArgs<T>& A, cudaStream_t stream) {
     constexpr size_t smem = fwd_smem_bytes<T, N>();
-    auto kernel = wkv7_forward_kernel<T, N, P, R, kFused>;
+    auto kernel = wkv7_forward_kernel<T, N, C, RT, R>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
-    kernel<<<dim3(D.H, D.B, N / R), R * P, smem, stream>>>(D, A);
+    kernel<<<dim3(D.H, D.B, N / R), R / RT * (N / C), smem, stream>>>(D, A);
     return cudaGetLastError();
 }
 
-template <class T, int N, int P>
+template <class T, int N, int C, int K>
 cudaError_t launch_backward(const Dims& D, const BwdArgs<T>& A, cudaStream_t stream) {
     constexpr size_t smem = bwd_smem_bytes<T, N>();
-    auto kernel = wkv7_backward_kernel<T, N, P>;
+    auto kernel = wkv7_backward_kernel<T, N, C, K>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
-    kernel<<<dim3(D.H, D.B), N * P, smem, stream>>>(D, A);
+    kernel<<<dim3(D.H, D.B), N / K * (N / C), smem, stream>>>(D, A);
     return cudaGetLastError();
 }
 
