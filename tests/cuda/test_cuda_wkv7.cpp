@@ -80,7 +80,8 @@ double rel_err(const Tensor& x, const Tensor& ref) {
 void check_case(int64_t B, int64_t T, int64_t H, int64_t N, DType dt, bool state,
                 uint64_t seed) {
     SCOPED_TRACE("B" + std::to_string(B) + " T" + std::to_string(T) + " H" + std::to_string(H) +
-                 " N" + std::to_string(N) + " " + dtype_name(dt) + (state ? " state" : ""));
+                 " N" + std::to_string(N) + " " + std::string(dtype_name(dt)) +
+                 (state ? " state" : ""));
     const Inputs in = make_inputs(B, T, H, N, dt, state, seed);
     const ops::Wkv7Forward ref =
         ops::wkv7_forward_ref(in.r, in.w, in.k, in.v, in.a, in.b, in.state);

@@ -8,15 +8,17 @@
 // decay_j = exp(-exp(-0.5) sigmoid(w_j)) is formed in f32 inside. Any T >= 1 (the last chunk
 // may be short). N is 16, 32 or 64.
 //
-// Forward: one block per (h, b, group of R value rows); P threads share one value row i, each
-// owning N/P columns of it in registers; sa and y are summed over the P lanes by shuffles.
-// Backward (spec rwkv7.md §8.3): one block of N*P threads per (h, b); thread x*P+q holds
-// (1) column x of the state S rows [q C, q C + C) (C = N/P), (2) the same piece of dL/dS
-// ("column view": key sums dr, dw, dk, db, da), (3) row x of dL/dS, columns [q C, q C + C)
-// ("row view": value sums dv, dsa). It walks t backwards, reloading S from the snapshot at the
-// end of every chunk and reconstructing the earlier states by inverting the update
-// (decay >= 0.545). Both kernels stage the inputs of a 16-step chunk into shared memory with
-// cp.async, one chunk ahead, and convert them to f32 once.
+// Forward: one block per (h, b, group of R value rows); a thread holds an RT x C tile of the
+// state (RT value rows, C = N / P keys) in registers; sa and y are summed over the P lanes of a
+// row group by shuffles; y_t and the next step's sa share one pass over the state.
+// Backward (spec rwkv7.md §8.3): one block of N / K * P threads per (h, b); a thread holds
+// (1) K columns (keys) of the state S over rows [q C, q C + C), (2) the same piece of dL/dS
+// ("column view": key sums dr, dw, dk, db, da) and (3) K rows (values) of dL/dS over columns
+// [q C, q C + C) ("row view": value sums dv, dsa). It walks t backwards, reloading S from the
+// snapshot at the end of every chunk and reconstructing the earlier states by inverting the
+// update (decay >= 0.545, at most 15 inversions). Both kernels stage the inputs of a 16-step
+// chunk into shared memory with cp.async one chunk ahead and convert them to f32 once, into
+// rows padded per key block (no bank conflicts between the P lanes of a row group).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -128,15 +130,27 @@ __device__ __forceinline__ void load_vec(float* dst, const float* src) {
     }
 }
 
-__device__ __forceinline__ float sigmoid_f(float x) { return 1.f / (1.f + expf(-x)); }
+// Fast intrinsics (about 2 ulp); the arguments are moderate (decay exponent in [-0.61, 0]).
+__device__ __forceinline__ float sigmoid_f(float x) { return __fdividef(1.f, 1.f + __expf(-x)); }
+
+// Shared-memory rows of N floats split into P = N / C blocks of C, each padded by 4 floats so
+// that the lanes reading different blocks hit different banks.
+template <int N, int C>
+struct PaddedRow {
+    static constexpr int kStride = N + 4 * (N / C);  // floats per row
+    __device__ __forceinline__ static int col(int j) { return (j / C) * (C + 4) + j % C; }
+};
 
 }  // namespace detail
 
 // ---- forward --------------------------------------------------------------------------------
 
-template <class T, int N>
+template <class T, int N, int C>
 constexpr size_t fwd_smem_bytes() {
-    return 2 * 6 * kChunk * N * sizeof(T) + 6 * kChunk * N * sizeof(float);
+    // staged raw rows of 6 tensors, two chunks; f32 padded rows of 6 quantities plus one row
+    // (the prefetch of the step after a chunk reads one row past the last quantity).
+    return 2 * 6 * kChunk * N * sizeof(T) +
+           (6 * kChunk + 1) * detail::PaddedRow<N, C>::kStride * sizeof(float);
 }
 
 // Thread tile: RT value rows x C key columns; P = N / C threads share a row group; a block
@@ -144,17 +158,21 @@ constexpr size_t fwd_smem_bytes() {
 template <class T, int N, int C, int RT, int R>
 __global__ void __launch_bounds__(R / RT * (N / C), 1) wkv7_forward_kernel(Dims D, FwdArgs<T> A) {
     using namespace detail;
-    constexpr int P = N / C, NT = R / RT * P, L = kChunk * N;
-    static_assert(N % C == 0 && R % RT == 0 && N % R == 0 && C % 4 == 0, "bad WKV-7 tile");
+    using Row = PaddedRow<N, C>;
+    constexpr int P = N / C, NT = R / RT * P, L = kChunk * N, NP = Row::kStride, LP = kChunk * NP;
+    static_assert(N % C == 0 && R % RT == 0 && N % R == 0 && C % 4 == 0 && C % RT == 0,
+                  "bad WKV-7 tile");
     static_assert(P == 1 || NT % 32 == 0, "row lanes must fill whole warps");
     static_assert(RT == 1 || RT == 2 || RT == 4, "RT must be 1, 2 or 4");
     extern __shared__ __align__(16) unsigned char smem[];
     T* stage = reinterpret_cast<T*>(smem);                               // [2][6][16][N]
-    float* f = reinterpret_cast<float*>(smem + 2 * 6 * L * sizeof(T));  // [6][16][N]
-    float *fr = f, *fd = f + L, *fk = f + 2 * L, *fv = f + 3 * L, *fa = f + 4 * L, *fb = f + 5 * L;
+    float* f = reinterpret_cast<float*>(smem + 2 * 6 * L * sizeof(T));  // [6][16][NP] (+1 row)
+    float *fr = f, *fd = f + LP, *fk = f + 2 * LP, *fv = f + 3 * LP, *fa = f + 4 * LP,
+          *fb = f + 5 * LP;
 
     const int h = blockIdx.x, bb = blockIdx.y;
     const int tid = threadIdx.x, q = tid % P, i0 = blockIdx.z * R + (tid / P) * RT;
+    const int qo = q * (C + 4), vo = Row::col(i0);  // my key block and my rows in a padded row
     const int Tn = D.T, H = D.H, NC = D.chunks();
     const int64_t HN = static_cast<int64_t>(H) * N;
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;  // element (bb, 0, h, 0)
@@ -191,46 +209,60 @@ __global__ void __launch_bounds__(R / RT * (N / C), 1) wkv7_forward_kernel(Dims 
         __syncthreads();  // chunk c staged by every thread; chunk c-1's f32 rows no longer read
         const T* st = stage + buf * 6 * L;
         for (int e = tid; e < nt * N; e += NT) {
-            fr[e] = to_f(st[e]);
-            fd[e] = expf(-kDecayScale * sigmoid_f(to_f(st[L + e])));
-            fk[e] = to_f(st[2 * L + e]);
-            fv[e] = to_f(st[3 * L + e]);
-            fa[e] = to_f(st[4 * L + e]);
-            fb[e] = to_f(st[5 * L + e]);
+            const int pe = (e / N) * NP + Row::col(e % N);
+            fr[pe] = to_f(st[e]);
+            fd[pe] = __expf(-kDecayScale * sigmoid_f(to_f(st[L + e])));
+            fk[pe] = to_f(st[2 * L + e]);
+            fv[pe] = to_f(st[3 * L + e]);
+            fa[pe] = to_f(st[4 * L + e]);
+            fb[pe] = to_f(st[5 * L + e]);
         }
         __syncthreads();
-        // y_t = S_t r_t and the next step's sa = S_t a_{t+1} in one pass over the state (after
-        // the chunk's last row comes other data: computed, never used).
-        float x[C], z[C], sa[RT];
-        load_vec<C>(x, fa + q * C);
+        // y_t = S_t r_t and the next step's sa = S_t a_{t+1} in one pass over the state; the
+        // next step's decay, k, b, v are loaded before this step's sums (the rows after the
+        // chunk's last are other data: loaded, never used).
+        float x[C], z[C], sa[RT], xd[C], xb[C], xk[C], vi[RT];
+        load_vec<C>(x, fa + qo);
 #pragma unroll
         for (int m = 0; m < RT; ++m) sa[m] = lane_sum<P>(dot<C>(S[m], x));
+        load_vec<C>(xd, fd + qo);
+        load_vec<C>(xb, fb + qo);
+        load_vec<C>(xk, fk + qo);
+        load_vec<RT>(vi, fv + vo);
         for (int tt = 0; tt < nt; ++tt) {
-            const int o = tt * N + q * C;
-            float vi[RT], kx[C];
-            load_vec<RT>(vi, fv + tt * N + i0);
-            load_vec<C>(x, fd + o);
-            load_vec<C>(z, fb + o);
-            load_vec<C>(kx, fk + o);
+            const int o = tt * NP + qo;
 #pragma unroll
             for (int m = 0; m < RT; ++m)
 #pragma unroll
                 for (int cc = 0; cc < C; ++cc)
-                    S[m][cc] = fmaf(S[m][cc], x[cc], fmaf(sa[m], z[cc], vi[m] * kx[cc]));
+                    S[m][cc] = fmaf(S[m][cc], xd[cc], fmaf(sa[m], xb[cc], vi[m] * xk[cc]));
             load_vec<C>(x, fr + o);
-            load_vec<C>(z, fa + o + N);
-            float y[RT];
+            load_vec<C>(z, fa + o + NP);
+            load_vec<C>(xd, fd + o + NP);
+            load_vec<C>(xb, fb + o + NP);
+            load_vec<C>(xk, fk + o + NP);
+            float y[RT], sn[RT];
 #pragma unroll
             for (int m = 0; m < RT; ++m) {
-                y[m] = lane_sum<P>(dot<C>(S[m], x));
-                const float sa_next = lane_sum<P>(dot<C>(S[m], z));
-                if (q == 0) {
-                    const int64_t off = base + static_cast<int64_t>(t0 + tt) * HN + i0 + m;
-                    A.y[off] = from_f<T>(y[m]);
-                    A.sa[off] = sa[m];
-                }
-                sa[m] = sa_next;
+                y[m] = dot<C>(S[m], x);
+                sn[m] = dot<C>(S[m], z);
             }
+#pragma unroll
+            for (int m = 0; m < RT; ++m) {
+                y[m] = lane_sum<P>(y[m]);
+                sn[m] = lane_sum<P>(sn[m]);
+            }
+            if (q == 0) {
+                const int64_t off = base + static_cast<int64_t>(t0 + tt) * HN + i0;
+#pragma unroll
+                for (int m = 0; m < RT; ++m) {
+                    A.y[off + m] = from_f<T>(y[m]);
+                    A.sa[off + m] = sa[m];
+                }
+            }
+            load_vec<RT>(vi, fv + o - qo + NP + vo);
+#pragma unroll
+            for (int m = 0; m < RT; ++m) sa[m] = sn[m];
         }
         float* snap = A.snaps + (bh_state * NC + static_cast<int64_t>(c) * N * N) + q * C;
 #pragma unroll
@@ -250,33 +282,36 @@ __global__ void __launch_bounds__(R / RT * (N / C), 1) wkv7_forward_kernel(Dims 
 
 // ---- backward -------------------------------------------------------------------------------
 
-template <class T, int N>
+template <class T, int N, int C>
 constexpr size_t bwd_smem_bytes() {
-    // staged raw rows: 7 tensors in T plus sa in f32, two chunks; f32 rows of 10 quantities;
-    // dsa of two steps.
-    return 2 * kChunk * N * (7 * sizeof(T) + sizeof(float)) + 10 * kChunk * N * sizeof(float) +
-           2 * N * sizeof(float);
+    // staged raw rows: 7 tensors in T plus sa in f32, two chunks; f32 padded rows of 10
+    // quantities; dsa of two steps.
+    return 2 * kChunk * N * (7 * sizeof(T) + sizeof(float)) +
+           (10 * kChunk + 2) * detail::PaddedRow<N, C>::kStride * sizeof(float);
 }
 
 // Thread tile: K keys (column view) and K values (row view), each over C = N / P entries.
 template <class T, int N, int C, int K>
 __global__ void __launch_bounds__(N / K * (N / C), 1) wkv7_backward_kernel(Dims D, BwdArgs<T> A) {
     using namespace detail;
-    constexpr int P = N / C, NT = N / K * P, L = kChunk * N;
+    using Row = PaddedRow<N, C>;
+    constexpr int P = N / C, NT = N / K * P, L = kChunk * N, NP = Row::kStride, LP = kChunk * NP;
     constexpr bool kPrefetchSnap = K * C <= 32;  // registers for the next snapshot
-    static_assert(N % C == 0 && N % K == 0 && C % 4 == 0, "bad WKV-7 backward tile");
+    static_assert(N % C == 0 && N % K == 0 && C % 4 == 0 && C % K == 0, "bad WKV-7 backward tile");
     static_assert(P == 1 || NT % 32 == 0, "row lanes must fill whole warps");
     static_assert(K == 1 || K == 2 || K == 4, "K must be 1, 2 or 4");
     extern __shared__ __align__(16) unsigned char smem[];
     T* stage = reinterpret_cast<T*>(smem);                                     // [2][7][16][N]
     float* stage_sa = reinterpret_cast<float*>(smem + 2 * 7 * L * sizeof(T));  // [2][16][N]
-    float* f = stage_sa + 2 * L;                                               // [10][16][N]
-    float *fr = f, *fd = f + L, *finv = f + 2 * L, *fdw = f + 3 * L, *fk = f + 4 * L,
-          *fv = f + 5 * L, *fa = f + 6 * L, *fb = f + 7 * L, *fdy = f + 8 * L, *fsa = f + 9 * L;
-    float* dsa_s = f + 10 * L;  // [2][N]
+    float* f = stage_sa + 2 * L;                                               // [10][16][NP]
+    float *fr = f, *fd = f + LP, *finv = f + 2 * LP, *fdw = f + 3 * LP, *fk = f + 4 * LP,
+          *fv = f + 5 * LP, *fa = f + 6 * LP, *fb = f + 7 * LP, *fdy = f + 8 * LP,
+          *fsa = f + 9 * LP;
+    float* dsa_s = f + 10 * LP;  // [2][NP]
 
     const int h = blockIdx.x, bb = blockIdx.y;
     const int tid = threadIdx.x, q = tid % P, x0 = (tid / P) * K;
+    const int qo = q * (C + 4), xo = Row::col(x0);  // my block of C, my K keys/values
     const int Tn = D.T, H = D.H, NC = D.chunks();
     const int64_t HN = static_cast<int64_t>(H) * N;
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;
@@ -345,30 +380,31 @@ __global__ void __launch_bounds__(N / K * (N / C), 1) wkv7_backward_kernel(Dims 
         const T* st = stage + buf * 7 * L;
         const float* ssa = stage_sa + buf * L;
         for (int e = tid; e < nt * N; e += NT) {
-            fr[e] = to_f(st[e]);
+            const int pe = (e / N) * NP + Row::col(e % N);
+            fr[pe] = to_f(st[e]);
             const float sg = sigmoid_f(to_f(st[L + e]));
-            const float d = expf(-kDecayScale * sg);
-            fd[e] = d;
-            finv[e] = 1.f / d;
-            fdw[e] = -kDecayScale * d * sg * (1.f - sg);
-            fk[e] = to_f(st[2 * L + e]);
-            fv[e] = to_f(st[3 * L + e]);
-            fa[e] = to_f(st[4 * L + e]);
-            fb[e] = to_f(st[5 * L + e]);
-            fdy[e] = to_f(st[6 * L + e]);
-            fsa[e] = ssa[e];
+            const float d = __expf(-kDecayScale * sg);
+            fd[pe] = d;
+            finv[pe] = __fdividef(1.f, d);
+            fdw[pe] = -kDecayScale * d * sg * (1.f - sg);
+            fk[pe] = to_f(st[2 * L + e]);
+            fv[pe] = to_f(st[3 * L + e]);
+            fa[pe] = to_f(st[4 * L + e]);
+            fb[pe] = to_f(st[5 * L + e]);
+            fdy[pe] = to_f(st[6 * L + e]);
+            fsa[pe] = ssa[e];
         }
         __syncthreads();
         for (int tt = nt - 1; tt >= 0; --tt) {
-            const int row = tt * N, o = row + q * C;
+            const int row = tt * NP, o = row + qo, ox = row + xo;
             const int64_t gout = base + static_cast<int64_t>(t0 + tt) * HN + x0;
             float u[C], z[C], w2[C];
             float rj[K], kj[K], bj[K], invj[K], dr[K], dd[K], dk[K], db[K];
             // Column view (keys x0..): dr from S_t; dS += dy rᵀ; S_{t-1}; dd, dk, db.
-            load_vec<K>(rj, fr + row + x0);
-            load_vec<K>(kj, fk + row + x0);
-            load_vec<K>(bj, fb + row + x0);
-            load_vec<K>(invj, finv + row + x0);
+            load_vec<K>(rj, fr + ox);
+            load_vec<K>(kj, fk + ox);
+            load_vec<K>(bj, fb + ox);
+            load_vec<K>(invj, finv + ox);
             load_vec<C>(u, fdy + o);
             load_vec<C>(z, fv + o);
             load_vec<C>(w2, fsa + o);
@@ -386,7 +422,7 @@ __global__ void __launch_bounds__(N / K * (N / C), 1) wkv7_backward_kernel(Dims 
             }
             // Row view (values x0..): dS += dy rᵀ; dv, dsa; dS <- dS diag(decay) + dsa aᵀ.
             float dyi[K], dv[K], dsa[K];
-            load_vec<K>(dyi, fdy + row + x0);
+            load_vec<K>(dyi, fdy + ox);
             load_vec<C>(u, fr + o);
             load_vec<C>(z, fk + o);
             load_vec<C>(w2, fb + o);
@@ -394,40 +430,56 @@ __global__ void __launch_bounds__(N / K * (N / C), 1) wkv7_backward_kernel(Dims 
             for (int m = 0; m < K; ++m) {
 #pragma unroll
                 for (int cc = 0; cc < C; ++cc) dSr[m][cc] = fmaf(dyi[m], u[cc], dSr[m][cc]);
-                dv[m] = lane_sum<P>(dot<C>(dSr[m], z));
-                dsa[m] = lane_sum<P>(dot<C>(dSr[m], w2));
+                dv[m] = dot<C>(dSr[m], z);
+                dsa[m] = dot<C>(dSr[m], w2);
+            }
+#pragma unroll
+            for (int m = 0; m < K; ++m) {
+                dv[m] = lane_sum<P>(dv[m]);
+                dsa[m] = lane_sum<P>(dsa[m]);
             }
             load_vec<C>(u, fd + o);
             load_vec<C>(z, fa + o);
 #pragma unroll
-            for (int m = 0; m < K; ++m) {
+            for (int m = 0; m < K; ++m)
 #pragma unroll
                 for (int cc = 0; cc < C; ++cc) dSr[m][cc] = fmaf(dSr[m][cc], u[cc], dsa[m] * z[cc]);
-                if (q == 0) {
-                    dsa_s[(tt & 1) * N + x0 + m] = dsa[m];
+            if (q == 0) {
+#pragma unroll
+                for (int m = 0; m < K; ++m) {
+                    dsa_s[(tt & 1) * NP + xo + m] = dsa[m];
                     A.dv[gout + m] = from_f<T>(dv[m]);
                 }
             }
             __syncthreads();
             // Column view: da; dS <- dS diag(decay) + dsa aᵀ; the key sums over the row lanes.
-            float dj[K], aj[K], dwj[K];
-            load_vec<C>(u, dsa_s + (tt & 1) * N + q * C);
-            load_vec<K>(dj, fd + row + x0);
-            load_vec<K>(aj, fa + row + x0);
-            load_vec<K>(dwj, fdw + row + x0);
+            float dj[K], aj[K], dwj[K], da[K];
+            load_vec<C>(u, dsa_s + (tt & 1) * NP + qo);
+            load_vec<K>(dj, fd + ox);
+            load_vec<K>(aj, fa + ox);
+            load_vec<K>(dwj, fdw + ox);
 #pragma unroll
             for (int m = 0; m < K; ++m) {
-                const float da = lane_sum<P>(dot<C>(S[m], u));
+                da[m] = dot<C>(S[m], u);
 #pragma unroll
                 for (int cc = 0; cc < C; ++cc) dSc[m][cc] = fmaf(dSc[m][cc], dj[m], u[cc] * aj[m]);
-                const float s_dr = lane_sum<P>(dr[m]), s_dd = lane_sum<P>(dd[m]),
-                            s_dk = lane_sum<P>(dk[m]), s_db = lane_sum<P>(db[m]);
-                if (q == 0) {
-                    A.dr[gout + m] = from_f<T>(s_dr);
-                    A.dw[gout + m] = from_f<T>(s_dd * dwj[m]);
-                    A.dk[gout + m] = from_f<T>(s_dk);
-                    A.db[gout + m] = from_f<T>(s_db);
-                    A.da[gout + m] = from_f<T>(da);
+            }
+#pragma unroll
+            for (int m = 0; m < K; ++m) {
+                da[m] = lane_sum<P>(da[m]);
+                dr[m] = lane_sum<P>(dr[m]);
+                dd[m] = lane_sum<P>(dd[m]);
+                dk[m] = lane_sum<P>(dk[m]);
+                db[m] = lane_sum<P>(db[m]);
+            }
+            if (q == 0) {
+#pragma unroll
+                for (int m = 0; m < K; ++m) {
+                    A.dr[gout + m] = from_f<T>(dr[m]);
+                    A.dw[gout + m] = from_f<T>(dd[m] * dwj[m]);
+                    A.dk[gout + m] = from_f<T>(dk[m]);
+                    A.db[gout + m] = from_f<T>(db[m]);
+                    A.da[gout + m] = from_f<T>(da[m]);
                 }
             }
         }
@@ -444,7 +496,7 @@ __global__ void __launch_bounds__(N / K * (N / C), 1) wkv7_backward_kernel(Dims 
 
 template <class T, int N, int C, int RT, int R>
 cudaError_t launch_forward(const Dims& D, const FwdArgs<T>& A, cudaStream_t stream) {
-    constexpr size_t smem = fwd_smem_bytes<T, N>();
+    constexpr size_t smem = fwd_smem_bytes<T, N, C>();
     auto kernel = wkv7_forward_kernel<T, N, C, RT, R>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
@@ -455,7 +507,7 @@ cudaError_t launch_forward(const Dims& D, const FwdArgs<T>& A, cudaStream_t stre
 
 template <class T, int N, int C, int K>
 cudaError_t launch_backward(const Dims& D, const BwdArgs<T>& A, cudaStream_t stream) {
-    constexpr size_t smem = bwd_smem_bytes<T, N>();
+    constexpr size_t smem = bwd_smem_bytes<T, N, C>();
     auto kernel = wkv7_backward_kernel<T, N, C, K>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
