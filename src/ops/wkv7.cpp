@@ -28,9 +28,10 @@ void check_inputs(const Tensor& r, const Tensor& w, const Tensor& k, const Tenso
         const Shape want{r.size(0), r.size(2), r.size(3), r.size(3)};
         if (state.shape() != want)
             fail("{}: state must be (B, H, N, N) = {}, got {}", kOp, want.str(), state.desc());
-        if (r.dtype() == DType::bf16) {
-            if (state.dtype() != DType::f32)
-                fail("{}: with bf16 inputs the state must be f32, got {}", kOp, state.desc());
+        if (r.dtype() == DType::bf16) {  // kept in f32 inside; f32 is the natural choice
+            if (state.dtype() != DType::f32 && state.dtype() != DType::bf16)
+                fail("{}: with bf16 inputs the state must be f32 or bf16, got {}", kOp,
+                     state.desc());
         } else {
             check::same_dtype(kOp, r, state);
         }

@@ -1,6 +1,7 @@
 // WKV-7 on CUDA against the double reference: forward (y, final state) and every gradient
-// (r, w, k, v, a, b, state in), f32 and bf16, head sizes 16/32/64, T not a multiple of 16,
-// with and without carried state; the backward without saved data; clear errors.
+// (r, w, k, v, a, b, state in), f32 and bf16, head sizes 16/32/64 (and 8, 37 through zero
+// padding), T not a multiple of 16, with and without carried state; the backward without saved
+// data; a bf16 state; clear errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -116,6 +117,8 @@ TEST(CudaWkv7, MatchesReferenceF32) {
     check_case(2, 33, 2, 32, DType::f32, true, 3);
     check_case(2, 20, 4, 16, DType::f32, true, 4);
     check_case(1, 1, 2, 64, DType::f32, true, 5);
+    check_case(1, 21, 2, 8, DType::f32, true, 6);   // padded to 16
+    check_case(2, 18, 1, 37, DType::f32, true, 7);  // padded to 64
 }
 
 TEST(CudaWkv7, MatchesReferenceBf16) {
@@ -140,15 +143,32 @@ TEST(CudaWkv7, BackwardWithoutSavedDataRecomputes) {
     EXPECT_EQ(rel_err(again.state, saved.state.to(Device::cpu())), 0.0);
 }
 
+TEST(CudaWkv7, Bf16StateIsConverted) {
+    GOOSE_REQUIRE_GPU();
+    const Inputs in = make_inputs(1, 20, 2, 32, DType::bf16, true, 31);
+    const Tensor s16 = in.state.to(DType::bf16).to(DType::f64);  // the state as bf16 holds it
+    const ops::Wkv7Forward ref = ops::wkv7_forward_ref(in.r, in.w, in.k, in.v, in.a, in.b, s16);
+    const ops::Wkv7Grads gref = ops::wkv7_backward_ref(in.gy, in.gstate, in.r, in.w, in.k, in.v,
+                                                       in.a, in.b, s16, ref);
+    auto gpu = [](const Tensor& x) { return on_gpu(x, DType::bf16); };
+    const Tensor r = gpu(in.r), w = gpu(in.w), k = gpu(in.k), v = gpu(in.v), a = gpu(in.a),
+                 b = gpu(in.b), gy = gpu(in.gy), s0 = gpu(in.state),
+                 gs = on_gpu(in.gstate, DType::f32);
+    const ops::Wkv7Forward out = ops::wkv7_forward(r, w, k, v, a, b, s0);
+    const ops::Wkv7Grads g = ops::wkv7_backward(gy, gs, r, w, k, v, a, b, s0, out);
+    EXPECT_EQ(out.state.dtype(), DType::f32);
+    EXPECT_EQ(g.state.dtype(), DType::bf16);  // the gradient has the input's dtype
+    EXPECT_LT(rel_err(out.y, ref.y), 5e-3);
+    EXPECT_LT(rel_err(out.state, ref.state), 1e-5);
+    EXPECT_LT(rel_err(g.state, gref.state), 1e-2);
+    EXPECT_LT(rel_err(g.a, gref.a), 1e-2);
+}
+
 TEST(CudaWkv7, ClearErrors) {
     GOOSE_REQUIRE_GPU();
-    const Tensor x8 = Tensor::zeros(Shape{1, 4, 2, 8}, DType::f32).to(Device::cuda());
-    test::expect_error([&] { ops::wkv7_forward(x8, x8, x8, x8, x8, x8, Tensor()); },
-                       {"wkv7", "head size", "16, 32 or 64", "8"});
-    const Tensor x = Tensor::zeros(Shape{1, 4, 2, 16}, DType::bf16).to(Device::cuda());
-    const Tensor bad_state = Tensor::zeros(Shape{1, 2, 16, 16}, DType::bf16).to(Device::cuda());
-    test::expect_error([&] { ops::wkv7_forward(x, x, x, x, x, x, bad_state); },
-                       {"wkv7", "state must be f32", "bf16"});
+    const Tensor x80 = Tensor::zeros(Shape{1, 4, 2, 80}, DType::f32).to(Device::cuda());
+    test::expect_error([&] { ops::wkv7_forward(x80, x80, x80, x80, x80, x80, Tensor()); },
+                       {"wkv7", "head size", "at most 64", "80"});
     const Tensor x64 = Tensor::zeros(Shape{1, 4, 2, 16}, DType::f64).to(Device::cuda());
     test::expect_error([&] { ops::wkv7_forward(x64, x64, x64, x64, x64, x64, Tensor()); },
                        {"wkv7", "f32 or bf16", "f64"});

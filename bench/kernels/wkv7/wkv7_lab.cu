@@ -50,13 +50,13 @@ std::vector<Variant<T>> variants() {
         {"rows/thread (C64 RT1 | C64 K1)", 64, launch_forward<T, 64, 64, 1, 64>, launch_backward<T, 64, 64, 1>},
         {"C32 RT1 | C32 K1", 64, launch_forward<T, 64, 32, 1, 64>, launch_backward<T, 64, 32, 1>},
         {"C16 RT2 | C16 K2", 64, launch_forward<T, 64, 16, 2, 64>, launch_backward<T, 64, 16, 2>},
-        {"C16 RT2 R32 | C16 K4", 64, launch_forward<T, 64, 16, 2, 32>, launch_backward<T, 64, 16, 4>},
-        {"C16 RT4 | C32 K2", 64, launch_forward<T, 64, 16, 4, 64>, launch_backward<T, 64, 32, 2>},
-        {"C8 RT2 | C8 K2", 64, launch_forward<T, 64, 8, 2, 64>, launch_backward<T, 64, 8, 2>},
+        {"default: C8 RT2 | C32 K1", 64, launch_forward<T, 64, 8, 2, 64>, launch_backward<T, 64, 32, 1>},
         {"C8 RT4 | C8 K4", 64, launch_forward<T, 64, 8, 4, 64>, launch_backward<T, 64, 8, 4>},
-        {"C16 RT4 R32 | C16 K1", 64, launch_forward<T, 64, 16, 4, 32>, launch_backward<T, 64, 16, 1>},
-        {"N32 C8 RT2 | C8 K2", 32, launch_forward<T, 32, 8, 2, 32>, launch_backward<T, 32, 8, 2>},
-        {"N16 C4 RT2 | C4 K2", 16, launch_forward<T, 16, 4, 2, 16>, launch_backward<T, 16, 4, 2>},
+        {"C8 RT2 R32 | C8 K2", 64, launch_forward<T, 64, 8, 2, 32>, launch_backward<T, 64, 8, 2>},
+        {"C8 RT1 | C16 K1", 64, launch_forward<T, 64, 8, 1, 64>, launch_backward<T, 64, 16, 1>},
+        {"C4 RT2 | C8 K1", 64, launch_forward<T, 64, 4, 2, 64>, launch_backward<T, 64, 8, 1>},
+        {"default N32: C8 RT2 | C8 K2", 32, launch_forward<T, 32, 8, 2, 32>, launch_backward<T, 32, 8, 2>},
+        {"default N16: C4 RT2 | C4 K2", 16, launch_forward<T, 16, 4, 2, 16>, launch_backward<T, 16, 4, 2>},
     };
 }
 

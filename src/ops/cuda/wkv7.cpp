@@ -1,6 +1,9 @@
-// CUDA WKV-7: what only this backend checks (dtype f32 or bf16, head size 16/32/64), packed and
-// aligned device inputs, device outputs, then the kernels of wkv7_launch.cu. The forward saves
-// what its backward needs in Wkv7Forward (f32 state after every 16-step chunk, f32 sa per step).
+// CUDA WKV-7: what only this backend checks (dtype f32 or bf16, head size <= 64), packed and
+// aligned device inputs, device outputs, then the kernels of wkv7_launch.cu (head sizes 16, 32,
+// 64; other sizes up to 64 run zero-padded to the next one, which is exact: padded keys and
+// values stay zero in the state and add nothing). The state is f32 inside; a bf16 state in is
+// converted and its gradient returned in bf16. The forward saves what its backward needs in
+// Wkv7Forward (f32 state after every 16-step chunk, f32 sa per step).
 #include <cstdint>
 
 #include "goose/core/cuda.h"
@@ -18,12 +21,14 @@ wkv7_cuda::Dims dims_of(const Tensor& r) {
             static_cast<int>(r.size(2)), static_cast<int>(r.size(3))};
 }
 
+constexpr int64_t kMaxHead = 64;
+
 void check_cuda_inputs(const Tensor& r) {
     if (r.dtype() != DType::f32 && r.dtype() != DType::bf16)
         fail("{}: on CUDA the inputs must be f32 or bf16, got r {}", kOp, r.desc());
-    if (!wkv7_cuda::supported_head_size(static_cast<int>(r.size(3))))
-        fail("{}: on CUDA the head size N must be 16, 32 or 64, got N = {} (r {})", kOp,
-             r.size(3), r.desc());
+    if (r.size(3) > kMaxHead)
+        fail("{}: on CUDA the head size N must be at most {} (kernels for 16, 32, 64), got N = {} "
+             "(r {})", kOp, kMaxHead, r.size(3), r.desc());
     for (int d = 0; d < 3; ++d)
         if (r.size(d) > INT32_MAX)
             fail("{}: dimension {} of r {} is too large for the CUDA kernel", kOp, d, r.desc());
@@ -40,11 +45,39 @@ Tensor packed(const Tensor& t) {
 float* f32_ptr(const Tensor& t) { return static_cast<float*>(t.raw_data()); }
 const float* f32_or_null(const Tensor& t) { return t.defined() ? f32_ptr(t) : nullptr; }
 
+// The state (or its gradient) as packed f32 (a bf16 state is converted).
 Tensor packed_state(const Tensor& s, const char* what) {
     if (!s.defined()) return s;
-    if (s.dtype() != DType::f32)
-        fail("{}: on CUDA {} must be f32, got {}", kOp, what, s.desc());
-    return packed(s);
+    if (s.dtype() != DType::f32 && s.dtype() != DType::bf16)
+        fail("{}: on CUDA {} must be f32 (or bf16), got {}", kOp, what, s.desc());
+    return packed(s.dtype() == DType::f32 ? s : s.to(DType::f32));
+}
+
+// The head size the kernels run: N itself or the next of 16, 32, 64.
+int64_t kernel_head(int64_t n) {
+    return n <= 16 ? 16 : n <= 32 ? 32 : 64;
+}
+
+// x zero-padded in its last `dims` dimensions (1: (B, T, H, N); 2: (B, H, N, N)) to np.
+Tensor pad_head(const Tensor& x, int64_t np, int dims) {
+    if (!x.defined()) return x;
+    Shape s = x.shape();
+    for (int d = 0; d < dims; ++d) s[s.ndim() - 1 - d] = np;
+    Tensor z = Tensor::zeros(s, x.dtype(), x.device());
+    Tensor view = z;
+    for (int d = 0; d < dims; ++d) {
+        const int axis = s.ndim() - 1 - d;
+        view = view.slice(axis, 0, x.size(axis));
+    }
+    view.copy_(x);
+    return z;
+}
+
+// The first n entries of the last `dims` dimensions, packed.
+Tensor unpad_head(const Tensor& x, int64_t n, int dims) {
+    Tensor view = x;
+    for (int d = 0; d < dims; ++d) view = view.slice(x.ndim() - 1 - d, 0, n);
+    return view.contiguous();
 }
 
 bool saved_by_cuda(const Wkv7Forward& f, const Tensor& r, int64_t chunks) {
@@ -59,6 +92,16 @@ bool saved_by_cuda(const Wkv7Forward& f, const Tensor& r, int64_t chunks) {
 Wkv7Forward wkv7_forward_cuda(const Tensor& r, const Tensor& w, const Tensor& k, const Tensor& v,
                               const Tensor& a, const Tensor& b, const Tensor& state_in) {
     check_cuda_inputs(r);
+    const int64_t N = r.size(3), np = kernel_head(N);
+    if (np != N) {  // saved data stay padded: the backward pads the same way
+        Wkv7Forward f = wkv7_forward_cuda(pad_head(r, np, 1), pad_head(w, np, 1),
+                                          pad_head(k, np, 1), pad_head(v, np, 1),
+                                          pad_head(a, np, 1), pad_head(b, np, 1),
+                                          pad_head(packed_state(state_in, "state_in"), np, 2));
+        f.y = unpad_head(f.y, N, 1);
+        f.state = unpad_head(f.state, N, 2);
+        return f;
+    }
     const wkv7_cuda::Dims D = dims_of(r);
     const int64_t chunks = (D.T + wkv7_cuda::kChunk - 1) / wkv7_cuda::kChunk;
     const Device dev = r.device();
@@ -81,6 +124,19 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
                              const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a,
                              const Tensor& b, const Tensor& state_in, const Wkv7Forward& fwd) {
     check_cuda_inputs(r);
+    const int64_t N = r.size(3), np = kernel_head(N);
+    if (np != N) {
+        const Wkv7Forward padded_fwd{Tensor(), Tensor(), fwd.snapshots, fwd.sa};
+        Wkv7Grads g = wkv7_backward_cuda(
+            pad_head(gy, np, 1), pad_head(packed_state(gstate, "the state gradient"), np, 2),
+            pad_head(r, np, 1), pad_head(w, np, 1), pad_head(k, np, 1), pad_head(v, np, 1),
+            pad_head(a, np, 1), pad_head(b, np, 1),
+            pad_head(packed_state(state_in, "state_in"), np, 2), padded_fwd);
+        for (Tensor* x : {&g.r, &g.w, &g.k, &g.v, &g.a, &g.b}) *x = unpad_head(*x, N, 1);
+        g.state = unpad_head(g.state, N, 2);
+        if (state_in.defined() && state_in.dtype() != DType::f32) g.state = g.state.to(state_in.dtype());
+        return g;
+    }
     const wkv7_cuda::Dims D = dims_of(r);
     const int64_t chunks = (D.T + wkv7_cuda::kChunk - 1) / wkv7_cuda::kChunk;
     // The saved data of this backend's forward; recomputed if `fwd` came from elsewhere.
@@ -100,6 +156,7 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
                         g.r.raw_data(), g.w.raw_data(), g.k.raw_data(), g.v.raw_data(),
                         g.a.raw_data(), g.b.raw_data(), f32_ptr(g.state),
                         cuda::current_stream());
+    if (state_in.defined() && state_in.dtype() != DType::f32) g.state = g.state.to(state_in.dtype());
     return g;
 }
 

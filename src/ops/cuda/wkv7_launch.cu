@@ -18,7 +18,7 @@ void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, cudaStream_t s) {
     const k7::Dims D{d.B, d.T, d.H, d.N};
     cudaError_t e = cudaErrorInvalidValue;
     switch (d.N) {  // forward <N, C keys per thread, RT rows per thread, R rows per block>
-        case 64: e = k7::launch_forward<T, 64, 16, 2, 64>(D, args, s); break;
+        case 64: e = k7::launch_forward<T, 64, 8, 2, 64>(D, args, s); break;
         case 32: e = k7::launch_forward<T, 32, 8, 2, 32>(D, args, s); break;
         case 16: e = k7::launch_forward<T, 16, 4, 2, 16>(D, args, s); break;
         default: break;
