@@ -66,8 +66,6 @@ void backward_as(const Dims& d, const void* r, const void* w, const void* k, con
 }
 }  // namespace
 
-bool supported_head_size(int n) { return n == 16 || n == 32 || n == 64; }
-
 void forward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
              const void* v, const void* a, const void* b, const float* state_in, void* y,
              float* sa, float* snaps, float* state_out, void* stream) {

@@ -11,9 +11,6 @@ struct Dims {
 
 inline constexpr int kChunk = 16;  // steps between the states saved for the backward
 
-// Head sizes with a kernel: 16, 32, 64.
-bool supported_head_size(int n);
-
 // bf16: r, w, k, v, a, b, y (and dy and the gradients) are bf16, else f32. stream: cudaStream_t.
 void forward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
              const void* v, const void* a, const void* b, const float* state_in, void* y,
