@@ -53,8 +53,9 @@ Inputs make_inputs(int64_t B, int64_t T, int64_t H, int64_t N, DType dt, bool st
     in.a = round(a);
     in.b = round(b);
     if (state) {  // the state is f32 on CUDA for both dtypes
-        in.state = Tensor::uniform(Shape{B, H, N, N}, rng, DType::f64, -1, 1).to(DType::f32).to(DType::f64);
-        in.gstate = Tensor::uniform(Shape{B, H, N, N}, rng, DType::f64, -0.1, 0.1).to(DType::f32).to(DType::f64);
+        const Shape ss{B, H, N, N};
+        in.state = Tensor::uniform(ss, rng, DType::f64, -1, 1).to(DType::f32).to(DType::f64);
+        in.gstate = Tensor::uniform(ss, rng, DType::f64, -0.1, 0.1).to(DType::f32).to(DType::f64);
     }
     return in;
 }
@@ -137,8 +138,8 @@ TEST(CudaWkv7, BackwardWithoutSavedDataRecomputes) {
                  b = gpu(in.b), gy = gpu(in.gy), s0 = gpu(in.state), gs = gpu(in.gstate);
     const ops::Wkv7Forward out = ops::wkv7_forward(r, w, k, v, a, b, s0);
     const ops::Wkv7Grads saved = ops::wkv7_backward(gy, gs, r, w, k, v, a, b, s0, out);
-    const ops::Wkv7Grads again =
-        ops::wkv7_backward(gy, gs, r, w, k, v, a, b, s0, ops::Wkv7Forward{out.y, out.state, {}, {}});
+    const ops::Wkv7Forward unsaved{out.y, out.state, {}, {}};
+    const ops::Wkv7Grads again = ops::wkv7_backward(gy, gs, r, w, k, v, a, b, s0, unsaved);
     EXPECT_EQ(rel_err(again.w, saved.w.to(Device::cpu())), 0.0);
     EXPECT_EQ(rel_err(again.state, saved.state.to(Device::cpu())), 0.0);
 }

@@ -134,7 +134,8 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
             pad_head(packed_state(state_in, "state_in"), np, 2), padded_fwd);
         for (Tensor* x : {&g.r, &g.w, &g.k, &g.v, &g.a, &g.b}) *x = unpad_head(*x, N, 1);
         g.state = unpad_head(g.state, N, 2);
-        if (state_in.defined() && state_in.dtype() != DType::f32) g.state = g.state.to(state_in.dtype());
+        if (state_in.defined() && state_in.dtype() != DType::f32)
+            g.state = g.state.to(state_in.dtype());
         return g;
     }
     const wkv7_cuda::Dims D = dims_of(r);
@@ -156,7 +157,8 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
                         g.r.raw_data(), g.w.raw_data(), g.k.raw_data(), g.v.raw_data(),
                         g.a.raw_data(), g.b.raw_data(), f32_ptr(g.state),
                         cuda::current_stream());
-    if (state_in.defined() && state_in.dtype() != DType::f32) g.state = g.state.to(state_in.dtype());
+    if (state_in.defined() && state_in.dtype() != DType::f32)  // gradient in the input's dtype
+        g.state = g.state.to(state_in.dtype());
     return g;
 }
 

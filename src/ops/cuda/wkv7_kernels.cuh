@@ -92,7 +92,8 @@ __device__ __forceinline__ void stage_rows(T* dst, const T* src, int64_t row_str
     constexpr int kPieces = N / kPer;                       // pieces per row
     for (int e = tid; e < nt * kPieces; e += nthreads) {
         const int t = e / kPieces, p = e % kPieces;
-        cp_async16(dst + t * N + p * kPer, src + static_cast<int64_t>(t0 + t) * row_stride + p * kPer);
+        cp_async16(dst + t * N + p * kPer,
+                   src + static_cast<int64_t>(t0 + t) * row_stride + p * kPer);
     }
 }
 
