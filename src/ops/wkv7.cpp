@@ -15,7 +15,8 @@ void check_inputs(const Tensor& r, const Tensor& w, const Tensor& k, const Tenso
     const char* names[] = {"r", "w", "k", "v", "a", "b"};
     for (int i = 0; i < 6; ++i) check::defined(kOp, *all[i], names[i]);
     check::ndim(kOp, r, 4, "r (B, T, H, N)");
-    check::float_dtype(kOp, r);
+    // f32 / f64 everywhere; bf16 too on CUDA (with an f32 state).
+    if (!(r.dtype() == DType::bf16 && r.device().is_cuda())) check::float_dtype(kOp, r);
     if (r.size(1) < 1) fail("{}: T must be >= 1, got r {}", kOp, r.desc());
     for (int i = 1; i < 6; ++i) {
         if (all[i]->shape() != r.shape())
@@ -27,7 +28,13 @@ void check_inputs(const Tensor& r, const Tensor& w, const Tensor& k, const Tenso
         const Shape want{r.size(0), r.size(2), r.size(3), r.size(3)};
         if (state.shape() != want)
             fail("{}: state must be (B, H, N, N) = {}, got {}", kOp, want.str(), state.desc());
-        check::same_dtype(kOp, r, state);
+        if (r.dtype() == DType::bf16) {  // kept in f32 inside; f32 is the natural choice
+            if (state.dtype() != DType::f32 && state.dtype() != DType::bf16)
+                fail("{}: with bf16 inputs the state must be f32 or bf16, got {}", kOp,
+                     state.desc());
+        } else {
+            check::same_dtype(kOp, r, state);
+        }
     }
 }
 }  // namespace
@@ -39,6 +46,9 @@ Wkv7Forward wkv7_forward(const Tensor& r, const Tensor& w, const Tensor& k, cons
     switch (be) {
         case Backend::ref: return wkv7_forward_ref(r, w, k, v, a, b, state_in);
         case Backend::cpu: return wkv7_forward_cpu(r, w, k, v, a, b, state_in);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return wkv7_forward_cuda(r, w, k, v, a, b, state_in);
+#endif
         default: no_kernel(kOp, be);
     }
 }
@@ -54,6 +64,10 @@ Wkv7Grads wkv7_backward(const Tensor& gy, const Tensor& gstate, const Tensor& r,
     switch (be) {
         case Backend::ref: return wkv7_backward_ref(gy, gstate, r, w, k, v, a, b, state_in, fwd);
         case Backend::cpu: return wkv7_backward_cpu(gy, gstate, r, w, k, v, a, b, state_in, fwd);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return wkv7_backward_cuda(gy, gstate, r, w, k, v, a, b, state_in, fwd);
+#endif
         default: no_kernel(kOp, be);
     }
 }

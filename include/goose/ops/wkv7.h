@@ -8,7 +8,8 @@
 //
 // r, w, k, v, a, b: (B, T, H, N); state_in / state_out: (B, H, N, N) (row = value, column = key),
 // f32 for f32 inputs (the state is always at least fp32) and f64 for f64 inputs. An undefined
-// state_in means zeros. Any T >= 1 and any head size N.
+// state_in means zeros. Any T >= 1 and any head size N. On CUDA: f32 or bf16 inputs (bf16 with
+// an f32 state and f32 state gradients), head size 16, 32 or 64.
 #pragma once
 #include "goose/core/tensor.h"
 
@@ -48,6 +49,13 @@ Wkv7Forward wkv7_forward_cpu(const Tensor& r, const Tensor& w, const Tensor& k, 
 Wkv7Grads wkv7_backward_cpu(const Tensor& gy, const Tensor& gstate, const Tensor& r,
                             const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a,
                             const Tensor& b, const Tensor& state_in, const Wkv7Forward& fwd);
+#ifdef GOOSE_CUDA
+Wkv7Forward wkv7_forward_cuda(const Tensor& r, const Tensor& w, const Tensor& k, const Tensor& v,
+                              const Tensor& a, const Tensor& b, const Tensor& state_in);
+Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tensor& r,
+                             const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a,
+                             const Tensor& b, const Tensor& state_in, const Wkv7Forward& fwd);
+#endif
 
 }  // namespace ops
 }  // namespace goose

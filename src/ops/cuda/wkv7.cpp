@@ -1,0 +1,165 @@
+// CUDA WKV-7: what only this backend checks (dtype f32 or bf16, head size <= 64), packed and
+// aligned device inputs, device outputs, then the kernels of wkv7_launch.cu (head sizes 16, 32,
+// 64; other sizes up to 64 run zero-padded to the next one, which is exact: padded keys and
+// values stay zero in the state and add nothing). The state is f32 inside; a bf16 state in is
+// converted and its gradient returned in bf16. The forward saves what its backward needs in
+// Wkv7Forward (f32 state after every 16-step chunk, f32 sa per step).
+#include <cstdint>
+
+#include "goose/core/cuda.h"
+#include "goose/core/error.h"
+#include "goose/ops/wkv7.h"
+#include "ops/cuda/wkv7_launch.h"
+
+namespace goose::ops {
+
+namespace {
+constexpr const char* kOp = "wkv7";
+
+wkv7_cuda::Dims dims_of(const Tensor& r) {
+    return {static_cast<int>(r.size(0)), static_cast<int>(r.size(1)),
+            static_cast<int>(r.size(2)), static_cast<int>(r.size(3))};
+}
+
+constexpr int64_t kMaxHead = 64;
+
+void check_cuda_inputs(const Tensor& r) {
+    if (r.dtype() != DType::f32 && r.dtype() != DType::bf16)
+        fail("{}: on CUDA the inputs must be f32 or bf16, got r {}", kOp, r.desc());
+    if (r.size(3) > kMaxHead)
+        fail("{}: on CUDA the head size N must be at most {} (kernels for 16, 32, 64), got N = {} "
+             "(r {})", kOp, kMaxHead, r.size(3), r.desc());
+    for (int d = 0; d < 3; ++d)
+        if (r.size(d) > INT32_MAX)
+            fail("{}: dimension {} of r {} is too large for the CUDA kernel", kOp, d, r.desc());
+}
+
+// A packed copy whose first element is 16-byte aligned (the kernels copy 16-byte pieces).
+Tensor packed(const Tensor& t) {
+    Tensor c = t.contiguous();
+    if (reinterpret_cast<uintptr_t>(c.raw_data()) % 16 != 0) c = t.clone();
+    return c;
+}
+
+// Device address of an f32 tensor (data<float>() is for CPU tensors only).
+float* f32_ptr(const Tensor& t) { return static_cast<float*>(t.raw_data()); }
+const float* f32_or_null(const Tensor& t) { return t.defined() ? f32_ptr(t) : nullptr; }
+
+// The state (or its gradient) as packed f32 (a bf16 state is converted).
+Tensor packed_state(const Tensor& s, const char* what) {
+    if (!s.defined()) return s;
+    if (s.dtype() != DType::f32 && s.dtype() != DType::bf16)
+        fail("{}: on CUDA {} must be f32 (or bf16), got {}", kOp, what, s.desc());
+    return packed(s.dtype() == DType::f32 ? s : s.to(DType::f32));
+}
+
+// The head size the kernels run: N itself or the next of 16, 32, 64.
+int64_t kernel_head(int64_t n) {
+    return n <= 16 ? 16 : n <= 32 ? 32 : 64;
+}
+
+// x zero-padded in its last `dims` dimensions (1: (B, T, H, N); 2: (B, H, N, N)) to np.
+Tensor pad_head(const Tensor& x, int64_t np, int dims) {
+    if (!x.defined()) return x;
+    Shape s = x.shape();
+    for (int d = 0; d < dims; ++d) s[s.ndim() - 1 - d] = np;
+    Tensor z = Tensor::zeros(s, x.dtype(), x.device());
+    Tensor view = z;
+    for (int d = 0; d < dims; ++d) {
+        const int axis = s.ndim() - 1 - d;
+        view = view.slice(axis, 0, x.size(axis));
+    }
+    view.copy_(x);
+    return z;
+}
+
+// The first n entries of the last `dims` dimensions, packed.
+Tensor unpad_head(const Tensor& x, int64_t n, int dims) {
+    Tensor view = x;
+    for (int d = 0; d < dims; ++d) view = view.slice(x.ndim() - 1 - d, 0, n);
+    return view.contiguous();
+}
+
+bool saved_by_cuda(const Wkv7Forward& f, const Tensor& r, int64_t chunks) {
+    const Shape snaps{r.size(0), r.size(2), chunks, r.size(3), r.size(3)};
+    return f.snapshots.defined() && f.sa.defined() && f.snapshots.device().is_cuda() &&
+           f.sa.device().is_cuda() && f.snapshots.dtype() == DType::f32 &&
+           f.sa.dtype() == DType::f32 && f.snapshots.shape() == snaps &&
+           f.sa.shape() == r.shape() && f.snapshots.is_contiguous() && f.sa.is_contiguous();
+}
+}  // namespace
+
+Wkv7Forward wkv7_forward_cuda(const Tensor& r, const Tensor& w, const Tensor& k, const Tensor& v,
+                              const Tensor& a, const Tensor& b, const Tensor& state_in) {
+    check_cuda_inputs(r);
+    const int64_t N = r.size(3), np = kernel_head(N);
+    if (np != N) {  // saved data stay padded: the backward pads the same way
+        Wkv7Forward f = wkv7_forward_cuda(pad_head(r, np, 1), pad_head(w, np, 1),
+                                          pad_head(k, np, 1), pad_head(v, np, 1),
+                                          pad_head(a, np, 1), pad_head(b, np, 1),
+                                          pad_head(packed_state(state_in, "state_in"), np, 2));
+        f.y = unpad_head(f.y, N, 1);
+        f.state = unpad_head(f.state, N, 2);
+        return f;
+    }
+    const wkv7_cuda::Dims D = dims_of(r);
+    const int64_t chunks = (D.T + wkv7_cuda::kChunk - 1) / wkv7_cuda::kChunk;
+    const Device dev = r.device();
+    const Tensor rc = packed(r), wc = packed(w), kc = packed(k), vc = packed(v), ac = packed(a),
+                 bc = packed(b), sc = packed_state(state_in, "state_in");
+    Wkv7Forward out;
+    out.y = Tensor::empty(r.shape(), r.dtype(), dev);                          // (B, T, H, N)
+    out.state = Tensor::empty(Shape{D.B, D.H, D.N, D.N}, DType::f32, dev);     // (B, H, N, N)
+    out.snapshots =
+        Tensor::empty(Shape{D.B, D.H, chunks, D.N, D.N}, DType::f32, dev);    // (B, H, C, N, N)
+    out.sa = Tensor::empty(r.shape(), DType::f32, dev);                       // (B, T, H, N)
+    wkv7_cuda::forward(r.dtype() == DType::bf16, D, rc.raw_data(), wc.raw_data(), kc.raw_data(),
+                       vc.raw_data(), ac.raw_data(), bc.raw_data(), f32_or_null(sc),
+                       out.y.raw_data(), f32_ptr(out.sa), f32_ptr(out.snapshots),
+                       f32_ptr(out.state), cuda::current_stream());
+    return out;
+}
+
+Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tensor& r,
+                             const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a,
+                             const Tensor& b, const Tensor& state_in, const Wkv7Forward& fwd) {
+    check_cuda_inputs(r);
+    const int64_t N = r.size(3), np = kernel_head(N);
+    if (np != N) {
+        const Wkv7Forward padded_fwd{Tensor(), Tensor(), fwd.snapshots, fwd.sa};
+        Wkv7Grads g = wkv7_backward_cuda(
+            pad_head(gy, np, 1), pad_head(packed_state(gstate, "the state gradient"), np, 2),
+            pad_head(r, np, 1), pad_head(w, np, 1), pad_head(k, np, 1), pad_head(v, np, 1),
+            pad_head(a, np, 1), pad_head(b, np, 1),
+            pad_head(packed_state(state_in, "state_in"), np, 2), padded_fwd);
+        for (Tensor* x : {&g.r, &g.w, &g.k, &g.v, &g.a, &g.b}) *x = unpad_head(*x, N, 1);
+        g.state = unpad_head(g.state, N, 2);
+        if (state_in.defined() && state_in.dtype() != DType::f32)
+            g.state = g.state.to(state_in.dtype());
+        return g;
+    }
+    const wkv7_cuda::Dims D = dims_of(r);
+    const int64_t chunks = (D.T + wkv7_cuda::kChunk - 1) / wkv7_cuda::kChunk;
+    // The saved data of this backend's forward; recomputed if `fwd` came from elsewhere.
+    const bool saved = saved_by_cuda(fwd, r, chunks);
+    const Wkv7Forward again = saved ? Wkv7Forward{} : wkv7_forward_cuda(r, w, k, v, a, b, state_in);
+    const Wkv7Forward& f = saved ? fwd : again;
+    const Device dev = r.device();
+    const Tensor rc = packed(r), wc = packed(w), kc = packed(k), vc = packed(v), ac = packed(a),
+                 bc = packed(b), gyc = packed(gy), gsc = packed_state(gstate, "the state gradient");
+    Wkv7Grads g;
+    for (Tensor* x : {&g.r, &g.w, &g.k, &g.v, &g.a, &g.b})
+        *x = Tensor::empty(r.shape(), r.dtype(), dev);                        // (B, T, H, N)
+    g.state = Tensor::empty(Shape{D.B, D.H, D.N, D.N}, DType::f32, dev);      // (B, H, N, N)
+    wkv7_cuda::backward(r.dtype() == DType::bf16, D, rc.raw_data(), wc.raw_data(), kc.raw_data(),
+                        vc.raw_data(), ac.raw_data(), bc.raw_data(), gyc.raw_data(),
+                        f32_or_null(gsc), f32_ptr(f.sa), f32_ptr(f.snapshots),
+                        g.r.raw_data(), g.w.raw_data(), g.k.raw_data(), g.v.raw_data(),
+                        g.a.raw_data(), g.b.raw_data(), f32_ptr(g.state),
+                        cuda::current_stream());
+    if (state_in.defined() && state_in.dtype() != DType::f32)  // gradient in the input's dtype
+        g.state = g.state.to(state_in.dtype());
+    return g;
+}
+
+}  // namespace goose::ops

@@ -1,0 +1,90 @@
+// WKV-7 CUDA launchers: picks the kernel tile per head size (the fastest measured in the kernel
+// lab, bench/kernels/wkv7/README.md) and the I/O dtype.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "core/cuda/cuda_check.h"
+#include "ops/cuda/wkv7_kernels.cuh"
+#include "ops/cuda/wkv7_launch.h"
+
+namespace goose::ops::wkv7_cuda {
+
+namespace {
+namespace k7 = goose_wkv7;
+static_assert(kChunk == k7::kChunk, "snapshot interval must match the kernels");
+
+template <class T>
+void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, cudaStream_t s) {
+    const k7::Dims D{d.B, d.T, d.H, d.N};
+    cudaError_t e = cudaErrorInvalidValue;
+    switch (d.N) {  // forward <N, C keys per thread, RT rows per thread, R rows per block>
+        case 64: e = k7::launch_forward<T, 64, 8, 2, 64>(D, args, s); break;
+        case 32: e = k7::launch_forward<T, 32, 8, 2, 32>(D, args, s); break;
+        case 16: e = k7::launch_forward<T, 16, 4, 2, 16>(D, args, s); break;
+        default: break;
+    }
+    GOOSE_CUDA_CHECK(e);
+}
+
+template <class T>
+void backward_typed(const Dims& d, const k7::BwdArgs<T>& args, cudaStream_t s) {
+    const k7::Dims D{d.B, d.T, d.H, d.N};
+    cudaError_t e = cudaErrorInvalidValue;
+    switch (d.N) {  // backward <N, C entries per thread, K keys/values per thread>
+        case 64: e = k7::launch_backward<T, 64, 32, 1>(D, args, s); break;
+        case 32: e = k7::launch_backward<T, 32, 8, 2>(D, args, s); break;
+        case 16: e = k7::launch_backward<T, 16, 4, 2>(D, args, s); break;
+        default: break;
+    }
+    GOOSE_CUDA_CHECK(e);
+}
+
+template <class T>
+void forward_as(const Dims& d, const void* r, const void* w, const void* k, const void* v,
+                const void* a, const void* b, const float* state_in, void* y, float* sa,
+                float* snaps, float* state_out, void* stream) {
+    const k7::FwdArgs<T> args{static_cast<const T*>(r), static_cast<const T*>(w),
+                              static_cast<const T*>(k), static_cast<const T*>(v),
+                              static_cast<const T*>(a), static_cast<const T*>(b),
+                              state_in, static_cast<T*>(y), sa, snaps, state_out};
+    forward_typed<T>(d, args, static_cast<cudaStream_t>(stream));
+}
+
+template <class T>
+void backward_as(const Dims& d, const void* r, const void* w, const void* k, const void* v,
+                 const void* a, const void* b, const void* dy, const float* dstate_out,
+                 const float* sa, const float* snaps, void* dr, void* dw, void* dk, void* dv,
+                 void* da, void* db, float* dstate_in, void* stream) {
+    const k7::BwdArgs<T> args{static_cast<const T*>(r), static_cast<const T*>(w),
+                              static_cast<const T*>(k), static_cast<const T*>(v),
+                              static_cast<const T*>(a), static_cast<const T*>(b),
+                              static_cast<const T*>(dy), dstate_out, sa, snaps,
+                              static_cast<T*>(dr), static_cast<T*>(dw), static_cast<T*>(dk),
+                              static_cast<T*>(dv), static_cast<T*>(da), static_cast<T*>(db),
+                              dstate_in};
+    backward_typed<T>(d, args, static_cast<cudaStream_t>(stream));
+}
+}  // namespace
+
+void forward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
+             const void* v, const void* a, const void* b, const float* state_in, void* y,
+             float* sa, float* snaps, float* state_out, void* stream) {
+    if (bf16)
+        forward_as<__nv_bfloat16>(d, r, w, k, v, a, b, state_in, y, sa, snaps, state_out, stream);
+    else
+        forward_as<float>(d, r, w, k, v, a, b, state_in, y, sa, snaps, state_out, stream);
+}
+
+void backward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
+              const void* v, const void* a, const void* b, const void* dy,
+              const float* dstate_out, const float* sa, const float* snaps, void* dr, void* dw,
+              void* dk, void* dv, void* da, void* db, float* dstate_in, void* stream) {
+    if (bf16)
+        backward_as<__nv_bfloat16>(d, r, w, k, v, a, b, dy, dstate_out, sa, snaps, dr, dw, dk,
+                                   dv, da, db, dstate_in, stream);
+    else
+        backward_as<float>(d, r, w, k, v, a, b, dy, dstate_out, sa, snaps, dr, dw, dk, dv, da,
+                           db, dstate_in, stream);
+}
+
+}  // namespace goose::ops::wkv7_cuda

@@ -1,0 +1,23 @@
+// Raw-pointer launchers of the WKV-7 CUDA kernels (wkv7_kernels.cuh) for the tensor glue in
+// wkv7.cpp; no CUDA headers here. Pointers are device pointers of packed, 16-byte aligned
+// buffers (layouts in wkv7_kernels.cuh); a failed launch throws goose::Error.
+#pragma once
+
+namespace goose::ops::wkv7_cuda {
+
+struct Dims {
+    int B, T, H, N;
+};
+
+inline constexpr int kChunk = 16;  // steps between the states saved for the backward
+
+// bf16: r, w, k, v, a, b, y (and dy and the gradients) are bf16, else f32. stream: cudaStream_t.
+void forward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
+             const void* v, const void* a, const void* b, const float* state_in, void* y,
+             float* sa, float* snaps, float* state_out, void* stream);
+void backward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
+              const void* v, const void* a, const void* b, const void* dy,
+              const float* dstate_out, const float* sa, const float* snaps, void* dr, void* dw,
+              void* dk, void* dv, void* da, void* db, float* dstate_in, void* stream);
+
+}  // namespace goose::ops::wkv7_cuda
