@@ -2,6 +2,7 @@
 #include "goose/autograd/tape.h"
 
 #include "goose/core/element.h"
+#include "goose/ops/binary.h"
 
 namespace goose {
 
@@ -81,6 +82,10 @@ void accumulate(Tensor& dst, const Tensor& src) {
         dst = dst.clone();
     }
     const Tensor s = src.dtype() == dst.dtype() ? src.contiguous() : src.to(dst.dtype());
+    if (!dst.device().is_cpu()) {  // a device kernel; the sum replaces the gradient's storage
+        dst = ops::binary_forward(BinaryOp::add, dst, s);
+        return;
+    }
     const int64_t n = dst.numel();
     if (dst.dtype() == DType::f32) {
         float* d = dst.data<float>();
@@ -123,7 +128,7 @@ void backward(const Var& root, Tensor seed) {
         if (root.numel() != 1)
             fail("backward: root {} has {} elements; pass a seed gradient of its shape",
                  root.value().desc(), root.numel());
-        seed = Tensor::full(root.shape(), 1.0, root.dtype());
+        seed = Tensor::full(root.shape(), 1.0, root.dtype(), root.value().device());
     }
     if (seed.shape() != root.shape())
         fail("backward: seed {} does not match root {}", seed.desc(), root.value().desc());

@@ -636,7 +636,7 @@ Rwkv7Prep rwkv7_prep(const Var& w_lora, const Var& k_raw, const Var& v_raw, cons
         p.w = ag::add(w0, w_lora);
         const Var a = ag::sigmoid(ag::add(a0, a_lora));
         const Var kk = ag::reshape(ag::l2_normalize(ag::reshape(ag::mul(k_raw, k_k), heads)), flat);
-        const Var one(Tensor::scalar(1.0, k_raw.dtype()));
+        const Var one(Tensor::scalar(1.0, k_raw.dtype()).to(k_raw.value().device()));
         p.k = ag::mul(k_raw, ag::lerp(one, a, k_a));
         p.v = gate ? ag::lerp(v_raw, v_first, ag::sigmoid(ag::add(v0, v_lora))) : v_raw;
         p.a = ag::neg(kk);

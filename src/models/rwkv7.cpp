@@ -229,6 +229,14 @@ Var Rwkv7::forward(const Tensor& ids, Rwkv7State* state) const {
     return ag::linear(forward_hidden(x, state), head->weight);         // (B, T, V)
 }
 
+Var Rwkv7::forward_loss(const Tensor& ids, const Tensor& targets) const {
+    if (!targets.defined() || targets.shape() != ids.shape())
+        fail("Rwkv7: targets must have the shape of ids {}, got {}", ids.desc(),
+             targets.defined() ? targets.desc() : "undefined");
+    Var logits = forward(ids);  // (B, T, V)
+    return ag::l2wrap(ag::cross_entropy(logits, targets), logits);
+}
+
 Var Rwkv7::forward_hidden(const Var& input, Rwkv7State* state) const {
     if (input.ndim() != 3 || input.size(2) != cfg_.n_embd || input.size(0) < 1 || input.size(1) < 1)
         fail("Rwkv7: embeddings must be (B, T, C = {}), got {}", cfg_.n_embd, input.value().desc());
