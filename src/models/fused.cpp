@@ -25,7 +25,9 @@ constexpr int64_t kRowChunk = 64;        // rows (B*T) per partial sum of a para
 constexpr double kL2Eps = 1e-12;         // F.normalize's eps (the kk of RWKV-7)
 
 bool fast(const Var& x) { return backend_of(x.value()) == Backend::cpu; }
+#ifdef GOOSE_CUDA
 bool on_cuda(const Var& x) { return backend_of(x.value()) == Backend::cuda; }
+#endif
 
 // ---- token_mix ---------------------------------------------------------------------------
 
