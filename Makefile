@@ -1,10 +1,11 @@
 # The two commands of the README: `make run` and `make test`. Both install what is missing.
-#   make build [PRESET=release|debug|asan] [CUDA=1] [NATIVE=0]
+#   make build [PRESET=release|debug|asan] [CUDA=1] [NATIVE=0] [TARGETS="goose test_cuda"]
+# CUDA=1 builds into its own folder (build-cuda, build-debug-cuda, ...) so the CPU build stays.
 PRESET ?= release
 CUDA ?= 0
 NATIVE ?= 1
 JOBS ?= $(shell nproc)
-BUILD_DIR := $(if $(filter release,$(PRESET)),build,build-$(PRESET))
+BUILD_DIR := $(if $(filter release,$(PRESET)),build,build-$(PRESET))$(if $(filter 1,$(CUDA)),-cuda)
 CMAKE_FLAGS := -DGOOSE_CUDA=$(if $(filter 1,$(CUDA)),ON,OFF) -DGOOSE_NATIVE=$(if $(filter 1,$(NATIVE)),ON,OFF)
 
 .PHONY: deps build run test bench format clean
@@ -12,8 +13,8 @@ deps:
 	@bash scripts/deps.sh
 
 build: deps
-	@cmake --preset $(PRESET) $(CMAKE_FLAGS) > /dev/null
-	@cmake --build $(BUILD_DIR) -j $(JOBS)
+	@cmake --preset $(PRESET) -B $(BUILD_DIR) $(CMAKE_FLAGS) > /dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS) $(if $(TARGETS),--target $(TARGETS))
 
 run: build
 	./$(BUILD_DIR)/goose icl
@@ -28,4 +29,4 @@ format:
 	clang-format -i $$(git ls-files '*.h' '*.cpp' '*.cu')
 
 clean:
-	rm -rf build build-debug build-asan
+	rm -rf build build-debug build-asan build-cuda build-debug-cuda build-asan-cuda

@@ -6,6 +6,9 @@
 
 #include "goose/core/error.h"
 #include "goose/core/pool.h"
+#ifdef GOOSE_CUDA
+#include "core/cuda/cuda_internal.h"
+#endif
 
 namespace goose {
 
@@ -20,6 +23,10 @@ void register_allocator(DeviceKind kind, Allocator* a) {
 
 Allocator& allocator_for(Device d) {
     if (d.is_cpu()) return cpu_pool();
+#ifdef GOOSE_CUDA
+    if (d.index != 0) fail("device {} requested, but only cuda:0 is supported", d.str());
+    if (!g_cuda_allocator) return cuda_detail::device_allocator();  // built in, lazily
+#endif
     if (!g_cuda_allocator) {
         if (!cuda_compiled())
             fail("device {} requested but this build has no CUDA backend (rebuild with "

@@ -6,6 +6,9 @@
 #include <numeric>
 
 #include "core/strided_copy.h"
+#ifdef GOOSE_CUDA
+#include "core/cuda/cuda_internal.h"
+#endif
 #include "goose/core/element.h"
 #include "goose/core/rng.h"
 
@@ -123,6 +126,8 @@ double Tensor::get(std::initializer_list<int64_t> index) const {
         GOOSE_ASSERT(i >= 0 && i < shape_[d], "index {} out of range in dim {}", i, d);
         o += i * strides_[d++];
     }
+    if (!device().is_cpu())  // one element through a 0-d view
+        return Tensor(storage_, Shape{}, Strides{}, offset_ + o, dtype_).to(Device::cpu()).item();
     return load_as_double(raw_data(), dtype_, o);
 }
 
@@ -133,6 +138,10 @@ void Tensor::set(std::initializer_list<int64_t> index, double value) {
     for (int64_t i : index) {
         GOOSE_ASSERT(i >= 0 && i < shape_[d], "index {} out of range in dim {}", i, d);
         o += i * strides_[d++];
+    }
+    if (!device().is_cpu()) {
+        Tensor(storage_, Shape{}, Strides{}, offset_ + o, dtype_).fill_(value);
+        return;
     }
     store_from_double(raw_data(), dtype_, o, value);
 }
@@ -282,8 +291,15 @@ Tensor Tensor::expand(const Shape& shape) const {
 void copy_strided(const Tensor& dst, const Tensor& src) {
     if (dst.shape() != src.shape())
         fail("copy: shapes differ: destination {}, source {}", dst.desc(), src.desc());
-    if (!dst.device().is_cpu() || !src.device().is_cpu())
-        fail("copy: {} -> {} needs the CUDA backend", src.desc(), dst.desc());
+    if (!dst.device().is_cpu() || !src.device().is_cpu()) {
+#ifdef GOOSE_CUDA
+        cuda_detail::copy_strided(dst, src);
+        return;
+#else
+        fail("copy: {} -> {} needs the CUDA backend (rebuild with `make build CUDA=1`)",
+             src.desc(), dst.desc());
+#endif
+    }
     if (dst.numel() == 0) return;
     if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous()) {
         std::memmove(dst.raw_data(), src.raw_data(), dst.nbytes());
@@ -339,7 +355,9 @@ Tensor Tensor::to(DType dtype) const {
 
 Tensor Tensor::to(Device dev) const {
     if (dev == device()) return *this;
-    fail("copy of {} to {} needs the CUDA backend", desc(), dev.str());
+    Tensor t = empty(shape_, dtype_, dev);  // fails clearly without a CUDA backend or device
+    copy_strided(t, *this);
+    return t;
 }
 
 void Tensor::copy_(const Tensor& src) {
@@ -347,7 +365,14 @@ void Tensor::copy_(const Tensor& src) {
 }
 
 void Tensor::fill_(double value) {
-    if (!device().is_cpu()) fail("fill_ of {} needs the CUDA backend", desc());
+    if (!device().is_cpu()) {
+#ifdef GOOSE_CUDA
+        cuda_detail::fill(*this, value);
+        return;
+#else
+        fail("fill_ of {} needs the CUDA backend", desc());
+#endif
+    }
     if (numel() == 0) return;
     void* p = raw_data();
     if (is_contiguous() && dtype_ == DType::f32) {

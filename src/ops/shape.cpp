@@ -44,9 +44,15 @@ SliceRange slice_of(const char* op, const Shape& shape, const std::string& desc,
     return r;
 }
 
+// f32/f64 everywhere; bf16 too on CUDA (copies only, no arithmetic).
+void shape_dtype(const char* op, const Tensor& x) {
+    if (x.device().is_cuda() && x.dtype() == DType::bf16) return;
+    check::float_dtype(op, x);
+}
+
 void check_input(const char* op, const Tensor& x, const char* what) {
     check::defined(op, x, what);
-    check::float_dtype(op, x);
+    shape_dtype(op, x);
 }
 
 // Every tensor of ts on one device with one dtype and one rank, equal sizes outside `axis`.
@@ -57,7 +63,7 @@ Backend check_concat_inputs(const char* op, const std::vector<Tensor>& ts, int& 
     for (size_t i = 0; i < ts.size(); ++i)
         if (!ts[i].defined()) fail("{}: {} {} is undefined", op, what, i);
     const Tensor& t0 = ts[0];
-    check::float_dtype(op, t0);
+    shape_dtype(op, t0);
     axis = shape_axis(op, t0, axis);
     for (size_t i = 1; i < ts.size(); ++i) {
         const Tensor& t = ts[i];
@@ -99,6 +105,10 @@ std::vector<Tensor> dispatch_split(Backend b, const char* op, const Tensor& x,
             return split_forward_ref(x, sizes, axis);
         case Backend::cpu:
             return split_forward_cpu(x, sizes, axis);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return split_forward_cuda(x, sizes, axis);
+#endif
         default:
             no_kernel(op, b);
     }
@@ -110,6 +120,10 @@ Tensor dispatch_concat(Backend b, const char* op, const std::vector<Tensor>& xs,
             return concat_forward_ref(xs, axis);
         case Backend::cpu:
             return concat_forward_cpu(xs, axis);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return concat_forward_cuda(xs, axis);
+#endif
         default:
             no_kernel(op, b);
     }
@@ -121,6 +135,10 @@ Tensor dispatch_reshape(const char* op, const Tensor& x, const Shape& shape) {
             return reshape_forward_ref(x, shape);
         case Backend::cpu:
             return reshape_forward_cpu(x, shape);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return reshape_forward_cuda(x, shape);
+#endif
         default:
             no_kernel(op, backend_of(x));
     }
@@ -132,6 +150,10 @@ Tensor dispatch_transpose(const char* op, const Tensor& x, int a, int b) {
             return transpose_forward_ref(x, a, b);
         case Backend::cpu:
             return transpose_forward_cpu(x, a, b);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return transpose_forward_cuda(x, a, b);
+#endif
         default:
             no_kernel(op, backend_of(x));
     }
@@ -143,6 +165,10 @@ Tensor dispatch_permute(const char* op, const Tensor& x, std::span<const int> or
             return permute_forward_ref(x, order);
         case Backend::cpu:
             return permute_forward_cpu(x, order);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return permute_forward_cuda(x, order);
+#endif
         default:
             no_kernel(op, backend_of(x));
     }
@@ -154,6 +180,10 @@ Tensor dispatch_contiguous(const char* op, const Tensor& x) {
             return contiguous_forward_ref(x);
         case Backend::cpu:
             return contiguous_forward_cpu(x);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return contiguous_forward_cuda(x);
+#endif
         default:
             no_kernel(op, backend_of(x));
     }
@@ -254,6 +284,10 @@ Tensor slice_forward(const Tensor& x, int axis, int64_t start, int64_t end, int6
             return slice_forward_ref(x, r);
         case Backend::cpu:
             return slice_forward_cpu(x, r);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return slice_forward_cuda(x, r);
+#endif
         default:
             no_kernel("slice", backend_of(x));
     }
@@ -274,6 +308,10 @@ Tensor slice_backward(const Tensor& gy, const Shape& x_shape, int axis, int64_t 
             return slice_backward_ref(gy, x_shape, r);
         case Backend::cpu:
             return slice_backward_cpu(gy, x_shape, r);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return slice_backward_cuda(gy, x_shape, r);
+#endif
         default:
             no_kernel("slice", backend_of(gy));
     }

@@ -27,7 +27,8 @@ int register_cases(std::vector<OpCase> cases) {
 
 const std::vector<OpCase>& all_cases() { return registry(); }
 
-std::vector<Var> make_inputs(const OpCase& c, DType dtype, bool requires_grad) {
+std::vector<Var> make_inputs(const OpCase& c, DType dtype, bool requires_grad,
+                             bool round_to_bf16) {
     Rng rng(case_seed(c), "inputs");
     std::vector<Var> vars;
     for (size_t i = 0; i < c.inputs.size(); ++i) {
@@ -59,6 +60,7 @@ std::vector<Var> make_inputs(const OpCase& c, DType dtype, bool requires_grad) {
                 break;
         }
         if (in.keep_dtype) is_float = false;  // as made: no conversion, no gradient
+        if (is_float && round_to_bf16 && t.dtype() != DType::bf16) t = t.to(DType::bf16);
         if (is_float && t.dtype() != dtype) t = t.to(dtype);
         vars.emplace_back(t, requires_grad && is_float && in.grad);
     }
@@ -66,9 +68,17 @@ std::vector<Var> make_inputs(const OpCase& c, DType dtype, bool requires_grad) {
 }
 
 std::vector<Tensor> run_case(const OpCase& c, Backend backend, DType dtype) {
-    BackendScope scope(backend);
+    return run_case_on(c, backend, dtype, Device::cpu());
+}
+
+std::vector<Tensor> run_case_on(const OpCase& c, Backend backend, DType dtype, Device device,
+                                bool round_to_bf16) {
+    // CUDA tensors pick the cuda backend by themselves; the scope picks CPU kernels.
+    BackendScope scope(backend == Backend::cuda ? Backend::cpu : backend);
     ag::clear_tape();
-    std::vector<Var> x = make_inputs(c, dtype, true);
+    std::vector<Var> x = make_inputs(c, dtype, true, round_to_bf16);
+    if (!device.is_cpu())
+        for (auto& v : x) v = Var(v.value().to(device), v.requires_grad());
     std::vector<Var> y = c.fn(x);
     std::vector<Tensor> result;
     Rng rng(case_seed(c), "output-grads");
@@ -86,6 +96,8 @@ std::vector<Tensor> run_case(const OpCase& c, Backend backend, DType dtype) {
         std::vector<Tensor> seeds;
         for (size_t k = 0; k < y.size(); ++k) {
             Tensor gy = Tensor::randn(y[k].shape(), rng, y[k].dtype() == DType::f64 ? DType::f64 : DType::f32);
+            if (round_to_bf16) gy = gy.to(DType::bf16);
+            gy = gy.to(y[k].dtype()).to(y[k].value().device());
             if (y[k].requires_grad()) {
                 req.push_back(y[k]);
                 seeds.push_back(gy);

@@ -69,12 +69,20 @@ const std::vector<OpCase>& all_cases();
 // keep_dtype, keep theirs).
 // The values depend only on the case's op and label, so both backends and both dtypes see the
 // same numbers (up to rounding).
-std::vector<Var> make_inputs(const OpCase& c, DType dtype, bool requires_grad);
+// round_to_bf16: float inputs pass through bf16 first (the reference side of a bf16 comparison
+// sees exactly the values the bf16 run sees).
+std::vector<Var> make_inputs(const OpCase& c, DType dtype, bool requires_grad,
+                             bool round_to_bf16 = false);
 
 // Runs a case under `backend` (ref or cpu): outputs, then the input gradients of
 // sum_k <gy_k, y_k> with fixed random seeds gy_k. Returned as [outputs..., grads...] where an
 // input without gradient contributes an undefined tensor.
 std::vector<Tensor> run_case(const OpCase& c, Backend backend, DType dtype);
+
+// run_case on any device (Backend::cuda with Device::cuda(): inputs and output-gradient seeds
+// are moved there; results stay there). round_to_bf16 as make_inputs (seeds too).
+std::vector<Tensor> run_case_on(const OpCase& c, Backend backend, DType dtype, Device device,
+                                bool round_to_bf16 = false);
 
 }  // namespace goose::test
 

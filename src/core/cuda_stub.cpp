@@ -1,0 +1,21 @@
+// CPU-only builds: the goose::cuda queries with no device (the CUDA build has src/core/cuda/).
+#include "goose/core/cuda.h"
+
+#ifndef GOOSE_CUDA
+namespace goose::cuda {
+
+bool available() { return false; }
+int device_count() { return 0; }
+std::string device_name(int) { return ""; }
+int compute_capability(int) { return 0; }
+void* current_stream() { return nullptr; }
+void set_current_stream(void*) {}
+void synchronize() {}
+MemoryStats memory_stats() { return {}; }
+size_t memory_in_use() { return 0; }
+size_t peak_memory() { return 0; }
+void reset_peak_memory() {}
+void empty_cache() {}
+
+}  // namespace goose::cuda
+#endif
