@@ -2,7 +2,8 @@
 #include "goose/autograd/l2wrap.h"
 
 #ifdef GOOSE_CUDA
-#include "../ops/cuda/l2wrap_cuda.h"
+#include "ops/cuda/l2wrap_cuda.h"
+#include "goose/core/tensor.h"
 #endif
 
 namespace goose::ag {

@@ -1,11 +1,11 @@
 // L2Wrap's logit gradient on CUDA: one block per row finds the first maximum, then writes the
-// row's single non-zero into a zeroed gradient.
+// row's single non-zero into a zeroed gradient (glue: l2wrap_cuda.cpp).
 #include <cuda_bf16.h>
 
 #include <cfloat>
 
-#include "cuda_util.cuh"
-#include "l2wrap_cuda.h"
+#include "core/cuda/cuda_check.h"
+#include "ops/cuda/l2wrap_cuda.h"
 
 namespace goose::ag {
 
@@ -55,23 +55,16 @@ __global__ void l2wrap_rows_kernel(const T* __restrict__ x, T* __restrict__ g, i
 
 }  // namespace
 
-Tensor l2wrap_logits_grad_cuda(const Tensor& logits, double gy, double factor) {
-    const Tensor x = logits.contiguous();
-    const int64_t v = x.size(-1), rows = v > 0 ? x.numel() / v : 0;
-    Tensor g = Tensor::zeros(x.shape(), x.dtype(), x.device());
-    if (rows == 0) return g;
-    const float scale = static_cast<float>(gy * factor / static_cast<double>(rows));
-    cudaStream_t stream = cuda_stream();
-    if (x.dtype() == DType::f32)
-        l2wrap_rows_kernel<<<rows, 256, 0, stream>>>(x.data<float>(), g.data<float>(), v, scale);
-    else if (x.dtype() == DType::bf16)
-        l2wrap_rows_kernel<<<rows, 256, 0, stream>>>(
-            reinterpret_cast<const __nv_bfloat16*>(x.raw_data()),
-            reinterpret_cast<__nv_bfloat16*>(g.raw_data()), v, scale);
+void l2wrap_grad_launch(const void* x, void* g, int64_t rows, int64_t v, float scale, bool bf16,
+                        void* stream) {
+    const auto st = static_cast<cudaStream_t>(stream);
+    if (bf16)
+        l2wrap_rows_kernel<<<rows, 256, 0, st>>>(static_cast<const __nv_bfloat16*>(x),
+                                                 static_cast<__nv_bfloat16*>(g), v, scale);
     else
-        fail("l2wrap: logits on CUDA must be f32 or bf16, got {}", x.desc());
+        l2wrap_rows_kernel<<<rows, 256, 0, st>>>(static_cast<const float*>(x),
+                                                 static_cast<float*>(g), v, scale);
     GOOSE_CUDA_LAUNCH_CHECK();
-    return g;
 }
 
 }  // namespace goose::ag
