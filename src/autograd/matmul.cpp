@@ -17,8 +17,10 @@ Var matmul(const Var& a, const Var& b, bool trans_a, bool trans_b) {
 
 Var linear(const Var& x, const Var& w, const Var& b) {
     if (!x.defined() || !w.defined()) fail("linear: x or w is undefined");
-    // bf16 weights serve inference: their backward gives dx (and db), never dw.
-    if (w.dtype() == DType::bf16 && w.requires_grad() && grad_enabled())
+    // bf16 weights with f32 x serve inference: their backward gives dx (and db), never dw.
+    // bf16 x and w on CUDA train (cuBLASLt, fp32 accumulation): all gradients flow.
+    const bool cuda_bf16 = x.dtype() == DType::bf16 && x.value().device().is_cuda();
+    if (w.dtype() == DType::bf16 && !cuda_bf16 && w.requires_grad() && grad_enabled())
         fail(
             "linear: bf16 weights are inference-only: w {} requires grad (train with f32 "
             "weights, or clear requires_grad / use NoGradGuard)",

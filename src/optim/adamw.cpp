@@ -1,10 +1,14 @@
-// Adam / AdamW: argument checks, the per-parameter update (OpenMP over elements) and the
-// checkpoint state.
+// Adam / AdamW: argument checks, the per-parameter update (OpenMP over elements on the CPU; one
+// multi-tensor kernel for all CUDA parameters) and the checkpoint state.
 #include "goose/optim/adamw.h"
 
 #include <cmath>
 #include <map>
 #include <set>
+
+#ifdef GOOSE_CUDA
+#include "optim/adamw_cuda.h"
+#endif
 
 namespace goose::optim {
 
@@ -22,6 +26,17 @@ struct Coeffs {
     double bc2_sqrt;   // sqrt(1 - beta2^t)
 };
 
+// a * b + c, fused (one rounding) where the machine has FMA: the CUDA kernel fuses the same
+// three products, so f32 results match it bit for bit (see src/ops/cuda/adamw_kernel.h).
+template <class T>
+inline T fmadd(T a, T b, T c) {
+#if defined(__FMA__)
+    return std::fma(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
 template <class T>
 void update(T* p, const T* g, T* m, T* v, int64_t n, const Coeffs& c) {
     const T decay = static_cast<T>(1.0 - c.lr * c.wd), wd = static_cast<T>(c.wd);
@@ -36,10 +51,10 @@ void update(T* p, const T* g, T* m, T* v, int64_t n, const Coeffs& c) {
             if (decoupled)
                 p[i] *= decay;
             else
-                gi += wd * p[i];
+                gi = fmadd(wd, p[i], gi);
         }
-        m[i] += one_m_b1 * (gi - m[i]);  // m.lerp_(g, 1 - beta1)
-        v[i] = v[i] * b2 + one_m_b2 * gi * gi;
+        m[i] = fmadd(one_m_b1, gi - m[i], m[i]);  // m.lerp_(g, 1 - beta1)
+        v[i] = fmadd(v[i], b2, one_m_b2 * gi * gi);
         const T denom = std::sqrt(v[i]) / bc2_sqrt + eps;
         p[i] -= step_size * m[i] / denom;
     }
@@ -62,6 +77,7 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamConfig cfg) : groups_(std::move(g
     std::set<const VarImpl*> seen;
     exp_avg_.resize(groups_.size());
     exp_avg_sq_.resize(groups_.size());
+    bf16_copy_.resize(groups_.size());
     for (size_t gi = 0; gi < groups_.size(); ++gi) {
         const ParamGroup& g = groups_[gi];
         const std::string gname = g.name.empty() ? std::to_string(gi) : g.name;
@@ -77,10 +93,13 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamConfig cfg) : groups_(std::move(g
             const DType dt = p.value().dtype();
             if (dt != DType::f32 && dt != DType::f64)
                 fail("adam: {} must be f32 or f64", param_desc(pre, p));
+            if (p.value().device().is_cuda() && dt != DType::f32)
+                fail("adam: {} must be f32 on CUDA (fp32 master weights)", param_desc(pre, p));
             if (!seen.insert(p.impl()).second)
                 fail("adam: {} appears twice among the parameters", param_desc(pre, p));
-            exp_avg_[gi].push_back(Tensor::zeros(p.shape(), dt));
-            exp_avg_sq_[gi].push_back(Tensor::zeros(p.shape(), dt));
+            exp_avg_[gi].push_back(Tensor::zeros(p.shape(), dt, p.value().device()));
+            exp_avg_sq_[gi].push_back(Tensor::zeros(p.shape(), dt, p.value().device()));
+            bf16_copy_[gi].emplace_back();
         }
     }
 }
@@ -105,13 +124,24 @@ void Adam::step() {
             if (p.grad().shape() != value.shape())
                 fail("adam: gradient {} does not match {}", p.grad().desc(),
                      param_desc(prefix(gi, pi), p));
-            if (!value.is_contiguous() || !value.device().is_cpu())
-                fail("adam: {} must be a packed CPU tensor to be updated in place",
+            if (!value.is_contiguous())
+                fail("adam: {} must be a packed tensor to be updated in place",
                      param_desc(prefix(gi, pi), p));
+            if (!(p.grad().device() == value.device()))
+                fail("adam: gradient {} is on another device than {}", p.grad().desc(),
+                     param_desc(prefix(gi, pi), p));
+#ifndef GOOSE_CUDA
+            if (value.device().is_cuda())
+                fail("adam: {} is on CUDA but this build has no CUDA backend",
+                     param_desc(prefix(gi, pi), p));
+#endif
         }
     ++steps_;
     const double t = static_cast<double>(steps_);
     const double bc1 = 1.0 - std::pow(cfg_.beta1, t), bc2 = 1.0 - std::pow(cfg_.beta2, t);
+#ifdef GOOSE_CUDA
+    std::vector<detail::CudaAdamParam> cuda_params;
+#endif
     for (size_t gi = 0; gi < groups_.size(); ++gi) {
         const ParamGroup& grp = groups_[gi];
         const double lr = cfg_.lr * grp.lr_scale;
@@ -122,6 +152,16 @@ void Adam::step() {
             Var p = grp.params[pi];
             if (!p.grad().defined()) continue;
             Tensor& value = p.value_mut();
+#ifdef GOOSE_CUDA
+            if (value.device().is_cuda()) {  // batched into one multi-tensor launch below
+                const Tensor& g = p.grad();
+                const bool direct = g.dtype() == DType::f32 || g.dtype() == DType::bf16;
+                cuda_params.push_back({value, direct ? g.contiguous() : g.to(DType::f32),
+                                       exp_avg_[gi][pi], exp_avg_sq_[gi][pi],
+                                       bf16_copy_[gi][pi], lr, grp.weight_decay});
+                continue;
+            }
+#endif
             const Tensor g = p.grad().to(value.dtype());  // packed, in the parameter's dtype
             Tensor& m = exp_avg_[gi][pi];
             Tensor& v = exp_avg_sq_[gi][pi];
@@ -131,8 +171,33 @@ void Adam::step() {
             else
                 update(value.data<double>(), g.data<double>(), m.data<double>(), v.data<double>(),
                        value.numel(), c);
+            if (bf16_copy_[gi][pi].defined()) bf16_copy_[gi][pi].copy_(value);
         }
     }
+#ifdef GOOSE_CUDA
+    if (!cuda_params.empty())
+        detail::adam_step_cuda(cuda_params, cfg_.beta1, cfg_.beta2, cfg_.eps,
+                               cfg_.decoupled_weight_decay, bc1, bc2);
+#endif
+}
+
+void Adam::set_bf16_copy(const Var& param, Tensor copy) {
+    for (size_t gi = 0; gi < groups_.size(); ++gi)
+        for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+            const Var& p = groups_[gi].params[pi];
+            if (p.impl() != param.impl()) continue;
+            if (copy.defined()) {
+                if (copy.dtype() != DType::bf16 || copy.shape() != p.shape() ||
+                    !(copy.device() == p.value().device()) || !copy.is_contiguous())
+                    fail("adam: the bf16 copy of {} must be a packed bf16 tensor of its shape "
+                         "on its device, got {}",
+                         param_desc(prefix(gi, pi), p), copy.desc());
+            }
+            bf16_copy_[gi][pi] = std::move(copy);
+            return;
+        }
+    fail("adam: set_bf16_copy: {} is not a parameter of this optimizer",
+         param.defined() ? param.value().desc() : std::string("an undefined Var"));
 }
 
 void Adam::set_lr(double lr) {

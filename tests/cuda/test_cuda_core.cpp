@@ -21,8 +21,9 @@ Tensor sample(const Shape& shape, DType dtype, uint64_t seed) {
     Rng rng(seed, "sample");
     Tensor t = Tensor::empty(shape, DType::f64);
     for (int64_t i = 0; i < t.numel(); ++i)
-        t.data<double>()[i] = dtype_is_float(dtype) ? static_cast<double>(rng.randint(-512, 512)) / 8
-                                                    : static_cast<double>(rng.randint(0, 250));
+        t.data<double>()[i] = dtype_is_float(dtype)
+                                  ? static_cast<double>(rng.randint(-512, 512)) / 8
+                                  : static_cast<double>(rng.randint(0, 250));
     return t.to(dtype);
 }
 
@@ -52,8 +53,7 @@ TEST(CudaCore, DeviceQueries) {
     EXPECT_NE(cuda::current_stream(), nullptr);
     std::printf("device 0: %s (sm_%d), %d device(s)\n", cuda::device_name().c_str(),
                 cuda::compute_capability(), cuda::device_count());
-    test::expect_error([] { Tensor::empty(Shape{4}, DType::f32, Device::cuda(1)); },
-                       "only cuda:0");
+    test::expect_error([] { Tensor::empty(Shape{4}, DType::f32, Device::cuda(1)); }, "only cuda:0");
 }
 
 TEST(CudaCore, AllocatorReusesFreedBlocks) {
@@ -150,8 +150,8 @@ TEST(CudaCore, DtypeConversionsMatchTheCpu) {
         const Tensor g = xs.to(Device::cuda());
         for (DType dst : kAllDTypes) {
             if (!dtype_is_float(dst)) continue;  // float -> int of NaN/inf is undefined
-            const std::string what = std::string(dtype_name(src)) + " -> " +
-                                     std::string(dtype_name(dst));
+            const std::string what =
+                std::string(dtype_name(src)) + " -> " + std::string(dtype_name(dst));
             const Tensor want = xs.to(dst);
             const Tensor got = g.to(dst).to(Device::cpu());
             const Tensor got_t = g.transpose(0, 1).to(dst).to(Device::cpu());

@@ -1,5 +1,7 @@
 // Matrix products: batched matmul with transpose flags, and linear (x wᵀ + b). f32 and f64;
 // linear also takes bf16 weights with f32 x (inference: half the weight bytes per token).
+// On CUDA (cuBLASLt): f32 (exact fp32, no TF32), f64, and bf16 operands with fp32 accumulation
+// and bf16 results (matmul, and linear with bf16 x and w, gradients included).
 #pragma once
 #include "goose/core/tensor.h"
 
@@ -26,8 +28,9 @@ MatmulGrads matmul_backward(const Tensor& gy, const Tensor& a, const Tensor& b, 
 // -> y (..., Cout). x, w and b share a dtype (f32 or f64), or w is bf16 with f32 x and b
 // (widened to f32 on the fly: y is f32).
 Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
-// gy (..., Cout) -> dx, dw, db (db only when has_bias and need_b). A bf16 w gives dx and db
-// only (computed with w widened to f32): need_w with a bf16 w is an error.
+// gy (..., Cout) -> dx, dw, db (db only when has_bias and need_b). A bf16 w with f32 x gives dx
+// and db only (computed with w widened to f32): need_w there is an error (bf16 x and w on CUDA
+// give all three, in bf16).
 LinearGrads linear_backward(const Tensor& gy, const Tensor& x, const Tensor& w, bool has_bias,
                             bool need_x = true, bool need_w = true, bool need_b = true);
 

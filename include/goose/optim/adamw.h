@@ -1,5 +1,7 @@
 // Adam and AdamW over groups of parameters (Var leaves updated in place), with the moment
 // estimates kept per parameter and exported for checkpoints. Matches torch.optim.Adam/AdamW.
+// Parameters on CUDA (f32 master weights; f32 or bf16 gradients) are updated together by one
+// multi-tensor kernel per step, bit-identical to the CPU update in f32.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -31,7 +33,8 @@ struct AdamConfig {
 
 class Adam {
   public:
-    // Parameters: defined f32/f64 leaves, each in one group only; moments start at zero.
+    // Parameters: defined f32/f64 leaves (f32 on CUDA), each in one group only; moments start
+    // at zero on the parameter's device.
     Adam(std::vector<ParamGroup> groups, AdamConfig cfg);
 
     // One update of every parameter whose grad() is defined (others are skipped). The step
@@ -41,6 +44,11 @@ class Adam {
     double lr() const { return cfg_.lr; }
     int64_t steps() const { return steps_; }
     void zero_grad();  // drops every parameter's gradient
+
+    // After each update of `param`, also write its value rounded to bf16 into `copy` (a packed
+    // bf16 tensor of its shape on its device; on CUDA in the same kernel pass). An undefined
+    // copy stops it. Fails when param is not one of this optimizer's parameters.
+    void set_bf16_copy(const Var& param, Tensor copy);
 
     const AdamConfig& config() const { return cfg_; }
     const std::vector<ParamGroup>& groups() const { return groups_; }
@@ -57,6 +65,7 @@ class Adam {
     AdamConfig cfg_;
     int64_t steps_ = 0;
     std::vector<std::vector<Tensor>> exp_avg_, exp_avg_sq_;  // [group][param]
+    std::vector<std::vector<Tensor>> bf16_copy_;             // [group][param], or undefined
 };
 
 using AdamW = Adam;

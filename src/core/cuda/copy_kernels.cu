@@ -38,8 +38,10 @@ __device__ __forceinline__ void offsets(const StridedPlan& p, I i, int64_t& d, i
 
 __device__ __forceinline__ double load_as_double(const void* base, DType t, int64_t i) {
     switch (t) {
-        case DType::f32: return static_cast<const float*>(base)[i];
-        case DType::f64: return static_cast<const double*>(base)[i];
+        case DType::f32:
+            return static_cast<const float*>(base)[i];
+        case DType::f64:
+            return static_cast<const double*>(base)[i];
         case DType::bf16: {
             const uint32_t u = static_cast<uint32_t>(static_cast<const uint16_t*>(base)[i]) << 16;
             return __uint_as_float(u);
@@ -48,10 +50,14 @@ __device__ __forceinline__ double load_as_double(const void* base, DType t, int6
             const __half h = __ushort_as_half(static_cast<const uint16_t*>(base)[i]);
             return __half2float(h);
         }
-        case DType::i32: return static_cast<const int32_t*>(base)[i];
-        case DType::i64: return static_cast<double>(static_cast<const int64_t*>(base)[i]);
-        case DType::u16: return static_cast<const uint16_t*>(base)[i];
-        case DType::u8: return static_cast<const uint8_t*>(base)[i];
+        case DType::i32:
+            return static_cast<const int32_t*>(base)[i];
+        case DType::i64:
+            return static_cast<double>(static_cast<const int64_t*>(base)[i]);
+        case DType::u16:
+            return static_cast<const uint16_t*>(base)[i];
+        case DType::u8:
+            return static_cast<const uint8_t*>(base)[i];
     }
     return 0;
 }
@@ -66,8 +72,12 @@ __device__ __forceinline__ uint16_t f32_to_bf16_bits(float f) {
 
 __device__ __forceinline__ void store_from_double(void* base, DType t, int64_t i, double v) {
     switch (t) {
-        case DType::f32: static_cast<float*>(base)[i] = static_cast<float>(v); break;
-        case DType::f64: static_cast<double*>(base)[i] = v; break;
+        case DType::f32:
+            static_cast<float*>(base)[i] = static_cast<float>(v);
+            break;
+        case DType::f64:
+            static_cast<double*>(base)[i] = v;
+            break;
         case DType::bf16:
             static_cast<uint16_t*>(base)[i] = f32_to_bf16_bits(static_cast<float>(v));
             break;
@@ -75,10 +85,18 @@ __device__ __forceinline__ void store_from_double(void* base, DType t, int64_t i
             static_cast<uint16_t*>(base)[i] =
                 __half_as_ushort(__float2half_rn(static_cast<float>(v)));
             break;
-        case DType::i32: static_cast<int32_t*>(base)[i] = static_cast<int32_t>(v); break;
-        case DType::i64: static_cast<int64_t*>(base)[i] = static_cast<int64_t>(v); break;
-        case DType::u16: static_cast<uint16_t*>(base)[i] = static_cast<uint16_t>(v); break;
-        case DType::u8: static_cast<uint8_t*>(base)[i] = static_cast<uint8_t>(v); break;
+        case DType::i32:
+            static_cast<int32_t*>(base)[i] = static_cast<int32_t>(v);
+            break;
+        case DType::i64:
+            static_cast<int64_t*>(base)[i] = static_cast<int64_t>(v);
+            break;
+        case DType::u16:
+            static_cast<uint16_t*>(base)[i] = static_cast<uint16_t>(v);
+            break;
+        case DType::u8:
+            static_cast<uint8_t*>(base)[i] = static_cast<uint8_t>(v);
+            break;
     }
 }
 
@@ -115,8 +133,7 @@ __global__ void fill_kernel(T* dst, T value, StridedPlan p, I total) {
 }
 
 template <class T, class I>
-void launch_same(void* dst, const void* src, const StridedPlan& p, int64_t total,
-                 cudaStream_t st) {
+void launch_same(void* dst, const void* src, const StridedPlan& p, int64_t total, cudaStream_t st) {
     copy_same_kernel<T, I><<<blocks_for(total), kThreads, 0, st>>>(
         static_cast<T*>(dst), static_cast<const T*>(src), p, static_cast<I>(total));
 }
@@ -126,14 +143,22 @@ void launch_copy(void* dst, DType dd, const void* src, DType sd, const StridedPl
                  int64_t total, cudaStream_t st) {
     if (dd == sd) {
         switch (dtype_size(dd)) {
-            case 1: launch_same<uint8_t, I>(dst, src, p, total, st); return;
-            case 2: launch_same<uint16_t, I>(dst, src, p, total, st); return;
-            case 4: launch_same<uint32_t, I>(dst, src, p, total, st); return;
-            case 8: launch_same<uint64_t, I>(dst, src, p, total, st); return;
+            case 1:
+                launch_same<uint8_t, I>(dst, src, p, total, st);
+                return;
+            case 2:
+                launch_same<uint16_t, I>(dst, src, p, total, st);
+                return;
+            case 4:
+                launch_same<uint32_t, I>(dst, src, p, total, st);
+                return;
+            case 8:
+                launch_same<uint64_t, I>(dst, src, p, total, st);
+                return;
         }
     }
-    copy_convert_kernel<I><<<blocks_for(total), kThreads, 0, st>>>(dst, dd, src, sd, p,
-                                                                   static_cast<I>(total));
+    copy_convert_kernel<I>
+        <<<blocks_for(total), kThreads, 0, st>>>(dst, dd, src, sd, p, static_cast<I>(total));
 }
 
 template <class T, class I>
@@ -141,18 +166,26 @@ void launch_fill_typed(void* dst, const void* bits, const StridedPlan& p, int64_
                        cudaStream_t st) {
     T v;
     std::memcpy(&v, bits, sizeof(T));
-    fill_kernel<T, I><<<blocks_for(total), kThreads, 0, st>>>(static_cast<T*>(dst), v, p,
-                                                              static_cast<I>(total));
+    fill_kernel<T, I>
+        <<<blocks_for(total), kThreads, 0, st>>>(static_cast<T*>(dst), v, p, static_cast<I>(total));
 }
 
 template <class I>
 void launch_fill_sized(void* dst, size_t size, const void* bits, const StridedPlan& p,
                        int64_t total, cudaStream_t st) {
     switch (size) {
-        case 1: launch_fill_typed<uint8_t, I>(dst, bits, p, total, st); return;
-        case 2: launch_fill_typed<uint16_t, I>(dst, bits, p, total, st); return;
-        case 4: launch_fill_typed<uint32_t, I>(dst, bits, p, total, st); return;
-        case 8: launch_fill_typed<uint64_t, I>(dst, bits, p, total, st); return;
+        case 1:
+            launch_fill_typed<uint8_t, I>(dst, bits, p, total, st);
+            return;
+        case 2:
+            launch_fill_typed<uint16_t, I>(dst, bits, p, total, st);
+            return;
+        case 4:
+            launch_fill_typed<uint32_t, I>(dst, bits, p, total, st);
+            return;
+        case 8:
+            launch_fill_typed<uint64_t, I>(dst, bits, p, total, st);
+            return;
     }
 }
 
@@ -177,14 +210,44 @@ void launch_fill(void* dst, DType dtype, const StridedPlan& plan, int64_t total,
     // The element's bit pattern, converted on the host exactly as the CPU fill converts.
     unsigned char bits[8] = {};
     switch (dtype) {
-        case DType::f32: { const float v = static_cast<float>(value); std::memcpy(bits, &v, 4); break; }
-        case DType::f64: std::memcpy(bits, &value, 8); break;
-        case DType::bf16: { const uint16_t v = float_to_bf16(static_cast<float>(value)); std::memcpy(bits, &v, 2); break; }
-        case DType::f16: { const uint16_t v = float_to_f16(static_cast<float>(value)); std::memcpy(bits, &v, 2); break; }
-        case DType::i32: { const int32_t v = static_cast<int32_t>(value); std::memcpy(bits, &v, 4); break; }
-        case DType::i64: { const int64_t v = static_cast<int64_t>(value); std::memcpy(bits, &v, 8); break; }
-        case DType::u16: { const uint16_t v = static_cast<uint16_t>(value); std::memcpy(bits, &v, 2); break; }
-        case DType::u8: { const uint8_t v = static_cast<uint8_t>(value); std::memcpy(bits, &v, 1); break; }
+        case DType::f32: {
+            const float v = static_cast<float>(value);
+            std::memcpy(bits, &v, 4);
+            break;
+        }
+        case DType::f64:
+            std::memcpy(bits, &value, 8);
+            break;
+        case DType::bf16: {
+            const uint16_t v = float_to_bf16(static_cast<float>(value));
+            std::memcpy(bits, &v, 2);
+            break;
+        }
+        case DType::f16: {
+            const uint16_t v = float_to_f16(static_cast<float>(value));
+            std::memcpy(bits, &v, 2);
+            break;
+        }
+        case DType::i32: {
+            const int32_t v = static_cast<int32_t>(value);
+            std::memcpy(bits, &v, 4);
+            break;
+        }
+        case DType::i64: {
+            const int64_t v = static_cast<int64_t>(value);
+            std::memcpy(bits, &v, 8);
+            break;
+        }
+        case DType::u16: {
+            const uint16_t v = static_cast<uint16_t>(value);
+            std::memcpy(bits, &v, 2);
+            break;
+        }
+        case DType::u8: {
+            const uint8_t v = static_cast<uint8_t>(value);
+            std::memcpy(bits, &v, 1);
+            break;
+        }
     }
     const auto st = static_cast<cudaStream_t>(stream);
     if (total < kMax32)

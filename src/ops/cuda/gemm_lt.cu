@@ -1,0 +1,287 @@
+// cuBLASLt GEMMs on raw pointers: one handle and workspace per device, plans cached per shape.
+// Row-major C = op(A) op(B) is computed as the column-major product Cᵀ = op(B)ᵀ op(A)ᵀ, which
+// reads the same memory: the row-major (r, c) matrix with leading dim ld is the column-major
+// (c, r) one, so A and B swap places and keep their transpose flags.
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ops/cuda/gemm_lt.h"
+
+namespace goose::gemm_lt {
+
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS's own default on Hopper is 32 MiB
+constexpr int kMaxDevices = 16;
+
+[[noreturn]] void lt_fail(const char* what, int status, const GemmArgs& g) {
+    throw std::runtime_error(
+        std::string("cuBLASLt ") + what + " failed (status " + std::to_string(status) +
+        ") for a GEMM m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) +
+        " k=" + std::to_string(g.k) + " batch=" + std::to_string(g.batch) +
+        " trans_a=" + std::to_string(g.trans_a) + " trans_b=" + std::to_string(g.trans_b));
+}
+
+#define LT_CHECK(call, what)                                          \
+    do {                                                              \
+        cublasStatus_t st_ = (call);                                  \
+        if (st_ != CUBLAS_STATUS_SUCCESS) lt_fail(what, int(st_), g); \
+    } while (0)
+
+void cuda_check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess)
+        throw std::runtime_error(std::string("CUDA error in GEMM ") + what + ": " +
+                                 cudaGetErrorString(e));
+}
+
+cudaDataType_t cuda_type(GemmType t) {
+    switch (t) {
+        case GemmType::f32:
+            return CUDA_R_32F;
+        case GemmType::f64:
+            return CUDA_R_64F;
+        case GemmType::bf16:
+            return CUDA_R_16BF;
+    }
+    return CUDA_R_32F;
+}
+
+// Largest power of two (<= 256) dividing the address: cuBLASLt picks kernels by alignment.
+uint32_t alignment(const void* p) {
+    const auto v = reinterpret_cast<uintptr_t>(p);
+    uint32_t a = 256;
+    while (a > 1 && (v % a) != 0) a /= 2;
+    return a;
+}
+
+struct Device {
+    cublasLtHandle_t handle = nullptr;
+    void* workspace = nullptr;
+};
+
+// Everything a plan depends on.
+struct Key {
+    int64_t m, n, k, lda, ldb, ldc, sa, sb, sc, batch;
+    uint32_t align_a, align_b, align_c, align_bias;
+    uint8_t ta, tb, ab, c, beta_zero, has_bias;
+    int device;
+    bool operator==(const Key& o) const { return std::memcmp(this, &o, sizeof(Key)) == 0; }
+};
+struct KeyHash {
+    size_t operator()(const Key& k) const {
+        const auto* p = reinterpret_cast<const unsigned char*>(&k);
+        size_t h = 1469598103934665603ull;
+        for (size_t i = 0; i < sizeof(Key); ++i) h = (h ^ p[i]) * 1099511628211ull;
+        return h;
+    }
+};
+
+struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+};
+
+std::mutex g_mutex;
+Device g_devices[kMaxDevices];
+std::unordered_map<Key, Plan, KeyHash> g_plans;
+
+Device& device_state(int dev, const GemmArgs& g) {
+    if (dev < 0 || dev >= kMaxDevices) throw std::runtime_error("GEMM: device index out of range");
+    Device& d = g_devices[dev];
+    if (!d.handle) {
+        LT_CHECK(cublasLtCreate(&d.handle), "cublasLtCreate");
+        cuda_check(cudaMalloc(&d.workspace, kWorkspaceBytes), "workspace allocation");
+    }
+    return d;
+}
+
+void set_layout_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride, const GemmArgs& g) {
+    if (batch <= 1) return;
+    const int32_t count = static_cast<int32_t>(batch);
+    LT_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                              sizeof(count)),
+             "layout batch count");
+    LT_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                              &stride, sizeof(stride)),
+             "layout batch stride");
+}
+
+Plan make_plan(const Key& key, const GemmArgs& g, Device& d) {
+    Plan p;
+    const cublasComputeType_t compute =
+        g.ab_type == GemmType::f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F;
+    const cudaDataType_t scale = g.ab_type == GemmType::f64 ? CUDA_R_64F : CUDA_R_32F;
+    LT_CHECK(cublasLtMatmulDescCreate(&p.desc, compute, scale), "matmul descriptor");
+    // Column-major view: D (n, m) = op(B') op(A') with B' = our A, A' = our B.
+    const cublasOperation_t op_a = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op_b = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    LT_CHECK(
+        cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)),
+        "transa");
+    LT_CHECK(
+        cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)),
+        "transb");
+    if (g.bias) {
+        const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
+                                                sizeof(epi)),
+                 "bias epilogue");
+        const cudaDataType_t bt = cuda_type(g.c_type);
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
+                                                sizeof(bt)),
+                 "bias type");
+    }
+    const cudaDataType_t tab = cuda_type(g.ab_type), tc = cuda_type(g.c_type);
+    // A' = our B: stored column-major (n, k) when !trans_b, (k, n) when trans_b.
+    LT_CHECK(
+        cublasLtMatrixLayoutCreate(&p.la, tab, g.trans_b ? g.k : g.n, g.trans_b ? g.n : g.k, g.ldb),
+        "layout of B");
+    LT_CHECK(
+        cublasLtMatrixLayoutCreate(&p.lb, tab, g.trans_a ? g.m : g.k, g.trans_a ? g.k : g.m, g.lda),
+        "layout of A");
+    LT_CHECK(cublasLtMatrixLayoutCreate(&p.lc, tc, g.n, g.m, g.ldc), "layout of C");
+    set_layout_batch(p.la, g.batch, g.stride_b, g);
+    set_layout_batch(p.lb, g.batch, g.stride_a, g);
+    set_layout_batch(p.lc, g.batch, g.stride_c, g);
+
+    cublasLtMatmulPreference_t pref = nullptr;
+    LT_CHECK(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    const uint64_t ws = kWorkspaceBytes;
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                  &ws, sizeof(ws)),
+             "workspace preference");
+    const uint32_t aa = key.align_b, ab = key.align_a, ac = key.align_c;  // swapped, see above
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                  &aa, sizeof(aa)),
+             "alignment of A");
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                  &ab, sizeof(ab)),
+             "alignment of B");
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                  &ac, sizeof(ac)),
+             "alignment of C");
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                  &ac, sizeof(ac)),
+             "alignment of D");
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(d.handle, p.desc, p.la, p.lb, p.lc,
+                                                             p.lc, pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+        lt_fail("heuristic (no algorithm for these types/shapes)", int(st), g);
+    p.algo = result.algo;
+    return p;
+}
+
+// C = beta C (+ bias) where the product is empty (k = 0). Row-major, batch at stride_c.
+template <class T>
+__global__ void scale_c_kernel(T* c, int64_t m, int64_t n, int64_t ldc, int64_t stride_c,
+                               int64_t batch, double beta, const T* bias) {
+    const int64_t total = m * n * batch;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t j = i % n, r = (i / n) % m, b = i / (m * n);
+        T* e = c + b * stride_c + r * ldc + j;
+        double v = beta == 0 ? 0.0 : beta * double(*e);
+        if (bias) v += double(bias[j]);
+        *e = T(v);
+    }
+}
+template <>
+__global__ void scale_c_kernel<__nv_bfloat16>(__nv_bfloat16* c, int64_t m, int64_t n, int64_t ldc,
+                                              int64_t stride_c, int64_t batch, double beta,
+                                              const __nv_bfloat16* bias) {
+    const int64_t total = m * n * batch;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t j = i % n, r = (i / n) % m, b = i / (m * n);
+        __nv_bfloat16* e = c + b * stride_c + r * ldc + j;
+        float v = beta == 0 ? 0.f : float(beta) * __bfloat162float(*e);
+        if (bias) v += __bfloat162float(bias[j]);
+        *e = __float2bfloat16(v);
+    }
+}
+
+void scale_c(const GemmArgs& g, cudaStream_t s) {
+    const int64_t total = g.m * g.n * g.batch;
+    const int blocks = static_cast<int>(std::min<int64_t>((total + 255) / 256, 4096));
+    switch (g.c_type) {
+        case GemmType::f32:
+            scale_c_kernel<float><<<blocks, 256, 0, s>>>(static_cast<float*>(g.c), g.m, g.n, g.ldc,
+                                                         g.stride_c, g.batch, g.beta,
+                                                         static_cast<const float*>(g.bias));
+            break;
+        case GemmType::f64:
+            scale_c_kernel<double><<<blocks, 256, 0, s>>>(static_cast<double*>(g.c), g.m, g.n,
+                                                          g.ldc, g.stride_c, g.batch, g.beta,
+                                                          static_cast<const double*>(g.bias));
+            break;
+        case GemmType::bf16:
+            scale_c_kernel<__nv_bfloat16><<<blocks, 256, 0, s>>>(
+                static_cast<__nv_bfloat16*>(g.c), g.m, g.n, g.ldc, g.stride_c, g.batch, g.beta,
+                static_cast<const __nv_bfloat16*>(g.bias));
+            break;
+    }
+    cuda_check(cudaGetLastError(), "launch of the k = 0 kernel");
+}
+
+}  // namespace
+
+void gemm(const GemmArgs& g, void* stream) {
+    if (g.m <= 0 || g.n <= 0 || g.batch <= 0) return;
+    const bool mixed = g.ab_type == GemmType::bf16 && g.c_type == GemmType::f32;
+    if (g.ab_type != g.c_type && !mixed)
+        throw std::runtime_error("GEMM: C must have the type of A and B, or f32 with bf16 A, B");
+    if (g.bias && g.beta != 0) throw std::runtime_error("GEMM: a bias needs beta = 0");
+    auto s = static_cast<cudaStream_t>(stream);
+    if (g.k <= 0) {
+        scale_c(g, s);
+        return;
+    }
+    int dev = 0;
+    cuda_check(cudaGetDevice(&dev), "cudaGetDevice");
+    Key key{};
+    key.m = g.m, key.n = g.n, key.k = g.k, key.lda = g.lda, key.ldb = g.ldb, key.ldc = g.ldc;
+    key.batch = g.batch;
+    if (g.batch > 1) key.sa = g.stride_a, key.sb = g.stride_b, key.sc = g.stride_c;
+    key.align_a = alignment(g.a), key.align_b = alignment(g.b), key.align_c = alignment(g.c);
+    key.align_bias = g.bias ? alignment(g.bias) : 0;
+    key.ta = g.trans_a, key.tb = g.trans_b;
+    key.ab = static_cast<uint8_t>(g.ab_type), key.c = static_cast<uint8_t>(g.c_type);
+    key.beta_zero = g.beta == 0, key.has_bias = g.bias != nullptr;
+    key.device = dev;
+
+    std::unique_lock<std::mutex> lock(g_mutex);
+    Device& d = device_state(dev, g);
+    auto it = g_plans.find(key);
+    if (it == g_plans.end()) it = g_plans.emplace(key, make_plan(key, g, d)).first;
+    Plan& p = it->second;
+    if (g.bias)
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
+                                                sizeof(g.bias)),
+                 "bias pointer");
+    const float alpha_f = static_cast<float>(g.alpha), beta_f = static_cast<float>(g.beta);
+    const bool f64 = g.ab_type == GemmType::f64;
+    const void* alpha = f64 ? static_cast<const void*>(&g.alpha) : &alpha_f;
+    const void* beta = f64 ? static_cast<const void*>(&g.beta) : &beta_f;
+    LT_CHECK(cublasLtMatmul(d.handle, p.desc, alpha, g.b, p.la, g.a, p.lb, beta, g.c, p.lc, g.c,
+                            p.lc, &p.algo, d.workspace, kWorkspaceBytes, s),
+             "matmul");
+}
+
+int64_t cached_plans() {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    return static_cast<int64_t>(g_plans.size());
+}
+
+}  // namespace goose::gemm_lt
