@@ -155,6 +155,7 @@ class Rwkv7 : public nn::Module {
 
   private:
     void check_state(const Rwkv7State& s, int64_t batch) const;
+    void check_ids(const Tensor& ids) const;
 
     Rwkv7Config cfg_;
     DType dtype_;
