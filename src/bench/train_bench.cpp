@@ -3,6 +3,7 @@
 #include "goose/bench/train_bench.h"
 
 #include <cstdio>
+#include <memory>
 #include <cstdlib>
 #include <filesystem>
 #include <regex>
@@ -13,6 +14,7 @@
 #include "goose/core/threads.h"
 #include "goose/models/rwkv7.h"
 #include "goose/optim/adamw.h"
+#include "goose/optim/mixed_precision.h"
 
 namespace goose::bench {
 
@@ -133,17 +135,23 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
     fill_random(model, rng);
     const double flops = rwkv7_train_flops_per_token(model);
     model.to(Device::cuda());
-    if (dtype != DType::f32) model.to(dtype);
-    auto opt =
-        optim::make_adamw(models::rwkv7_param_groups(model, 0.001), {.lr = 1e-4, .beta2 = 0.99});
+    const optim::AdamConfig acfg{.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8,
+                                 .decoupled_weight_decay = true};
+    std::unique_ptr<optim::Adam> f32_opt;
+    std::unique_ptr<optim::MixedPrecisionAdam> mixed_opt;
+    if (dtype == DType::bf16)  // bf16 parameters, f32 masters and moments
+        mixed_opt = std::make_unique<optim::MixedPrecisionAdam>(
+            models::rwkv7_param_groups(model, 0.001), acfg);
+    else
+        f32_opt = std::make_unique<optim::Adam>(models::rwkv7_param_groups(model, 0.001), acfg);
     const Batch b = random_batch(cfg, rng, Device::cuda());
     double last_loss = 0;
     auto step = [&] {
         Var loss = model.forward_loss(b.x, b.y);
         ag::backward(loss);
-        opt.step();
+        if (mixed_opt) mixed_opt->step(); else f32_opt->step();
         model.zero_grad();
-        last_loss = loss.value().item();  // synchronises with the device
+        last_loss = loss.value().to(Device::cpu()).to(DType::f64).item();  // waits for the GPU
     };
     cuda::reset_peak_memory();
     const Timing t = time_fn(step, 2, cfg.steps, 0.0, cfg.steps);

@@ -93,14 +93,6 @@ void Module::to(Device dev) {
     }
 }
 
-void Module::to(DType dtype) {
-    for (auto& [n, v] : named_parameters()) {
-        if (v.value().dtype() == dtype) continue;
-        v.value_mut() = v.value().to(dtype);
-        v.zero_grad();
-    }
-}
-
 void Module::set_requires_grad(bool r) {
     for (auto& [n, v] : named_parameters()) v.set_requires_grad(r);
 }

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "goose/autograd.h"
 #include "goose/core/cuda.h"
 #include "goose/models/rwkv7.h"
 #include "goose/optim/adamw.h"
+#include "goose/optim/mixed_precision.h"
 
 namespace goose {
 namespace {
@@ -35,9 +37,15 @@ std::vector<double> train_curve(Device dev, DType dtype, int steps) {
     Rng init(7, "init");
     model.init_official(init);
     model.to(dev);
-    if (dtype != DType::f32) model.to(dtype);
-    auto opt = optim::make_adamw(models::rwkv7_param_groups(model, 0.001),
-                                 {.lr = 3e-3, .beta2 = 0.99});
+    const optim::AdamConfig acfg{.lr = 3e-3, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8,
+                                 .decoupled_weight_decay = true};
+    auto groups = models::rwkv7_param_groups(model, 0.001);
+    std::unique_ptr<optim::Adam> f32_opt;
+    std::unique_ptr<optim::MixedPrecisionAdam> mixed_opt;
+    if (dtype == DType::bf16)
+        mixed_opt = std::make_unique<optim::MixedPrecisionAdam>(groups, acfg);
+    else
+        f32_opt = std::make_unique<optim::Adam>(groups, acfg);
     Rng data(11, "data");
     std::vector<double> losses;
     for (int s = 0; s < steps; ++s) {
@@ -46,7 +54,7 @@ std::vector<double> train_curve(Device dev, DType dtype, int steps) {
         const Tensor y = tok.slice(1, 1, 65).contiguous().to(dev);
         Var loss = model.forward_loss(x, y);
         ag::backward(loss);
-        opt.step();
+        if (mixed_opt) mixed_opt->step(); else f32_opt->step();
         model.zero_grad();
         losses.push_back(loss.value().to(Device::cpu()).to(DType::f64).item());
     }

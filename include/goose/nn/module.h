@@ -37,9 +37,6 @@ public:
     // Moves every parameter's value to `dev` (gradients are dropped). The Vars stay the same
     // handles, so optimizers and other holders see the moved values.
     void to(Device dev);
-    // Converts every floating parameter's value to `dtype` (gradients are dropped): a bf16
-    // model for mixed-precision training, whose optimizer keeps f32 master weights.
-    void to(DType dtype);
 
 protected:
     Var register_parameter(const std::string& name, Tensor init, bool requires_grad = true);
