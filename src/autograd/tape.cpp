@@ -1,5 +1,6 @@
 // The per-thread tape and the reverse pass.
 #include "goose/autograd/tape.h"
+#include "goose/ops/binary.h"
 
 #include "goose/core/element.h"
 #include "goose/ops/binary.h"
@@ -78,6 +79,11 @@ Var record(const char* op, std::vector<Var> inputs, Tensor output, BackwardFn ba
 void accumulate(Tensor& dst, const Tensor& src) {
     if (dst.shape() != src.shape())
         fail("gradient accumulation: shapes differ ({} += {})", dst.desc(), src.desc());
+    if (dst.device().is_cuda()) {  // a new sum on the device (the CUDA add kernel)
+        dst = ops::binary_forward(BinaryOp::add, dst,
+                                  src.dtype() == dst.dtype() ? src : src.to(dst.dtype()));
+        return;
+    }
     if (!dst.is_contiguous() || dst.dtype() != src.dtype()) {
         dst = dst.clone();
     }

@@ -6,6 +6,9 @@
 
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
+#ifdef GOOSE_CUDA
+#include "ops/cuda/cuda_ops.h"
+#endif
 
 namespace goose::ops {
 
@@ -36,6 +39,10 @@ AttentionOut attention_forward(const Tensor& q, const Tensor& k, const Tensor& v
             return attention_forward_ref(q, k, v, scale);
         case Backend::cpu:
             return attention_forward_cpu(q, k, v, scale);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return attention_forward_cuda(q, k, v, scale);
+#endif
         default:
             no_kernel("attention", be);
     }
@@ -52,7 +59,9 @@ AttentionGrads attention_backward(const Tensor& gy, const Tensor& q, const Tenso
         if (t->shape() != q.shape() || t->dtype() != q.dtype())
             fail("attention: output gradient and saved output must match q {}: got {} and {}",
                  q.desc(), gy.desc(), y.desc());
-    if (lse.shape() != Shape{q.size(0), q.size(1), q.size(2)} || lse.dtype() != q.dtype())
+    const bool lse_f32 = q.dtype() == DType::bf16 && lse.dtype() == DType::f32;
+    if (lse.shape() != Shape{q.size(0), q.size(1), q.size(2)} ||
+        (lse.dtype() != q.dtype() && !lse_f32))
         fail("attention: saved log-sum-exp must be (B, H, T) like q {}, got {}", q.desc(),
              lse.desc());
     const Backend be = backend_of("attention", {&gy, &q, &k, &v, &y, &lse});
@@ -61,6 +70,10 @@ AttentionGrads attention_backward(const Tensor& gy, const Tensor& q, const Tenso
             return attention_backward_ref(gy, q, k, v, y, lse, scale, need_q, need_k, need_v);
         case Backend::cpu:
             return attention_backward_cpu(gy, q, k, v, y, lse, scale, need_q, need_k, need_v);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return attention_backward_cuda(gy, q, k, v, y, lse, scale, need_q, need_k, need_v);
+#endif
         default:
             no_kernel("attention", be);
     }

@@ -4,6 +4,9 @@
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
 #include "ops/binary_checks.h"
+#ifdef GOOSE_CUDA
+#include "ops/cuda/cuda_ops.h"
+#endif
 
 namespace goose {
 
@@ -27,6 +30,9 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
     switch (backend_of(name, {&a, &b})) {
         case Backend::ref: return binary_forward_ref(op, a, b);
         case Backend::cpu: return binary_forward_cpu(op, a, b);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return binary_forward_cuda(op, a, b);
+#endif
         default: no_kernel(name, backend_of(a));
     }
 }
@@ -39,6 +45,9 @@ std::array<Tensor, 2> binary_backward(BinaryOp op, const Tensor& gy, const Tenso
     switch (backend_of(name, {&gy, &a, &b})) {
         case Backend::ref: return binary_backward_ref(op, gy, a, b, need_a, need_b);
         case Backend::cpu: return binary_backward_cpu(op, gy, a, b, need_a, need_b);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return binary_backward_cuda(op, gy, a, b, need_a, need_b);
+#endif
         default: no_kernel(name, backend_of(a));
     }
 }
@@ -48,6 +57,9 @@ Tensor scale_forward(const Tensor& x, double s) {
     switch (backend_of(x)) {
         case Backend::ref: return scale_forward_ref(x, s);
         case Backend::cpu: return scale_forward_cpu(x, s);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return scale_forward_cuda(x, s);
+#endif
         default: no_kernel("scale", backend_of(x));
     }
 }
@@ -63,6 +75,9 @@ Tensor lerp_forward(const Tensor& a, const Tensor& b, const Tensor& w) {
     switch (backend_of("lerp", {&a, &b, &w})) {
         case Backend::ref: return lerp_forward_ref(a, b, w);
         case Backend::cpu: return lerp_forward_cpu(a, b, w);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return lerp_forward_cuda(a, b, w);
+#endif
         default: no_kernel("lerp", backend_of(a));
     }
 }
@@ -74,6 +89,9 @@ std::array<Tensor, 3> lerp_backward(const Tensor& gy, const Tensor& a, const Ten
     switch (backend_of("lerp", {&gy, &a, &b, &w})) {
         case Backend::ref: return lerp_backward_ref(gy, a, b, w, needs);
         case Backend::cpu: return lerp_backward_cpu(gy, a, b, w, needs);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return lerp_backward_cuda(gy, a, b, w, needs);
+#endif
         default: no_kernel("lerp", backend_of(a));
     }
 }

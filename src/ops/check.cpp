@@ -8,9 +8,16 @@ void defined(const char* op, const Tensor& t, const char* what) {
 }
 
 void float_dtype(const char* op, const Tensor& t) {
+    if (t.dtype() == DType::bf16 && t.device().is_cuda()) return;  // CUDA kernels compute in f32
     if (t.dtype() != DType::f32 && t.dtype() != DType::f64)
         fail("{}: expected an f32 or f64 tensor, got {} (convert with .to(DType::f32))", op,
              t.desc());
+}
+
+void stats_dtype(const char* op, const Tensor& stat, const Tensor& x, const char* what) {
+    if (stat.dtype() == x.dtype() || (x.dtype() == DType::bf16 && stat.dtype() == DType::f32))
+        return;
+    fail("{}: {} {} must have the dtype of {} (or f32 for bf16)", op, what, stat.desc(), x.desc());
 }
 
 void index_dtype(const char* op, const Tensor& t) {

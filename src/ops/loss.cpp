@@ -6,6 +6,9 @@
 
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
+#ifdef GOOSE_CUDA
+#include "ops/cuda/cuda_ops.h"
+#endif
 
 namespace goose::ops {
 
@@ -78,6 +81,9 @@ CrossEntropyForward cross_entropy_forward(const Tensor& logits, const Tensor& ta
     switch (backend_of("cross_entropy", {&logits, &targets})) {
         case Backend::ref: return cross_entropy_forward_ref(logits, targets, ignore_index);
         case Backend::cpu: return cross_entropy_forward_cpu(logits, targets, ignore_index);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return cross_entropy_forward_cuda(logits, targets, ignore_index);
+#endif
         default: no_kernel("cross_entropy", backend_of(logits));
     }
 }
@@ -89,12 +95,16 @@ Tensor cross_entropy_backward(const Tensor& gy, const Tensor& logits, const Tens
     check_scalar_grad("cross_entropy", gy, logits);
     check::defined("cross_entropy", lse, "lse");
     check::same_shape("cross_entropy", lse, targets);
-    check::same_dtype("cross_entropy", lse, logits);
+    check::stats_dtype("cross_entropy", lse, logits, "lse");
     switch (backend_of("cross_entropy", {&gy, &logits, &targets, &lse})) {
         case Backend::ref:
             return cross_entropy_backward_ref(gy, logits, targets, lse, ignore_index);
         case Backend::cpu:
             return cross_entropy_backward_cpu(gy, logits, targets, lse, ignore_index);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return cross_entropy_backward_cuda(gy, logits, targets, lse, ignore_index);
+#endif
         default: no_kernel("cross_entropy", backend_of(logits));
     }
 }
@@ -104,6 +114,9 @@ Tensor mse_forward(const Tensor& pred, const Tensor& target) {
     switch (backend_of("mse", {&pred, &target})) {
         case Backend::ref: return mse_forward_ref(pred, target);
         case Backend::cpu: return mse_forward_cpu(pred, target);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return mse_forward_cuda(pred, target);
+#endif
         default: no_kernel("mse", backend_of(pred));
     }
 }
@@ -115,6 +128,9 @@ std::pair<Tensor, Tensor> mse_backward(const Tensor& gy, const Tensor& pred,
     switch (backend_of("mse", {&gy, &pred, &target})) {
         case Backend::ref: return mse_backward_ref(gy, pred, target);
         case Backend::cpu: return mse_backward_cpu(gy, pred, target);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return mse_backward_cuda(gy, pred, target);
+#endif
         default: no_kernel("mse", backend_of(pred));
     }
 }
@@ -124,6 +140,9 @@ Tensor bce_with_logits_forward(const Tensor& logits, const Tensor& targets) {
     switch (backend_of("bce_with_logits", {&logits, &targets})) {
         case Backend::ref: return bce_with_logits_forward_ref(logits, targets);
         case Backend::cpu: return bce_with_logits_forward_cpu(logits, targets);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return bce_with_logits_forward_cuda(logits, targets);
+#endif
         default: no_kernel("bce_with_logits", backend_of(logits));
     }
 }
@@ -135,6 +154,9 @@ std::pair<Tensor, Tensor> bce_with_logits_backward(const Tensor& gy, const Tenso
     switch (backend_of("bce_with_logits", {&gy, &logits, &targets})) {
         case Backend::ref: return bce_with_logits_backward_ref(gy, logits, targets);
         case Backend::cpu: return bce_with_logits_backward_cpu(gy, logits, targets);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return bce_with_logits_backward_cuda(gy, logits, targets);
+#endif
         default: no_kernel("bce_with_logits", backend_of(logits));
     }
 }

@@ -5,6 +5,9 @@
 
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
+#ifdef GOOSE_CUDA
+#include "ops/cuda/cuda_ops.h"
+#endif
 
 namespace goose::ops {
 
@@ -58,8 +61,8 @@ void check_backward(const char* op, const Tensor& gy, const Tensor& x, const Ten
     if (mean.shape() != s || rstd.shape() != s)
         fail("{}: mean {} and rstd {} must have shape {} for x {}", op, mean.desc(), rstd.desc(),
              s.str(), x.desc());
-    check::same_dtype(op, mean, x);
-    check::same_dtype(op, rstd, x);
+    check::stats_dtype(op, mean, x, "mean");
+    check::stats_dtype(op, rstd, x, "rstd");
 }
 }  // namespace
 
@@ -72,6 +75,9 @@ NormForward layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b
     switch (backend_of(op, {&x, &w, &b})) {
         case Backend::ref: return layer_norm_forward_ref(x, w, b, eps);
         case Backend::cpu: return layer_norm_forward_cpu(x, w, b, eps);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return layer_norm_forward_cuda(x, w, b, eps);
+#endif
         default: no_kernel(op, backend_of(x));
     }
 }
@@ -83,6 +89,10 @@ NormGrads layer_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& w
     switch (backend_of(op, {&gy, &x, &w, &mean, &rstd})) {
         case Backend::ref: return layer_norm_backward_ref(gy, x, w, mean, rstd, need_dw, need_db);
         case Backend::cpu: return layer_norm_backward_cpu(gy, x, w, mean, rstd, need_dw, need_db);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return layer_norm_backward_cuda(gy, x, w, mean, rstd, need_dw, need_db);
+#endif
         default: no_kernel(op, backend_of(x));
     }
 }
@@ -98,6 +108,9 @@ NormForward group_norm_forward(const Tensor& x, int groups, const Tensor& w, con
     switch (backend_of(op, {&x, &w, &b})) {
         case Backend::ref: return group_norm_forward_ref(x, groups, w, b, eps);
         case Backend::cpu: return group_norm_forward_cpu(x, groups, w, b, eps);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return group_norm_forward_cuda(x, groups, w, b, eps);
+#endif
         default: no_kernel(op, backend_of(x));
     }
 }
@@ -113,6 +126,10 @@ NormGrads group_norm_backward(const Tensor& gy, const Tensor& x, int groups, con
             return group_norm_backward_ref(gy, x, groups, w, mean, rstd, need_dw, need_db);
         case Backend::cpu:
             return group_norm_backward_cpu(gy, x, groups, w, mean, rstd, need_dw, need_db);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return group_norm_backward_cuda(gy, x, groups, w, mean, rstd, need_dw, need_db);
+#endif
         default: no_kernel(op, backend_of(x));
     }
 }
@@ -124,6 +141,9 @@ Tensor l2_normalize_forward(const Tensor& x, double eps) {
     switch (backend_of(x)) {
         case Backend::ref: return l2_normalize_forward_ref(x, eps);
         case Backend::cpu: return l2_normalize_forward_cpu(x, eps);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return l2_normalize_forward_cuda(x, eps);
+#endif
         default: no_kernel(op, backend_of(x));
     }
 }
@@ -138,6 +158,9 @@ Tensor l2_normalize_backward(const Tensor& gy, const Tensor& x, double eps) {
     switch (backend_of(op, {&gy, &x})) {
         case Backend::ref: return l2_normalize_backward_ref(gy, x, eps);
         case Backend::cpu: return l2_normalize_backward_cpu(gy, x, eps);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return l2_normalize_backward_cuda(gy, x, eps);
+#endif
         default: no_kernel(op, backend_of(x));
     }
 }

@@ -6,6 +6,9 @@
 
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
+#ifdef GOOSE_CUDA
+#include "ops/cuda/cuda_ops.h"
+#endif
 
 namespace goose::ops {
 
@@ -67,6 +70,9 @@ Tensor reduce_forward(const char* op, const Tensor& x, const std::vector<int>& a
     switch (backend_of(x)) {
         case Backend::ref: y = sum_forward_ref(x, axes, scale); break;
         case Backend::cpu: y = sum_forward_cpu(x, axes, scale); break;
+#ifdef GOOSE_CUDA
+        case Backend::cuda: y = sum_forward_cuda(x, axes, scale); break;
+#endif
         default: no_kernel(op, backend_of(x));
     }
     return y.view(out_shape(x.shape(), axes, keepdim));
@@ -86,6 +92,9 @@ Tensor reduce_backward(const char* op, const Tensor& gy, const Shape& x_shape,
     switch (backend_of(gy)) {
         case Backend::ref: return sum_backward_ref(gk, x_shape, scale);
         case Backend::cpu: return sum_backward_cpu(gk, x_shape, scale);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return sum_backward_cuda(gk, x_shape, scale);
+#endif
         default: no_kernel(op, backend_of(gy));
     }
 }
@@ -125,6 +134,9 @@ MaxResult max_forward(const Tensor& x, int axis, bool keepdim) {
     switch (backend_of(x)) {
         case Backend::ref: r = max_forward_ref(x, d); break;
         case Backend::cpu: r = max_forward_cpu(x, d); break;
+#ifdef GOOSE_CUDA
+        case Backend::cuda: r = max_forward_cuda(x, d); break;
+#endif
         default: no_kernel("max", backend_of(x));
     }
     if (!keepdim) {
@@ -147,7 +159,9 @@ Tensor max_backward(const Tensor& gy, const Tensor& indices, const Shape& x_shap
     if (gy.shape() != expect || indices.shape() != expect)
         fail("max: gradient {} and indices {} must have the output's shape {}", gy.desc(),
              indices.desc(), expect.str());
-    const Tensor ik = indices.to(DType::i64).reshape(keep);
+    // The range check reads the indices on the host (a copy for device tensors).
+    const Tensor ih = indices.device().is_cpu() ? indices : indices.to(Device::cpu());
+    const Tensor ik = ih.to(DType::i64).reshape(keep);
     const int64_t* ip = ik.data<int64_t>();
     for (int64_t i = 0; i < ik.numel(); ++i)
         if (ip[i] < 0 || ip[i] >= x_shape[d])
@@ -156,6 +170,9 @@ Tensor max_backward(const Tensor& gy, const Tensor& indices, const Shape& x_shap
     switch (backend_of("max", {&gy, &indices})) {
         case Backend::ref: return max_backward_ref(gk, ik, x_shape, d);
         case Backend::cpu: return max_backward_cpu(gk, ik, x_shape, d);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return max_backward_cuda(gk, indices.reshape(keep), x_shape, d);
+#endif
         default: no_kernel("max", backend_of(gy));
     }
 }
@@ -180,6 +197,9 @@ Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
     switch (backend_of(g)) {
         case Backend::ref: return sum_to_shape_ref(g, shape);
         case Backend::cpu: return sum_to_shape_cpu(g, shape);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return sum_to_shape_cuda(g, shape);
+#endif
         default: no_kernel("sum_to_shape", backend_of(g));
     }
 }

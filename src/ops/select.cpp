@@ -4,6 +4,9 @@
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
 #include "ops/binary_checks.h"
+#ifdef GOOSE_CUDA
+#include "ops/cuda/cuda_ops.h"
+#endif
 
 namespace goose::ops {
 
@@ -22,6 +25,9 @@ Tensor where_forward(const Tensor& cond, const Tensor& a, const Tensor& b) {
     switch (backend_of("where", {&cond, &a, &b})) {
         case Backend::ref: return where_forward_ref(cond, a, b);
         case Backend::cpu: return where_forward_cpu(cond, a, b);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return where_forward_cuda(cond, a, b);
+#endif
         default: no_kernel("where", backend_of(a));
     }
 }
@@ -37,6 +43,10 @@ std::array<Tensor, 2> where_backward(const Tensor& gy, const Tensor& cond, const
     switch (backend_of("where", {&gy, &cond})) {
         case Backend::ref: return where_backward_ref(gy, cond, a_shape, b_shape, need_a, need_b);
         case Backend::cpu: return where_backward_cpu(gy, cond, a_shape, b_shape, need_a, need_b);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return where_backward_cuda(gy, cond, a_shape, b_shape, need_a, need_b);
+#endif
         default: no_kernel("where", backend_of(gy));
     }
 }
@@ -59,6 +69,9 @@ Tensor masked_fill_forward(const Tensor& x, const Tensor& mask, double value) {
     switch (backend_of("masked_fill", {&x, &mask})) {
         case Backend::ref: return masked_fill_forward_ref(x, mask, value);
         case Backend::cpu: return masked_fill_forward_cpu(x, mask, value);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return masked_fill_forward_cuda(x, mask, value);
+#endif
         default: no_kernel("masked_fill", backend_of(x));
     }
 }

@@ -4,6 +4,9 @@
 #include "goose/core/element.h"
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
+#ifdef GOOSE_CUDA
+#include "ops/cuda/cuda_ops.h"
+#endif
 
 namespace goose::ops {
 
@@ -53,6 +56,10 @@ Tensor embedding_forward(const Tensor& weight, const Tensor& ids) {
             return embedding_forward_ref(weight, ids);
         case Backend::cpu:
             return embedding_forward_cpu(weight, ids);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return embedding_forward_cuda(weight, ids);
+#endif
         default:
             no_kernel("embedding", be);
     }
@@ -72,6 +79,10 @@ Tensor embedding_backward(const Tensor& gy, const Tensor& ids, int64_t vocab) {
             return embedding_backward_ref(gy, ids, vocab);
         case Backend::cpu:
             return embedding_backward_cpu(gy, ids, vocab);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return embedding_backward_cuda(gy, ids, vocab);
+#endif
         default:
             no_kernel("embedding", be);
     }
@@ -85,6 +96,10 @@ Tensor token_shift_forward(const Tensor& x, const Tensor& prev) {
             return token_shift_forward_ref(x, prev);
         case Backend::cpu:
             return token_shift_forward_cpu(x, prev);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return token_shift_forward_cuda(x, prev);
+#endif
         default:
             no_kernel("token_shift", be);
     }
@@ -98,6 +113,10 @@ TokenShiftGrads token_shift_backward(const Tensor& gy, bool want_prev) {
             return token_shift_backward_ref(gy, want_prev);
         case Backend::cpu:
             return token_shift_backward_cpu(gy, want_prev);
+#ifdef GOOSE_CUDA
+        case Backend::cuda:
+            return token_shift_backward_cuda(gy, want_prev);
+#endif
         default:
             no_kernel("token_shift", be);
     }

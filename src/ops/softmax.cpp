@@ -3,6 +3,9 @@
 
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
+#ifdef GOOSE_CUDA
+#include "ops/cuda/cuda_ops.h"
+#endif
 
 namespace goose::ops {
 
@@ -26,6 +29,9 @@ Tensor softmax_forward(const Tensor& x) {
     switch (backend_of(x)) {
         case Backend::ref: return softmax_forward_ref(x);
         case Backend::cpu: return softmax_forward_cpu(x);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return softmax_forward_cuda(x);
+#endif
         default: no_kernel("softmax", backend_of(x));
     }
 }
@@ -35,6 +41,9 @@ Tensor softmax_backward(const Tensor& gy, const Tensor& y) {
     switch (backend_of("softmax", {&gy, &y})) {
         case Backend::ref: return softmax_backward_ref(gy, y);
         case Backend::cpu: return softmax_backward_cpu(gy, y);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return softmax_backward_cuda(gy, y);
+#endif
         default: no_kernel("softmax", backend_of(y));
     }
 }
@@ -44,6 +53,9 @@ Tensor log_softmax_forward(const Tensor& x) {
     switch (backend_of(x)) {
         case Backend::ref: return log_softmax_forward_ref(x);
         case Backend::cpu: return log_softmax_forward_cpu(x);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return log_softmax_forward_cuda(x);
+#endif
         default: no_kernel("log_softmax", backend_of(x));
     }
 }
@@ -53,6 +65,9 @@ Tensor log_softmax_backward(const Tensor& gy, const Tensor& y) {
     switch (backend_of("log_softmax", {&gy, &y})) {
         case Backend::ref: return log_softmax_backward_ref(gy, y);
         case Backend::cpu: return log_softmax_backward_cpu(gy, y);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return log_softmax_backward_cuda(gy, y);
+#endif
         default: no_kernel("log_softmax", backend_of(y));
     }
 }

@@ -3,6 +3,9 @@
 
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
+#ifdef GOOSE_CUDA
+#include "ops/cuda/cuda_ops.h"
+#endif
 
 namespace goose {
 
@@ -33,6 +36,9 @@ Tensor unary_forward(UnaryOp op, const Tensor& x) {
     switch (backend_of(x)) {
         case Backend::ref: return unary_forward_ref(op, x);
         case Backend::cpu: return unary_forward_cpu(op, x);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return unary_forward_cuda(op, x);
+#endif
         default: no_kernel(name, backend_of(x));
     }
 }
@@ -46,6 +52,9 @@ Tensor unary_backward(UnaryOp op, const Tensor& gy, const Tensor& x) {
     switch (backend_of(name, {&gy, &x})) {
         case Backend::ref: return unary_backward_ref(op, gy, x);
         case Backend::cpu: return unary_backward_cpu(op, gy, x);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return unary_backward_cuda(op, gy, x);
+#endif
         default: no_kernel(name, backend_of(x));
     }
 }

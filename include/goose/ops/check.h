@@ -8,7 +8,9 @@
 namespace goose::check {
 
 void defined(const char* op, const Tensor& t, const char* what);
-void float_dtype(const char* op, const Tensor& t);  // f32 or f64 (the compute dtypes)
+void float_dtype(const char* op, const Tensor& t);  // f32 or f64 (the compute dtypes); bf16 on CUDA
+// A saved statistic of x (mean, rstd, log-sum-exp): x's dtype, or f32 when x is bf16.
+void stats_dtype(const char* op, const Tensor& stat, const Tensor& x, const char* what);
 void index_dtype(const char* op, const Tensor& t);  // i32 or i64
 void same_dtype(const char* op, const Tensor& a, const Tensor& b);
 void same_shape(const char* op, const Tensor& a, const Tensor& b);
