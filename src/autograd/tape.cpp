@@ -3,7 +3,6 @@
 #include "goose/ops/binary.h"
 
 #include "goose/core/element.h"
-#include "goose/ops/binary.h"
 
 namespace goose {
 
@@ -88,10 +87,6 @@ void accumulate(Tensor& dst, const Tensor& src) {
         dst = dst.clone();
     }
     const Tensor s = src.dtype() == dst.dtype() ? src.contiguous() : src.to(dst.dtype());
-    if (!dst.device().is_cpu()) {  // a device kernel; the sum replaces the gradient's storage
-        dst = ops::binary_forward(BinaryOp::add, dst, s);
-        return;
-    }
     const int64_t n = dst.numel();
     if (dst.dtype() == DType::f32) {
         float* d = dst.data<float>();
