@@ -3,7 +3,7 @@
 #include "goose/bench/decode_bench.h"
 #include "goose/bench/icl_bench.h"
 #include "goose/bench/ops_bench.h"
-#include "goose/bench/rwkv7_bench.h"
+#include "goose/bench/train_bench.h"
 #include "goose/bench/tokenizer_bench.h"
 
 namespace goose::cli {
@@ -18,18 +18,24 @@ void add_bench(CLI::App& app) {
     ops->add_option("--json", cfg->json_out, "also write the results as JSON");
     ops->callback([cfg] { bench::run_ops_bench(*cfg); });
 
-    auto tr = std::make_shared<bench::Rwkv7TrainBenchConfig>();
-    auto* train = bench->add_subcommand("rwkv7-train", "RWKV-7 CPU training tokens/s vs the PyTorch twin");
+    auto tr = std::make_shared<bench::TrainBenchConfig>();
+    auto* train = bench->add_subcommand(
+        "train", "RWKV-7 training tokens/s: CPU vs the PyTorch twin, or CUDA (tokens/s, MFU, peak "
+                 "memory) vs the official trainer's H100 figures");
+    train->alias("rwkv7-train");
+    train->add_option("--model", tr->model, "model family (rwkv7)");
     train->add_option("--layers", tr->layers)->check(CLI::Range(1, 64));
     train->add_option("--dim", tr->dim)->check(CLI::Range(1, 8192));
-    train->add_option("--head", tr->head)->check(CLI::Range(1, 256));
+    train->add_option("--head", tr->head, "head size")->check(CLI::Range(1, 256));
     train->add_option("--vocab", tr->vocab)->check(CLI::Range(2, 1 << 20));
     train->add_option("--ctx", tr->ctx)->check(CLI::Range(1, 1 << 16));
     train->add_option("--batch", tr->batch)->check(CLI::Range(1, 4096));
-    train->add_option("--steps", tr->steps)->check(CLI::Range(1, 1000));
-    train->add_option("--peer-script", tr->peer_script, "the twin's timing script");
+    train->add_option("--steps", tr->steps, "timed steps (after warm-up)")->check(CLI::Range(1, 1000));
+    train->add_option("--device", tr->device, "cpu or cuda");
+    train->add_option("--dtype", tr->dtype, "f32 or bf16 (default: f32 on cpu, bf16 on cuda)");
+    train->add_option("--peer-script", tr->peer_script, "the CPU twin's timing script");
     train->add_flag("--no-peer", tr->no_peer, "time Goose only");
-    train->callback([tr] { bench::run_rwkv7_train_bench(*tr); });
+    train->callback([tr] { bench::run_train_bench(*tr); });
 
     auto dc = std::make_shared<bench::DecodeBenchConfig>();
     auto* decode = bench->add_subcommand(

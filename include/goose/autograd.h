@@ -2,6 +2,7 @@
 #pragma once
 #include "goose/autograd/attention.h"
 #include "goose/autograd/binary.h"
+#include "goose/autograd/head_ce.h"
 #include "goose/autograd/l2wrap.h"
 #include "goose/autograd/loss.h"
 #include "goose/autograd/matmul.h"

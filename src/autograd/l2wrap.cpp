@@ -1,6 +1,11 @@
 // L2Wrap: identity on the loss with an extra gradient at each row's maximal logit.
 #include "goose/autograd/l2wrap.h"
 
+#ifdef GOOSE_CUDA
+#include "ops/cuda/l2wrap_cuda.h"
+#include "goose/core/tensor.h"
+#endif
+
 namespace goose::ag {
 
 namespace {
@@ -22,6 +27,9 @@ void l2wrap_rows(const T* x, T* g, int64_t rows, int64_t v, double scale) {
 }  // namespace
 
 Tensor l2wrap_logits_grad(const Tensor& logits, double gy) {
+#ifdef GOOSE_CUDA
+    if (logits.device().is_cuda()) return l2wrap_logits_grad_cuda(logits, gy, kL2WrapFactor);
+#endif
     const Tensor x = logits.contiguous();
     const int64_t v = x.size(-1), rows = v > 0 ? x.numel() / v : 0;
     Tensor g = Tensor::zeros(x.shape(), x.dtype());
@@ -40,9 +48,10 @@ Var l2wrap(const Var& loss, const Var& logits) {
     if (loss.numel() != 1) fail("l2wrap: loss must have one element, got {}", loss.value().desc());
     if (lv.ndim() < 1 || lv.size(-1) < 1)
         fail("l2wrap: logits must be (..., V) with V >= 1, got {}", lv.desc());
-    if (lv.dtype() != DType::f32 && lv.dtype() != DType::f64)
-        fail("l2wrap: logits must be f32 or f64, got {}", lv.desc());
-    if (!lv.device().is_cpu()) fail("l2wrap: logits {} must be on the CPU", lv.desc());
+    const bool cuda = lv.device().is_cuda() && cuda_compiled();
+    if (cuda ? (lv.dtype() != DType::f32 && lv.dtype() != DType::bf16)
+             : (lv.dtype() != DType::f32 && lv.dtype() != DType::f64))
+        fail("l2wrap: logits must be f32 or f64 (f32 or bf16 on CUDA), got {}", lv.desc());
     return record("l2wrap", {loss, logits}, loss.value().clone(), [lv](GradIO& io) {
         const Tensor& gy = io.gy();
         if (io.needs(0)) io.set(0, gy);

@@ -86,4 +86,11 @@ Var contiguous(const Var& x) {
     });
 }
 
+Var cast(const Var& x, DType dtype) {
+    const Tensor& xv = view_input("cast", x);
+    if (xv.dtype() == dtype) return x;
+    const DType from = xv.dtype();
+    return record("cast", {x}, xv.to(dtype), [from](GradIO& io) { io.set(0, io.gy().to(from)); });
+}
+
 }  // namespace goose::ag

@@ -129,7 +129,7 @@ void backward(const Var& root, Tensor seed) {
         if (root.numel() != 1)
             fail("backward: root {} has {} elements; pass a seed gradient of its shape",
                  root.value().desc(), root.numel());
-        seed = Tensor::full(root.shape(), 1.0, root.dtype());
+        seed = Tensor::full(root.shape(), 1.0, root.dtype(), root.value().device());
     }
     if (seed.shape() != root.shape())
         fail("backward: seed {} does not match root {}", seed.desc(), root.value().desc());

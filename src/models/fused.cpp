@@ -11,6 +11,10 @@
 #include "ops/cpu/fast_math.h"
 #include "ops/cpu/vec.h"
 
+#ifdef GOOSE_CUDA
+#include "models/cuda/fused_cuda.h"
+#endif
+
 namespace goose::models::fused {
 
 namespace {
@@ -21,6 +25,9 @@ constexpr int64_t kRowChunk = 64;        // rows (B*T) per partial sum of a para
 constexpr double kL2Eps = 1e-12;         // F.normalize's eps (the kk of RWKV-7)
 
 bool fast(const Var& x) { return backend_of(x.value()) == Backend::cpu; }
+#ifdef GOOSE_CUDA
+bool on_cuda(const Var& x) { return backend_of(x.value()) == Backend::cuda; }
+#endif
 
 // ---- token_mix ---------------------------------------------------------------------------
 
@@ -533,6 +540,9 @@ std::vector<const T*> ptrs(const std::vector<Tensor>& ts) {
 std::vector<Var> token_mix(const Var& x, const Var& prev, const std::vector<Var>& mu) {
     if (!x.defined() || x.ndim() != 3) fail("token_mix: x must be (B, T, C)");
     const int64_t B = x.size(0), Tn = x.size(1), C = x.size(2);
+#ifdef GOOSE_CUDA
+    if (on_cuda(x)) return token_mix_cuda(x, prev, mu);
+#endif
     if (!fast(x)) {
         const Var shifted = ag::token_shift(x, prev);
         std::vector<Var> out;
@@ -630,13 +640,18 @@ Rwkv7Prep rwkv7_prep(const Var& w_lora, const Var& k_raw, const Var& v_raw, cons
     if (!k_raw.defined() || k_raw.ndim() != 3) fail("rwkv7_prep: k must be (B, T, C)");
     const int64_t B = k_raw.size(0), Tn = k_raw.size(1), C = k_raw.size(2), N = head_size;
     const bool gate = v_lora.defined();
+#ifdef GOOSE_CUDA
+    if (on_cuda(k_raw))
+        return rwkv7_prep_cuda(w_lora, k_raw, v_raw, a_lora, v_lora, v_first, w0, a0, v0, k_k, k_a,
+                               head_size);
+#endif
     if (!fast(k_raw)) {
         const Shape heads{B, Tn, C / N, N}, flat{B, Tn, C};
         Rwkv7Prep p;
         p.w = ag::add(w0, w_lora);
         const Var a = ag::sigmoid(ag::add(a0, a_lora));
         const Var kk = ag::reshape(ag::l2_normalize(ag::reshape(ag::mul(k_raw, k_k), heads)), flat);
-        const Var one(Tensor::scalar(1.0, k_raw.dtype()));
+        const Var one(Tensor::scalar(1.0, k_raw.dtype()).to(k_raw.value().device()));
         p.k = ag::mul(k_raw, ag::lerp(one, a, k_a));
         p.v = gate ? ag::lerp(v_raw, v_first, ag::sigmoid(ag::add(v0, v_lora))) : v_raw;
         p.a = ag::neg(kk);
@@ -729,6 +744,9 @@ Var rwkv7_out(const Var& y, const Var& r, const Var& k, const Var& v, const Var&
     if (!y.defined() || y.ndim() != 4) fail("rwkv7_out: y must be (B, T, H, N)");
     const int64_t B = r.size(0), Tn = r.size(1), C = r.size(2), H = y.size(2), N = y.size(3);
     const Shape flat{B, Tn, C}, heads{B, Tn, H, N};
+#ifdef GOOSE_CUDA
+    if (on_cuda(r)) return rwkv7_out_cuda(y, r, k, v, r_k, ln_w, ln_b, g, eps);
+#endif
     if (!fast(r)) {
         const Var yn = ag::group_norm(ag::reshape(y, flat), static_cast<int>(H), ln_w, ln_b, eps);
         const Var bonus = ag::mul(

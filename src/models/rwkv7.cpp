@@ -219,14 +219,31 @@ void Rwkv7::check_state(const Rwkv7State& s, int64_t batch) const {
     }
 }
 
-Var Rwkv7::forward(const Tensor& ids, Rwkv7State* state) const {
+void Rwkv7::check_ids(const Tensor& ids) const {
     if (!ids.defined() || ids.ndim() != 2 ||
         (ids.dtype() != DType::i32 && ids.dtype() != DType::i64))
         fail("Rwkv7: ids must be (B, T) i32 or i64, got {}",
              ids.defined() ? ids.desc() : "undefined");
     if (ids.size(0) < 1 || ids.size(1) < 1) fail("Rwkv7: ids {} is empty", ids.desc());
+}
+
+Var Rwkv7::forward(const Tensor& ids, Rwkv7State* state) const {
+    check_ids(ids);
     Var x = ag::embedding(emb->weight, ids);                           // (B, T, C)
     return ag::linear(forward_hidden(x, state), head->weight);         // (B, T, V)
+}
+
+Var Rwkv7::forward_loss(const Tensor& ids, const Tensor& targets) const {
+    if (!targets.defined() || targets.shape() != ids.shape())
+        fail("Rwkv7: targets must have the shape of ids {}, got {}", ids.desc(),
+             targets.defined() ? targets.desc() : "undefined");
+    if (emb->weight.value().device().is_cuda()) {  // the head and the loss fused: no logits
+        check_ids(ids);
+        Var h = forward_hidden(ag::embedding(emb->weight, ids));  // (B, T, C)
+        return ag::head_cross_entropy(h, head->weight, targets, /*l2wrap=*/true);
+    }
+    Var logits = forward(ids);  // (B, T, V)
+    return ag::l2wrap(ag::cross_entropy(logits, targets), logits);
 }
 
 Var Rwkv7::forward_hidden(const Var& input, Rwkv7State* state) const {

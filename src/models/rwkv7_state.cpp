@@ -12,15 +12,15 @@ namespace goose::models {
 
 // ---- state ------------------------------------------------------------------------------------
 
-Rwkv7State Rwkv7State::zeros(const Rwkv7Config& cfg, int64_t batch, DType dtype) {
+Rwkv7State Rwkv7State::zeros(const Rwkv7Config& cfg, int64_t batch, DType dtype, Device dev) {
     cfg.validate();
     if (batch < 1) fail("Rwkv7State::zeros: batch must be >= 1, got {}", batch);
     const int64_t c = cfg.n_embd, h = cfg.n_head(), n = cfg.head_size;
     Rwkv7State s;
     for (int64_t l = 0; l < cfg.n_layer; ++l) {
-        s.att_shift.push_back(Tensor::zeros(Shape{batch, c}, dtype));
-        s.wkv.push_back(Tensor::zeros(Shape{batch, h, n, n}, dtype));
-        s.ffn_shift.push_back(Tensor::zeros(Shape{batch, c}, dtype));
+        s.att_shift.push_back(Tensor::zeros(Shape{batch, c}, dtype, dev));
+        s.wkv.push_back(Tensor::zeros(Shape{batch, h, n, n}, dtype, dev));
+        s.ffn_shift.push_back(Tensor::zeros(Shape{batch, c}, dtype, dev));
     }
     return s;
 }
@@ -31,6 +31,18 @@ Rwkv7State Rwkv7State::clone() const {
     for (const Tensor& t : wkv) s.wkv.push_back(t.clone());
     for (const Tensor& t : ffn_shift) s.ffn_shift.push_back(t.clone());
     return s;
+}
+
+Rwkv7State Rwkv7State::to(Device dev) const {
+    Rwkv7State s;
+    for (const Tensor& t : att_shift) s.att_shift.push_back(t.to(dev));
+    for (const Tensor& t : wkv) s.wkv.push_back(t.to(dev));
+    for (const Tensor& t : ffn_shift) s.ffn_shift.push_back(t.to(dev));
+    return s;
+}
+
+Rwkv7State Rwkv7::zero_state(int64_t batch) const {
+    return Rwkv7State::zeros(cfg_, batch, dtype_, emb->weight.value().device());
 }
 
 // ---- checkpoints ------------------------------------------------------------------------------

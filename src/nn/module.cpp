@@ -85,6 +85,14 @@ void Module::zero_grad() {
     for (auto& [n, v] : named_parameters()) v.zero_grad();
 }
 
+void Module::to(Device dev) {
+    for (auto& [n, v] : named_parameters()) {
+        if (v.value().device() == dev) continue;
+        v.value_mut() = v.value().to(dev);
+        v.zero_grad();
+    }
+}
+
 void Module::set_requires_grad(bool r) {
     for (auto& [n, v] : named_parameters()) v.set_requires_grad(r);
 }

@@ -20,5 +20,8 @@ Var reshape(const Var& x, const Shape& shape);
 Var transpose(const Var& x, int a, int b);          // a view
 Var permute(const Var& x, std::vector<int> order);  // a view: y's axis i is x's axis order[i]
 Var contiguous(const Var& x);                       // x's tensor if packed, else a packed copy
+// x converted to dtype (x itself when it has it); the gradient is converted back. Mixed
+// precision: f32 master weights cast to bf16 for the forward.
+Var cast(const Var& x, DType dtype);
 
 }  // namespace goose::ag

@@ -47,8 +47,10 @@ struct Rwkv7State {
     std::vector<Tensor> ffn_shift;  // L x (B, C): ln2 output of the previous token
 
     // All zeros (the state at a sequence start); dtype is the model's (f32 or f64).
-    static Rwkv7State zeros(const Rwkv7Config& cfg, int64_t batch, DType dtype = DType::f32);
-    Rwkv7State clone() const;  // deep copy
+    static Rwkv7State zeros(const Rwkv7Config& cfg, int64_t batch, DType dtype = DType::f32,
+                            Device dev = Device::cpu());
+    Rwkv7State clone() const;           // deep copy
+    Rwkv7State to(Device dev) const;    // a copy on `dev`
     int64_t batch() const { return att_shift.empty() ? 0 : att_shift[0].size(0); }
 };
 
@@ -133,12 +135,17 @@ class Rwkv7 : public nn::Module {
     // semantics: what forward() runs between the embedding and the head (the ICL lab feeds
     // its read-in projections here).
     Var forward_hidden(const Var& x, Rwkv7State* state = nullptr) const;
+    // The training loss of train.py: mean cross-entropy of the logits against targets (B, T),
+    // with L2Wrap's extra gradient. On CUDA the head and the loss run fused in vocabulary
+    // chunks (the (B, T, V) logits are never stored).
+    Var forward_loss(const Tensor& ids, const Tensor& targets) const;
     // RNN mode, no gradient: ids (B) -> logits (B, V), advancing state.
     Tensor step(const Tensor& ids, Rwkv7State& state) const;
 
     const Rwkv7Config& config() const { return cfg_; }
     DType dtype() const { return dtype_; }
-    Rwkv7State zero_state(int64_t batch) const { return Rwkv7State::zeros(cfg_, batch, dtype_); }
+    // On the device of the model's parameters.
+    Rwkv7State zero_state(int64_t batch) const;
 
     std::shared_ptr<Rwkv7Weight> emb, head;
     std::shared_ptr<nn::ModuleList> blocks;
@@ -148,6 +155,7 @@ class Rwkv7 : public nn::Module {
 
   private:
     void check_state(const Rwkv7State& s, int64_t batch) const;
+    void check_ids(const Tensor& ids) const;
 
     Rwkv7Config cfg_;
     DType dtype_;

@@ -34,6 +34,9 @@ public:
 
     void zero_grad();
     void set_requires_grad(bool r);
+    // Moves every parameter's value to `dev` (gradients are dropped). The Vars stay the same
+    // handles, so optimizers and other holders see the moved values.
+    void to(Device dev);
 
 protected:
     Var register_parameter(const std::string& name, Tensor init, bool requires_grad = true);

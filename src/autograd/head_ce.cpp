@@ -1,0 +1,29 @@
+// Fused LM head + cross-entropy as one tape entry (the gradients come with the forward).
+#include "goose/autograd/head_ce.h"
+
+#include "goose/ops/binary.h"
+#include "goose/ops/head_ce.h"
+
+namespace goose::ag {
+
+Var head_cross_entropy(const Var& x, const Var& w, const Tensor& targets, bool l2wrap) {
+    if (!x.defined() || !w.defined()) fail("head_cross_entropy: x and w must be defined");
+    ops::HeadCrossEntropyOptions opt;
+    opt.l2wrap = l2wrap;
+    opt.need_dx = x.requires_grad() && grad_enabled();
+    opt.need_dw = w.requires_grad() && grad_enabled();
+    ops::HeadCrossEntropyResult r = ops::head_cross_entropy(x.value(), w.value(), targets, opt);
+    const DType xdt = x.dtype(), wdt = w.dtype();
+    return record("head_cross_entropy", {x, w}, r.loss,
+                  [dx = r.dx, dw = r.dw, xdt, wdt](GradIO& io) {
+                      // d/dx and d/dw were computed for an upstream gradient of 1.
+                      const Tensor gy = io.gy();
+                      auto scaled = [&](const Tensor& g, DType dt) {
+                          return ops::binary_forward(BinaryOp::mul, g, gy.to(g.dtype())).to(dt);
+                      };
+                      if (io.needs(0) && dx.defined()) io.set(0, scaled(dx, xdt));
+                      if (io.needs(1) && dw.defined()) io.set(1, scaled(dw, wdt));
+                  });
+}
+
+}  // namespace goose::ag

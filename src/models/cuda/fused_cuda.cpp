@@ -1,0 +1,123 @@
+// Autograd records of the fused RWKV-7 functions on CUDA (kernels: ops/cuda/rwkv7_fused.cu).
+#include "models/cuda/fused_cuda.h"
+
+#include "goose/autograd.h"
+#include "ops/cuda/rwkv7_fused_cuda.h"
+
+namespace goose::models::fused {
+
+namespace {
+
+namespace ck = cuda_kernels;
+
+Tensor packed(const Var& v) { return v.defined() ? v.value().contiguous() : Tensor(); }
+
+void check_same(const char* op, const Tensor& t, const Shape& s, DType dt, Device dev,
+                const char* what) {
+    if (!t.defined() || t.shape() != s || t.dtype() != dt || t.device() != dev)
+        fail("{}: {} must be {}{} on {}, got {}", op, what, dtype_name(dt), s.str(), dev.str(),
+             t.defined() ? t.desc() : "undefined");
+}
+
+}  // namespace
+
+std::vector<Var> token_mix_cuda(const Var& x, const Var& prev, const std::vector<Var>& mu) {
+    const int64_t B = x.size(0), C = x.size(2);
+    const DType dt = x.dtype();
+    const Device dev = x.value().device();
+    if (prev.defined()) check_same("token_mix", prev.value(), Shape{B, C}, dt, dev, "prev");
+    std::vector<Tensor> muv;
+    for (const Var& w : mu) {
+        check_same("token_mix", w.value(), Shape{1, 1, C}, dt, dev, "mu");
+        muv.push_back(w.value().contiguous());
+    }
+    const Tensor xv = x.value().contiguous();
+    const Tensor pv = packed(prev);
+    std::vector<Tensor> outs = ck::token_mix_forward(xv, pv, muv);
+    std::vector<Var> inputs{x, prev};
+    for (const Var& w : mu) inputs.push_back(w);
+    return ag::record("token_mix", std::move(inputs), std::move(outs), [xv, pv, muv](GradIO& io) {
+        std::vector<Tensor> gs;
+        for (size_t m = 0; m < muv.size(); ++m) gs.push_back(io.gy(static_cast<int>(m)).contiguous());
+        ck::TokenMixGrads g = ck::token_mix_backward(xv, pv, muv, gs);
+        if (io.needs(0)) io.set(0, std::move(g.dx));
+        if (pv.defined() && io.needs(1)) io.set(1, std::move(g.dprev));
+        for (size_t m = 0; m < muv.size(); ++m)
+            if (io.needs(2 + static_cast<int>(m))) io.set(2 + static_cast<int>(m), std::move(g.dmu[m]));
+    });
+}
+
+Rwkv7Prep rwkv7_prep_cuda(const Var& w_lora, const Var& k_raw, const Var& v_raw,
+                          const Var& a_lora, const Var& v_lora, const Var& v_first, const Var& w0,
+                          const Var& a0, const Var& v0, const Var& k_k, const Var& k_a,
+                          int64_t head_size) {
+    const int64_t B = k_raw.size(0), Tn = k_raw.size(1), C = k_raw.size(2), N = head_size;
+    const bool gate = v_lora.defined();
+    const DType dt = k_raw.dtype();
+    const Device dev = k_raw.value().device();
+    const char* op = "rwkv7_prep";
+    if (N < 1 || C % N != 0) fail("rwkv7_prep: C {} is not a multiple of head_size {}", C, N);
+    const Shape flat{B, Tn, C}, vec{1, 1, C};
+    check_same(op, w_lora.value(), flat, dt, dev, "w_lora");
+    check_same(op, v_raw.value(), flat, dt, dev, "v_raw");
+    check_same(op, a_lora.value(), flat, dt, dev, "a_lora");
+    for (auto [p, what] : {std::pair{&w0, "w0"}, {&a0, "a0"}, {&k_k, "k_k"}, {&k_a, "k_a"}})
+        check_same(op, p->value(), vec, dt, dev, what);
+    if (gate) {
+        check_same(op, v_lora.value(), flat, dt, dev, "v_lora");
+        check_same(op, v_first.value(), flat, dt, dev, "v_first");
+        check_same(op, v0.value(), vec, dt, dev, "v0");
+    }
+    auto in = std::make_shared<ck::PrepInputs>(ck::PrepInputs{
+        packed(w_lora), packed(k_raw), packed(v_raw), packed(a_lora),
+        gate ? packed(v_lora) : Tensor(), gate ? packed(v_first) : Tensor(), packed(w0),
+        packed(a0), gate ? packed(v0) : Tensor(), packed(k_k), packed(k_a)});
+    std::vector<Tensor> outs = ck::rwkv7_prep_forward(*in, N);  // w, k, a, b, [v]
+    std::vector<Var> inputs{w_lora, k_raw, v_raw, a_lora, v_lora, v_first, w0, a0, v0, k_k, k_a};
+    if (!gate) inputs[4] = inputs[5] = inputs[8] = Var();
+    std::vector<Var> res =
+        ag::record(op, std::move(inputs), std::move(outs), [in, gate, N](GradIO& io) {
+            std::vector<Tensor> gys;
+            for (int i = 0; i < (gate ? 5 : 4); ++i) gys.push_back(io.gy(i).contiguous());
+            std::vector<Tensor> d = ck::rwkv7_prep_backward(*in, gys, N);
+            for (int i = 0; i < 11; ++i)
+                if (d[static_cast<size_t>(i)].defined() && io.needs(i))
+                    io.set(i, std::move(d[static_cast<size_t>(i)]));
+        });
+    Rwkv7Prep p;
+    p.w = res[0];
+    p.k = res[1];
+    p.a = res[2];
+    p.b = res[3];
+    p.v = gate ? res[4] : v_raw;
+    return p;
+}
+
+Var rwkv7_out_cuda(const Var& y, const Var& r, const Var& k, const Var& v, const Var& r_k,
+                   const Var& ln_w, const Var& ln_b, const Var& g, double eps) {
+    const int64_t B = r.size(0), Tn = r.size(1), C = r.size(2), H = y.size(2), N = y.size(3);
+    const DType dt = r.dtype();
+    const Device dev = r.value().device();
+    const char* op = "rwkv7_out";
+    const Shape flat{B, Tn, C}, heads{B, Tn, H, N};
+    if (H * N != C) fail("rwkv7_out: y {} does not match r {}", y.value().desc(), r.value().desc());
+    check_same(op, y.value(), heads, dt, dev, "y");
+    check_same(op, k.value(), flat, dt, dev, "k");
+    check_same(op, v.value(), flat, dt, dev, "v");
+    check_same(op, g.value(), flat, dt, dev, "g");
+    check_same(op, r_k.value(), Shape{H, N}, dt, dev, "r_k");
+    check_same(op, ln_w.value(), Shape{C}, dt, dev, "ln_w");
+    check_same(op, ln_b.value(), Shape{C}, dt, dev, "ln_b");
+    auto in = std::make_shared<ck::OutInputs>(ck::OutInputs{packed(y), packed(r), packed(k),
+                                                            packed(v), packed(g), packed(r_k),
+                                                            packed(ln_w), packed(ln_b)});
+    Tensor z = ck::rwkv7_out_forward(*in, eps);
+    // inputs: 0 y, 1 r, 2 k, 3 v, 4 r_k, 5 ln_w, 6 ln_b, 7 g
+    return ag::record(op, {y, r, k, v, r_k, ln_w, ln_b, g}, std::move(z), [in, eps](GradIO& io) {
+        std::vector<Tensor> d = ck::rwkv7_out_backward(*in, io.gy().contiguous(), eps);
+        for (int i = 0; i < 8; ++i)
+            if (io.needs(i)) io.set(i, std::move(d[static_cast<size_t>(i)]));
+    });
+}
+
+}  // namespace goose::models::fused

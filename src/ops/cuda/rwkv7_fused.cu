@@ -1,0 +1,527 @@
+// CUDA kernels of the fused RWKV-7 glue. Each block owns a chunk of kRows rows; each thread owns
+// up to kCpt channels of every row (c = tid + j * blockDim), so per-channel parameter gradients
+// stay in registers across the chunk's rows and are written once per chunk; per-head sums go
+// through shared memory (one warp per head at a time, lanes over the head's channels).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "core/cuda/cuda_check.h"
+#include "rwkv7_fused_kernels.h"
+
+namespace goose::models::fused::cuda_kernels {
+
+namespace {
+
+constexpr float kL2Eps = 1e-12f;
+
+__device__ __forceinline__ float ld(const float* p) { return *p; }
+__device__ __forceinline__ float ld(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void st(float* p, float v) { *p = v; }
+__device__ __forceinline__ void st(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
+__device__ __forceinline__ float sigm(float x) { return 1.f / (1.f + __expf(-x)); }
+
+int threads_for(int64_t C) {
+    const int64_t t = (C + kCpt - 1) / kCpt;
+    return static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(32, (t + 31) / 32 * 32)));
+}
+
+// K per-head sums of vals (K x kCpt per thread) over heads of N channels. smem: K*C floats, hs:
+// K*H floats. After the call, hs[k*H + h] holds the sums (every thread of the block calls it).
+template <int K>
+__device__ void head_sums(const float (&vals)[K][kCpt], float* smem, float* hs, int C, int N) {
+    const int H = C / N;
+#pragma unroll
+    for (int j = 0; j < kCpt; ++j) {
+        const int c = threadIdx.x + j * blockDim.x;
+        if (c < C)
+#pragma unroll
+            for (int k = 0; k < K; ++k) smem[k * C + c] = vals[k][j];
+    }
+    __syncthreads();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    for (int h = warp; h < H; h += warps) {
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+            float s = 0.f;
+            for (int n = lane; n < N; n += 32) s += smem[k * C + h * N + n];
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+            if (lane == 0) hs[k * H + h] = s;
+        }
+    }
+    __syncthreads();
+}
+
+// Sums partial[chunks][K] over the chunks, in order, into out[K] (dtype T).
+template <class T>
+__global__ void sum_partials(const float* __restrict__ part, T* __restrict__ out, int chunks,
+                             int K) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= K) return;
+    float s = 0.f;
+    for (int ch = 0; ch < chunks; ++ch) s += part[static_cast<int64_t>(ch) * K + i];
+    st(out + i, s);
+}
+
+// ---- token_mix -------------------------------------------------------------------------------
+
+template <class T>
+struct MixArgs {
+    const T* x;
+    const T* prev;
+    const T* mu[kMaxMix];
+    T* out[kMaxMix];
+    const T* g[kMaxMix];
+    T* dx;
+    T* dprev;
+    float* part;  // (chunks, M, C) or null
+    int M;
+    int64_t B, Tn, C;
+};
+
+template <class T>
+__global__ void token_mix_fwd_kernel(MixArgs<T> a) {
+    const int64_t rows = a.B * a.Tn;
+    const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
+    for (int64_t r = r0; r < min(rows, r0 + kRows); ++r) {
+        const int64_t b = r / a.Tn, t = r % a.Tn;
+        for (int64_t c = threadIdx.x; c < a.C; c += blockDim.x) {
+            const float xv = ld(a.x + r * a.C + c);
+            const float xp = t > 0 ? ld(a.x + (r - 1) * a.C + c)
+                                   : (a.prev ? ld(a.prev + b * a.C + c) : 0.f);
+            for (int m = 0; m < a.M; ++m)
+                st(a.out[m] + r * a.C + c, xv + (xp - xv) * ld(a.mu[m] + c));
+        }
+    }
+}
+
+// dx[t] = Σ_m g[m][t] - dxx[t] + dxx[t+1], dxx[t] = Σ_m g[m][t] mu[m]; dprev = dxx[0];
+// dmu[m] = Σ g[m] (xp - x).
+template <class T>
+__global__ void token_mix_bwd_kernel(MixArgs<T> a) {
+    const int64_t rows = a.B * a.Tn;
+    const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
+    float acc[kMaxMix][kCpt];
+#pragma unroll
+    for (int m = 0; m < kMaxMix; ++m)
+#pragma unroll
+        for (int j = 0; j < kCpt; ++j) acc[m][j] = 0.f;
+    for (int64_t r = r0; r < min(rows, r0 + kRows); ++r) {
+        const int64_t b = r / a.Tn, t = r % a.Tn;
+#pragma unroll
+        for (int j = 0; j < kCpt; ++j) {
+            const int64_t c = threadIdx.x + j * blockDim.x;
+            if (c >= a.C) continue;
+            const float xv = ld(a.x + r * a.C + c);
+            const float xp = t > 0 ? ld(a.x + (r - 1) * a.C + c)
+                                   : (a.prev ? ld(a.prev + b * a.C + c) : 0.f);
+            float gs = 0.f, dxx = 0.f, dxx_next = 0.f;
+#pragma unroll
+            for (int m = 0; m < kMaxMix; ++m) {
+                if (m >= a.M) break;
+                const float gm = ld(a.g[m] + r * a.C + c);
+                const float mu = ld(a.mu[m] + c);
+                gs += gm;
+                dxx += gm * mu;
+                if (t + 1 < a.Tn) dxx_next += ld(a.g[m] + (r + 1) * a.C + c) * mu;
+                acc[m][j] += gm * (xp - xv);
+            }
+            if (a.dx) st(a.dx + r * a.C + c, gs - dxx + dxx_next);
+            if (t == 0 && a.dprev) st(a.dprev + b * a.C + c, dxx);
+        }
+    }
+    if (!a.part) return;
+#pragma unroll
+    for (int m = 0; m < kMaxMix; ++m) {
+        if (m >= a.M) break;
+#pragma unroll
+        for (int j = 0; j < kCpt; ++j) {
+            const int64_t c = threadIdx.x + j * blockDim.x;
+            if (c < a.C) a.part[(static_cast<int64_t>(blockIdx.x) * a.M + m) * a.C + c] = acc[m][j];
+        }
+    }
+}
+
+// ---- rwkv7_prep -------------------------------------------------------------------------------
+
+template <class T>
+struct PrepArgs {
+    const T *wl, *kr, *vr, *al, *vl, *vf, *w0, *a0, *v0, *kk, *ka;
+    T *w, *k, *aa, *bb, *v;                      // forward outputs
+    const T *gw, *gk, *gaa, *gbb, *gv;           // backward inputs
+    T *dkr, *dvr, *dal, *dvl, *dvf;              // backward row outputs
+    float* part;                                 // (chunks, 5, C): w0, a0, v0, kk, ka
+    int64_t rows;
+    int C, N;
+};
+
+template <class T>
+__global__ void prep_fwd_kernel(PrepArgs<T> a) {
+    extern __shared__ float sm[];
+    const int C = a.C, H = C / a.N;
+    float* smem = sm;
+    float* hs = sm + C;
+    const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
+    for (int64_t r = r0; r < min(a.rows, r0 + kRows); ++r) {
+        const int64_t o = r * C;
+        float z[1][kCpt], zz[1][kCpt], s[kCpt];
+#pragma unroll
+        for (int j = 0; j < kCpt; ++j) {
+            const int c = threadIdx.x + j * blockDim.x;
+            z[0][j] = zz[0][j] = s[j] = 0.f;
+            if (c >= C) continue;
+            st(a.w + o + c, ld(a.w0 + c) + ld(a.wl + o + c));
+            s[j] = sigm(ld(a.a0 + c) + ld(a.al + o + c));
+            const float kr = ld(a.kr + o + c);
+            z[0][j] = kr * ld(a.kk + c);
+            zz[0][j] = z[0][j] * z[0][j];
+            st(a.k + o + c, kr * (1.f + (s[j] - 1.f) * ld(a.ka + c)));
+            if (a.vl) {
+                const float vr = ld(a.vr + o + c);
+                st(a.v + o + c,
+                   vr + (ld(a.vf + o + c) - vr) * sigm(ld(a.v0 + c) + ld(a.vl + o + c)));
+            }
+        }
+        head_sums<1>(zz, smem, hs, C, a.N);
+#pragma unroll
+        for (int j = 0; j < kCpt; ++j) {
+            const int c = threadIdx.x + j * blockDim.x;
+            if (c >= C) continue;
+            const float inv = 1.f / fmaxf(sqrtf(hs[c / a.N]), kL2Eps);
+            const float kk = z[0][j] * inv;
+            st(a.aa + o + c, -kk);
+            st(a.bb + o + c, kk * s[j]);
+        }
+        (void)H;
+    }
+}
+
+template <class T>
+__global__ void prep_bwd_kernel(PrepArgs<T> a) {
+    extern __shared__ float sm[];
+    const int C = a.C, H = C / a.N;
+    float* smem = sm;          // 2*C
+    float* hs = sm + 2 * C;    // 2*H
+    float pw0[kCpt], pa0[kCpt], pv0[kCpt], pkk[kCpt], pka[kCpt];
+#pragma unroll
+    for (int j = 0; j < kCpt; ++j) pw0[j] = pa0[j] = pv0[j] = pkk[j] = pka[j] = 0.f;
+    const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
+    for (int64_t r = r0; r < min(a.rows, r0 + kRows); ++r) {
+        const int64_t o = r * C;
+        float sums[2][kCpt], z[kCpt], d[kCpt], dsa[kCpt], q[kCpt], gbb[kCpt], kr[kCpt], dkr[kCpt];
+#pragma unroll
+        for (int j = 0; j < kCpt; ++j) {
+            const int c = threadIdx.x + j * blockDim.x;
+            sums[0][j] = sums[1][j] = 0.f;
+            if (c >= C) continue;
+            const float gw = ld(a.gw + o + c), gk = ld(a.gk + o + c), gaa = ld(a.gaa + o + c);
+            gbb[j] = ld(a.gbb + o + c);
+            pw0[j] += gw;
+            const float p = ld(a.a0 + c) + ld(a.al + o + c);
+            const float s = sigm(p);
+            q[j] = s * (1.f - s);
+            kr[j] = ld(a.kr + o + c);
+            const float ka = ld(a.ka + c);
+            z[j] = kr[j] * ld(a.kk + c);
+            sums[0][j] = z[j] * z[j];
+            d[j] = gbb[j] * s - gaa;  // gradient of kk
+            sums[1][j] = d[j] * z[j];
+            dkr[j] = gk * (1.f + (s - 1.f) * ka);
+            dsa[j] = gk * kr[j] * ka;
+            pka[j] += gk * kr[j] * (s - 1.f);
+            if (a.vl) {
+                const float gv = ld(a.gv + o + c), vr = ld(a.vr + o + c), vf = ld(a.vf + o + c);
+                const float p2 = ld(a.v0 + c) + ld(a.vl + o + c);
+                const float s2 = sigm(p2);
+                const float dvl = gv * (vf - vr) * s2 * (1.f - s2);
+                st(a.dvr + o + c, gv * (1.f - s2));
+                st(a.dvf + o + c, gv * s2);
+                st(a.dvl + o + c, dvl);
+                pv0[j] += dvl;
+            }
+        }
+        head_sums<2>(sums, smem, hs, C, a.N);
+#pragma unroll
+        for (int j = 0; j < kCpt; ++j) {
+            const int c = threadIdx.x + j * blockDim.x;
+            if (c >= C) continue;
+            const int h = c / a.N;
+            const float norm = sqrtf(hs[h]);
+            const float iv = 1.f / fmaxf(norm, kL2Eps);
+            const float coef = norm >= kL2Eps ? hs[H + h] * iv * iv : 0.f;
+            const float dz = (d[j] - z[j] * coef) * iv;
+            const float ds = dsa[j] + gbb[j] * z[j] * iv;
+            const float kkp = ld(a.kk + c);
+            st(a.dkr + o + c, dkr[j] + dz * kkp);
+            pkk[j] += dz * kr[j];
+            const float da = ds * q[j];
+            st(a.dal + o + c, da);
+            pa0[j] += da;
+        }
+    }
+    float* part = a.part + static_cast<int64_t>(blockIdx.x) * 5 * C;
+#pragma unroll
+    for (int j = 0; j < kCpt; ++j) {
+        const int c = threadIdx.x + j * blockDim.x;
+        if (c >= C) continue;
+        part[0 * C + c] = pw0[j];
+        part[1 * C + c] = pa0[j];
+        part[2 * C + c] = pv0[j];
+        part[3 * C + c] = pkk[j];
+        part[4 * C + c] = pka[j];
+    }
+}
+
+// ---- rwkv7_out --------------------------------------------------------------------------------
+
+template <class T>
+struct OutArgs {
+    const T *y, *r, *k, *v, *g, *rk, *lw, *lb;
+    T* z;                               // forward output
+    const T* gz;                        // backward input
+    T *dy, *dr, *dk, *dv, *dg;          // backward row outputs
+    float* part;                        // (chunks, 3, C): rk, lw, lb
+    int64_t rows;
+    int C, N;
+    float eps;
+};
+
+// Per-head mean, rstd of y and s = Σ r k r_k, spread to this thread's channels.
+template <class T>
+__device__ void out_stats(const OutArgs<T>& a, int64_t o, float* smem, float* hs, float (&y)[kCpt],
+                          float (&mean)[kCpt], float (&rstd)[kCpt], float (&s)[kCpt]) {
+    const int C = a.C, H = C / a.N;
+    float v2[2][kCpt];
+#pragma unroll
+    for (int j = 0; j < kCpt; ++j) {
+        const int c = threadIdx.x + j * blockDim.x;
+        y[j] = 0.f;
+        v2[0][j] = v2[1][j] = 0.f;
+        if (c >= C) continue;
+        y[j] = ld(a.y + o + c);
+        v2[0][j] = y[j];
+        v2[1][j] = ld(a.r + o + c) * ld(a.k + o + c) * ld(a.rk + c);
+    }
+    head_sums<2>(v2, smem, hs, C, a.N);
+    const float inv_n = 1.f / static_cast<float>(a.N);
+    float dev[1][kCpt];
+#pragma unroll
+    for (int j = 0; j < kCpt; ++j) {
+        const int c = threadIdx.x + j * blockDim.x;
+        dev[0][j] = 0.f;
+        if (c >= C) continue;
+        mean[j] = hs[c / a.N] * inv_n;
+        s[j] = hs[H + c / a.N];
+        dev[0][j] = (y[j] - mean[j]) * (y[j] - mean[j]);
+    }
+    head_sums<1>(dev, smem, hs, C, a.N);
+#pragma unroll
+    for (int j = 0; j < kCpt; ++j) {
+        const int c = threadIdx.x + j * blockDim.x;
+        if (c < C) rstd[j] = rsqrtf(hs[c / a.N] * inv_n + a.eps);
+    }
+}
+
+template <class T>
+__global__ void out_fwd_kernel(OutArgs<T> a) {
+    extern __shared__ float sm[];
+    const int C = a.C;
+    float* smem = sm;
+    float* hs = sm + 2 * C;
+    const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
+    for (int64_t r = r0; r < min(a.rows, r0 + kRows); ++r) {
+        const int64_t o = r * C;
+        float y[kCpt], mean[kCpt], rstd[kCpt], s[kCpt];
+        out_stats(a, o, smem, hs, y, mean, rstd, s);
+#pragma unroll
+        for (int j = 0; j < kCpt; ++j) {
+            const int c = threadIdx.x + j * blockDim.x;
+            if (c >= C) continue;
+            const float zn = (y[j] - mean[j]) * rstd[j] * ld(a.lw + c) + ld(a.lb + c) +
+                             s[j] * ld(a.v + o + c);
+            st(a.z + o + c, zn * ld(a.g + o + c));
+        }
+    }
+}
+
+template <class T>
+__global__ void out_bwd_kernel(OutArgs<T> a) {
+    extern __shared__ float sm[];
+    const int C = a.C, H = C / a.N;
+    float* smem = sm;        // 3*C
+    float* hs = sm + 3 * C;  // 3*H
+    float prk[kCpt], plw[kCpt], plb[kCpt];
+#pragma unroll
+    for (int j = 0; j < kCpt; ++j) prk[j] = plw[j] = plb[j] = 0.f;
+    const float inv_n = 1.f / static_cast<float>(a.N);
+    const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
+    for (int64_t r = r0; r < min(a.rows, r0 + kRows); ++r) {
+        const int64_t o = r * C;
+        float y[kCpt], mean[kCpt], rstd[kCpt], s[kCpt], hh[kCpt], sums[3][kCpt];
+        out_stats(a, o, smem, hs, y, mean, rstd, s);
+#pragma unroll
+        for (int j = 0; j < kCpt; ++j) {
+            const int c = threadIdx.x + j * blockDim.x;
+            sums[0][j] = sums[1][j] = sums[2][j] = 0.f;
+            if (c >= C) continue;
+            const float gz = ld(a.gz + o + c), gg = ld(a.g + o + c), v = ld(a.v + o + c);
+            const float lw = ld(a.lw + c), lb = ld(a.lb + c);
+            const float h = (y[j] - mean[j]) * rstd[j];
+            hh[j] = h;
+            const float dp = gz * gg;  // gradient of ln_x(y) + s v
+            st(a.dg + o + c, gz * (h * lw + lb + s[j] * v));
+            st(a.dv + o + c, dp * s[j]);
+            plw[j] += dp * h;
+            plb[j] += dp;
+            const float d = dp * lw;
+            sums[0][j] = dp * v;  // -> ds
+            sums[1][j] = d;       // -> m1
+            sums[2][j] = d * h;   // -> m2
+        }
+        head_sums<3>(sums, smem, hs, C, a.N);
+#pragma unroll
+        for (int j = 0; j < kCpt; ++j) {
+            const int c = threadIdx.x + j * blockDim.x;
+            if (c >= C) continue;
+            const int h = c / a.N;
+            const float ds = hs[h], m1 = hs[H + h], m2 = hs[2 * H + h];
+            st(a.dy + o + c, rstd[j] * (sums[1][j] - m1 * inv_n - hh[j] * m2 * inv_n));
+            const float rr = ld(a.r + o + c), kk = ld(a.k + o + c), rk = ld(a.rk + c);
+            st(a.dr + o + c, ds * kk * rk);
+            st(a.dk + o + c, ds * rr * rk);
+            prk[j] += ds * rr * kk;
+        }
+    }
+    float* part = a.part + static_cast<int64_t>(blockIdx.x) * 3 * C;
+#pragma unroll
+    for (int j = 0; j < kCpt; ++j) {
+        const int c = threadIdx.x + j * blockDim.x;
+        if (c >= C) continue;
+        part[0 * C + c] = prk[j];
+        part[1 * C + c] = plw[j];
+        part[2 * C + c] = plb[j];
+    }
+}
+
+// ---- launchers ------------------------------------------------------------------------------
+
+int chunks_of(int64_t rows) { return static_cast<int>((rows + kRows - 1) / kRows); }
+
+template <class F>
+void by_dtype(bool bf16, F&& f) {
+    if (bf16)
+        f(__nv_bfloat16{});
+    else
+        f(float{});
+}
+
+template <class T>
+const T* c(const void* p) {
+    return static_cast<const T*>(p);
+}
+template <class T>
+T* m(void* p) {
+    return static_cast<T*>(p);
+}
+
+}  // namespace
+
+int row_chunks(int64_t rows) { return chunks_of(rows); }
+
+void sum_partials_launch(const float* part, void* out, int chunks, int K, bool bf16, void* st) {
+    by_dtype(bf16, [&](auto tag) {
+        using T = decltype(tag);
+        sum_partials<T><<<(K + 255) / 256, 256, 0, static_cast<cudaStream_t>(st)>>>(
+            part, m<T>(out), chunks, K);
+    });
+    GOOSE_CUDA_LAUNCH_CHECK();
+}
+
+void token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
+                      bool bf16, void* st) {
+    by_dtype(bf16, [&](auto tag) {
+        using T = decltype(tag);
+        MixArgs<T> a{};
+        a.x = c<T>(p.x);
+        a.prev = c<T>(p.prev);
+        for (int i = 0; i < p.M; ++i) {
+            a.mu[i] = c<T>(p.mu[i]);
+            a.out[i] = m<T>(p.out[i]);
+            a.g[i] = c<T>(p.g[i]);
+        }
+        a.dx = m<T>(p.dx);
+        a.dprev = m<T>(p.dprev);
+        a.part = p.part;
+        a.M = p.M;
+        a.B = B;
+        a.Tn = Tn;
+        a.C = C;
+        const auto s = static_cast<cudaStream_t>(st);
+        if (backward)
+            token_mix_bwd_kernel<T><<<chunks_of(B * Tn), threads_for(C), 0, s>>>(a);
+        else
+            token_mix_fwd_kernel<T><<<chunks_of(B * Tn), threads_for(C), 0, s>>>(a);
+    });
+    GOOSE_CUDA_LAUNCH_CHECK();
+}
+
+void prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bool bf16,
+                 void* st) {
+    by_dtype(bf16, [&](auto tag) {
+        using T = decltype(tag);
+        PrepArgs<T> a{};
+        a.wl = c<T>(p.wl); a.kr = c<T>(p.kr); a.vr = c<T>(p.vr); a.al = c<T>(p.al);
+        a.vl = c<T>(p.vl); a.vf = c<T>(p.vf); a.w0 = c<T>(p.w0); a.a0 = c<T>(p.a0);
+        a.v0 = c<T>(p.v0); a.kk = c<T>(p.kk); a.ka = c<T>(p.ka);
+        a.w = m<T>(p.w); a.k = m<T>(p.k); a.aa = m<T>(p.aa); a.bb = m<T>(p.bb); a.v = m<T>(p.v);
+        a.gw = c<T>(p.gw); a.gk = c<T>(p.gk); a.gaa = c<T>(p.gaa); a.gbb = c<T>(p.gbb);
+        a.gv = c<T>(p.gv);
+        a.dkr = m<T>(p.dkr); a.dvr = m<T>(p.dvr); a.dal = m<T>(p.dal); a.dvl = m<T>(p.dvl);
+        a.dvf = m<T>(p.dvf);
+        a.part = p.part;
+        a.rows = rows;
+        a.C = C;
+        a.N = N;
+        const auto s = static_cast<cudaStream_t>(st);
+        const int H = C / N;
+        if (backward)
+            prep_bwd_kernel<T><<<chunks_of(rows), threads_for(C),
+                                 static_cast<size_t>(2 * C + 2 * H) * sizeof(float), s>>>(a);
+        else
+            prep_fwd_kernel<T><<<chunks_of(rows), threads_for(C),
+                                 static_cast<size_t>(C + H) * sizeof(float), s>>>(a);
+    });
+    GOOSE_CUDA_LAUNCH_CHECK();
+}
+
+void out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool backward, bool bf16,
+                void* st) {
+    by_dtype(bf16, [&](auto tag) {
+        using T = decltype(tag);
+        OutArgs<T> a{};
+        a.y = c<T>(p.y); a.r = c<T>(p.r); a.k = c<T>(p.k); a.v = c<T>(p.v); a.g = c<T>(p.g);
+        a.rk = c<T>(p.rk); a.lw = c<T>(p.lw); a.lb = c<T>(p.lb);
+        a.z = m<T>(p.z);
+        a.gz = c<T>(p.gz);
+        a.dy = m<T>(p.dy); a.dr = m<T>(p.dr); a.dk = m<T>(p.dk); a.dv = m<T>(p.dv);
+        a.dg = m<T>(p.dg);
+        a.part = p.part;
+        a.rows = rows;
+        a.C = C;
+        a.N = N;
+        a.eps = eps;
+        const auto s = static_cast<cudaStream_t>(st);
+        const int H = C / N;
+        if (backward)
+            out_bwd_kernel<T><<<chunks_of(rows), threads_for(C),
+                                static_cast<size_t>(3 * C + 3 * H) * sizeof(float), s>>>(a);
+        else
+            out_fwd_kernel<T><<<chunks_of(rows), threads_for(C),
+                                static_cast<size_t>(2 * C + 2 * H) * sizeof(float), s>>>(a);
+    });
+    GOOSE_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace goose::models::fused::cuda_kernels

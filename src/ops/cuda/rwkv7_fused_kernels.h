@@ -1,0 +1,55 @@
+// Launchers of the fused RWKV-7 glue kernels (rwkv7_fused.cu): raw device pointers of packed
+// f32 or bf16 tensors, the stream as void*. Internal; no CUDA headers. Null pointers mark absent
+// tensors (prev, the layer-0 v terms, unneeded outputs). `part` receives per-chunk parameter
+// gradient sums (row_chunks(rows) x K floats), reduced by sum_partials_launch.
+#pragma once
+#include <cstdint>
+
+namespace goose::models::fused::cuda_kernels {
+
+constexpr int kRows = 16;   // rows per block, and per partial sum of a parameter gradient
+constexpr int kCpt = 4;     // channels per thread at most: C <= 4096
+constexpr int kMaxMix = 8;  // token_mix vectors at most
+
+int row_chunks(int64_t rows);
+// out[K] = Σ_chunk part[chunk][K], in chunk order (out f32 or bf16).
+void sum_partials_launch(const float* part, void* out, int chunks, int K, bool bf16, void* stream);
+
+struct MixPtrs {
+    const void* x = nullptr;     // (B, T, C)
+    const void* prev = nullptr;  // (B, C)
+    const void* mu[kMaxMix] = {};
+    void* out[kMaxMix] = {};        // forward
+    const void* g[kMaxMix] = {};    // backward: gradients of out
+    void* dx = nullptr;             // backward outputs
+    void* dprev = nullptr;
+    float* part = nullptr;          // (chunks, M, C)
+    int M = 0;
+};
+void token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
+                      bool bf16, void* stream);
+
+struct PrepPtrs {
+    const void *wl = nullptr, *kr = nullptr, *vr = nullptr, *al = nullptr, *vl = nullptr,
+               *vf = nullptr;                                                  // rows
+    const void *w0 = nullptr, *a0 = nullptr, *v0 = nullptr, *kk = nullptr, *ka = nullptr;  // (C)
+    void *w = nullptr, *k = nullptr, *aa = nullptr, *bb = nullptr, *v = nullptr;  // forward
+    const void *gw = nullptr, *gk = nullptr, *gaa = nullptr, *gbb = nullptr, *gv = nullptr;
+    void *dkr = nullptr, *dvr = nullptr, *dal = nullptr, *dvl = nullptr, *dvf = nullptr;
+    float* part = nullptr;  // (chunks, 5, C): w0, a0, v0, kk, ka
+};
+void prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bool bf16,
+                 void* stream);
+
+struct OutPtrs {
+    const void *y = nullptr, *r = nullptr, *k = nullptr, *v = nullptr, *g = nullptr;  // rows
+    const void *rk = nullptr, *lw = nullptr, *lb = nullptr;                            // (C)
+    void* z = nullptr;                                                                 // forward
+    const void* gz = nullptr;                                                          // backward
+    void *dy = nullptr, *dr = nullptr, *dk = nullptr, *dv = nullptr, *dg = nullptr;
+    float* part = nullptr;  // (chunks, 3, C): r_k, ln_w, ln_b
+};
+void out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool backward, bool bf16,
+                void* stream);
+
+}  // namespace goose::models::fused::cuda_kernels

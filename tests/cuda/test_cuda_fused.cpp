@@ -1,0 +1,153 @@
+// The fused RWKV-7 functions (src/models/fused.h) on CUDA, f32 and bf16, against the same
+// functions composed from ag:: ops on the f64 reference backend: values and every input
+// gradient (f32: elementwise tolerance; bf16: relative norm of the error).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "goose/autograd.h"
+#include "goose/core/cuda.h"
+#include "goose/core/rng.h"
+#include "goose/ops/backend.h"
+#include "models/fused.h"
+
+namespace goose::models::fused {
+namespace {
+
+using Fn = std::function<std::vector<Var>(const std::vector<Var>&)>;
+
+struct Result {
+    std::vector<Tensor> outputs, grads;  // f64 on the CPU; grads one per input
+};
+
+// fn on leaves holding `inputs` (converted to dt, moved to dev), then the backward of
+// Σ_i <out_i, seed_i> with fixed random seeds.
+Result run(const Fn& fn, const std::vector<Tensor>& inputs, DType dt, Device dev, Backend cpu) {
+    BackendScope scope(cpu);
+    std::vector<Var> vars;
+    for (const Tensor& t : inputs)
+        vars.push_back(t.defined() ? Var(t.to(dt).to(dev), true) : Var());
+    const std::vector<Var> outs = fn(vars);
+    Rng rng(7, "seed");
+    Var total;
+    Result r;
+    for (const Var& o : outs) {
+        r.outputs.push_back(o.value().to(Device::cpu()).to(DType::f64));
+        const Var seed(Tensor::randn(o.shape(), rng, DType::f64).to(dt).to(dev));
+        const Var term = ag::sum(ag::mul(o, seed), {}, false);
+        total = total.defined() ? ag::add(total, term) : term;
+    }
+    ag::backward(total);
+    for (const Var& v : vars)
+        r.grads.push_back(v.defined() && v.grad().defined()
+                              ? v.grad().to(Device::cpu()).to(DType::f64)
+                              : Tensor());
+    return r;
+}
+
+void expect_close(const Tensor& got, const Tensor& want, DType dt, const std::string& what) {
+    ASSERT_EQ(got.defined(), want.defined()) << what;
+    if (!want.defined()) return;
+    ASSERT_EQ(got.shape(), want.shape()) << what;
+    const auto g = got.to_vector(), w = want.to_vector();
+    if (dt == DType::f32) {
+        int bad = 0;
+        for (size_t i = 0; i < w.size(); ++i)
+            if (!(std::fabs(g[i] - w[i]) <= 1e-4 + 1e-3 * std::fabs(w[i])) && bad++ < 3)
+                ADD_FAILURE() << what << "[" << i << "]: cuda " << g[i] << ", reference " << w[i];
+        return;
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+        ASSERT_TRUE(std::isfinite(g[i])) << what << "[" << i << "]";
+        num += (g[i] - w[i]) * (g[i] - w[i]);
+        den += w[i] * w[i];
+    }
+    EXPECT_LE(std::sqrt(num), 3e-2 * std::sqrt(den) + 1e-6) << what << " (bf16 relative error)";
+}
+
+void check(const std::string& name, const Fn& fn, const std::vector<Tensor>& inputs) {
+    const Result ref = run(fn, inputs, DType::f64, Device::cpu(), Backend::ref);
+    for (DType dt : {DType::f32, DType::bf16}) {
+        const Result got = run(fn, inputs, dt, Device::cuda(), Backend::cpu);
+        const std::string tag = name + " " + std::string(dtype_name(dt));
+        ASSERT_EQ(got.outputs.size(), ref.outputs.size()) << tag;
+        for (size_t i = 0; i < ref.outputs.size(); ++i)
+            expect_close(got.outputs[i], ref.outputs[i], dt, tag + " output " + std::to_string(i));
+        for (size_t i = 0; i < ref.grads.size(); ++i)
+            expect_close(got.grads[i], ref.grads[i], dt, tag + " grad of input " + std::to_string(i));
+    }
+}
+
+Tensor randn(const Shape& s, Rng& rng, double std = 1.0) {
+    return Tensor::randn(s, rng, DType::f64, 0.0, std);
+}
+
+TEST(CudaFused, TokenMixMatchesReference) {
+    if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
+    Rng rng(1, "mix");
+    for (bool with_prev : {false, true})
+        for (auto [b, t, c, m] : {std::array<int64_t, 4>{2, 5, 7, 6}, {3, 1, 16, 1},
+                                  {2, 37, 768, 6}, {1, 20, 1100, 2}}) {
+            std::vector<Tensor> in{randn(Shape{b, t, c}, rng),
+                                   with_prev ? randn(Shape{b, c}, rng) : Tensor()};
+            for (int64_t i = 0; i < m; ++i) in.push_back(randn(Shape{1, 1, c}, rng, 0.5));
+            const Fn fn = [](const std::vector<Var>& v) {
+                return token_mix(v[0], v[1], std::vector<Var>(v.begin() + 2, v.end()));
+            };
+            check("token_mix B" + std::to_string(b) + " T" + std::to_string(t) + " C" +
+                      std::to_string(c) + " M" + std::to_string(m) + (with_prev ? " prev" : ""),
+                  fn, in);
+        }
+}
+
+TEST(CudaFused, Rwkv7PrepMatchesReference) {
+    if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
+    Rng rng(2, "prep");
+    for (bool gate : {false, true})
+        for (auto [b, t, h, n] : {std::array<int64_t, 4>{2, 3, 2, 4}, {1, 5, 3, 16},
+                                  {2, 19, 12, 64}, {1, 4, 2, 32}}) {
+            const int64_t c = h * n;
+            const Shape flat{b, t, c}, vec{1, 1, c};
+            Tensor k_raw = randn(flat, rng);
+            for (int64_t j = 0; j < n; ++j) k_raw.data<double>()[j] = 0;  // a clamped norm
+            std::vector<Tensor> in{randn(flat, rng),       k_raw,
+                                   randn(flat, rng),       randn(flat, rng),
+                                   gate ? randn(flat, rng) : Tensor(),
+                                   gate ? randn(flat, rng) : Tensor(),
+                                   randn(vec, rng),        randn(vec, rng),
+                                   gate ? randn(vec, rng) : Tensor(),
+                                   randn(vec, rng, 0.5),   randn(vec, rng, 0.5)};
+            const Fn fn = [n](const std::vector<Var>& v) {
+                const Rwkv7Prep p = rwkv7_prep(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
+                                               v[8], v[9], v[10], n);
+                return std::vector<Var>{p.w, p.k, p.v, p.a, p.b};
+            };
+            check("rwkv7_prep H" + std::to_string(h) + " N" + std::to_string(n) +
+                      (gate ? " gate" : ""),
+                  fn, in);
+        }
+}
+
+TEST(CudaFused, Rwkv7OutMatchesReference) {
+    if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
+    Rng rng(3, "out");
+    for (auto [b, t, h, n] : {std::array<int64_t, 4>{2, 3, 2, 4}, {1, 5, 3, 16}, {2, 21, 12, 64}}) {
+        const int64_t c = h * n;
+        const Shape flat{b, t, c};
+        std::vector<Tensor> in{randn(Shape{b, t, h, n}, rng), randn(flat, rng), randn(flat, rng),
+                               randn(flat, rng),   randn(Shape{h, n}, rng, 0.5),
+                               randn(Shape{c}, rng), randn(Shape{c}, rng), randn(flat, rng)};
+        const Fn fn = [](const std::vector<Var>& v) {
+            return std::vector<Var>{
+                rwkv7_out(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], 64e-5)};
+        };
+        check("rwkv7_out H" + std::to_string(h) + " N" + std::to_string(n), fn, in);
+    }
+}
+
+}  // namespace
+}  // namespace goose::models::fused
