@@ -3,10 +3,14 @@
 # CUDA=1 builds into its own folder (build-cuda, build-debug-cuda, ...) so the CPU build stays.
 PRESET ?= release
 CUDA ?= 0
-NATIVE ?= 1
+# CUDA builds run on the GPU machine, whose CPU differs from this one: portable x86-64-v3 there.
+NATIVE ?= $(if $(filter 1,$(CUDA)),0,1)
 JOBS ?= $(shell nproc)
 BUILD_DIR := $(if $(filter release,$(PRESET)),build,build-$(PRESET))$(if $(filter 1,$(CUDA)),-cuda)
 CMAKE_FLAGS := -DGOOSE_CUDA=$(if $(filter 1,$(CUDA)),ON,OFF) -DGOOSE_NATIVE=$(if $(filter 1,$(NATIVE)),ON,OFF)
+ifeq ($(CUDA)$(NATIVE),10)
+CMAKE_FLAGS += -DCMAKE_CXX_FLAGS=-march=x86-64-v3
+endif
 
 .PHONY: deps build run test bench format clean
 deps:

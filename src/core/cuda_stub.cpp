@@ -4,16 +4,32 @@
 #ifndef GOOSE_CUDA
 namespace goose::cuda {
 
-bool available() { return false; }
-int device_count() { return 0; }
-std::string device_name(int) { return ""; }
-int compute_capability(int) { return 0; }
-void* current_stream() { return nullptr; }
+bool available() {
+    return false;
+}
+int device_count() {
+    return 0;
+}
+std::string device_name(int) {
+    return "";
+}
+int compute_capability(int) {
+    return 0;
+}
+void* current_stream() {
+    return nullptr;
+}
 void set_current_stream(void*) {}
 void synchronize() {}
-MemoryStats memory_stats() { return {}; }
-size_t memory_in_use() { return 0; }
-size_t peak_memory() { return 0; }
+MemoryStats memory_stats() {
+    return {};
+}
+size_t memory_in_use() {
+    return 0;
+}
+size_t peak_memory() {
+    return 0;
+}
 void reset_peak_memory() {}
 void empty_cache() {}
 

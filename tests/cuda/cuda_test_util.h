@@ -5,8 +5,8 @@
 
 #include "goose/core/cuda.h"
 
-#define GOOSE_REQUIRE_GPU()                                                                   \
-    do {                                                                                      \
-        if (!::goose::cuda::available())                                                      \
+#define GOOSE_REQUIRE_GPU()                                                                      \
+    do {                                                                                         \
+        if (!::goose::cuda::available())                                                         \
             GTEST_SKIP() << "no CUDA device on this machine (the CUDA tests run on a GPU host)"; \
     } while (0)

@@ -32,13 +32,14 @@ Summary& summary() {
 }
 
 class SummaryPrinter : public ::testing::Environment {
-public:
+  public:
     void TearDown() override {
         const Summary& s = summary();
         if (s.passed.empty() && s.failed.empty() && s.not_yet.empty()) return;
-        std::printf("\n[cuda conformance] op/dtype pairs: %zu all cases passed, %zu with failures,"
-                    " %zu not yet on CUDA\n",
-                    s.passed.size(), s.failed.size(), s.not_yet.size());
+        std::printf(
+            "\n[cuda conformance] op/dtype pairs: %zu all cases passed, %zu with failures,"
+            " %zu not yet on CUDA\n",
+            s.passed.size(), s.failed.size(), s.not_yet.size());
         auto line = [](const char* what, const std::set<std::string>& v) {
             std::string l;
             for (const auto& x : v) l += (l.empty() ? "" : ", ") + x;
@@ -55,8 +56,8 @@ public:
 
 // An error that means "this op is not on CUDA (in this dtype) yet", not a wrong result.
 bool is_not_yet(const std::string& msg) {
-    for (const char* p : {"has no kernel", "needs the CUDA backend", "is not on the CPU",
-                          "expected an f32 or f64"})
+    for (const char* p :
+         {"has no kernel", "needs the CUDA backend", "is not on the CPU", "expected an f32 or f64"})
         if (msg.find(p) != std::string::npos) return true;
     return false;
 }
@@ -87,15 +88,17 @@ void expect_close(const Tensor& got, const Tensor& ref, const OpCase& c, DType d
     int bad = 0;
     for (size_t i = 0; i < r.size(); ++i) {
         if (!std::isfinite(r[i]) || !std::isfinite(g[i])) {
-            EXPECT_TRUE(c.allow_nonfinite) << what << "[" << i << "] is not finite: ref " << r[i]
-                                           << " cuda " << g[i];
+            EXPECT_TRUE(c.allow_nonfinite)
+                << what << "[" << i << "] is not finite: ref " << r[i] << " cuda " << g[i];
             const bool same = (std::isnan(r[i]) && std::isnan(g[i])) || r[i] == g[i];
-            if (!same && bad++ < 5) ADD_FAILURE() << what << "[" << i << "]: ref " << r[i] << " cuda " << g[i];
+            if (!same && bad++ < 5)
+                ADD_FAILURE() << what << "[" << i << "]: ref " << r[i] << " cuda " << g[i];
             continue;
         }
         const double d = std::abs(g[i] - r[i]);
         if (d > tol.atol + tol.rtol * std::abs(r[i]) && bad++ < 5)
-            ADD_FAILURE() << what << "[" << i << "]: ref " << r[i] << " cuda " << g[i] << " |d| " << d;
+            ADD_FAILURE() << what << "[" << i << "]: ref " << r[i] << " cuda " << g[i] << " |d| "
+                          << d;
     }
     EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << r.size() << " elements outside atol "
                       << tol.atol << " rtol " << tol.rtol;

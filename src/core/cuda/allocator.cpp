@@ -35,7 +35,7 @@ size_t size_class(size_t n) {
 }
 
 class CachingAllocator final : public Allocator {
-public:
+  public:
     void* allocate(size_t nbytes) override {
         const size_t cls = size_class(nbytes);
         // A cached block of the class, or (large sizes) one at most 1/8 larger.
@@ -66,9 +66,10 @@ public:
         if (e == cudaErrorMemoryAllocation) {
             cudaGetLastError();
             const cuda::MemoryStats s = stats();
-            fail("out of memory on cuda:0: could not allocate {:.1f} MiB ({:.1f} MiB in use by "
-                 "tensors, peak {:.1f} MiB)",
-                 double(cls) / kMiB, double(s.in_use) / kMiB, double(s.peak) / kMiB);
+            fail(
+                "out of memory on cuda:0: could not allocate {:.1f} MiB ({:.1f} MiB in use by "
+                "tensors, peak {:.1f} MiB)",
+                double(cls) / kMiB, double(s.in_use) / kMiB, double(s.peak) / kMiB);
         }
         GOOSE_CUDA_CHECK(e);
         std::lock_guard<std::mutex> lock(mu_);
@@ -110,7 +111,7 @@ public:
         stats_.cached = 0;
     }
 
-private:
+  private:
     void take(void* p, size_t size) {  // mu_ held
         live_.emplace(p, size);
         stats_.in_use += size;
@@ -124,23 +125,36 @@ private:
 };
 
 CachingAllocator& caching_allocator() {
-    static CachingAllocator* a = new CachingAllocator();  // never destroyed: storages may outlive statics
+    static CachingAllocator* a =
+        new CachingAllocator();  // never destroyed: storages may outlive statics
     return *a;
 }
 
 }  // namespace
 
-Allocator& device_allocator() { return caching_allocator(); }
+Allocator& device_allocator() {
+    return caching_allocator();
+}
 
 }  // namespace cuda_detail
 
 namespace cuda {
 
-MemoryStats memory_stats() { return cuda_detail::caching_allocator().stats(); }
-size_t memory_in_use() { return memory_stats().in_use; }
-size_t peak_memory() { return memory_stats().peak; }
-void reset_peak_memory() { cuda_detail::caching_allocator().reset_peak(); }
-void empty_cache() { cuda_detail::caching_allocator().empty_cache(); }
+MemoryStats memory_stats() {
+    return cuda_detail::caching_allocator().stats();
+}
+size_t memory_in_use() {
+    return memory_stats().in_use;
+}
+size_t peak_memory() {
+    return memory_stats().peak;
+}
+void reset_peak_memory() {
+    cuda_detail::caching_allocator().reset_peak();
+}
+void empty_cache() {
+    cuda_detail::caching_allocator().empty_cache();
+}
 
 }  // namespace cuda
 }  // namespace goose

@@ -15,7 +15,9 @@ namespace goose::cuda_detail {
 
 namespace {
 
-cudaStream_t stream() { return static_cast<cudaStream_t>(cuda::current_stream()); }
+cudaStream_t stream() {
+    return static_cast<cudaStream_t>(cuda::current_stream());
+}
 
 StridedPlan plan_of(const Shape& shape, const Strides& dst, const Strides& src) {
     const detail::CopyPlan p = detail::make_plan(shape, dst, src);

@@ -8,10 +8,10 @@ namespace goose::cuda_detail {
 [[noreturn]] void cuda_fail(cudaError_t err, const char* expr, const char* file, int line);
 }  // namespace goose::cuda_detail
 
-#define GOOSE_CUDA_CHECK(call)                                                         \
-    do {                                                                               \
-        const cudaError_t goose_cuda_err_ = (call);                                    \
-        if (goose_cuda_err_ != cudaSuccess)                                            \
+#define GOOSE_CUDA_CHECK(call)                                                           \
+    do {                                                                                 \
+        const cudaError_t goose_cuda_err_ = (call);                                      \
+        if (goose_cuda_err_ != cudaSuccess)                                              \
             ::goose::cuda_detail::cuda_fail(goose_cuda_err_, #call, __FILE__, __LINE__); \
     } while (0)
 

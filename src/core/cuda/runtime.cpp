@@ -38,7 +38,9 @@ const Probe& probe() {
     return p;
 }
 
-const std::string& why_no_device() { return probe().why_none; }
+const std::string& why_no_device() {
+    return probe().why_none;
+}
 
 }  // namespace cuda_detail
 
@@ -65,9 +67,13 @@ void require_device(const char* what) {
 }
 }  // namespace
 
-bool available() { return device_count() > 0; }
+bool available() {
+    return device_count() > 0;
+}
 
-int device_count() { return cuda_detail::probe().count; }
+int device_count() {
+    return cuda_detail::probe().count;
+}
 
 std::string device_name(int device) {
     if (device < 0 || device >= device_count()) return "";

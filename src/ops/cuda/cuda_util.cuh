@@ -16,7 +16,9 @@ namespace goose::cuda_util {
 using bf16 = __nv_bfloat16;
 
 // The stream every Goose kernel and copy runs on (see goose::cuda::current_stream()).
-inline cudaStream_t stream() { return static_cast<cudaStream_t>(goose::cuda::current_stream()); }
+inline cudaStream_t stream() {
+    return static_cast<cudaStream_t>(goose::cuda::current_stream());
+}
 
 // ---- launch sizes ----
 constexpr int kWarpSize = 32;
@@ -53,24 +55,40 @@ inline int grid_exact(int64_t n, int threads = kDefaultThreads) {
 }
 
 // Grid-stride loop: for (int64_t i : ...) style helper.
-#define GOOSE_GRID_STRIDE_LOOP(i, n)                                                     \
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);            \
+#define GOOSE_GRID_STRIDE_LOOP(i, n)                                          \
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
          i += int64_t(gridDim.x) * blockDim.x)
 
 // ---- element loads and stores: compute in f32, store rounding to nearest even ----
-__device__ __forceinline__ float load_f(const float* p) { return *p; }
-__device__ __forceinline__ float load_f(const bf16* p) { return __bfloat162float(*p); }
-__device__ __forceinline__ void store_f(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store_f(bf16* p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ float load_f(const float* p) {
+    return *p;
+}
+__device__ __forceinline__ float load_f(const bf16* p) {
+    return __bfloat162float(*p);
+}
+__device__ __forceinline__ void store_f(float* p, float v) {
+    *p = v;
+}
+__device__ __forceinline__ void store_f(bf16* p, float v) {
+    *p = __float2bfloat16_rn(v);
+}
 
-__host__ __device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(bf16 v) { return __bfloat162float(v); }
+__host__ __device__ __forceinline__ float to_f(float v) {
+    return v;
+}
+__device__ __forceinline__ float to_f(bf16 v) {
+    return __bfloat162float(v);
+}
 template <class T>
 __device__ __forceinline__ T from_f(float v);
 template <>
-__device__ __forceinline__ float from_f<float>(float v) { return v; }
+__device__ __forceinline__ float from_f<float>(float v) {
+    return v;
+}
 template <>
-__device__ __forceinline__ bf16 from_f<bf16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ bf16 from_f<bf16>(float v) {
+    return __float2bfloat16_rn(v);
+}
 
 // Two adjacent bf16 (4-byte aligned) as float2, and back.
 __device__ __forceinline__ float2 load_f2(const bf16* p) {
@@ -102,13 +120,19 @@ __host__ __device__ __forceinline__ uint16_t float_to_bf16_bits(float f) {
 }
 
 // Calls fn(float{}) or fn(bf16{}) for a tensor dtype; other dtypes are a caller bug (the front
-// end checks dtypes). Usage: dispatch_float(x.dtype(), [&](auto tag) { using T = decltype(tag); ... });
+// end checks dtypes). Usage: dispatch_float(x.dtype(), [&](auto tag) { using T = decltype(tag); ...
+// });
 template <class Fn>
 void dispatch_float(DType t, Fn&& fn) {
     switch (t) {
-        case DType::f32: fn(float{}); return;
-        case DType::bf16: fn(bf16{}); return;
-        default: break;
+        case DType::f32:
+            fn(float{});
+            return;
+        case DType::bf16:
+            fn(bf16{});
+            return;
+        default:
+            break;
     }
     GOOSE_CUDA_CHECK(cudaErrorInvalidValue);  // unreachable for checked inputs
 }

@@ -64,6 +64,8 @@ Tensor permute_forward_cuda(const Tensor& x, std::span<const int> order) {
     return packed_copy(x.permute(order));
 }
 
-Tensor contiguous_forward_cuda(const Tensor& x) { return packed_copy(x); }
+Tensor contiguous_forward_cuda(const Tensor& x) {
+    return packed_copy(x);
+}
 
 }  // namespace goose::ops
