@@ -18,10 +18,14 @@ inline Tensor gpu(const Tensor& t, DType dt) {
     const bool is_float = t.dtype() == DType::f32 || t.dtype() == DType::f64;
     return (is_float ? t.to(dt) : t).to(Device::cuda());
 }
-inline Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
+inline Tensor gpu(const Tensor& t) {
+    return t.to(Device::cuda());
+}
 
 // What the GPU sees, as an f32 CPU tensor (x rounded to dt and back).
-inline Tensor as_seen(const Tensor& t, DType dt) { return t.to(dt).to(DType::f32); }
+inline Tensor as_seen(const Tensor& t, DType dt) {
+    return t.to(dt).to(DType::f32);
+}
 
 // A GPU result as an f32 CPU tensor.
 inline Tensor host(const Tensor& t) {
@@ -51,7 +55,8 @@ inline void expect_close(const Tensor& got_t, const Tensor& want_t, double atol,
         const double g = got[i], w = want[i];
         if (!std::isfinite(w) || !std::isfinite(g)) {
             const bool same = (std::isnan(w) && std::isnan(g)) || w == g;
-            if (!same && bad++ < 5) ADD_FAILURE() << what << "[" << i << "]: want " << w << " got " << g;
+            if (!same && bad++ < 5)
+                ADD_FAILURE() << what << "[" << i << "]: want " << w << " got " << g;
             continue;
         }
         const double d = std::abs(g - w);
@@ -59,9 +64,8 @@ inline void expect_close(const Tensor& got_t, const Tensor& want_t, double atol,
         if (d > atol + rtol * std::abs(w) && bad++ < 5)
             ADD_FAILURE() << what << "[" << i << "]: want " << w << " got " << g << " |d| " << d;
     }
-    EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.size()
-                      << " elements outside atol " << atol << " rtol " << rtol
-                      << " (worst |d| " << worst << ")";
+    EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.size() << " elements outside atol "
+                      << atol << " rtol " << rtol << " (worst |d| " << worst << ")";
 }
 
 // Tolerances: f32 kernels differ from the CPU ones by summation order only; bf16 results are
@@ -73,6 +77,8 @@ inline Tol tol_for(DType dt, double f32_atol = 1e-5, double f32_rtol = 1e-4) {
     return dt == DType::bf16 ? Tol{1e-2, 1.6e-2} : Tol{f32_atol, f32_rtol};
 }
 
-inline const char* dname(DType dt) { return dt == DType::bf16 ? "bf16" : "f32"; }
+inline const char* dname(DType dt) {
+    return dt == DType::bf16 ? "bf16" : "f32";
+}
 
 }  // namespace goose::test::cuda_ops

@@ -2,8 +2,8 @@
 // forward, log-sum-exp and the three gradients, f32 and bf16.
 #include <gtest/gtest.h>
 
-#include "goose/ops/attention.h"
 #include "cuda/ops_test_util.h"
+#include "goose/ops/attention.h"
 
 namespace goose::test {
 namespace {
@@ -24,8 +24,8 @@ TEST(CudaAttention, CausalForwardBackward) {
             const auto fr = ops::attention_forward(qh, kh, vh);
             expect_close(f.y, fr.y, t.atol, t.rtol, "attention y " + what);
             expect_close(f.lse, fr.lse, 1e-4, 1e-4, "attention lse " + what);
-            const auto g = ops::attention_backward(gpu(gy, dt), gpu(q, dt), gpu(k, dt),
-                                                   gpu(v, dt), f.y, f.lse);
+            const auto g = ops::attention_backward(gpu(gy, dt), gpu(q, dt), gpu(k, dt), gpu(v, dt),
+                                                   f.y, f.lse);
             const auto r = ops::attention_backward(gh, qh, kh, vh, fr.y, fr.lse);
             expect_close(g.q, r.q, 4 * t.atol, t.rtol, "attention dq " + what);
             expect_close(g.k, r.k, 4 * t.atol, t.rtol, "attention dk " + what);

@@ -3,10 +3,10 @@
 // (B, T, C), a (B, T, 1) column), forward and backward, f32 and bf16.
 #include <gtest/gtest.h>
 
+#include "cuda/ops_test_util.h"
 #include "goose/ops/binary.h"
 #include "goose/ops/select.h"
 #include "goose/ops/unary.h"
-#include "cuda/ops_test_util.h"
 
 namespace goose::test {
 namespace {
@@ -49,7 +49,8 @@ TEST(CudaBinary, LerpWithChannelMixAndScale) {
         const Tensor ah = as_seen(a, dt), bh = as_seen(b, dt), wh = as_seen(w, dt),
                      gh = as_seen(gy, dt);
         expect_close(ops::lerp_forward(gpu(a, dt), gpu(b, dt), gpu(w, dt)),
-                     ops::lerp_forward(ah, bh, wh), t.atol, t.rtol, std::string("lerp y ") + dname(dt));
+                     ops::lerp_forward(ah, bh, wh), t.atol, t.rtol,
+                     std::string("lerp y ") + dname(dt));
         const auto g = ops::lerp_backward(gpu(gy, dt), gpu(a, dt), gpu(b, dt), gpu(w, dt));
         const auto r = ops::lerp_backward(gh, ah, bh, wh);
         expect_close(g[0], r[0], t.atol, t.rtol, "lerp da");
@@ -62,10 +63,9 @@ TEST(CudaBinary, LerpWithChannelMixAndScale) {
 
 TEST(CudaUnary, EveryOpForwardAndBackward) {
     GOOSE_REQUIRE_GPU();
-    const UnaryOp all[] = {UnaryOp::exp,  UnaryOp::log,       UnaryOp::tanh, UnaryOp::sigmoid,
-                           UnaryOp::softplus, UnaryOp::relu,  UnaryOp::relu2,
-                           UnaryOp::gelu_tanh, UnaryOp::silu, UnaryOp::neg,  UnaryOp::sqrt,
-                           UnaryOp::square};
+    const UnaryOp all[] = {UnaryOp::exp,      UnaryOp::log,  UnaryOp::tanh,  UnaryOp::sigmoid,
+                           UnaryOp::softplus, UnaryOp::relu, UnaryOp::relu2, UnaryOp::gelu_tanh,
+                           UnaryOp::silu,     UnaryOp::neg,  UnaryOp::sqrt,  UnaryOp::square};
     for (DType dt : kDtypes) {
         const Tol t = tol_for(dt);
         for (UnaryOp op : all) {

@@ -45,8 +45,9 @@ TEST(CudaOpsBench, TrainingShapes) {
     GOOSE_REQUIRE_GPU();
     if (!std::getenv("GOOSE_CUDA_OPS_BENCH")) GTEST_SKIP() << "set GOOSE_CUDA_OPS_BENCH=1";
     const int64_t B = 8, T = 1024, C = 768, V = 65536, N = B * T * C;
-    std::printf("| op (B=8 T=1024 C=768) | dtype | us | GB/s | of %.0f GB/s |\n|---|---|---|---|---|\n",
-                kPeakGBs);
+    std::printf(
+        "| op (B=8 T=1024 C=768) | dtype | us | GB/s | of %.0f GB/s |\n|---|---|---|---|---|\n",
+        kPeakGBs);
     for (DType dt : {DType::f32, DType::bf16}) {
         const double e = double(dtype_size(dt));
         const Tensor x = gpu(randn(Shape{B, T, C}, 1), dt), y = gpu(randn(Shape{B, T, C}, 2), dt);
@@ -69,16 +70,15 @@ TEST(CudaOpsBench, TrainingShapes) {
         row("sum all", dt, N * e, time_us([&] { ops::sum_forward(x); }));
         row("softmax rows of 768", dt, 2 * N * e, time_us([&] { ops::softmax_forward(x); }));
         const auto ln = ops::layer_norm_forward(x, w, w);
-        row("layer_norm forward", dt, 2 * N * e, time_us([&] { ops::layer_norm_forward(x, w, w); }));
-        row("layer_norm backward (dx, dw, db)", dt, 3 * N * e, time_us([&] {
-                ops::layer_norm_backward(g, x, w, ln.mean, ln.rstd, true, true);
-            }));
+        row("layer_norm forward", dt, 2 * N * e,
+            time_us([&] { ops::layer_norm_forward(x, w, w); }));
+        row("layer_norm backward (dx, dw, db)", dt, 3 * N * e,
+            time_us([&] { ops::layer_norm_backward(g, x, w, ln.mean, ln.rstd, true, true); }));
         const auto gn = ops::group_norm_forward(x, 12, w, w);
         row("group_norm 12 forward", dt, 2 * N * e,
             time_us([&] { ops::group_norm_forward(x, 12, w, w); }));
-        row("group_norm 12 backward", dt, 3 * N * e, time_us([&] {
-                ops::group_norm_backward(g, x, 12, w, gn.mean, gn.rstd, true, true);
-            }));
+        row("group_norm 12 backward", dt, 3 * N * e,
+            time_us([&] { ops::group_norm_backward(g, x, 12, w, gn.mean, gn.rstd, true, true); }));
         const Tensor heads = x.view(Shape{B, T, 12, 64});
         row("l2_normalize heads of 64", dt, 2 * N * e,
             time_us([&] { ops::l2_normalize_forward(heads); }));

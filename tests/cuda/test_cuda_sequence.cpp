@@ -3,10 +3,10 @@
 // training shapes; f32 and bf16.
 #include <gtest/gtest.h>
 
+#include "cuda/ops_test_util.h"
 #include "goose/core/error.h"
 #include "goose/ops/reduce.h"
 #include "goose/ops/sequence.h"
-#include "cuda/ops_test_util.h"
 
 namespace goose::test {
 namespace {
@@ -42,8 +42,7 @@ TEST(CudaSequence, EmbeddingForwardBackwardDeterministic) {
     }
     Tensor bad = ids.clone();
     bad.data<int64_t>()[3] = V;
-    EXPECT_THROW(ops::embedding_forward(gpu(randn(Shape{V, 4}, 72), DType::f32), gpu(bad)),
-                 Error);
+    EXPECT_THROW(ops::embedding_forward(gpu(randn(Shape{V, 4}, 72), DType::f32), gpu(bad)), Error);
 }
 
 TEST(CudaSequence, TokenShift) {
@@ -54,8 +53,8 @@ TEST(CudaSequence, TokenShift) {
         expect_close(ops::token_shift_forward(gpu(x, dt), gpu(prev, dt)),
                      ops::token_shift_forward(as_seen(x, dt), as_seen(prev, dt)), 0, 0,
                      "token_shift prev");
-        expect_close(ops::token_shift_forward(gpu(x, dt)),
-                     ops::token_shift_forward(as_seen(x, dt)), 0, 0, "token_shift zeros");
+        expect_close(ops::token_shift_forward(gpu(x, dt)), ops::token_shift_forward(as_seen(x, dt)),
+                     0, 0, "token_shift zeros");
         const auto g = ops::token_shift_backward(gpu(gy, dt), true);
         const auto r = ops::token_shift_backward(as_seen(gy, dt), true);
         expect_close(g.x, r.x, 0, 0, "token_shift dx");
@@ -75,15 +74,18 @@ TEST(CudaReduce, SumMeanMaxAtTrainingShapes) {
             bool mean;
             double atol;
         };
-        const Case cases[] = {{{0, 1}, false, 2e-3}, {{}, false, 5e-2}, {{2}, true, 1e-5},
-                              {{1}, true, 1e-5},     {{0, 2}, false, 2e-3}};
+        const Case cases[] = {{{0, 1}, false, 2e-3},
+                              {{}, false, 5e-2},
+                              {{2}, true, 1e-5},
+                              {{1}, true, 1e-5},
+                              {{0, 2}, false, 2e-3}};
         for (const Case& c : cases) {
             const Tensor y = c.mean ? ops::mean_forward(gpu(x, dt), c.axes)
                                     : ops::sum_forward(gpu(x, dt), c.axes);
             const Tensor r = c.mean ? ops::mean_forward(xh, c.axes) : ops::sum_forward(xh, c.axes);
             expect_close(y, r, bf ? 100 * c.atol : c.atol, bf ? 1.6e-2 : 1e-5,
-                         std::string(c.mean ? "mean" : "sum") + " " + std::to_string(c.axes.size()) +
-                             " axes " + dname(dt));
+                         std::string(c.mean ? "mean" : "sum") + " " +
+                             std::to_string(c.axes.size()) + " axes " + dname(dt));
             const Tensor gy = randn(r.shape(), 91);
             const Tensor dx = c.mean ? ops::mean_backward(gpu(gy, dt), s, c.axes, false)
                                      : ops::sum_backward(gpu(gy, dt), s, c.axes, false);

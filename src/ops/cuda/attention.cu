@@ -14,6 +14,10 @@ using namespace cuda_ops;
 namespace {
 constexpr int kAttnThreads = 128;
 constexpr int64_t kMaxSharedBytes = 48 * 1024;
+// Slack after each dynamic shared-memory layout: compute-sanitizer saw an 8-byte read of the
+// score array at its last element (the loop's loads widened in pairs), 4 bytes past a layout
+// of exactly 2N + T floats.
+constexpr int64_t kSharedPad = 16;
 
 template <class T>
 using lse_t = std::conditional_t<std::is_same_v<T, bf16>, float, T>;
@@ -154,7 +158,7 @@ AttentionOut attention_forward_cuda(const Tensor& q, const Tensor& k, const Tens
     dispatch_float(q.dtype(), "attention", [&](auto tag) {
         using T = decltype(tag);
         using A = acc_t<T>;
-        const int64_t bytes = (N + T_len) * int64_t(sizeof(A));
+        const int64_t bytes = (N + T_len) * int64_t(sizeof(A)) + kSharedPad;
         check_shared(bytes, q);
         attn_fwd_kernel<T><<<unsigned(B * H * T_len), kAttnThreads, size_t(bytes), stream()>>>(
             ptr<T>(qc), ptr<T>(kc), ptr<T>(vc), ptr<T>(r.y), ptr<lse_t<T>>(r.lse), T_len, N,
@@ -182,8 +186,8 @@ AttentionGrads attention_backward_cuda(const Tensor& gy, const Tensor& q, const 
         const DType ldt = dtype_of_elem<L>();
         const Tensor lc = lse.dtype() == ldt ? lse.contiguous() : lse.to(ldt);
         Tensor D = empty_on(Shape{B * H * T_len}, acc_dtype<T>(), q);
-        const int64_t bytes_q = (2 * N + T_len) * int64_t(sizeof(A));
-        const int64_t bytes_kv = (2 * N + 2 * T_len) * int64_t(sizeof(A));
+        const int64_t bytes_q = (2 * N + T_len) * int64_t(sizeof(A)) + kSharedPad;
+        const int64_t bytes_kv = (2 * N + 2 * T_len) * int64_t(sizeof(A)) + kSharedPad;
         check_shared(bytes_kv, q);
         attn_bwd_q_kernel<T><<<unsigned(B * H * T_len), kAttnThreads, size_t(bytes_q),
                                stream()>>>(ptr<T>(gc), ptr<T>(qc), ptr<T>(kc), ptr<T>(vc),

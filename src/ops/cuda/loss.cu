@@ -244,7 +244,8 @@ Tensor cross_entropy_backward_cuda(const Tensor& gy, const Tensor& logits, const
         using T = decltype(tf);
         using I = decltype(ti);
         using L = decltype(tl);
-        const Tensor lc = lse.dtype() == dtype_of_elem<L>() ? lse.contiguous() : lse.to(dtype_of_elem<L>());
+        const DType ldt = dtype_of_elem<L>();
+        const Tensor lc = lse.dtype() == ldt ? lse.contiguous() : lse.to(ldt);
         Tensor g = empty_on(Shape{1}, acc_dtype<T>(), logits);
         ce_scale_kernel<T, I><<<1, kFinalThreads, 0, stream()>>>(ptr<T>(gc), ptr<I>(tc), rows,
                                                                 ignore_index, ptr<acc_t<T>>(g));

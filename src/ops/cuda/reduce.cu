@@ -100,8 +100,8 @@ void sum_oai_typed(const Tensor& in, const Tensor& out, int64_t O, int64_t A_len
         return;
     }
     const int64_t base = O * ((I + 31) / 32);
-    const int64_t pieces =
-        std::max<int64_t>(1, std::min<int64_t>((A_len + 63) / 64, 2048 / std::max<int64_t>(1, base)));
+    const int64_t pieces = std::max<int64_t>(
+        1, std::min<int64_t>((A_len + 63) / 64, 2048 / std::max<int64_t>(1, base)));
     const int64_t rows_per_piece = (A_len + pieces - 1) / pieces;
     const int64_t used = (A_len + rows_per_piece - 1) / rows_per_piece;
     Tensor part = used > 1 ? empty_on(Shape{used, O * I}, acc_dt, in) : Tensor();
