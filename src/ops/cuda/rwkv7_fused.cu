@@ -1,11 +1,12 @@
 // CUDA kernels of the fused RWKV-7 glue. Each block owns a chunk of kRows rows; each thread owns
-// up to kCpt channels of every row (c = tid + j * blockDim), so per-channel parameter gradients
+// up to CPT (1, 2 or 4) channels of every row (c = tid + j * blockDim), so per-channel parameter gradients
 // stay in registers across the chunk's rows and are written once per chunk; per-head sums go
 // through shared memory (one warp per head at a time, lanes over the head's channels).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "core/cuda/cuda_check.h"
 #include "rwkv7_fused_kernels.h"
@@ -22,18 +23,22 @@ __device__ __forceinline__ void st(float* p, float v) { *p = v; }
 __device__ __forceinline__ void st(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
 __device__ __forceinline__ float sigm(float x) { return 1.f / (1.f + __expf(-x)); }
 
+// Channels per thread: 1 up to C = 1024 (many warps per multiprocessor hide the latency of
+// the per-row loops), 2 up to 2048, 4 up to 4096.
+int cpt_for(int64_t C) { return C <= 1024 ? 1 : C <= 2048 ? 2 : 4; }
 int threads_for(int64_t C) {
-    const int64_t t = (C + kCpt - 1) / kCpt;
+    const int cpt = cpt_for(C);
+    const int64_t t = (C + cpt - 1) / cpt;
     return static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(32, (t + 31) / 32 * 32)));
 }
 
-// K per-head sums of vals (K x kCpt per thread) over heads of N channels. smem: K*C floats, hs:
+// K per-head sums of vals (K x CPT per thread) over heads of N channels. smem: K*C floats, hs:
 // K*H floats. After the call, hs[k*H + h] holds the sums (every thread of the block calls it).
-template <int K>
-__device__ void head_sums(const float (&vals)[K][kCpt], float* smem, float* hs, int C, int N) {
+template <int K, int CPT>
+__device__ void head_sums(const float (&vals)[K][CPT], float* smem, float* hs, int C, int N) {
     const int H = C / N;
 #pragma unroll
-    for (int j = 0; j < kCpt; ++j) {
+    for (int j = 0; j < CPT; ++j) {
         const int c = threadIdx.x + j * blockDim.x;
         if (c < C)
 #pragma unroll
@@ -81,7 +86,7 @@ struct MixArgs {
     int64_t B, Tn, C;
 };
 
-template <class T>
+template <class T, int CPT>
 __global__ void token_mix_fwd_kernel(MixArgs<T> a) {
     const int64_t rows = a.B * a.Tn;
     const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
@@ -99,19 +104,19 @@ __global__ void token_mix_fwd_kernel(MixArgs<T> a) {
 
 // dx[t] = Σ_m g[m][t] - dxx[t] + dxx[t+1], dxx[t] = Σ_m g[m][t] mu[m]; dprev = dxx[0];
 // dmu[m] = Σ g[m] (xp - x).
-template <class T>
+template <class T, int CPT>
 __global__ void token_mix_bwd_kernel(MixArgs<T> a) {
     const int64_t rows = a.B * a.Tn;
     const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
-    float acc[kMaxMix][kCpt];
+    float acc[kMaxMix][CPT];
 #pragma unroll
     for (int m = 0; m < kMaxMix; ++m)
 #pragma unroll
-        for (int j = 0; j < kCpt; ++j) acc[m][j] = 0.f;
+        for (int j = 0; j < CPT; ++j) acc[m][j] = 0.f;
     for (int64_t r = r0; r < min(rows, r0 + kRows); ++r) {
         const int64_t b = r / a.Tn, t = r % a.Tn;
 #pragma unroll
-        for (int j = 0; j < kCpt; ++j) {
+        for (int j = 0; j < CPT; ++j) {
             const int64_t c = threadIdx.x + j * blockDim.x;
             if (c >= a.C) continue;
             const float xv = ld(a.x + r * a.C + c);
@@ -137,7 +142,7 @@ __global__ void token_mix_bwd_kernel(MixArgs<T> a) {
     for (int m = 0; m < kMaxMix; ++m) {
         if (m >= a.M) break;
 #pragma unroll
-        for (int j = 0; j < kCpt; ++j) {
+        for (int j = 0; j < CPT; ++j) {
             const int64_t c = threadIdx.x + j * blockDim.x;
             if (c < a.C) a.part[(static_cast<int64_t>(blockIdx.x) * a.M + m) * a.C + c] = acc[m][j];
         }
@@ -157,7 +162,7 @@ struct PrepArgs {
     int C, N;
 };
 
-template <class T>
+template <class T, int CPT>
 __global__ void prep_fwd_kernel(PrepArgs<T> a) {
     extern __shared__ float sm[];
     const int C = a.C, H = C / a.N;
@@ -166,9 +171,9 @@ __global__ void prep_fwd_kernel(PrepArgs<T> a) {
     const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
     for (int64_t r = r0; r < min(a.rows, r0 + kRows); ++r) {
         const int64_t o = r * C;
-        float z[1][kCpt], zz[1][kCpt], s[kCpt];
+        float z[1][CPT], zz[1][CPT], s[CPT];
 #pragma unroll
-        for (int j = 0; j < kCpt; ++j) {
+        for (int j = 0; j < CPT; ++j) {
             const int c = threadIdx.x + j * blockDim.x;
             z[0][j] = zz[0][j] = s[j] = 0.f;
             if (c >= C) continue;
@@ -184,9 +189,9 @@ __global__ void prep_fwd_kernel(PrepArgs<T> a) {
                    vr + (ld(a.vf + o + c) - vr) * sigm(ld(a.v0 + c) + ld(a.vl + o + c)));
             }
         }
-        head_sums<1>(zz, smem, hs, C, a.N);
+        head_sums<1, CPT>(zz, smem, hs, C, a.N);
 #pragma unroll
-        for (int j = 0; j < kCpt; ++j) {
+        for (int j = 0; j < CPT; ++j) {
             const int c = threadIdx.x + j * blockDim.x;
             if (c >= C) continue;
             const float inv = 1.f / fmaxf(sqrtf(hs[c / a.N]), kL2Eps);
@@ -198,21 +203,21 @@ __global__ void prep_fwd_kernel(PrepArgs<T> a) {
     }
 }
 
-template <class T>
+template <class T, int CPT>
 __global__ void prep_bwd_kernel(PrepArgs<T> a) {
     extern __shared__ float sm[];
     const int C = a.C, H = C / a.N;
     float* smem = sm;          // 2*C
     float* hs = sm + 2 * C;    // 2*H
-    float pw0[kCpt], pa0[kCpt], pv0[kCpt], pkk[kCpt], pka[kCpt];
+    float pw0[CPT], pa0[CPT], pv0[CPT], pkk[CPT], pka[CPT];
 #pragma unroll
-    for (int j = 0; j < kCpt; ++j) pw0[j] = pa0[j] = pv0[j] = pkk[j] = pka[j] = 0.f;
+    for (int j = 0; j < CPT; ++j) pw0[j] = pa0[j] = pv0[j] = pkk[j] = pka[j] = 0.f;
     const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
     for (int64_t r = r0; r < min(a.rows, r0 + kRows); ++r) {
         const int64_t o = r * C;
-        float sums[2][kCpt], z[kCpt], d[kCpt], dsa[kCpt], q[kCpt], gbb[kCpt], kr[kCpt], dkr[kCpt];
+        float sums[2][CPT], z[CPT], d[CPT], dsa[CPT], q[CPT], gbb[CPT], kr[CPT], dkr[CPT];
 #pragma unroll
-        for (int j = 0; j < kCpt; ++j) {
+        for (int j = 0; j < CPT; ++j) {
             const int c = threadIdx.x + j * blockDim.x;
             sums[0][j] = sums[1][j] = 0.f;
             if (c >= C) continue;
@@ -242,9 +247,9 @@ __global__ void prep_bwd_kernel(PrepArgs<T> a) {
                 pv0[j] += dvl;
             }
         }
-        head_sums<2>(sums, smem, hs, C, a.N);
+        head_sums<2, CPT>(sums, smem, hs, C, a.N);
 #pragma unroll
-        for (int j = 0; j < kCpt; ++j) {
+        for (int j = 0; j < CPT; ++j) {
             const int c = threadIdx.x + j * blockDim.x;
             if (c >= C) continue;
             const int h = c / a.N;
@@ -263,7 +268,7 @@ __global__ void prep_bwd_kernel(PrepArgs<T> a) {
     }
     float* part = a.part + static_cast<int64_t>(blockIdx.x) * 5 * C;
 #pragma unroll
-    for (int j = 0; j < kCpt; ++j) {
+    for (int j = 0; j < CPT; ++j) {
         const int c = threadIdx.x + j * blockDim.x;
         if (c >= C) continue;
         part[0 * C + c] = pw0[j];
@@ -289,13 +294,13 @@ struct OutArgs {
 };
 
 // Per-head mean, rstd of y and s = Σ r k r_k, spread to this thread's channels.
-template <class T>
-__device__ void out_stats(const OutArgs<T>& a, int64_t o, float* smem, float* hs, float (&y)[kCpt],
-                          float (&mean)[kCpt], float (&rstd)[kCpt], float (&s)[kCpt]) {
+template <class T, int CPT>
+__device__ void out_stats(const OutArgs<T>& a, int64_t o, float* smem, float* hs, float (&y)[CPT],
+                          float (&mean)[CPT], float (&rstd)[CPT], float (&s)[CPT]) {
     const int C = a.C, H = C / a.N;
-    float v2[2][kCpt];
+    float v2[2][CPT];
 #pragma unroll
-    for (int j = 0; j < kCpt; ++j) {
+    for (int j = 0; j < CPT; ++j) {
         const int c = threadIdx.x + j * blockDim.x;
         y[j] = 0.f;
         v2[0][j] = v2[1][j] = 0.f;
@@ -304,11 +309,11 @@ __device__ void out_stats(const OutArgs<T>& a, int64_t o, float* smem, float* hs
         v2[0][j] = y[j];
         v2[1][j] = ld(a.r + o + c) * ld(a.k + o + c) * ld(a.rk + c);
     }
-    head_sums<2>(v2, smem, hs, C, a.N);
+    head_sums<2, CPT>(v2, smem, hs, C, a.N);
     const float inv_n = 1.f / static_cast<float>(a.N);
-    float dev[1][kCpt];
+    float dev[1][CPT];
 #pragma unroll
-    for (int j = 0; j < kCpt; ++j) {
+    for (int j = 0; j < CPT; ++j) {
         const int c = threadIdx.x + j * blockDim.x;
         dev[0][j] = 0.f;
         if (c >= C) continue;
@@ -316,15 +321,15 @@ __device__ void out_stats(const OutArgs<T>& a, int64_t o, float* smem, float* hs
         s[j] = hs[H + c / a.N];
         dev[0][j] = (y[j] - mean[j]) * (y[j] - mean[j]);
     }
-    head_sums<1>(dev, smem, hs, C, a.N);
+    head_sums<1, CPT>(dev, smem, hs, C, a.N);
 #pragma unroll
-    for (int j = 0; j < kCpt; ++j) {
+    for (int j = 0; j < CPT; ++j) {
         const int c = threadIdx.x + j * blockDim.x;
         if (c < C) rstd[j] = rsqrtf(hs[c / a.N] * inv_n + a.eps);
     }
 }
 
-template <class T>
+template <class T, int CPT>
 __global__ void out_fwd_kernel(OutArgs<T> a) {
     extern __shared__ float sm[];
     const int C = a.C;
@@ -333,10 +338,10 @@ __global__ void out_fwd_kernel(OutArgs<T> a) {
     const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
     for (int64_t r = r0; r < min(a.rows, r0 + kRows); ++r) {
         const int64_t o = r * C;
-        float y[kCpt], mean[kCpt], rstd[kCpt], s[kCpt];
-        out_stats(a, o, smem, hs, y, mean, rstd, s);
+        float y[CPT], mean[CPT], rstd[CPT], s[CPT];
+        out_stats<T, CPT>(a, o, smem, hs, y, mean, rstd, s);
 #pragma unroll
-        for (int j = 0; j < kCpt; ++j) {
+        for (int j = 0; j < CPT; ++j) {
             const int c = threadIdx.x + j * blockDim.x;
             if (c >= C) continue;
             const float zn = (y[j] - mean[j]) * rstd[j] * ld(a.lw + c) + ld(a.lb + c) +
@@ -346,23 +351,23 @@ __global__ void out_fwd_kernel(OutArgs<T> a) {
     }
 }
 
-template <class T>
+template <class T, int CPT>
 __global__ void out_bwd_kernel(OutArgs<T> a) {
     extern __shared__ float sm[];
     const int C = a.C, H = C / a.N;
     float* smem = sm;        // 3*C
     float* hs = sm + 3 * C;  // 3*H
-    float prk[kCpt], plw[kCpt], plb[kCpt];
+    float prk[CPT], plw[CPT], plb[CPT];
 #pragma unroll
-    for (int j = 0; j < kCpt; ++j) prk[j] = plw[j] = plb[j] = 0.f;
+    for (int j = 0; j < CPT; ++j) prk[j] = plw[j] = plb[j] = 0.f;
     const float inv_n = 1.f / static_cast<float>(a.N);
     const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
     for (int64_t r = r0; r < min(a.rows, r0 + kRows); ++r) {
         const int64_t o = r * C;
-        float y[kCpt], mean[kCpt], rstd[kCpt], s[kCpt], hh[kCpt], sums[3][kCpt];
-        out_stats(a, o, smem, hs, y, mean, rstd, s);
+        float y[CPT], mean[CPT], rstd[CPT], s[CPT], hh[CPT], sums[3][CPT];
+        out_stats<T, CPT>(a, o, smem, hs, y, mean, rstd, s);
 #pragma unroll
-        for (int j = 0; j < kCpt; ++j) {
+        for (int j = 0; j < CPT; ++j) {
             const int c = threadIdx.x + j * blockDim.x;
             sums[0][j] = sums[1][j] = sums[2][j] = 0.f;
             if (c >= C) continue;
@@ -380,9 +385,9 @@ __global__ void out_bwd_kernel(OutArgs<T> a) {
             sums[1][j] = d;       // -> m1
             sums[2][j] = d * h;   // -> m2
         }
-        head_sums<3>(sums, smem, hs, C, a.N);
+        head_sums<3, CPT>(sums, smem, hs, C, a.N);
 #pragma unroll
-        for (int j = 0; j < kCpt; ++j) {
+        for (int j = 0; j < CPT; ++j) {
             const int c = threadIdx.x + j * blockDim.x;
             if (c >= C) continue;
             const int h = c / a.N;
@@ -396,7 +401,7 @@ __global__ void out_bwd_kernel(OutArgs<T> a) {
     }
     float* part = a.part + static_cast<int64_t>(blockIdx.x) * 3 * C;
 #pragma unroll
-    for (int j = 0; j < kCpt; ++j) {
+    for (int j = 0; j < CPT; ++j) {
         const int c = threadIdx.x + j * blockDim.x;
         if (c >= C) continue;
         part[0 * C + c] = prk[j];
@@ -415,6 +420,17 @@ void by_dtype(bool bf16, F&& f) {
         f(__nv_bfloat16{});
     else
         f(float{});
+}
+
+template <int N>
+using CptTag = std::integral_constant<int, N>;
+template <class F>
+void by_cpt(int64_t C, F&& f) {
+    switch (cpt_for(C)) {
+        case 1: f(CptTag<1>{}); break;
+        case 2: f(CptTag<2>{}); break;
+        default: f(CptTag<4>{}); break;
+    }
 }
 
 template <class T>
@@ -459,10 +475,12 @@ void token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool b
         a.Tn = Tn;
         a.C = C;
         const auto s = static_cast<cudaStream_t>(st);
+        by_cpt(C, [&](auto cpt) {
         if (backward)
-            token_mix_bwd_kernel<T><<<chunks_of(B * Tn), threads_for(C), 0, s>>>(a);
+            token_mix_bwd_kernel<T, decltype(cpt)::value><<<chunks_of(B * Tn), threads_for(C), 0, s>>>(a);
         else
-            token_mix_fwd_kernel<T><<<chunks_of(B * Tn), threads_for(C), 0, s>>>(a);
+            token_mix_fwd_kernel<T, decltype(cpt)::value><<<chunks_of(B * Tn), threads_for(C), 0, s>>>(a);
+        });
     });
     GOOSE_CUDA_LAUNCH_CHECK();
 }
@@ -486,12 +504,14 @@ void prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, b
         a.N = N;
         const auto s = static_cast<cudaStream_t>(st);
         const int H = C / N;
+        by_cpt(C, [&](auto cpt) {
         if (backward)
-            prep_bwd_kernel<T><<<chunks_of(rows), threads_for(C),
+            prep_bwd_kernel<T, decltype(cpt)::value><<<chunks_of(rows), threads_for(C),
                                  static_cast<size_t>(2 * C + 2 * H) * sizeof(float), s>>>(a);
         else
-            prep_fwd_kernel<T><<<chunks_of(rows), threads_for(C),
+            prep_fwd_kernel<T, decltype(cpt)::value><<<chunks_of(rows), threads_for(C),
                                  static_cast<size_t>(C + H) * sizeof(float), s>>>(a);
+        });
     });
     GOOSE_CUDA_LAUNCH_CHECK();
 }
@@ -514,12 +534,14 @@ void out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool ba
         a.eps = eps;
         const auto s = static_cast<cudaStream_t>(st);
         const int H = C / N;
+        by_cpt(C, [&](auto cpt) {
         if (backward)
-            out_bwd_kernel<T><<<chunks_of(rows), threads_for(C),
+            out_bwd_kernel<T, decltype(cpt)::value><<<chunks_of(rows), threads_for(C),
                                 static_cast<size_t>(3 * C + 3 * H) * sizeof(float), s>>>(a);
         else
-            out_fwd_kernel<T><<<chunks_of(rows), threads_for(C),
+            out_fwd_kernel<T, decltype(cpt)::value><<<chunks_of(rows), threads_for(C),
                                 static_cast<size_t>(2 * C + 2 * H) * sizeof(float), s>>>(a);
+        });
     });
     GOOSE_CUDA_LAUNCH_CHECK();
 }
