@@ -87,7 +87,7 @@ struct MixArgs {
 };
 
 template <class T, int CPT>
-__global__ void token_mix_fwd_kernel(MixArgs<T> a) {
+__global__ void __launch_bounds__(1024) token_mix_fwd_kernel(MixArgs<T> a) {
     const int64_t rows = a.B * a.Tn;
     const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
     for (int64_t r = r0; r < min(rows, r0 + kRows); ++r) {
@@ -105,7 +105,7 @@ __global__ void token_mix_fwd_kernel(MixArgs<T> a) {
 // dx[t] = Σ_m g[m][t] - dxx[t] + dxx[t+1], dxx[t] = Σ_m g[m][t] mu[m]; dprev = dxx[0];
 // dmu[m] = Σ g[m] (xp - x).
 template <class T, int CPT>
-__global__ void token_mix_bwd_kernel(MixArgs<T> a) {
+__global__ void __launch_bounds__(1024) token_mix_bwd_kernel(MixArgs<T> a) {
     const int64_t rows = a.B * a.Tn;
     const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
     float acc[kMaxMix][CPT];
@@ -163,7 +163,7 @@ struct PrepArgs {
 };
 
 template <class T, int CPT>
-__global__ void prep_fwd_kernel(PrepArgs<T> a) {
+__global__ void __launch_bounds__(1024) prep_fwd_kernel(PrepArgs<T> a) {
     extern __shared__ float sm[];
     const int C = a.C, H = C / a.N;
     float* smem = sm;
@@ -204,7 +204,7 @@ __global__ void prep_fwd_kernel(PrepArgs<T> a) {
 }
 
 template <class T, int CPT>
-__global__ void prep_bwd_kernel(PrepArgs<T> a) {
+__global__ void __launch_bounds__(1024) prep_bwd_kernel(PrepArgs<T> a) {
     extern __shared__ float sm[];
     const int C = a.C, H = C / a.N;
     float* smem = sm;          // 2*C
@@ -330,7 +330,7 @@ __device__ void out_stats(const OutArgs<T>& a, int64_t o, float* smem, float* hs
 }
 
 template <class T, int CPT>
-__global__ void out_fwd_kernel(OutArgs<T> a) {
+__global__ void __launch_bounds__(1024) out_fwd_kernel(OutArgs<T> a) {
     extern __shared__ float sm[];
     const int C = a.C;
     float* smem = sm;
@@ -352,7 +352,7 @@ __global__ void out_fwd_kernel(OutArgs<T> a) {
 }
 
 template <class T, int CPT>
-__global__ void out_bwd_kernel(OutArgs<T> a) {
+__global__ void __launch_bounds__(1024) out_bwd_kernel(OutArgs<T> a) {
     extern __shared__ float sm[];
     const int C = a.C, H = C / a.N;
     float* smem = sm;        // 3*C
