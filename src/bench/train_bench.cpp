@@ -47,7 +47,7 @@ double run_peer(const std::string& cmd, std::string& why) {
 }
 
 // The official RWKV-LM x070 trainer on one H100 (bf16, its fastest WKV kernel and fused CUDA
-// kernels, PyTorch 2.11), L12 D768 V65536, random tokens, as measured for issue 6.
+// kernels, PyTorch 2.11), L12 D768 V65536, random tokens, bf16.
 struct OfficialFigure {
     int64_t batch, ctx;
     double tokens_per_s, gib;
@@ -165,8 +165,8 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
     for (const OfficialFigure& f : kOfficialH100)
         if (f.batch == cfg.batch && f.ctx == cfg.ctx && cfg.layers == 12 && cfg.dim == 768 &&
             cfg.vocab == 65536 && cfg.head == 64) {
-            std::printf("  official RWKV-LM x070 trainer, one H100 (measured for issue 6): %.0f "
-                        "tokens/s, %.1f GiB\n",
+            std::printf("  official RWKV-LM x070 trainer, one H100 (PyTorch 2.11, its fastest WKV "
+                        "kernel): %.0f tokens/s, %.1f GiB\n",
                         f.tokens_per_s, f.gib);
             std::printf("ratio goose / official: %.2fx (target 2.50x), memory %.2fx\n",
                         ours / f.tokens_per_s, gib / f.gib);
