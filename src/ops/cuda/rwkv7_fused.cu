@@ -1,7 +1,7 @@
 // CUDA kernels of the fused RWKV-7 glue. Each block owns a chunk of kRows rows; each thread owns
-// up to CPT (1, 2 or 4) channels of every row (c = tid + j * blockDim), so per-channel parameter gradients
-// stay in registers across the chunk's rows and are written once per chunk; per-head sums go
-// through shared memory (one warp per head at a time, lanes over the head's channels).
+// up to CPT channels of every row (chan<WH, CPT>(j)), so per-channel parameter gradients stay in
+// registers across the chunk's rows and are written once per chunk. Per-head sums: a warp
+// reduction when a warp owns a head (head size 32/64/128), else through shared memory.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -32,31 +32,64 @@ int threads_for(int64_t C) {
     return static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(32, (t + 31) / 32 * 32)));
 }
 
-// K per-head sums of vals (K x CPT per thread) over heads of N channels. smem: K*C floats, hs:
-// K*H floats. After the call, hs[k*H + h] holds the sums (every thread of the block calls it).
-template <int K, int CPT>
-__device__ void head_sums(const float (&vals)[K][CPT], float* smem, float* hs, int C, int N) {
-    const int H = C / N;
-#pragma unroll
-    for (int j = 0; j < CPT; ++j) {
-        const int c = threadIdx.x + j * blockDim.x;
-        if (c < C)
-#pragma unroll
-            for (int k = 0; k < K; ++k) smem[k * C + c] = vals[k][j];
-    }
-    __syncthreads();
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-    for (int h = warp; h < H; h += warps) {
+// The channel of a thread's j-th slot. Block layout (WH = false): c = tid + j * blockDim, the
+// channels of a head spread over several warps, per-head sums through shared memory. Warp-per-head
+// layout (WH = true, head size N = 32 CPT, blockDim = 32 H): warp h owns head h, lane l its
+// channels h N + 32 j + l (coalesced), and a head sum is a warp reduction: no block barrier.
+template <bool WH, int CPT>
+__device__ __forceinline__ int chan(int j) {
+    if constexpr (WH)
+        return (threadIdx.x >> 5) * (CPT * 32) + j * 32 + (threadIdx.x & 31);
+    else
+        return threadIdx.x + j * blockDim.x;
+}
+
+// K per-head sums of vals (K x CPT per thread) over heads of N channels: out[k][j] is the sum of
+// vals[k] over the head of this thread's slot j. Every thread of the block calls it. Block
+// layout: smem holds K*C floats and hs K*H floats.
+template <int K, int CPT, bool WH>
+__device__ void head_sums(const float (&vals)[K][CPT], float* smem, float* hs, int C, int N,
+                          float (&out)[K][CPT]) {
+    if constexpr (WH) {
 #pragma unroll
         for (int k = 0; k < K; ++k) {
             float s = 0.f;
-            for (int n = lane; n < N; n += 32) s += smem[k * C + h * N + n];
+#pragma unroll
+            for (int j = 0; j < CPT; ++j) s += vals[k][j];
 #pragma unroll
             for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-            if (lane == 0) hs[k * H + h] = s;
+#pragma unroll
+            for (int j = 0; j < CPT; ++j) out[k][j] = s;
+        }
+    } else {
+        const int H = C / N;
+#pragma unroll
+        for (int j = 0; j < CPT; ++j) {
+            const int c = chan<WH, CPT>(j);
+            if (c < C)
+#pragma unroll
+                for (int k = 0; k < K; ++k) smem[k * C + c] = vals[k][j];
+        }
+        __syncthreads();
+        const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+        for (int h = warp; h < H; h += warps) {
+#pragma unroll
+            for (int k = 0; k < K; ++k) {
+                float s = 0.f;
+                for (int n = lane; n < N; n += 32) s += smem[k * C + h * N + n];
+#pragma unroll
+                for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+                if (lane == 0) hs[k * H + h] = s;
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < CPT; ++j) {
+            const int c = chan<WH, CPT>(j);
+#pragma unroll
+            for (int k = 0; k < K; ++k) out[k][j] = c < C ? hs[k * H + c / N] : 0.f;
         }
     }
-    __syncthreads();
 }
 
 // Sums partial[chunks][K] over the chunks, in order, into out[K] (dtype T).
@@ -162,10 +195,10 @@ struct PrepArgs {
     int C, N;
 };
 
-template <class T, int CPT>
+template <class T, int CPT, bool WH>
 __global__ void __launch_bounds__(1024) prep_fwd_kernel(PrepArgs<T> a) {
     extern __shared__ float sm[];
-    const int C = a.C, H = C / a.N;
+    const int C = a.C;
     float* smem = sm;
     float* hs = sm + C;
     const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
@@ -174,9 +207,9 @@ __global__ void __launch_bounds__(1024) prep_fwd_kernel(PrepArgs<T> a) {
         float z[1][CPT], zz[1][CPT], s[CPT];
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
-            const int c = threadIdx.x + j * blockDim.x;
+            const int c = chan<WH, CPT>(j);
             z[0][j] = zz[0][j] = s[j] = 0.f;
-            if (c >= C) continue;
+            if (!WH && c >= C) continue;
             st(a.w + o + c, ld(a.w0 + c) + ld(a.wl + o + c));
             s[j] = sigm(ld(a.a0 + c) + ld(a.al + o + c));
             const float kr = ld(a.kr + o + c);
@@ -189,24 +222,24 @@ __global__ void __launch_bounds__(1024) prep_fwd_kernel(PrepArgs<T> a) {
                    vr + (ld(a.vf + o + c) - vr) * sigm(ld(a.v0 + c) + ld(a.vl + o + c)));
             }
         }
-        head_sums<1, CPT>(zz, smem, hs, C, a.N);
+        float hz[1][CPT];
+        head_sums<1, CPT, WH>(zz, smem, hs, C, a.N, hz);
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
-            const int c = threadIdx.x + j * blockDim.x;
-            if (c >= C) continue;
-            const float inv = 1.f / fmaxf(sqrtf(hs[c / a.N]), kL2Eps);
+            const int c = chan<WH, CPT>(j);
+            if (!WH && c >= C) continue;
+            const float inv = 1.f / fmaxf(sqrtf(hz[0][j]), kL2Eps);
             const float kk = z[0][j] * inv;
             st(a.aa + o + c, -kk);
             st(a.bb + o + c, kk * s[j]);
         }
-        (void)H;
     }
 }
 
-template <class T, int CPT>
+template <class T, int CPT, bool WH>
 __global__ void __launch_bounds__(1024) prep_bwd_kernel(PrepArgs<T> a) {
     extern __shared__ float sm[];
-    const int C = a.C, H = C / a.N;
+    const int C = a.C;
     float* smem = sm;          // 2*C
     float* hs = sm + 2 * C;    // 2*H
     float pw0[CPT], pa0[CPT], pv0[CPT], pkk[CPT], pka[CPT];
@@ -218,9 +251,9 @@ __global__ void __launch_bounds__(1024) prep_bwd_kernel(PrepArgs<T> a) {
         float sums[2][CPT], z[CPT], d[CPT], dsa[CPT], q[CPT], gbb[CPT], kr[CPT], dkr[CPT];
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
-            const int c = threadIdx.x + j * blockDim.x;
+            const int c = chan<WH, CPT>(j);
             sums[0][j] = sums[1][j] = 0.f;
-            if (c >= C) continue;
+            if (!WH && c >= C) continue;
             const float gw = ld(a.gw + o + c), gk = ld(a.gk + o + c), gaa = ld(a.gaa + o + c);
             gbb[j] = ld(a.gbb + o + c);
             pw0[j] += gw;
@@ -247,15 +280,15 @@ __global__ void __launch_bounds__(1024) prep_bwd_kernel(PrepArgs<T> a) {
                 pv0[j] += dvl;
             }
         }
-        head_sums<2, CPT>(sums, smem, hs, C, a.N);
+        float hsum[2][CPT];
+        head_sums<2, CPT, WH>(sums, smem, hs, C, a.N, hsum);
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
-            const int c = threadIdx.x + j * blockDim.x;
-            if (c >= C) continue;
-            const int h = c / a.N;
-            const float norm = sqrtf(hs[h]);
+            const int c = chan<WH, CPT>(j);
+            if (!WH && c >= C) continue;
+            const float norm = sqrtf(hsum[0][j]);
             const float iv = 1.f / fmaxf(norm, kL2Eps);
-            const float coef = norm >= kL2Eps ? hs[H + h] * iv * iv : 0.f;
+            const float coef = norm >= kL2Eps ? hsum[1][j] * iv * iv : 0.f;
             const float dz = (d[j] - z[j] * coef) * iv;
             const float ds = dsa[j] + gbb[j] * z[j] * iv;
             const float kkp = ld(a.kk + c);
@@ -269,8 +302,8 @@ __global__ void __launch_bounds__(1024) prep_bwd_kernel(PrepArgs<T> a) {
     float* part = a.part + static_cast<int64_t>(blockIdx.x) * 5 * C;
 #pragma unroll
     for (int j = 0; j < CPT; ++j) {
-        const int c = threadIdx.x + j * blockDim.x;
-        if (c >= C) continue;
+        const int c = chan<WH, CPT>(j);
+        if (!WH && c >= C) continue;
         part[0 * C + c] = pw0[j];
         part[1 * C + c] = pa0[j];
         part[2 * C + c] = pv0[j];
@@ -294,42 +327,44 @@ struct OutArgs {
 };
 
 // Per-head mean, rstd of y and s = Σ r k r_k, spread to this thread's channels.
-template <class T, int CPT>
+template <class T, int CPT, bool WH>
 __device__ void out_stats(const OutArgs<T>& a, int64_t o, float* smem, float* hs, float (&y)[CPT],
                           float (&mean)[CPT], float (&rstd)[CPT], float (&s)[CPT]) {
-    const int C = a.C, H = C / a.N;
+    const int C = a.C;
     float v2[2][CPT];
 #pragma unroll
     for (int j = 0; j < CPT; ++j) {
-        const int c = threadIdx.x + j * blockDim.x;
+        const int c = chan<WH, CPT>(j);
         y[j] = 0.f;
         v2[0][j] = v2[1][j] = 0.f;
-        if (c >= C) continue;
+        if (!WH && c >= C) continue;
         y[j] = ld(a.y + o + c);
         v2[0][j] = y[j];
         v2[1][j] = ld(a.r + o + c) * ld(a.k + o + c) * ld(a.rk + c);
     }
-    head_sums<2, CPT>(v2, smem, hs, C, a.N);
+    float h2[2][CPT];
+    head_sums<2, CPT, WH>(v2, smem, hs, C, a.N, h2);
     const float inv_n = 1.f / static_cast<float>(a.N);
     float dev[1][CPT];
 #pragma unroll
     for (int j = 0; j < CPT; ++j) {
-        const int c = threadIdx.x + j * blockDim.x;
+        const int c = chan<WH, CPT>(j);
         dev[0][j] = 0.f;
-        if (c >= C) continue;
-        mean[j] = hs[c / a.N] * inv_n;
-        s[j] = hs[H + c / a.N];
+        if (!WH && c >= C) continue;
+        mean[j] = h2[0][j] * inv_n;
+        s[j] = h2[1][j];
         dev[0][j] = (y[j] - mean[j]) * (y[j] - mean[j]);
     }
-    head_sums<1, CPT>(dev, smem, hs, C, a.N);
+    float hd[1][CPT];
+    head_sums<1, CPT, WH>(dev, smem, hs, C, a.N, hd);
 #pragma unroll
     for (int j = 0; j < CPT; ++j) {
-        const int c = threadIdx.x + j * blockDim.x;
-        if (c < C) rstd[j] = rsqrtf(hs[c / a.N] * inv_n + a.eps);
+        const int c = chan<WH, CPT>(j);
+        if (WH || c < C) rstd[j] = rsqrtf(hd[0][j] * inv_n + a.eps);
     }
 }
 
-template <class T, int CPT>
+template <class T, int CPT, bool WH>
 __global__ void __launch_bounds__(1024) out_fwd_kernel(OutArgs<T> a) {
     extern __shared__ float sm[];
     const int C = a.C;
@@ -339,11 +374,11 @@ __global__ void __launch_bounds__(1024) out_fwd_kernel(OutArgs<T> a) {
     for (int64_t r = r0; r < min(a.rows, r0 + kRows); ++r) {
         const int64_t o = r * C;
         float y[CPT], mean[CPT], rstd[CPT], s[CPT];
-        out_stats<T, CPT>(a, o, smem, hs, y, mean, rstd, s);
+        out_stats<T, CPT, WH>(a, o, smem, hs, y, mean, rstd, s);
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
-            const int c = threadIdx.x + j * blockDim.x;
-            if (c >= C) continue;
+            const int c = chan<WH, CPT>(j);
+            if (!WH && c >= C) continue;
             const float zn = (y[j] - mean[j]) * rstd[j] * ld(a.lw + c) + ld(a.lb + c) +
                              s[j] * ld(a.v + o + c);
             st(a.z + o + c, zn * ld(a.g + o + c));
@@ -351,10 +386,10 @@ __global__ void __launch_bounds__(1024) out_fwd_kernel(OutArgs<T> a) {
     }
 }
 
-template <class T, int CPT>
+template <class T, int CPT, bool WH>
 __global__ void __launch_bounds__(1024) out_bwd_kernel(OutArgs<T> a) {
     extern __shared__ float sm[];
-    const int C = a.C, H = C / a.N;
+    const int C = a.C;
     float* smem = sm;        // 3*C
     float* hs = sm + 3 * C;  // 3*H
     float prk[CPT], plw[CPT], plb[CPT];
@@ -365,12 +400,12 @@ __global__ void __launch_bounds__(1024) out_bwd_kernel(OutArgs<T> a) {
     for (int64_t r = r0; r < min(a.rows, r0 + kRows); ++r) {
         const int64_t o = r * C;
         float y[CPT], mean[CPT], rstd[CPT], s[CPT], hh[CPT], sums[3][CPT];
-        out_stats<T, CPT>(a, o, smem, hs, y, mean, rstd, s);
+        out_stats<T, CPT, WH>(a, o, smem, hs, y, mean, rstd, s);
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
-            const int c = threadIdx.x + j * blockDim.x;
+            const int c = chan<WH, CPT>(j);
             sums[0][j] = sums[1][j] = sums[2][j] = 0.f;
-            if (c >= C) continue;
+            if (!WH && c >= C) continue;
             const float gz = ld(a.gz + o + c), gg = ld(a.g + o + c), v = ld(a.v + o + c);
             const float lw = ld(a.lw + c), lb = ld(a.lb + c);
             const float h = (y[j] - mean[j]) * rstd[j];
@@ -385,13 +420,13 @@ __global__ void __launch_bounds__(1024) out_bwd_kernel(OutArgs<T> a) {
             sums[1][j] = d;       // -> m1
             sums[2][j] = d * h;   // -> m2
         }
-        head_sums<3, CPT>(sums, smem, hs, C, a.N);
+        float h3[3][CPT];
+        head_sums<3, CPT, WH>(sums, smem, hs, C, a.N, h3);
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
-            const int c = threadIdx.x + j * blockDim.x;
-            if (c >= C) continue;
-            const int h = c / a.N;
-            const float ds = hs[h], m1 = hs[H + h], m2 = hs[2 * H + h];
+            const int c = chan<WH, CPT>(j);
+            if (!WH && c >= C) continue;
+            const float ds = h3[0][j], m1 = h3[1][j], m2 = h3[2][j];
             st(a.dy + o + c, rstd[j] * (sums[1][j] - m1 * inv_n - hh[j] * m2 * inv_n));
             const float rr = ld(a.r + o + c), kk = ld(a.k + o + c), rk = ld(a.rk + c);
             st(a.dr + o + c, ds * kk * rk);
@@ -402,8 +437,8 @@ __global__ void __launch_bounds__(1024) out_bwd_kernel(OutArgs<T> a) {
     float* part = a.part + static_cast<int64_t>(blockIdx.x) * 3 * C;
 #pragma unroll
     for (int j = 0; j < CPT; ++j) {
-        const int c = threadIdx.x + j * blockDim.x;
-        if (c >= C) continue;
+        const int c = chan<WH, CPT>(j);
+        if (!WH && c >= C) continue;
         part[0 * C + c] = prk[j];
         part[1 * C + c] = plw[j];
         part[2 * C + c] = plb[j];
@@ -441,6 +476,24 @@ template <class T>
 T* m(void* p) {
     return static_cast<T*>(p);
 }
+
+// Heads of 32, 64 or 128 channels, at most 32 of them: the warp-per-head layout (one warp per
+// head, N / 32 channels per lane); otherwise the block layout. f receives (WH, CPT) as types.
+template <class F>
+void by_layout(int C, int N, F&& f) {
+    const int H = C / N;
+    if (H <= 32 && N == 64)
+        f(std::true_type{}, CptTag<2>{});
+    else if (H <= 32 && N == 32)
+        f(std::true_type{}, CptTag<1>{});
+    else if (H <= 32 && N == 128)
+        f(std::true_type{}, CptTag<4>{});
+    else
+        by_cpt(C, [&](auto cpt) { f(std::false_type{}, cpt); });
+}
+
+// Threads per block of a layout: 32 per head, or threads_for(C).
+int layout_threads(bool wh, int C, int N) { return wh ? 32 * (C / N) : threads_for(C); }
 
 }  // namespace
 
@@ -504,13 +557,15 @@ void prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, b
         a.N = N;
         const auto s = static_cast<cudaStream_t>(st);
         const int H = C / N;
-        by_cpt(C, [&](auto cpt) {
-        if (backward)
-            prep_bwd_kernel<T, decltype(cpt)::value><<<chunks_of(rows), threads_for(C),
-                                 static_cast<size_t>(2 * C + 2 * H) * sizeof(float), s>>>(a);
-        else
-            prep_fwd_kernel<T, decltype(cpt)::value><<<chunks_of(rows), threads_for(C),
-                                 static_cast<size_t>(C + H) * sizeof(float), s>>>(a);
+        by_layout(C, N, [&](auto wh, auto cpt) {
+            constexpr bool kWh = decltype(wh)::value;
+            constexpr int kCptV = decltype(cpt)::value;
+            const int threads = layout_threads(kWh, C, N);
+            const auto smem = [&](int k) { return kWh ? 0 : static_cast<size_t>(k * (C + H)) * sizeof(float); };
+            if (backward)
+                prep_bwd_kernel<T, kCptV, kWh><<<chunks_of(rows), threads, smem(2), s>>>(a);
+            else
+                prep_fwd_kernel<T, kCptV, kWh><<<chunks_of(rows), threads, smem(1), s>>>(a);
         });
     });
     GOOSE_CUDA_LAUNCH_CHECK();
@@ -534,13 +589,15 @@ void out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool ba
         a.eps = eps;
         const auto s = static_cast<cudaStream_t>(st);
         const int H = C / N;
-        by_cpt(C, [&](auto cpt) {
-        if (backward)
-            out_bwd_kernel<T, decltype(cpt)::value><<<chunks_of(rows), threads_for(C),
-                                static_cast<size_t>(3 * C + 3 * H) * sizeof(float), s>>>(a);
-        else
-            out_fwd_kernel<T, decltype(cpt)::value><<<chunks_of(rows), threads_for(C),
-                                static_cast<size_t>(2 * C + 2 * H) * sizeof(float), s>>>(a);
+        by_layout(C, N, [&](auto wh, auto cpt) {
+            constexpr bool kWh = decltype(wh)::value;
+            constexpr int kCptV = decltype(cpt)::value;
+            const int threads = layout_threads(kWh, C, N);
+            const auto smem = [&](int k) { return kWh ? 0 : static_cast<size_t>(k * (C + H)) * sizeof(float); };
+            if (backward)
+                out_bwd_kernel<T, kCptV, kWh><<<chunks_of(rows), threads, smem(3), s>>>(a);
+            else
+                out_fwd_kernel<T, kCptV, kWh><<<chunks_of(rows), threads, smem(2), s>>>(a);
         });
     });
     GOOSE_CUDA_LAUNCH_CHECK();
