@@ -35,6 +35,8 @@ void add_bench(CLI::App& app) {
     train->add_option("--dtype", tr->dtype, "f32 or bf16 (default: f32 on cpu, bf16 on cuda)");
     train->add_option("--peer-script", tr->peer_script, "the CPU twin's timing script");
     train->add_flag("--no-peer", tr->no_peer, "time Goose only");
+    train->add_flag("--checkpoint", tr->checkpoint,
+                    "CUDA: activation checkpointing (blocks recomputed in the backward)");
     train->callback([tr] { bench::run_train_bench(*tr); });
 
     auto dc = std::make_shared<bench::DecodeBenchConfig>();

@@ -130,11 +130,13 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
     std::printf("goose bench train: %s, GPU %s\n", machine_summary().c_str(),
                 cuda::device_name().c_str());
     print_header(cfg, dtype == DType::bf16 ? "bf16 (f32 master weights and AdamW state)" : "f32");
+    if (cfg.checkpoint) std::printf("activation checkpointing: every block recomputed in the backward\n");
     models::Rwkv7 model(mc);
     Rng rng(0, "bench");
     fill_random(model, rng);
     const double flops = rwkv7_train_flops_per_token(model);
     model.to(Device::cuda());
+    model.set_activation_checkpointing(cfg.checkpoint);
     const optim::AdamConfig acfg{.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8,
                                  .decoupled_weight_decay = true};
     std::unique_ptr<optim::Adam> f32_opt;

@@ -246,32 +246,72 @@ Var Rwkv7::forward_loss(const Tensor& ids, const Tensor& targets) const {
     return ag::l2wrap(ag::cross_entropy(logits, targets), logits);
 }
 
+// One block: x (B, T, C) -> x after the time mix and the channel mix. v_first is set by layer 0
+// and read by the others; with a state, the block's entries are read and replaced.
+Var Rwkv7::block_forward(const Rwkv7Block& blk, Var x, Var& v_first, Rwkv7State* state,
+                         size_t l) const {
+    if (blk.ln0) x = blk.ln0->forward(x);
+    Var xa = blk.ln1->forward(x);
+    Var prev_a, s_in, prev_f;
+    if (state) {
+        prev_a = Var(state->att_shift[l]);
+        s_in = Var(state->wkv[l]);
+        prev_f = Var(state->ffn_shift[l]);
+    }
+    Rwkv7TimeMix::Out att = blk.att->forward(xa, prev_a, v_first, s_in);
+    x = ag::add(x, att.y);
+    Var xf = blk.ln2->forward(x);
+    x = ag::add(x, blk.ffn->forward(xf, prev_f));
+    if (state) {  // the old tensors stay alive in the Vars above (the tape may need them)
+        state->att_shift[l] = last_row(xa);
+        state->wkv[l] = att.state.value();
+        state->ffn_shift[l] = last_row(xf);
+    }
+    return x;
+}
+
+// Activation checkpointing: the block runs without a tape and only its inputs are kept; its
+// backward runs the block again with a tape (recorded on the thread's tape, which the outer
+// backward has already taken) and back-propagates through it at once. Parameter gradients
+// accumulate into the parameters as usual; the input gradients go back to the outer tape.
+Var Rwkv7::block_checkpointed(const Rwkv7Block& blk, const Var& x, Var& v_first) const {
+    const bool first = blk.layer == 0;
+    const Tensor xv = x.value(), vfv = first ? Tensor() : v_first.value();
+    std::vector<Tensor> outs;
+    {
+        ag::NoGradGuard no_grad;
+        Var vf = first ? Var() : Var(vfv);
+        outs.push_back(block_forward(blk, Var(xv), vf, nullptr, 0).value());
+        if (first) outs.push_back(vf.value());
+    }
+    std::vector<Var> inputs{x};
+    if (!first) inputs.push_back(v_first);
+    std::vector<Var> res = ag::record(
+        "rwkv7_block_checkpoint", std::move(inputs), std::move(outs),
+        [this, &blk, xv, vfv, first](GradIO& io) {
+            Var xi(xv, true), vfi = first ? Var() : Var(vfv, true);
+            Var vf = vfi;
+            const Var y = block_forward(blk, xi, vf, nullptr, 0);
+            Var total = ag::sum(ag::mul(y, Var(io.gy(0))), {}, false);
+            if (first) total = ag::add(total, ag::sum(ag::mul(vf, Var(io.gy(1))), {}, false));
+            ag::backward(total);
+            if (io.needs(0)) io.set(0, xi.grad());
+            if (!first && io.needs(1)) io.set(1, vfi.grad());
+        });
+    if (first) v_first = res[1];
+    return res[0];
+}
+
 Var Rwkv7::forward_hidden(const Var& input, Rwkv7State* state) const {
     if (input.ndim() != 3 || input.size(2) != cfg_.n_embd || input.size(0) < 1 || input.size(1) < 1)
         fail("Rwkv7: embeddings must be (B, T, C = {}), got {}", cfg_.n_embd, input.value().desc());
     if (state) check_state(*state, input.size(0));
     Var x = input;
     Var v_first;
-    for (size_t l = 0; l < blocks->size(); ++l) {
-        const Rwkv7Block& blk = block(l);
-        if (blk.ln0) x = blk.ln0->forward(x);
-        Var xa = blk.ln1->forward(x);
-        Var prev_a, s_in, prev_f;
-        if (state) {
-            prev_a = Var(state->att_shift[l]);
-            s_in = Var(state->wkv[l]);
-            prev_f = Var(state->ffn_shift[l]);
-        }
-        Rwkv7TimeMix::Out att = blk.att->forward(xa, prev_a, v_first, s_in);
-        x = ag::add(x, att.y);
-        Var xf = blk.ln2->forward(x);
-        x = ag::add(x, blk.ffn->forward(xf, prev_f));
-        if (state) {  // the old tensors stay alive in the Vars above (the tape may need them)
-            state->att_shift[l] = last_row(xa);
-            state->wkv[l] = att.state.value();
-            state->ffn_shift[l] = last_row(xf);
-        }
-    }
+    const bool checkpoint = checkpointing_ && !state && ag::grad_enabled();
+    for (size_t l = 0; l < blocks->size(); ++l)
+        x = checkpoint ? block_checkpointed(block(l), x, v_first)
+                       : block_forward(block(l), x, v_first, state, l);
     return ln_out->forward(x);  // (B, T, C)
 }
 

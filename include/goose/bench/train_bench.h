@@ -20,6 +20,7 @@ struct TrainBenchConfig {
     std::string dtype;           // f32 | bf16; empty: f32 on the CPU, bf16 on CUDA
     std::string peer_script;     // the CPU twin's timing script; empty: the one in the source tree
     bool no_peer = false;
+    bool checkpoint = false;     // CUDA: activation checkpointing of every block
 };
 
 void run_train_bench(const TrainBenchConfig& cfg);

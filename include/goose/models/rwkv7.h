@@ -142,6 +142,12 @@ class Rwkv7 : public nn::Module {
     // RNN mode, no gradient: ids (B) -> logits (B, V), advancing state.
     Tensor step(const Tensor& ids, Rwkv7State& state) const;
 
+    // Activation checkpointing (training without a state): each block keeps only its inputs and
+    // runs its forward again during the backward (about one more forward per step for a
+    // fraction of the activation memory).
+    void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+    bool activation_checkpointing() const { return checkpointing_; }
+
     const Rwkv7Config& config() const { return cfg_; }
     DType dtype() const { return dtype_; }
     // On the device of the model's parameters.
@@ -156,9 +162,13 @@ class Rwkv7 : public nn::Module {
   private:
     void check_state(const Rwkv7State& s, int64_t batch) const;
     void check_ids(const Tensor& ids) const;
+    Var block_forward(const Rwkv7Block& blk, Var x, Var& v_first, Rwkv7State* state,
+                      size_t l) const;
+    Var block_checkpointed(const Rwkv7Block& blk, const Var& x, Var& v_first) const;
 
     Rwkv7Config cfg_;
     DType dtype_;
+    bool checkpointing_ = false;
 };
 
 // train.py's configure_optimizers (spec §10.2): "lr_1x" (everything else: lr x1, no decay),
