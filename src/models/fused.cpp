@@ -29,6 +29,24 @@ bool fast(const Var& x) { return backend_of(x.value()) == Backend::cpu; }
 bool on_cuda(const Var& x) { return backend_of(x.value()) == Backend::cuda; }
 #endif
 
+// Parameter gradients from per-chunk partial sums: part holds, for each chunk in order, one
+// row of C per destination; dst[q] (C values, skipped when null) = Σ_chunks part[chunk][q].
+// Summing the chunks in a fixed order keeps results independent of the thread count.
+template <class T>
+void sum_chunk_parts(const std::vector<T>& part, int64_t chunks, int64_t C,
+                     const std::vector<T*>& dst) {
+    const auto Q = static_cast<int64_t>(dst.size());
+    for (int64_t q = 0; q < Q; ++q) {
+        T* d = dst[static_cast<size_t>(q)];
+        if (!d) continue;
+        std::fill(d, d + C, T(0));
+        for (int64_t k = 0; k < chunks; ++k) {
+            const T* p = part.data() + (k * Q + q) * C;
+            for (int64_t c = 0; c < C; ++c) d[c] += p[c];
+        }
+    }
+}
+
 // ---- token_mix ---------------------------------------------------------------------------
 
 // out[m] (B, T, C) = x + (xp - x) mu[m], xp the previous row (prev, or zeros, at t = 0).
@@ -108,15 +126,7 @@ void token_mix_backward_generic(const T* x, const T* prev, const std::vector<con
             }
         }
     }
-    for (int64_t m = 0; m < M; ++m) {
-        T* d = dmu[static_cast<size_t>(m)];
-        if (!d) continue;
-        std::fill(d, d + C, T(0));
-        for (int64_t k = 0; k < chunks; ++k) {
-            const T* pm = part.data() + (k * M + m) * C;
-            for (int64_t c = 0; c < C; ++c) d[c] += pm[c];
-        }
-    }
+    sum_chunk_parts(part, chunks, C, dmu);
 }
 
 
@@ -167,15 +177,7 @@ void token_mix_backward_vec(const T* x, const T* prev, const std::vector<const T
             }
         }
     }
-    for (int64_t m = 0; m < M; ++m) {
-        T* d = dmu[static_cast<size_t>(m)];
-        if (!d) continue;
-        std::fill(d, d + C, T(0));
-        for (int64_t k = 0; k < chunks; ++k) {
-            const T* pm = part.data() + (k * M + m) * C;
-            for (int64_t c = 0; c < C; ++c) d[c] += pm[c];
-        }
-    }
+    sum_chunk_parts(part, chunks, C, dmu);
 }
 
 template <class T>
@@ -348,15 +350,7 @@ void prep_backward(const PrepIn<T>& in, const PrepGrads<T>& g, int64_t rows, int
             }
         }
     }
-    T* dst[kPrepParams] = {g.dw0, g.da0, g.dv0, g.dkk, g.dka};
-    for (int64_t q = 0; q < kPrepParams; ++q) {
-        if (!dst[q]) continue;
-        std::fill(dst[q], dst[q] + C, T(0));
-        for (int64_t ch = 0; ch < chunks; ++ch) {
-            const T* p = part.data() + (ch * kPrepParams + q) * C;
-            for (int64_t c = 0; c < C; ++c) dst[q][c] += p[c];
-        }
-    }
+    sum_chunk_parts(part, chunks, C, {g.dw0, g.da0, g.dv0, g.dkk, g.dka});
 }
 
 // ---- rwkv7_out ------------------------------------------------------------------------------
@@ -470,15 +464,7 @@ void out_backward(const OutIn<T>& in, const OutGrads<T>& g, int64_t rows, int64_
             }
         }
     }
-    T* dst[kOutParams] = {g.drk, g.dlw, g.dlb};
-    for (int64_t q = 0; q < kOutParams; ++q) {
-        if (!dst[q]) continue;
-        std::fill(dst[q], dst[q] + C, T(0));
-        for (int64_t ch = 0; ch < chunks; ++ch) {
-            const T* p = part.data() + (ch * kOutParams + q) * C;
-            for (int64_t c = 0; c < C; ++c) dst[q][c] += p[c];
-        }
-    }
+    sum_chunk_parts(part, chunks, C, {g.drk, g.dlw, g.dlb});
 }
 
 // ---- lstm_cell -------------------------------------------------------------------------------
