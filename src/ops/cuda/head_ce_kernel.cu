@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ops/cuda/cuda_util.cuh"
 #include "ops/cuda/head_ce_kernel.h"
 
 namespace goose::head_ce_cuda {
@@ -17,6 +18,8 @@ namespace goose::head_ce_cuda {
 namespace {
 
 using gemm_lt::GemmType;
+using cuda_util::from_f;
+using cuda_util::to_f;
 
 constexpr int kRowThreads = 256;
 constexpr int kSumThreads = 1024;
@@ -70,27 +73,6 @@ __global__ void count_targets_kernel(const void* targets, bool i64, int64_t rows
         status[0] = c;
         status[1] = b < rows ? static_cast<int32_t>(b + 1) : 0;
     }
-}
-
-template <class T>
-__device__ __forceinline__ float to_f(T v);
-template <>
-__device__ __forceinline__ float to_f<float>(float v) {
-    return v;
-}
-template <>
-__device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) {
-    return __bfloat162float(v);
-}
-template <class T>
-__device__ __forceinline__ T from_f(float v);
-template <>
-__device__ __forceinline__ float from_f<float>(float v) {
-    return v;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) {
-    return __float2bfloat16_rn(v);
 }
 
 // Running (max, sum of exp(x - max), first argmax) of a thread's elements. Exponentials use the

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "core/cuda/cuda_check.h"
+#include "ops/cuda/cuda_util.cuh"
 #include "rwkv7_fused_kernels.h"
 
 namespace goose::models::fused::cuda_kernels {
@@ -17,10 +18,8 @@ namespace {
 
 constexpr float kL2Eps = 1e-12f;
 
-__device__ __forceinline__ float ld(const float* p) { return *p; }
-__device__ __forceinline__ float ld(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-__device__ __forceinline__ void st(float* p, float v) { *p = v; }
-__device__ __forceinline__ void st(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
+using cuda_util::load_f;
+using cuda_util::store_f;
 __device__ __forceinline__ float sigm(float x) { return 1.f / (1.f + __expf(-x)); }
 
 // Channels per thread: 1 up to C = 1024 (many warps per multiprocessor hide the latency of
@@ -100,7 +99,7 @@ __global__ void sum_partials(const float* __restrict__ part, T* __restrict__ out
     if (i >= K) return;
     float s = 0.f;
     for (int ch = 0; ch < chunks; ++ch) s += part[static_cast<int64_t>(ch) * K + i];
-    st(out + i, s);
+    store_f(out + i, s);
 }
 
 // ---- token_mix -------------------------------------------------------------------------------
@@ -126,11 +125,11 @@ __global__ void __launch_bounds__(1024) token_mix_fwd_kernel(MixArgs<T> a) {
     for (int64_t r = r0; r < min(rows, r0 + kRows); ++r) {
         const int64_t b = r / a.Tn, t = r % a.Tn;
         for (int64_t c = threadIdx.x; c < a.C; c += blockDim.x) {
-            const float xv = ld(a.x + r * a.C + c);
-            const float xp = t > 0 ? ld(a.x + (r - 1) * a.C + c)
-                                   : (a.prev ? ld(a.prev + b * a.C + c) : 0.f);
+            const float xv = load_f(a.x + r * a.C + c);
+            const float xp = t > 0 ? load_f(a.x + (r - 1) * a.C + c)
+                                   : (a.prev ? load_f(a.prev + b * a.C + c) : 0.f);
             for (int m = 0; m < a.M; ++m)
-                st(a.out[m] + r * a.C + c, xv + (xp - xv) * ld(a.mu[m] + c));
+                store_f(a.out[m] + r * a.C + c, xv + (xp - xv) * load_f(a.mu[m] + c));
         }
     }
 }
@@ -152,22 +151,22 @@ __global__ void __launch_bounds__(1024) token_mix_bwd_kernel(MixArgs<T> a) {
         for (int j = 0; j < CPT; ++j) {
             const int64_t c = threadIdx.x + j * blockDim.x;
             if (c >= a.C) continue;
-            const float xv = ld(a.x + r * a.C + c);
-            const float xp = t > 0 ? ld(a.x + (r - 1) * a.C + c)
-                                   : (a.prev ? ld(a.prev + b * a.C + c) : 0.f);
+            const float xv = load_f(a.x + r * a.C + c);
+            const float xp = t > 0 ? load_f(a.x + (r - 1) * a.C + c)
+                                   : (a.prev ? load_f(a.prev + b * a.C + c) : 0.f);
             float gs = 0.f, dxx = 0.f, dxx_next = 0.f;
 #pragma unroll
             for (int m = 0; m < kMaxMix; ++m) {
                 if (m >= a.M) break;
-                const float gm = ld(a.g[m] + r * a.C + c);
-                const float mu = ld(a.mu[m] + c);
+                const float gm = load_f(a.g[m] + r * a.C + c);
+                const float mu = load_f(a.mu[m] + c);
                 gs += gm;
                 dxx += gm * mu;
-                if (t + 1 < a.Tn) dxx_next += ld(a.g[m] + (r + 1) * a.C + c) * mu;
+                if (t + 1 < a.Tn) dxx_next += load_f(a.g[m] + (r + 1) * a.C + c) * mu;
                 acc[m][j] += gm * (xp - xv);
             }
-            if (a.dx) st(a.dx + r * a.C + c, gs - dxx + dxx_next);
-            if (t == 0 && a.dprev) st(a.dprev + b * a.C + c, dxx);
+            if (a.dx) store_f(a.dx + r * a.C + c, gs - dxx + dxx_next);
+            if (t == 0 && a.dprev) store_f(a.dprev + b * a.C + c, dxx);
         }
     }
     if (!a.part) return;
@@ -210,16 +209,16 @@ __global__ void __launch_bounds__(1024) prep_fwd_kernel(PrepArgs<T> a) {
             const int c = chan<WH, CPT>(j);
             z[0][j] = zz[0][j] = s[j] = 0.f;
             if (!WH && c >= C) continue;
-            st(a.w + o + c, ld(a.w0 + c) + ld(a.wl + o + c));
-            s[j] = sigm(ld(a.a0 + c) + ld(a.al + o + c));
-            const float kr = ld(a.kr + o + c);
-            z[0][j] = kr * ld(a.kk + c);
+            store_f(a.w + o + c, load_f(a.w0 + c) + load_f(a.wl + o + c));
+            s[j] = sigm(load_f(a.a0 + c) + load_f(a.al + o + c));
+            const float kr = load_f(a.kr + o + c);
+            z[0][j] = kr * load_f(a.kk + c);
             zz[0][j] = z[0][j] * z[0][j];
-            st(a.k + o + c, kr * (1.f + (s[j] - 1.f) * ld(a.ka + c)));
+            store_f(a.k + o + c, kr * (1.f + (s[j] - 1.f) * load_f(a.ka + c)));
             if (a.vl) {
-                const float vr = ld(a.vr + o + c);
-                st(a.v + o + c,
-                   vr + (ld(a.vf + o + c) - vr) * sigm(ld(a.v0 + c) + ld(a.vl + o + c)));
+                const float vr = load_f(a.vr + o + c);
+                store_f(a.v + o + c,
+                   vr + (load_f(a.vf + o + c) - vr) * sigm(load_f(a.v0 + c) + load_f(a.vl + o + c)));
             }
         }
         float hz[1][CPT];
@@ -230,8 +229,8 @@ __global__ void __launch_bounds__(1024) prep_fwd_kernel(PrepArgs<T> a) {
             if (!WH && c >= C) continue;
             const float inv = 1.f / fmaxf(sqrtf(hz[0][j]), kL2Eps);
             const float kk = z[0][j] * inv;
-            st(a.aa + o + c, -kk);
-            st(a.bb + o + c, kk * s[j]);
+            store_f(a.aa + o + c, -kk);
+            store_f(a.bb + o + c, kk * s[j]);
         }
     }
 }
@@ -254,15 +253,15 @@ __global__ void __launch_bounds__(1024) prep_bwd_kernel(PrepArgs<T> a) {
             const int c = chan<WH, CPT>(j);
             sums[0][j] = sums[1][j] = 0.f;
             if (!WH && c >= C) continue;
-            const float gw = ld(a.gw + o + c), gk = ld(a.gk + o + c), gaa = ld(a.gaa + o + c);
-            gbb[j] = ld(a.gbb + o + c);
+            const float gw = load_f(a.gw + o + c), gk = load_f(a.gk + o + c), gaa = load_f(a.gaa + o + c);
+            gbb[j] = load_f(a.gbb + o + c);
             pw0[j] += gw;
-            const float p = ld(a.a0 + c) + ld(a.al + o + c);
+            const float p = load_f(a.a0 + c) + load_f(a.al + o + c);
             const float s = sigm(p);
             q[j] = s * (1.f - s);
-            kr[j] = ld(a.kr + o + c);
-            const float ka = ld(a.ka + c);
-            z[j] = kr[j] * ld(a.kk + c);
+            kr[j] = load_f(a.kr + o + c);
+            const float ka = load_f(a.ka + c);
+            z[j] = kr[j] * load_f(a.kk + c);
             sums[0][j] = z[j] * z[j];
             d[j] = gbb[j] * s - gaa;  // gradient of kk
             sums[1][j] = d[j] * z[j];
@@ -270,13 +269,13 @@ __global__ void __launch_bounds__(1024) prep_bwd_kernel(PrepArgs<T> a) {
             dsa[j] = gk * kr[j] * ka;
             pka[j] += gk * kr[j] * (s - 1.f);
             if (a.vl) {
-                const float gv = ld(a.gv + o + c), vr = ld(a.vr + o + c), vf = ld(a.vf + o + c);
-                const float p2 = ld(a.v0 + c) + ld(a.vl + o + c);
+                const float gv = load_f(a.gv + o + c), vr = load_f(a.vr + o + c), vf = load_f(a.vf + o + c);
+                const float p2 = load_f(a.v0 + c) + load_f(a.vl + o + c);
                 const float s2 = sigm(p2);
                 const float dvl = gv * (vf - vr) * s2 * (1.f - s2);
-                st(a.dvr + o + c, gv * (1.f - s2));
-                st(a.dvf + o + c, gv * s2);
-                st(a.dvl + o + c, dvl);
+                store_f(a.dvr + o + c, gv * (1.f - s2));
+                store_f(a.dvf + o + c, gv * s2);
+                store_f(a.dvl + o + c, dvl);
                 pv0[j] += dvl;
             }
         }
@@ -291,11 +290,11 @@ __global__ void __launch_bounds__(1024) prep_bwd_kernel(PrepArgs<T> a) {
             const float coef = norm >= kL2Eps ? hsum[1][j] * iv * iv : 0.f;
             const float dz = (d[j] - z[j] * coef) * iv;
             const float ds = dsa[j] + gbb[j] * z[j] * iv;
-            const float kkp = ld(a.kk + c);
-            st(a.dkr + o + c, dkr[j] + dz * kkp);
+            const float kkp = load_f(a.kk + c);
+            store_f(a.dkr + o + c, dkr[j] + dz * kkp);
             pkk[j] += dz * kr[j];
             const float da = ds * q[j];
-            st(a.dal + o + c, da);
+            store_f(a.dal + o + c, da);
             pa0[j] += da;
         }
     }
@@ -338,9 +337,9 @@ __device__ void out_stats(const OutArgs<T>& a, int64_t o, float* smem, float* hs
         y[j] = 0.f;
         v2[0][j] = v2[1][j] = 0.f;
         if (!WH && c >= C) continue;
-        y[j] = ld(a.y + o + c);
+        y[j] = load_f(a.y + o + c);
         v2[0][j] = y[j];
-        v2[1][j] = ld(a.r + o + c) * ld(a.k + o + c) * ld(a.rk + c);
+        v2[1][j] = load_f(a.r + o + c) * load_f(a.k + o + c) * load_f(a.rk + c);
     }
     float h2[2][CPT];
     head_sums<2, CPT, WH>(v2, smem, hs, C, a.N, h2);
@@ -379,9 +378,9 @@ __global__ void __launch_bounds__(1024) out_fwd_kernel(OutArgs<T> a) {
         for (int j = 0; j < CPT; ++j) {
             const int c = chan<WH, CPT>(j);
             if (!WH && c >= C) continue;
-            const float zn = (y[j] - mean[j]) * rstd[j] * ld(a.lw + c) + ld(a.lb + c) +
-                             s[j] * ld(a.v + o + c);
-            st(a.z + o + c, zn * ld(a.g + o + c));
+            const float zn = (y[j] - mean[j]) * rstd[j] * load_f(a.lw + c) + load_f(a.lb + c) +
+                             s[j] * load_f(a.v + o + c);
+            store_f(a.z + o + c, zn * load_f(a.g + o + c));
         }
     }
 }
@@ -406,13 +405,13 @@ __global__ void __launch_bounds__(1024) out_bwd_kernel(OutArgs<T> a) {
             const int c = chan<WH, CPT>(j);
             sums[0][j] = sums[1][j] = sums[2][j] = 0.f;
             if (!WH && c >= C) continue;
-            const float gz = ld(a.gz + o + c), gg = ld(a.g + o + c), v = ld(a.v + o + c);
-            const float lw = ld(a.lw + c), lb = ld(a.lb + c);
+            const float gz = load_f(a.gz + o + c), gg = load_f(a.g + o + c), v = load_f(a.v + o + c);
+            const float lw = load_f(a.lw + c), lb = load_f(a.lb + c);
             const float h = (y[j] - mean[j]) * rstd[j];
             hh[j] = h;
             const float dp = gz * gg;  // gradient of ln_x(y) + s v
-            st(a.dg + o + c, gz * (h * lw + lb + s[j] * v));
-            st(a.dv + o + c, dp * s[j]);
+            store_f(a.dg + o + c, gz * (h * lw + lb + s[j] * v));
+            store_f(a.dv + o + c, dp * s[j]);
             plw[j] += dp * h;
             plb[j] += dp;
             const float d = dp * lw;
@@ -427,10 +426,10 @@ __global__ void __launch_bounds__(1024) out_bwd_kernel(OutArgs<T> a) {
             const int c = chan<WH, CPT>(j);
             if (!WH && c >= C) continue;
             const float ds = h3[0][j], m1 = h3[1][j], m2 = h3[2][j];
-            st(a.dy + o + c, rstd[j] * (sums[1][j] - m1 * inv_n - hh[j] * m2 * inv_n));
-            const float rr = ld(a.r + o + c), kk = ld(a.k + o + c), rk = ld(a.rk + c);
-            st(a.dr + o + c, ds * kk * rk);
-            st(a.dk + o + c, ds * rr * rk);
+            store_f(a.dy + o + c, rstd[j] * (sums[1][j] - m1 * inv_n - hh[j] * m2 * inv_n));
+            const float rr = load_f(a.r + o + c), kk = load_f(a.k + o + c), rk = load_f(a.rk + c);
+            store_f(a.dr + o + c, ds * kk * rk);
+            store_f(a.dk + o + c, ds * rr * rk);
             prk[j] += ds * rr * kk;
         }
     }
@@ -495,6 +494,20 @@ void by_layout(int C, int N, F&& f) {
 // Threads per block of a layout: 32 per head, or threads_for(C).
 int layout_threads(bool wh, int C, int N) { return wh ? 32 * (C / N) : threads_for(C); }
 
+// Launches the row kernel that pick(wh, cpt) returns for the layout of (C, N) over the chunks of
+// rows; `sums`: how many per-head sums the kernel keeps at once (its shared memory in the block
+// layout).
+template <class Args, class Pick>
+void launch_rows(const Args& a, int64_t rows, int C, int N, int sums, void* stream, Pick&& pick) {
+    by_layout(C, N, [&](auto wh, auto cpt) {
+        constexpr bool kWh = decltype(wh)::value;
+        const size_t smem = kWh ? 0 : static_cast<size_t>(sums * (C + C / N)) * sizeof(float);
+        const auto kernel = pick(wh, cpt);
+        kernel<<<chunks_of(rows), layout_threads(kWh, C, N), smem,
+                 static_cast<cudaStream_t>(stream)>>>(a);
+    });
+}
+
 }  // namespace
 
 int row_chunks(int64_t rows) { return chunks_of(rows); }
@@ -555,17 +568,10 @@ void prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, b
         a.rows = rows;
         a.C = C;
         a.N = N;
-        const auto s = static_cast<cudaStream_t>(st);
-        const int H = C / N;
-        by_layout(C, N, [&](auto wh, auto cpt) {
+        launch_rows(a, rows, C, N, backward ? 2 : 1, st, [&](auto wh, auto cpt) {
             constexpr bool kWh = decltype(wh)::value;
             constexpr int kCptV = decltype(cpt)::value;
-            const int threads = layout_threads(kWh, C, N);
-            const auto smem = [&](int k) { return kWh ? 0 : static_cast<size_t>(k * (C + H)) * sizeof(float); };
-            if (backward)
-                prep_bwd_kernel<T, kCptV, kWh><<<chunks_of(rows), threads, smem(2), s>>>(a);
-            else
-                prep_fwd_kernel<T, kCptV, kWh><<<chunks_of(rows), threads, smem(1), s>>>(a);
+            return backward ? &prep_bwd_kernel<T, kCptV, kWh> : &prep_fwd_kernel<T, kCptV, kWh>;
         });
     });
     GOOSE_CUDA_LAUNCH_CHECK();
@@ -587,17 +593,10 @@ void out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool ba
         a.C = C;
         a.N = N;
         a.eps = eps;
-        const auto s = static_cast<cudaStream_t>(st);
-        const int H = C / N;
-        by_layout(C, N, [&](auto wh, auto cpt) {
+        launch_rows(a, rows, C, N, backward ? 3 : 2, st, [&](auto wh, auto cpt) {
             constexpr bool kWh = decltype(wh)::value;
             constexpr int kCptV = decltype(cpt)::value;
-            const int threads = layout_threads(kWh, C, N);
-            const auto smem = [&](int k) { return kWh ? 0 : static_cast<size_t>(k * (C + H)) * sizeof(float); };
-            if (backward)
-                out_bwd_kernel<T, kCptV, kWh><<<chunks_of(rows), threads, smem(3), s>>>(a);
-            else
-                out_fwd_kernel<T, kCptV, kWh><<<chunks_of(rows), threads, smem(2), s>>>(a);
+            return backward ? &out_bwd_kernel<T, kCptV, kWh> : &out_fwd_kernel<T, kCptV, kWh>;
         });
     });
     GOOSE_CUDA_LAUNCH_CHECK();
