@@ -104,11 +104,8 @@ std::vector<Tensor> dispatch_split(Backend b, const char* op, const Tensor& x,
         case Backend::ref:
             return split_forward_ref(x, sizes, axis);
         case Backend::cpu:
-            return split_forward_cpu(x, sizes, axis);
-#ifdef GOOSE_CUDA
         case Backend::cuda:
-            return split_forward_cuda(x, sizes, axis);
-#endif
+            return split_forward_strided(x, sizes, axis);
         default:
             no_kernel(op, b);
     }
@@ -119,11 +116,8 @@ Tensor dispatch_concat(Backend b, const char* op, const std::vector<Tensor>& xs,
         case Backend::ref:
             return concat_forward_ref(xs, axis);
         case Backend::cpu:
-            return concat_forward_cpu(xs, axis);
-#ifdef GOOSE_CUDA
         case Backend::cuda:
-            return concat_forward_cuda(xs, axis);
-#endif
+            return concat_forward_strided(xs, axis);
         default:
             no_kernel(op, b);
     }
@@ -134,11 +128,8 @@ Tensor dispatch_reshape(const char* op, const Tensor& x, const Shape& shape) {
         case Backend::ref:
             return reshape_forward_ref(x, shape);
         case Backend::cpu:
-            return reshape_forward_cpu(x, shape);
-#ifdef GOOSE_CUDA
         case Backend::cuda:
-            return reshape_forward_cuda(x, shape);
-#endif
+            return reshape_forward_strided(x, shape);
         default:
             no_kernel(op, backend_of(x));
     }
@@ -149,11 +140,8 @@ Tensor dispatch_transpose(const char* op, const Tensor& x, int a, int b) {
         case Backend::ref:
             return transpose_forward_ref(x, a, b);
         case Backend::cpu:
-            return transpose_forward_cpu(x, a, b);
-#ifdef GOOSE_CUDA
         case Backend::cuda:
-            return transpose_forward_cuda(x, a, b);
-#endif
+            return transpose_forward_strided(x, a, b);
         default:
             no_kernel(op, backend_of(x));
     }
@@ -164,11 +152,8 @@ Tensor dispatch_permute(const char* op, const Tensor& x, std::span<const int> or
         case Backend::ref:
             return permute_forward_ref(x, order);
         case Backend::cpu:
-            return permute_forward_cpu(x, order);
-#ifdef GOOSE_CUDA
         case Backend::cuda:
-            return permute_forward_cuda(x, order);
-#endif
+            return permute_forward_strided(x, order);
         default:
             no_kernel(op, backend_of(x));
     }
@@ -179,11 +164,8 @@ Tensor dispatch_contiguous(const char* op, const Tensor& x) {
         case Backend::ref:
             return contiguous_forward_ref(x);
         case Backend::cpu:
-            return contiguous_forward_cpu(x);
-#ifdef GOOSE_CUDA
         case Backend::cuda:
-            return contiguous_forward_cuda(x);
-#endif
+            return contiguous_forward_strided(x);
         default:
             no_kernel(op, backend_of(x));
     }
@@ -283,11 +265,8 @@ Tensor slice_forward(const Tensor& x, int axis, int64_t start, int64_t end, int6
         case Backend::ref:
             return slice_forward_ref(x, r);
         case Backend::cpu:
-            return slice_forward_cpu(x, r);
-#ifdef GOOSE_CUDA
         case Backend::cuda:
-            return slice_forward_cuda(x, r);
-#endif
+            return slice_forward_strided(x, r);
         default:
             no_kernel("slice", backend_of(x));
     }
@@ -307,11 +286,8 @@ Tensor slice_backward(const Tensor& gy, const Shape& x_shape, int axis, int64_t 
         case Backend::ref:
             return slice_backward_ref(gy, x_shape, r);
         case Backend::cpu:
-            return slice_backward_cpu(gy, x_shape, r);
-#ifdef GOOSE_CUDA
         case Backend::cuda:
-            return slice_backward_cuda(gy, x_shape, r);
-#endif
+            return slice_backward_strided(gy, x_shape, r);
         default:
             no_kernel("slice", backend_of(gy));
     }

@@ -68,23 +68,15 @@ Tensor transpose_forward_ref(const Tensor& x, int a, int b);
 Tensor permute_forward_ref(const Tensor& x, std::span<const int> order);
 Tensor contiguous_forward_ref(const Tensor& x);
 
-Tensor concat_forward_cpu(const std::vector<Tensor>& xs, int axis);
-std::vector<Tensor> split_forward_cpu(const Tensor& x, const std::vector<int64_t>& sizes, int axis);
-Tensor slice_forward_cpu(const Tensor& x, const SliceRange& r);
-Tensor slice_backward_cpu(const Tensor& gy, const Shape& x_shape, const SliceRange& r);
-Tensor reshape_forward_cpu(const Tensor& x, const Shape& shape);
-Tensor transpose_forward_cpu(const Tensor& x, int a, int b);
-Tensor permute_forward_cpu(const Tensor& x, std::span<const int> order);
-Tensor contiguous_forward_cpu(const Tensor& x);
-
-// CUDA variants (src/ops/cuda/shape.cpp; built with GOOSE_CUDA only).
-Tensor concat_forward_cuda(const std::vector<Tensor>& xs, int axis);
-std::vector<Tensor> split_forward_cuda(const Tensor& x, const std::vector<int64_t>& sizes, int axis);
-Tensor slice_forward_cuda(const Tensor& x, const SliceRange& r);
-Tensor slice_backward_cuda(const Tensor& gy, const Shape& x_shape, const SliceRange& r);
-Tensor reshape_forward_cuda(const Tensor& x, const Shape& shape);
-Tensor transpose_forward_cuda(const Tensor& x, int a, int b);
-Tensor permute_forward_cuda(const Tensor& x, std::span<const int> order);
-Tensor contiguous_forward_cuda(const Tensor& x);
+// Fast variants for CPU and CUDA tensors alike: strided copies between views (core's
+// copy_strided picks the device's copy), outputs packed on the input's device.
+Tensor concat_forward_strided(const std::vector<Tensor>& xs, int axis);
+std::vector<Tensor> split_forward_strided(const Tensor& x, const std::vector<int64_t>& sizes, int axis);
+Tensor slice_forward_strided(const Tensor& x, const SliceRange& r);
+Tensor slice_backward_strided(const Tensor& gy, const Shape& x_shape, const SliceRange& r);
+Tensor reshape_forward_strided(const Tensor& x, const Shape& shape);
+Tensor transpose_forward_strided(const Tensor& x, int a, int b);
+Tensor permute_forward_strided(const Tensor& x, std::span<const int> order);
+Tensor contiguous_forward_strided(const Tensor& x);
 
 }  // namespace goose::ops

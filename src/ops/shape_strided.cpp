@@ -1,11 +1,13 @@
-// CUDA shape and copy ops: each is a strided copy between device views (core's copy kernel
-// through copy_strided), like the fast CPU variants; outputs are packed device tensors.
+// Fast shape and copy ops for CPU and CUDA tensors: every op is a strided copy between views
+// through core's copy_strided (the blocked CPU copy of src/core/strided_copy.h, or the device's
+// copy kernels); outputs are packed on the input's device.
 #include "goose/ops/shape.h"
 
 namespace goose::ops {
 
 namespace {
 
+// A new packed tensor holding src (any strides).
 Tensor packed_copy(const Tensor& src) {
     Tensor y = Tensor::empty(src.shape(), src.dtype(), src.device());
     copy_strided(y, src);
@@ -14,7 +16,7 @@ Tensor packed_copy(const Tensor& src) {
 
 }  // namespace
 
-Tensor concat_forward_cuda(const std::vector<Tensor>& xs, int axis) {
+Tensor concat_forward_strided(const std::vector<Tensor>& xs, int axis) {
     Shape shape = xs[0].shape();
     shape[axis] = 0;
     for (const Tensor& x : xs) shape[axis] += x.size(axis);
@@ -28,8 +30,8 @@ Tensor concat_forward_cuda(const std::vector<Tensor>& xs, int axis) {
     return y;
 }
 
-std::vector<Tensor> split_forward_cuda(const Tensor& x, const std::vector<int64_t>& sizes,
-                                       int axis) {
+std::vector<Tensor> split_forward_strided(const Tensor& x, const std::vector<int64_t>& sizes,
+                                      int axis) {
     std::vector<Tensor> ys;
     ys.reserve(sizes.size());
     int64_t off = 0;
@@ -40,31 +42,31 @@ std::vector<Tensor> split_forward_cuda(const Tensor& x, const std::vector<int64_
     return ys;
 }
 
-Tensor slice_forward_cuda(const Tensor& x, const SliceRange& r) {
+Tensor slice_forward_strided(const Tensor& x, const SliceRange& r) {
     return packed_copy(x.slice(r.axis, r.start, r.end, r.step));
 }
 
-Tensor slice_backward_cuda(const Tensor& gy, const Shape& x_shape, const SliceRange& r) {
+Tensor slice_backward_strided(const Tensor& gy, const Shape& x_shape, const SliceRange& r) {
     Tensor gx = Tensor::zeros(x_shape, gy.dtype(), gy.device());
     copy_strided(gx.slice(r.axis, r.start, r.end, r.step), gy);
     return gx;
 }
 
-Tensor reshape_forward_cuda(const Tensor& x, const Shape& shape) {
+Tensor reshape_forward_strided(const Tensor& x, const Shape& shape) {
     Tensor y = Tensor::empty(shape, x.dtype(), x.device());
     copy_strided(y.view(x.shape()), x);
     return y;
 }
 
-Tensor transpose_forward_cuda(const Tensor& x, int a, int b) {
+Tensor transpose_forward_strided(const Tensor& x, int a, int b) {
     return packed_copy(x.transpose(a, b));
 }
 
-Tensor permute_forward_cuda(const Tensor& x, std::span<const int> order) {
+Tensor permute_forward_strided(const Tensor& x, std::span<const int> order) {
     return packed_copy(x.permute(order));
 }
 
-Tensor contiguous_forward_cuda(const Tensor& x) {
+Tensor contiguous_forward_strided(const Tensor& x) {
     return packed_copy(x);
 }
 
