@@ -120,21 +120,9 @@ void add_grad(VarImpl& v, Tensor g) {
 }
 }  // namespace
 
-void backward(const Var& root, Tensor seed) {
-    if (!root.defined()) fail("backward: the root Var is undefined");
-    if (!root.requires_grad())
-        fail("backward: the root does not require grad (no input required grad, or grad mode "
-             "was off when it was computed)");
-    if (!seed.defined()) {
-        if (root.numel() != 1)
-            fail("backward: root {} has {} elements; pass a seed gradient of its shape",
-                 root.value().desc(), root.numel());
-        seed = Tensor::full(root.shape(), 1.0, root.dtype(), root.value().device());
-    }
-    if (seed.shape() != root.shape())
-        fail("backward: seed {} does not match root {}", seed.desc(), root.value().desc());
-    add_grad(*root.impl(), seed);
-
+namespace {
+// Replays the thread's tape backwards (the roots' seeds already added) and frees it.
+void run_tape() {
     std::vector<Entry> tape = std::move(t_tape);
     t_tape.clear();
     for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
@@ -160,7 +148,38 @@ void backward(const Var& root, Tensor seed) {
             if (!o->is_leaf) o->grad = Tensor();
         e.backward = nullptr;  // frees saved tensors as we go
     }
-    if (!root.impl()->is_leaf) root.impl()->grad = Tensor();
+}
+}  // namespace
+
+void backward(const Var& root, Tensor seed) {
+    if (!root.defined()) fail("backward: the root Var is undefined");
+    if (!root.requires_grad())
+        fail("backward: the root does not require grad (no input required grad, or grad mode "
+             "was off when it was computed)");
+    if (!seed.defined()) {
+        if (root.numel() != 1)
+            fail("backward: root {} has {} elements; pass a seed gradient of its shape",
+                 root.value().desc(), root.numel());
+        seed = Tensor::full(root.shape(), 1.0, root.dtype(), root.value().device());
+    }
+    backward(std::vector<Var>{root}, std::vector<Tensor>{std::move(seed)});
+}
+
+void backward(const std::vector<Var>& roots, std::vector<Tensor> seeds) {
+    if (roots.size() != seeds.size())
+        fail("backward: {} roots but {} seeds", roots.size(), seeds.size());
+    for (size_t i = 0; i < roots.size(); ++i) {
+        const Var& r = roots[i];
+        if (!r.defined()) fail("backward: root {} is undefined", i);
+        if (!r.requires_grad()) fail("backward: root {} does not require grad", i);
+        if (seeds[i].shape() != r.shape())
+            fail("backward: seed {} of root {} does not match it ({})", seeds[i].desc(), i,
+                 r.value().desc());
+    }
+    for (size_t i = 0; i < roots.size(); ++i) add_grad(*roots[i].impl(), std::move(seeds[i]));
+    run_tape();
+    for (const Var& r : roots)
+        if (!r.impl()->is_leaf) r.impl()->grad = Tensor();
 }
 
 size_t tape_size() { return t_tape.size(); }

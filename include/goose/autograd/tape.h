@@ -63,6 +63,8 @@ Var record(const char* op, std::vector<Var> inputs, Tensor output, BackwardFn ba
 // one-element root. Gradients accumulate (+=) into leaves that require grad; intermediate
 // gradients and the whole tape are freed at the end.
 void backward(const Var& root, Tensor seed = Tensor());
+// The same from several roots at once, seeds[i] = d(objective)/d(roots[i]) (shapes checked).
+void backward(const std::vector<Var>& roots, std::vector<Tensor> seeds);
 
 size_t tape_size();  // entries recorded in this thread since the last backward/clear
 void clear_tape();   // drops the tape without a reverse pass

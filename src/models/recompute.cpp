@@ -1,0 +1,130 @@
+// Memory-lean differentiable functions of the RWKV-7 blocks: the intermediates are rebuilt in
+// the backward (see recompute.h).
+#include "models/recompute.h"
+
+#include <utility>
+
+#include "goose/autograd.h"
+#include "goose/ops/binary.h"
+#include "goose/ops/matmul.h"
+#include "goose/ops/unary.h"
+#include "models/fused.h"
+
+namespace goose::models::recompute {
+
+namespace {
+
+Tensor project_forward(const Tensor& m, const Tensor& w, bool transposed) {
+    return transposed ? ops::linear_forward(m, w) : ops::matmul_forward(m, w);
+}
+
+// -> {d mix, d w}
+std::pair<Tensor, Tensor> project_backward(const Tensor& gy, const Tensor& m, const Tensor& w,
+                                           bool transposed, bool need_w) {
+    if (transposed) {
+        ops::LinearGrads g = ops::linear_backward(gy, m, w, false, true, need_w, false);
+        return {std::move(g.x), std::move(g.w)};
+    }
+    ops::MatmulGrads g = ops::matmul_backward(gy, m, w, false, false, true, need_w);
+    return {std::move(g.a), std::move(g.b)};
+}
+
+// bf16 weights train only on CUDA with bf16 activations (as ag::linear).
+void check_trainable(const Var& x, const Var& w, const char* op) {
+    const bool cuda_bf16 = x.dtype() == DType::bf16 && x.value().device().is_cuda();
+    if (w.dtype() == DType::bf16 && !cuda_bf16 && w.requires_grad() && ag::grad_enabled())
+        fail("{}: bf16 weights are inference-only: w {} requires grad", op, w.value().desc());
+}
+
+}  // namespace
+
+std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Var>& mu,
+                             const std::vector<MixProjection>& proj) {
+    if (!x.defined()) fail("mix_project: x is undefined");
+    for (const MixProjection& p : proj) {
+        if (p.mix >= mu.size())
+            fail("mix_project: projection of mix {} but only {} mixing vectors", p.mix, mu.size());
+        if (!p.w.defined()) fail("mix_project: a projection weight is undefined");
+        check_trainable(x, p.w, "mix_project");
+    }
+    std::vector<Tensor> outs;
+    {
+        ag::NoGradGuard no_grad;
+        const std::vector<Var> mixes = fused::token_mix(x, prev, mu);
+        for (const MixProjection& p : proj)
+            outs.push_back(project_forward(mixes[p.mix].value(), p.w.value(), p.transposed));
+    }  // the mixes die here
+    const size_t M = mu.size(), P = proj.size();
+    std::vector<Var> inputs{x, prev};
+    std::vector<Tensor> muv, wv;
+    std::vector<size_t> which;
+    std::vector<bool> transposed;
+    for (const Var& m : mu) {
+        inputs.push_back(m);
+        muv.push_back(m.value());
+    }
+    for (const MixProjection& p : proj) {
+        inputs.push_back(p.w);
+        wv.push_back(p.w.value());
+        which.push_back(p.mix);
+        transposed.push_back(p.transposed);
+    }
+    const Tensor xv = x.value(), pv = prev.defined() ? prev.value() : Tensor();
+    return ag::record(
+        "mix_project", std::move(inputs), std::move(outs),
+        [xv, pv, muv, wv, which, transposed, M, P](GradIO& io) {
+            // The mixes again, on a tape of their own when x, prev or a mixing vector needs a
+            // gradient; then the projections' backward by hand and the tape from the mixes.
+            Var xi(xv, io.needs(0));
+            Var pi = pv.defined() ? Var(pv, io.needs(1)) : Var();
+            std::vector<Var> mui;
+            for (size_t m = 0; m < M; ++m) mui.emplace_back(muv[m], io.needs(static_cast<int>(2 + m)));
+            const std::vector<Var> mixes = fused::token_mix(xi, pi, mui);
+            std::vector<Tensor> dmix(M);
+            for (size_t p = 0; p < P; ++p) {
+                const int wi = static_cast<int>(2 + M + p);
+                auto [dm, dw] = project_backward(io.gy(static_cast<int>(p)),
+                                                 mixes[which[p]].value(), wv[p], transposed[p],
+                                                 io.needs(wi));
+                io.set(wi, std::move(dw));
+                Tensor& acc = dmix[which[p]];
+                acc = acc.defined() ? ops::binary_forward(BinaryOp::add, acc, dm) : std::move(dm);
+            }
+            std::vector<Var> roots;
+            std::vector<Tensor> seeds;
+            for (size_t m = 0; m < M; ++m)
+                if (dmix[m].defined() && mixes[m].requires_grad()) {
+                    roots.push_back(mixes[m]);
+                    seeds.push_back(std::move(dmix[m]));
+                }
+            if (roots.empty()) {
+                ag::clear_tape();
+                return;
+            }
+            ag::backward(roots, std::move(seeds));
+            if (io.needs(0)) io.set(0, xi.grad());
+            if (pi.defined() && io.needs(1)) io.set(1, pi.grad());
+            for (size_t m = 0; m < M; ++m)
+                if (io.needs(static_cast<int>(2 + m))) io.set(static_cast<int>(2 + m), mui[m].grad());
+        });
+}
+
+Var relu2_linear(const Var& h, const Var& w) {
+    if (!h.defined() || !w.defined()) fail("relu2_linear: h or w is undefined");
+    check_trainable(h, w, "relu2_linear");
+    Tensor y = ops::linear_forward(ops::unary_forward(UnaryOp::relu2, h.value()), w.value());
+    return ag::record("relu2_linear", {h, w}, std::move(y),
+                      [hv = h.value(), wv = w.value()](GradIO& io) {
+                          ops::LinearGrads g;
+                          {
+                              const Tensor a = ops::unary_forward(UnaryOp::relu2, hv);
+                              g = ops::linear_backward(io.gy(), a, wv, false, io.needs(0),
+                                                       io.needs(1), false);
+                          }  // relu(h)^2 dies before dh is made
+                          if (io.needs(0))
+                              io.set(0, ops::unary_backward(UnaryOp::relu2, g.x, hv));
+                          io.set(1, std::move(g.w));
+                      });
+}
+
+}  // namespace goose::models::recompute

@@ -1,0 +1,134 @@
+// The memory-lean functions of src/models/recompute.h against the same functions composed from
+// ag:: ops: values and every input gradient agree to rounding (f64), with and without prev, a
+// mix feeding two projections, both projection layouts, inputs that need no gradient.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "goose/autograd.h"
+#include "goose/core/rng.h"
+#include "models/fused.h"
+#include "models/recompute.h"
+
+namespace goose::models::recompute {
+namespace {
+
+using Fn = std::function<std::vector<Var>(const std::vector<Var>&)>;
+
+// fn on fresh f64 leaves (requires_grad as given), then backward of Σ_i <out_i, seed_i>;
+// returns the outputs followed by every input's gradient (undefined where none).
+std::vector<Tensor> run(const Fn& fn, const std::vector<Tensor>& inputs,
+                        const std::vector<bool>& needs) {
+    std::vector<Var> vars;
+    for (size_t i = 0; i < inputs.size(); ++i)
+        vars.push_back(inputs[i].defined() ? Var(inputs[i], needs[i]) : Var());
+    const std::vector<Var> outs = fn(vars);
+    Rng rng(5, "seed");
+    Var total;
+    std::vector<Tensor> r;
+    for (const Var& o : outs) {
+        r.push_back(o.value());
+        const Var term = ag::sum(ag::mul(o, Var(Tensor::randn(o.shape(), rng, DType::f64))), {},
+                                 false);
+        total = total.defined() ? ag::add(total, term) : term;
+    }
+    ag::backward(total);
+    for (const Var& v : vars) r.push_back(v.defined() ? v.grad() : Tensor());
+    return r;
+}
+
+void expect_same(const Fn& lean, const Fn& composed, const std::vector<Tensor>& inputs,
+                 const std::vector<bool>& needs, const std::string& what) {
+    const std::vector<Tensor> a = run(lean, inputs, needs), b = run(composed, inputs, needs);
+    ASSERT_EQ(a.size(), b.size()) << what;
+    for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_EQ(a[i].defined(), b[i].defined()) << what << " item " << i;
+        if (!a[i].defined()) continue;
+        ASSERT_EQ(a[i].shape(), b[i].shape()) << what << " item " << i;
+        const auto x = a[i].to_vector(), y = b[i].to_vector();
+        double worst = 0, scale = 1e-300;
+        for (size_t j = 0; j < x.size(); ++j) {
+            worst = std::max(worst, std::fabs(x[j] - y[j]));
+            scale = std::max(scale, std::fabs(y[j]));
+        }
+        EXPECT_LE(worst, 1e-12 * scale) << what << " item " << i << " (outputs, then gradients)";
+    }
+}
+
+Tensor randn(const Shape& s, Rng& rng, double std = 1.0) {
+    return Tensor::randn(s, rng, DType::f64, 0.0, std);
+}
+
+TEST(Recompute, MixProjectMatchesTokenMixThenProducts) {
+    Rng rng(1, "mix_project");
+    const int64_t b = 2, t = 5, c = 8;
+    for (bool with_prev : {false, true})
+        for (bool mixes_need_grad : {true, false}) {
+            // x, prev, three mixing vectors, then a Linear weight (6, C), a LoRA matrix (C, 3),
+            // a Linear weight (4, C) that reads the same mix as the first
+            std::vector<Tensor> in{randn(Shape{b, t, c}, rng),
+                                   with_prev ? randn(Shape{b, c}, rng) : Tensor(),
+                                   randn(Shape{1, 1, c}, rng, 0.5), randn(Shape{1, 1, c}, rng, 0.5),
+                                   randn(Shape{1, 1, c}, rng, 0.5), randn(Shape{6, c}, rng),
+                                   randn(Shape{c, 3}, rng),         randn(Shape{4, c}, rng)};
+            const std::vector<bool> needs{mixes_need_grad, mixes_need_grad, mixes_need_grad,
+                                          false,           mixes_need_grad, true,
+                                          true,            true};
+            const Fn lean = [](const std::vector<Var>& v) {
+                return mix_project(v[0], v[1], {v[2], v[3], v[4]},
+                                   {{0, v[5], true}, {2, v[6], false}, {0, v[7], true}});
+            };
+            const Fn composed = [](const std::vector<Var>& v) {
+                const std::vector<Var> m = fused::token_mix(v[0], v[1], {v[2], v[3], v[4]});
+                return std::vector<Var>{ag::linear(m[0], v[5]), ag::matmul(m[2], v[6]),
+                                        ag::linear(m[0], v[7])};
+            };
+            expect_same(lean, composed, in, needs,
+                        std::string("mix_project") + (with_prev ? " prev" : "") +
+                            (mixes_need_grad ? "" : " weights only"));
+        }
+}
+
+TEST(Recompute, Relu2LinearMatchesComposed) {
+    Rng rng(2, "relu2_linear");
+    std::vector<Tensor> in{randn(Shape{3, 4, 10}, rng), randn(Shape{5, 10}, rng)};
+    const Fn lean = [](const std::vector<Var>& v) {
+        return std::vector<Var>{relu2_linear(v[0], v[1])};
+    };
+    const Fn composed = [](const std::vector<Var>& v) {
+        return std::vector<Var>{ag::linear(ag::relu2(v[0]), v[1])};
+    };
+    expect_same(lean, composed, in, {true, true}, "relu2_linear");
+    expect_same(lean, composed, in, {false, true}, "relu2_linear weight only");
+}
+
+TEST(Recompute, BadProjectionsAreNamed) {
+    Rng rng(3, "bad");
+    const Var x(randn(Shape{1, 2, 4}, rng)), mu(randn(Shape{1, 1, 4}, rng));
+    try {
+        (void)mix_project(x, Var(), {mu}, {{1, Var(randn(Shape{3, 4}, rng)), true}});
+        FAIL() << "a projection of a missing mix must fail";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("projection of mix 1 but only 1"), std::string::npos)
+            << e.what();
+    }
+}
+
+TEST(Autograd, BackwardFromSeveralRootsSumsTheirSeeds) {
+    Rng rng(4, "roots");
+    const Var x(randn(Shape{3}, rng), true);
+    const Var a = ag::mul(x, x), b = ag::exp(x);
+    const Tensor sa = randn(Shape{3}, rng), sb = randn(Shape{3}, rng);
+    ag::backward({a, b}, {sa, sb});
+    const auto g = x.grad().to_vector(), xv = x.value().to_vector(), va = sa.to_vector(),
+               vb = sb.to_vector();
+    for (size_t i = 0; i < 3; ++i)
+        EXPECT_NEAR(g[i], 2 * xv[i] * va[i] + std::exp(xv[i]) * vb[i], 1e-12);
+    EXPECT_THROW(ag::backward(std::vector<Var>{a}, std::vector<Tensor>{}), Error);
+}
+
+}  // namespace
+}  // namespace goose::models::recompute
