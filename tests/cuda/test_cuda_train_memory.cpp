@@ -1,14 +1,21 @@
 // Device memory of the bf16 RWKV-7 training step at the B16 T512 shape (L12 C768
 // V65536): the peak stays within the official trainer's 8.7 GiB; prints where it goes
 // (parameters + optimizer state, what the forward keeps per layer, the backward's transients).
+// And the lean activations (models/recompute.h, on for CUDA training) nested inside activation
+// checkpointing give the plain backward's gradients.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "cuda_test_util.h"
 #include "goose/autograd.h"
 #include "goose/core/cuda.h"
 #include "goose/models/rwkv7.h"
+#include "goose/ops/binary.h"
 #include "goose/optim/mixed_precision.h"
 
 namespace goose {
@@ -57,6 +64,45 @@ TEST(CudaTrainMemory, Bf16StepAtB16T512FitsTheOfficialBudget) {
                 kept / layers / (1 << 20), kept / layers / (batch * ctx * 768 * 2.0), peak,
                 peak - after_forward / kGiB, loss);
     EXPECT_LE(peak, 8.7) << "the official trainer's peak at this shape";
+}
+
+// Every parameter gradient of one f32 forward_loss + backward on CUDA, by name.
+std::vector<std::pair<std::string, Tensor>> gradients(bool checkpoint) {
+    const auto cfg = models::Rwkv7Config::with_defaults(97, 3, 128, 32);
+    models::Rwkv7 model(cfg);
+    Rng init(3, "init");
+    model.init_official(init);
+    for (auto& [name, p] : model.named_parameters())  // official init zeroes some matrices
+        p.value_mut().copy_(ops::binary_forward(
+            BinaryOp::add, p.value(), Tensor::randn(p.shape(), init, p.dtype(), 0, 0.05)));
+    model.to(Device::cuda());
+    model.set_activation_checkpointing(checkpoint);
+    Rng data(4, "data");
+    Tensor tok = Tensor::empty(Shape{2, 41}, DType::i64);
+    for (int64_t i = 0; i < tok.numel(); ++i) tok.data<int64_t>()[i] = data.randint(0, 97);
+    const Tensor x = tok.slice(1, 0, 40).contiguous().to(Device::cuda());
+    const Tensor y = tok.slice(1, 1, 41).contiguous().to(Device::cuda());
+    ag::backward(model.forward_loss(x, y));
+    std::vector<std::pair<std::string, Tensor>> g;
+    for (auto& [name, p] : model.named_parameters())
+        g.emplace_back(name, p.grad().to(Device::cpu()));
+    return g;
+}
+
+TEST(CudaTrainMemory, LeanActivationsUnderCheckpointingGiveThePlainGradients) {
+    GOOSE_REQUIRE_GPU();
+    const auto plain = gradients(false), ckpt = gradients(true);
+    ASSERT_EQ(plain.size(), ckpt.size());
+    for (size_t i = 0; i < plain.size(); ++i) {
+        ASSERT_TRUE(plain[i].second.defined() && ckpt[i].second.defined()) << plain[i].first;
+        const auto a = plain[i].second.to_vector(), b = ckpt[i].second.to_vector();
+        double worst = 0, scale = 1e-30;
+        for (size_t j = 0; j < a.size(); ++j) {
+            worst = std::max(worst, std::fabs(a[j] - b[j]));
+            scale = std::max(scale, std::fabs(a[j]));
+        }
+        EXPECT_LE(worst, 1e-5 * scale) << plain[i].first;  // the same kernels on the same data
+    }
 }
 
 }  // namespace
