@@ -85,7 +85,7 @@ std::vector<std::pair<std::string, Tensor>> gradients(bool checkpoint) {
     ag::backward(model.forward_loss(x, y));
     std::vector<std::pair<std::string, Tensor>> g;
     for (auto& [name, p] : model.named_parameters())
-        g.emplace_back(name, p.grad().to(Device::cpu()));
+        g.emplace_back(name, p.grad().defined() ? p.grad().to(Device::cpu()) : Tensor());
     return g;
 }
 
@@ -94,7 +94,8 @@ TEST(CudaTrainMemory, LeanActivationsUnderCheckpointingGiveThePlainGradients) {
     const auto plain = gradients(false), ckpt = gradients(true);
     ASSERT_EQ(plain.size(), ckpt.size());
     for (size_t i = 0; i < plain.size(); ++i) {
-        ASSERT_TRUE(plain[i].second.defined() && ckpt[i].second.defined()) << plain[i].first;
+        ASSERT_EQ(plain[i].second.defined(), ckpt[i].second.defined()) << plain[i].first;
+        if (!plain[i].second.defined()) continue;  // layer 0's v1, v2: v_first is its own value
         const auto a = plain[i].second.to_vector(), b = ckpt[i].second.to_vector();
         double worst = 0, scale = 1e-30;
         for (size_t j = 0; j < a.size(); ++j) {
