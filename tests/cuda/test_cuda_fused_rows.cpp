@@ -1,6 +1,7 @@
 // The vectorised row kernels at many rows (several row blocks, several rows per slot or warp and
 // a partial last block): layer_norm forward and backward against the fast CPU backend, and the
-// fused RWKV-7 token_mix / prep / out against the same functions on the CPU (f32 math there).
+// fused RWKV-7 token_mix / prep / out and add_layer_norm against the same functions on the CPU
+// (f32 math there).
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -144,6 +145,20 @@ TEST(CudaFusedRows, PrepAndOutManyRows) {
             models::fused::rwkv7_out(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], 64e-5)};
     };
     check("rwkv7_out", fn, in);
+}
+
+TEST(CudaFusedRows, AddLayerNorm) {
+    GOOSE_REQUIRE_GPU();
+    for (const Shape& s : {Shape{3, 1001, 512}, Shape{2, 2049, 768}, Shape{2, 3, 24}}) {
+        const int64_t c = s[2];
+        const std::vector<Tensor> in{randn(s, 100, 0.3, 1.5), randn(s, 101),
+                                     randn(Shape{c}, 102, 1, 0.2), randn(Shape{c}, 103)};
+        const Fn fn = [](const std::vector<Var>& v) {
+            const auto r = models::fused::add_layer_norm(v[0], v[1], v[2], v[3], 1e-5);
+            return std::vector<Var>{r.sum, r.normed};
+        };
+        check("add_layer_norm " + s.str(), fn, in);
+    }
 }
 
 }  // namespace

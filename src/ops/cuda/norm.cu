@@ -10,6 +10,7 @@
 
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/math.cuh"
+#include "ops/cuda/norm_add_cuda.h"
 #include "ops/cuda/vec16.cuh"
 
 namespace goose::ops {
@@ -312,13 +313,16 @@ __global__ void l2_bwd_kernel(const T* __restrict__ gy, const T* __restrict__ x,
 // 32 NV V): one warp per row, lane l's vectors l + 32 k (k < NV) in registers. The backward
 // computes dx and, per warp, dw and db over L consecutive rows; the warps of a block add theirs
 // in a fixed order into one partial row per block (part (blocks, 2, c)), ln_sum_parts adds the
-// blocks in order (deterministic).
+// blocks in order (deterministic). Optional residual forms: the forward normalises x + a (and
+// stores it), the backward adds the residual's own gradient to dx (add_layer_norm).
 using cuda_util::ldv;
 using cuda_util::stv;
 using cuda_util::zero_v;
 
+// With a (else null): the row is x + a, rounded to T and stored to sum, as ag::add would.
 template <class T, int NV>
-__global__ void ln_fwd_vec_kernel(const T* __restrict__ x, T* __restrict__ y,
+__global__ void ln_fwd_vec_kernel(const T* __restrict__ x, const T* __restrict__ a,
+                                  T* __restrict__ sum, T* __restrict__ y,
                                   float* __restrict__ mean, float* __restrict__ rstd,
                                   const T* __restrict__ w, const T* __restrict__ b, int64_t rows,
                                   int c, double eps) {
@@ -331,10 +335,18 @@ __global__ void ln_fwd_vec_kernel(const T* __restrict__ x, T* __restrict__ y,
 #pragma unroll
     for (int k = 0; k < NV; ++k) {
         const int vi = lane + 32 * k;
-        if (vi < nvec)
+        if (vi < nvec) {
             ldv(x + r * c + vi * V, v[k]);
-        else
+            if (a) {
+                float t[V];
+                ldv(a + r * c + vi * V, t);
+#pragma unroll
+                for (int j = 0; j < V; ++j) v[k][j] = to_acc(from_acc<T>(v[k][j] + t[j]));
+                stv(sum + r * c + vi * V, v[k]);
+            }
+        } else {
             zero_v(v[k]);
+        }
 #pragma unroll
         for (int j = 0; j < V; ++j) s += v[k][j];
     }
@@ -373,10 +385,11 @@ __global__ void ln_fwd_vec_kernel(const T* __restrict__ x, T* __restrict__ y,
 }
 
 template <class T, int NV>
-__global__ void ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict__ x,
-                                  const float* __restrict__ mean, const float* __restrict__ rstd,
-                                  const T* __restrict__ w, T* __restrict__ dx, int64_t rows,
-                                  int c, int L, float* __restrict__ part) {
+__global__ void __launch_bounds__(256, 3)
+    ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict__ x,
+                      const float* __restrict__ mean, const float* __restrict__ rstd,
+                      const T* __restrict__ w, const T* __restrict__ gres, T* __restrict__ dx,
+                      int64_t rows, int c, int L, float* __restrict__ part) {
     constexpr int V = cuda_util::vec16_of<T>();
     extern __shared__ float smem[];  // (warps, c)
     const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5, nw = blockDim.x >> 5;
@@ -392,32 +405,28 @@ __global__ void ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict_
         const int64_t r = rb + i;
         if (r >= rows) break;
         const float m = mean[r], rs = rstd[r];
-        float gw[NV][V], xh[NV][V];
+        // pass 1: the row sums, dw and db; pass 2 reloads the row (L1) for dx, which keeps the
+        // registers (and so the resident warps) of a pass
         float sg = 0.f, sgx = 0.f;
 #pragma unroll
         for (int k = 0; k < NV; ++k) {
             const int vi = lane + 32 * k;
-            if (vi < nvec) {
-                float g[V], t[V];
-                ldv(gy + r * c + vi * V, g);
-                ldv(x + r * c + vi * V, xh[k]);
-                if (w)
-                    ldv(w + vi * V, t);
-                else
+            if (vi >= nvec) break;
+            float g[V], xv[V], t[V];
+            ldv(gy + r * c + vi * V, g);
+            ldv(x + r * c + vi * V, xv);
+            if (w)
+                ldv(w + vi * V, t);
+            else
 #pragma unroll
-                    for (int j = 0; j < V; ++j) t[j] = 1.f;
+                for (int j = 0; j < V; ++j) t[j] = 1.f;
 #pragma unroll
-                for (int j = 0; j < V; ++j) {
-                    xh[k][j] = (xh[k][j] - m) * rs;
-                    gw[k][j] = mul_rn(g[j], t[j]);
-                    sg += gw[k][j];
-                    sgx += gw[k][j] * xh[k][j];
-                    aw[k][j] += g[j] * xh[k][j];
-                    ab[k][j] += g[j];
-                }
-            } else {
-                zero_v(gw[k]);
-                zero_v(xh[k]);
+            for (int j = 0; j < V; ++j) {
+                const float xh = (xv[j] - m) * rs, gw = mul_rn(g[j], t[j]);
+                sg += gw;
+                sgx += gw * xh;
+                aw[k][j] += g[j] * xh;
+                ab[k][j] += g[j];
             }
         }
         const float mg = warp_sum(sg) / float(c), mgx = warp_sum(sgx) / float(c);
@@ -425,10 +434,23 @@ __global__ void ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict_
         for (int k = 0; k < NV; ++k) {
             const int vi = lane + 32 * k;
             if (vi >= nvec) break;
-            float o[V];
+            float g[V], xv[V], t[V];
+            ldv(gy + r * c + vi * V, g);
+            ldv(x + r * c + vi * V, xv);
+            if (w)
+                ldv(w + vi * V, t);
+            else
 #pragma unroll
-            for (int j = 0; j < V; ++j) o[j] = rs * (gw[k][j] - mg - xh[k][j] * mgx);
-            stv(dx + r * c + vi * V, o);
+                for (int j = 0; j < V; ++j) t[j] = 1.f;
+#pragma unroll
+            for (int j = 0; j < V; ++j)
+                g[j] = rs * (mul_rn(g[j], t[j]) - mg - (xv[j] - m) * rs * mgx);
+            if (gres) {  // the residual's gradient, added after rounding dx as ag::add would
+                ldv(gres + r * c + vi * V, t);
+#pragma unroll
+                for (int j = 0; j < V; ++j) g[j] = to_acc(from_acc<T>(g[j])) + t[j];
+            }
+            stv(dx + r * c + vi * V, g);
         }
     }
     if (!part) return;
@@ -463,8 +485,18 @@ __global__ void ln_sum_parts_kernel(const float* __restrict__ part, int blocks, 
     __shared__ float sh[kSumLanes][33];
     const int i = blockIdx.x * 32 + threadIdx.x, K = 2 * c;
     float s = 0.f;
-    if (i < K)
-        for (int b = threadIdx.y; b < blocks; b += kSumLanes) s += part[int64_t(b) * K + i];
+    if (i < K) {  // four independent loads in flight
+        float s1 = 0.f, s2 = 0.f, s3 = 0.f;
+        int b = threadIdx.y;
+        for (; b + 3 * kSumLanes < blocks; b += 4 * kSumLanes) {
+            s += part[int64_t(b) * K + i];
+            s1 += part[int64_t(b + kSumLanes) * K + i];
+            s2 += part[int64_t(b + 2 * kSumLanes) * K + i];
+            s3 += part[int64_t(b + 3 * kSumLanes) * K + i];
+        }
+        for (; b < blocks; b += kSumLanes) s += part[int64_t(b) * K + i];
+        s += s1 + s2 + s3;
+    }
     sh[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     if (threadIdx.y == 0 && i < K) {
@@ -527,8 +559,9 @@ NormForward norm_forward(const Tensor& x, int64_t groups, bool group_dim, const 
                 done = with_ln_nv<T>(c, [&](auto nv) {
                     ln_fwd_vec_kernel<T, decltype(nv)::value>
                         <<<warp_row_blocks(rows), 32 * kWarpRowsPerBlock, 0, stream()>>>(
-                            ptr<T>(xc), ptr<T>(f.y), ptr<float>(f.mean), ptr<float>(f.rstd),
-                            ptr_or_null<T>(wc), ptr_or_null<T>(bc), rows, int(c), eps);
+                            ptr<T>(xc), nullptr, nullptr, ptr<T>(f.y), ptr<float>(f.mean),
+                            ptr<float>(f.rstd), ptr_or_null<T>(wc), ptr_or_null<T>(bc), rows,
+                            int(c), eps);
                 });
         });
         if (done) {
@@ -558,9 +591,10 @@ NormForward norm_forward(const Tensor& x, int64_t groups, bool group_dim, const 
 // layer_norm backward by the vector kernels: false (nothing launched) unless x is f32 or bf16
 // with a width they take and every tensor 16-byte aligned.
 bool ln_backward_vec(const Tensor& gc, const Tensor& xc, const Tensor& mc, const Tensor& rc,
-                     const Tensor& wc, NormGrads& r, bool need_dw, bool need_db) {
+                     const Tensor& wc, const Tensor& gres, NormGrads& r, bool need_dw,
+                     bool need_db) {
     if (xc.dtype() != DType::bf16 && xc.dtype() != DType::f32) return false;
-    for (const Tensor* t : {&gc, &xc, &wc, static_cast<const Tensor*>(&r.dx)})
+    for (const Tensor* t : {&gc, &xc, &wc, &gres, static_cast<const Tensor*>(&r.dx)})
         if (t->defined() && !cuda_util::aligned16(t->raw_data())) return false;
     const int64_t c = xc.size(-1), rows = xc.numel() / c;
     bool done = false;
@@ -583,7 +617,8 @@ bool ln_backward_vec(const Tensor& gc, const Tensor& xc, const Tensor& mc, const
                 Tensor part = sums ? empty_on(Shape{blocks, 2, c}, DType::f32, xc) : Tensor();
                 kernel<<<unsigned(blocks), threads, smem, stream()>>>(
                     ptr<T>(gc), ptr<T>(xc), ptr<float>(mc), ptr<float>(rc), ptr_or_null<T>(wc),
-                    ptr<T>(r.dx), rows, int(c), int(L), sums ? ptr<float>(part) : nullptr);
+                    ptr_or_null<T>(gres), ptr<T>(r.dx), rows, int(c), int(L),
+                    sums ? ptr<float>(part) : nullptr);
                 if (sums)
                     ln_sum_parts_kernel<T><<<unsigned((2 * c + 31) / 32), dim3(32, kSumLanes), 0,
                                              stream()>>>(ptr<float>(part), int(blocks), int(c),
@@ -607,7 +642,7 @@ NormGrads norm_backward(const char* op, const Tensor& gy, const Tensor& x, int64
                 need_dw ? zeros_on(Shape{c}, x.dtype(), x) : Tensor(),
                 need_db ? zeros_on(Shape{c}, x.dtype(), x) : Tensor()};
     if (x.numel() == 0) return r;
-    if (groups == 1 && ln_backward_vec(gc, xc, mc, rc, wc, r, need_dw, need_db)) {
+    if (groups == 1 && ln_backward_vec(gc, xc, mc, rc, wc, Tensor(), r, need_dw, need_db)) {
         check_launch(op);
         return r;
     }
@@ -651,6 +686,60 @@ NormGrads norm_backward(const char* op, const Tensor& gy, const Tensor& x, int64
     return r;
 }
 }  // namespace
+
+bool add_layer_norm_forward_cuda(const Tensor& x, const Tensor& a, const Tensor& w,
+                                 const Tensor& b, double eps, AddNormForward& f) {
+    if ((x.dtype() != DType::bf16 && x.dtype() != DType::f32) || a.dtype() != x.dtype() ||
+        a.shape() != x.shape() || x.numel() == 0)
+        return false;
+    const Tensor xc = x.contiguous(), ac = a.contiguous();
+    const Tensor wc = w.defined() ? w.contiguous() : Tensor();
+    const Tensor bc = b.defined() ? b.contiguous() : Tensor();
+    const int64_t c = x.size(-1), rows = x.numel() / c;
+    for (const Tensor* t : {&xc, &ac, &wc, &bc})
+        if (t->defined() && !cuda_util::aligned16(t->raw_data())) return false;
+    const Shape ss = x.shape().without(x.ndim() - 1);
+    AddNormForward o{empty_on(x.shape(), x.dtype(), x), empty_on(x.shape(), x.dtype(), x),
+                     empty_on(ss, DType::f32, x), empty_on(ss, DType::f32, x)};
+    if (!cuda_util::aligned16(o.sum.raw_data()) || !cuda_util::aligned16(o.y.raw_data()))
+        return false;
+    bool done = false;
+    dispatch_float(x.dtype(), "add_layer_norm", [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (!std::is_same_v<T, double>)
+            done = with_ln_nv<T>(c, [&](auto nv) {
+                ln_fwd_vec_kernel<T, decltype(nv)::value>
+                    <<<warp_row_blocks(rows), 32 * kWarpRowsPerBlock, 0, stream()>>>(
+                        ptr<T>(xc), ptr<T>(ac), ptr<T>(o.sum), ptr<T>(o.y), ptr<float>(o.mean),
+                        ptr<float>(o.rstd), ptr_or_null<T>(wc), ptr_or_null<T>(bc), rows, int(c),
+                        eps);
+            });
+    });
+    if (!done) return false;
+    check_launch("add_layer_norm");
+    f = std::move(o);
+    return true;
+}
+
+bool layer_norm_backward_res_cuda(const Tensor& gy, const Tensor& gres, const Tensor& x,
+                                  const Tensor& w, const Tensor& mean, const Tensor& rstd,
+                                  bool need_dw, bool need_db, NormGrads& out) {
+    if (mean.dtype() != DType::f32 || rstd.dtype() != DType::f32 || gy.dtype() != x.dtype() ||
+        gres.dtype() != x.dtype() || gres.shape() != x.shape() || x.numel() == 0)
+        return false;
+    const Tensor xc = x.contiguous(), gc = gy.contiguous(), rc = gres.contiguous();
+    const Tensor wc = w.defined() ? w.contiguous() : Tensor();
+    const int64_t c = x.size(-1);
+    NormGrads r{empty_on(x.shape(), x.dtype(), x),
+                need_dw ? empty_on(Shape{c}, x.dtype(), x) : Tensor(),
+                need_db ? empty_on(Shape{c}, x.dtype(), x) : Tensor()};
+    if (!ln_backward_vec(gc, xc, mean.contiguous(), rstd.contiguous(), wc, rc, r, need_dw,
+                         need_db))
+        return false;
+    check_launch("add_layer_norm");
+    out = std::move(r);
+    return true;
+}
 
 NormForward layer_norm_forward_cuda(const Tensor& x, const Tensor& w, const Tensor& b,
                                     double eps) {

@@ -62,8 +62,8 @@ int out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool bac
 // nothing, when a pointer is not 16-byte aligned.
 bool vec_ok(int C, int N, bool bf16);
 int mix_vec_chunks(int64_t rows, int C, bool bf16);
-int prep_vec_chunks(int64_t rows, int C, bool bf16);
-int out_vec_chunks(int64_t rows, int C, bool bf16);
+int prep_vec_chunks(int64_t rows, int C, int N, bool bf16);
+int out_vec_chunks(int64_t rows, int C, int N, bool bf16);
 bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
                           bool bf16, void* stream);
 bool prep_vec_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bool bf16,

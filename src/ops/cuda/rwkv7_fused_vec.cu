@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <type_traits>
 
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/cuda_util.cuh"
@@ -133,9 +134,8 @@ __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
 // dx[r] = gs[r] - dxx[r] + dxx[r+1] (gs = Σ_m g[m], dxx = Σ_m g[m] mu[m], dxx[r+1] = 0 past a
 // sequence's end), written one row late: the row's own part is carried. dprev = dxx at t = 0,
 // dmu[m] = Σ g[m] (xp - x).
-template <class T>
-__global__ void __launch_bounds__(kMaxThreads) mix_bwd_v(MixArgsV<T> a) {
-    constexpr int V = vec_of<T>();
+template <class T, int V>
+__global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgsV<T> a) {
     extern __shared__ float sm[];
     const Place p = place<V>(a.C, a.L);
     float acc[kMaxMix][V];
@@ -283,9 +283,8 @@ __global__ void __launch_bounds__(kMaxThreads, 2) prep_fwd_v(PrepArgsV<T> a) {
     }
 }
 
-template <class T>
-__global__ void __launch_bounds__(kMaxThreads) prep_bwd_v(PrepArgsV<T> a) {
-    constexpr int V = vec_of<T>();
+template <class T, int V>
+__global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepArgsV<T> a) {
     extern __shared__ float sm[];
     const Place p = place<V>(a.C, a.L);
     const int lph = a.N / V;
@@ -534,17 +533,60 @@ T* m(void* p) {
     return static_cast<T*>(p);
 }
 
+// Whether V channels per thread fit (C, N): whole warps in at most kMaxThreads threads, and
+// (N > 0) heads of a power of two of lanes, at most 32.
+bool fits(int V, int C, int N) {
+    if (C <= 0 || C % V != 0 || std::lcm(C / V, 32) > kMaxThreads) return false;
+    if (N <= 0) return true;
+    if (C % N != 0 || N % V != 0) return false;
+    const int lph = N / V;
+    return lph <= 32 && (lph & (lph - 1)) == 0;
+}
+
+// Channels per thread of the backward kernels of mix and prep: 4 where they fit (bf16: 8-byte
+// loads, half the registers of 8, twice the resident threads), else 8 (bf16 only); 0: none.
+int bwd_vec(int C, int N, bool bf16) {
+    if (fits(4, C, N)) return 4;
+    return bf16 && fits(8, C, N) ? 8 : 0;
+}
+
+// Whether T has a vector form of V elements (f32: 4 only).
+template <class T>
+constexpr bool valid_vec(int V) {
+    return V == 4 || !std::is_same_v<T, float>;
+}
+
+// Calls f(integral_constant<int, V>) for V = 4 or 8.
+template <class F>
+void by_vec(int v, F&& f) {
+    if (v == 4)
+        f(std::integral_constant<int, 4>{});
+    else
+        f(std::integral_constant<int, 8>{});
+}
+
 template <class T>
 Plan mix_plan(int64_t rows, int C, bool backward) {
-    constexpr int V = vec_of<T>();
-    return backward ? make_plan(mix_bwd_v<T>, rows, C, V, true)
-                    : make_plan(mix_fwd_v<T>, rows, C, V, false);
+    if (!backward) return make_plan(mix_fwd_v<T>, rows, C, vec_of<T>(), false);
+    Plan p;
+    if constexpr (std::is_same_v<T, float>)
+        p = make_plan(mix_bwd_v<T, 4>, rows, C, 4, true);
+    else
+        by_vec(bwd_vec(C, 0, true),
+               [&](auto v) { p = make_plan(mix_bwd_v<T, decltype(v)::value>, rows, C, v, true); });
+    return p;
 }
 template <class T>
-Plan prep_plan(int64_t rows, int C, bool backward) {
-    constexpr int V = vec_of<T>();
-    return backward ? make_plan(prep_bwd_v<T>, rows, C, V, true)
-                    : make_plan(prep_fwd_v<T>, rows, C, V, false);
+Plan prep_plan(int64_t rows, int C, int N, bool backward) {
+    if (!backward) return make_plan(prep_fwd_v<T>, rows, C, vec_of<T>(), false);
+    Plan p;
+    if constexpr (std::is_same_v<T, float>)
+        p = make_plan(prep_bwd_v<T, 4>, rows, C, 4, true);
+    else
+        by_vec(bwd_vec(C, N, true), [&](auto v) {
+            p = make_plan(prep_bwd_v<T, decltype(v)::value>, rows, C, v, true);
+        });
+    return p;
 }
 template <class T>
 Plan out_plan(int64_t rows, int C, bool backward) {
@@ -575,9 +617,18 @@ __global__ void sum_partials_cols(const float* __restrict__ part, T* __restrict_
     __shared__ float sh[kSumLanes][33];
     const int i = blockIdx.x * 32 + threadIdx.x;
     float s = 0.f;
-    if (i < K)
-        for (int ch = threadIdx.y; ch < chunks; ch += kSumLanes)
+    if (i < K) {  // four independent loads in flight
+        float s1 = 0.f, s2 = 0.f, s3 = 0.f;
+        int ch = threadIdx.y;
+        for (; ch + 3 * kSumLanes < chunks; ch += 4 * kSumLanes) {
             s += part[static_cast<int64_t>(ch) * K + i];
+            s1 += part[static_cast<int64_t>(ch + kSumLanes) * K + i];
+            s2 += part[static_cast<int64_t>(ch + 2 * kSumLanes) * K + i];
+            s3 += part[static_cast<int64_t>(ch + 3 * kSumLanes) * K + i];
+        }
+        for (; ch < chunks; ch += kSumLanes) s += part[static_cast<int64_t>(ch) * K + i];
+        s += s1 + s2 + s3;
+    }
     sh[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     if (threadIdx.y == 0 && i < K) {
@@ -599,30 +650,27 @@ void sum_partials_launch(const float* part, void* out, int chunks, int K, bool b
     GOOSE_CUDA_LAUNCH_CHECK();
 }
 
+// Whether the vector kernels take (C, N) in both directions (N = 0: no heads).
 bool vec_ok(int C, int N, bool bf16) {
-    const int V = bf16 ? 8 : 4;
-    if (C % V != 0 || C / V > 1024) return false;
-    const int tpr = C / V;
-    if (std::lcm(tpr, 32) > kMaxThreads) return false;  // whole warps in kMaxThreads
-    if (N <= 0) return true;  // no heads (token_mix)
-    if (C % N != 0 || N % V != 0) return false;
-    const int lph = N / V;
-    return lph <= 32 && (lph & (lph - 1)) == 0;
+    return fits(bf16 ? 8 : 4, C, N) && bwd_vec(C, N, bf16) != 0;
 }
 
 int mix_vec_chunks(int64_t rows, int C, bool bf16) {
     int n = 0;
-    by_dtype(bf16, [&](auto tag) { n = mix_plan<decltype(tag)>(rows, C, true).blocks; });
+    if (vec_ok(C, 0, bf16))
+        by_dtype(bf16, [&](auto tag) { n = mix_plan<decltype(tag)>(rows, C, true).blocks; });
     return n;
 }
-int prep_vec_chunks(int64_t rows, int C, bool bf16) {
+int prep_vec_chunks(int64_t rows, int C, int N, bool bf16) {
     int n = 0;
-    by_dtype(bf16, [&](auto tag) { n = prep_plan<decltype(tag)>(rows, C, true).blocks; });
+    if (vec_ok(C, N, bf16))
+        by_dtype(bf16, [&](auto tag) { n = prep_plan<decltype(tag)>(rows, C, N, true).blocks; });
     return n;
 }
-int out_vec_chunks(int64_t rows, int C, bool bf16) {
+int out_vec_chunks(int64_t rows, int C, int N, bool bf16) {
     int n = 0;
-    by_dtype(bf16, [&](auto tag) { n = out_plan<decltype(tag)>(rows, C, true).blocks; });
+    if (vec_ok(C, N, bf16))
+        by_dtype(bf16, [&](auto tag) { n = out_plan<decltype(tag)>(rows, C, true).blocks; });
     return n;
 }
 
@@ -654,7 +702,11 @@ bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bo
         a.L = pl.L;
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
-            mix_bwd_v<T><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(a.C, 0, true), [&](auto v) {
+                constexpr int V = decltype(v)::value;
+                if constexpr (valid_vec<T>(V))
+                    mix_bwd_v<T, V><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            });
         else
             mix_fwd_v<T><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
     });
@@ -686,11 +738,15 @@ bool prep_vec_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backwar
         a.rows = rows;
         a.C = C;
         a.N = N;
-        const Plan pl = prep_plan<T>(rows, C, backward);
+        const Plan pl = prep_plan<T>(rows, C, N, backward);
         a.L = pl.L;
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
-            prep_bwd_v<T><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(C, N, true), [&](auto v) {
+                constexpr int V = decltype(v)::value;
+                if constexpr (valid_vec<T>(V))
+                    prep_bwd_v<T, V><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            });
         else
             prep_fwd_v<T><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
     });

@@ -1,5 +1,6 @@
-// 16-byte vector loads and stores of f32 (4) or bf16 (8) elements as floats, for memory-bound
-// kernels (pointers 16-byte aligned). Include only from .cu files.
+// Vector loads and stores as floats for memory-bound kernels: 16 bytes of f32 (4) or bf16 (8)
+// elements, and 8 bytes of bf16 (4) where registers are short. Pointers aligned to the vector
+// size. Include only from .cu files.
 #pragma once
 #include <cuda_bf16.h>
 
@@ -29,6 +30,13 @@ __device__ __forceinline__ void ldv(const __nv_bfloat16* p, float (&v)[8]) {
         v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
     }
 }
+__device__ __forceinline__ void ldv(const __nv_bfloat16* p, float (&v)[4]) {
+    const uint2 q = *reinterpret_cast<const uint2*>(p);
+    v[0] = __uint_as_float(q.x << 16);
+    v[1] = __uint_as_float(q.x & 0xffff0000u);
+    v[2] = __uint_as_float(q.y << 16);
+    v[3] = __uint_as_float(q.y & 0xffff0000u);
+}
 __device__ __forceinline__ void stv(float* p, const float (&v)[4]) {
     *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
 }
@@ -42,6 +50,12 @@ __device__ __forceinline__ void stv(__nv_bfloat16* p, const float (&v)[8]) {
         w[i] = *reinterpret_cast<const uint32_t*>(&h);
     }
     *reinterpret_cast<uint4*>(p) = q;
+}
+
+__device__ __forceinline__ void stv(__nv_bfloat16* p, const float (&v)[4]) {
+    const __nv_bfloat162 a = __floats2bfloat162_rn(v[0], v[1]), b = __floats2bfloat162_rn(v[2], v[3]);
+    *reinterpret_cast<uint2*>(p) =
+        make_uint2(*reinterpret_cast<const uint32_t*>(&a), *reinterpret_cast<const uint32_t*>(&b));
 }
 
 template <int V>
