@@ -335,18 +335,19 @@ __global__ void ln_fwd_vec_kernel(const T* __restrict__ x, const T* __restrict__
 #pragma unroll
     for (int k = 0; k < NV; ++k) {
         const int vi = lane + 32 * k;
-        if (vi < nvec) {
-            ldv(x + r * c + vi * V, v[k]);
-            if (a) {
-                float t[V];
-                ldv(a + r * c + vi * V, t);
+        ldv(x + r * c + min(vi, nvec - 1) * V, v[k]);  // past the row: its last vector, as 0
+    }
 #pragma unroll
-                for (int j = 0; j < V; ++j) v[k][j] = to_acc(from_acc<T>(v[k][j] + t[j]));
-                stv(sum + r * c + vi * V, v[k]);
-            }
-        } else {
-            zero_v(v[k]);
+    for (int k = 0; k < NV; ++k) {
+        const int vi = lane + 32 * k;
+        if (a) {
+            float t[V];
+            ldv(a + r * c + min(vi, nvec - 1) * V, t);
+#pragma unroll
+            for (int j = 0; j < V; ++j) v[k][j] = to_acc(from_acc<T>(v[k][j] + t[j]));
+            if (vi < nvec) stv(sum + r * c + vi * V, v[k]);
         }
+        if (vi >= nvec) zero_v(v[k]);
 #pragma unroll
         for (int j = 0; j < V; ++j) s += v[k][j];
     }
@@ -385,7 +386,7 @@ __global__ void ln_fwd_vec_kernel(const T* __restrict__ x, const T* __restrict__
 }
 
 template <class T, int NV>
-__global__ void __launch_bounds__(256, 3)
+__global__ void __launch_bounds__(256, 2)
     ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict__ x,
                       const float* __restrict__ mean, const float* __restrict__ rstd,
                       const T* __restrict__ w, const T* __restrict__ gres, T* __restrict__ dx,
@@ -405,16 +406,21 @@ __global__ void __launch_bounds__(256, 3)
         const int64_t r = rb + i;
         if (r >= rows) break;
         const float m = mean[r], rs = rstd[r];
-        // pass 1: the row sums, dw and db; pass 2 reloads the row (L1) for dx, which keeps the
-        // registers (and so the resident warps) of a pass
+        // the row's loads first (vectors past the row read its last one, then count as 0), so
+        // they go out together
+        float gw[NV][V], xh[NV][V];
+#pragma unroll
+        for (int k = 0; k < NV; ++k) {
+            const int vi = min(lane + 32 * k, nvec - 1);
+            ldv(gy + r * c + vi * V, gw[k]);
+            ldv(x + r * c + vi * V, xh[k]);
+        }
         float sg = 0.f, sgx = 0.f;
 #pragma unroll
         for (int k = 0; k < NV; ++k) {
-            const int vi = lane + 32 * k;
-            if (vi >= nvec) break;
-            float g[V], xv[V], t[V];
-            ldv(gy + r * c + vi * V, g);
-            ldv(x + r * c + vi * V, xv);
+            const bool in = lane + 32 * k < nvec;
+            const int vi = min(lane + 32 * k, nvec - 1);
+            float t[V];
             if (w)
                 ldv(w + vi * V, t);
             else
@@ -422,11 +428,13 @@ __global__ void __launch_bounds__(256, 3)
                 for (int j = 0; j < V; ++j) t[j] = 1.f;
 #pragma unroll
             for (int j = 0; j < V; ++j) {
-                const float xh = (xv[j] - m) * rs, gw = mul_rn(g[j], t[j]);
-                sg += gw;
-                sgx += gw * xh;
-                aw[k][j] += g[j] * xh;
-                ab[k][j] += g[j];
+                const float g = in ? gw[k][j] : 0.f;
+                xh[k][j] = in ? (xh[k][j] - m) * rs : 0.f;
+                gw[k][j] = mul_rn(g, t[j]);
+                sg += gw[k][j];
+                sgx += gw[k][j] * xh[k][j];
+                aw[k][j] += g * xh[k][j];
+                ab[k][j] += g;
             }
         }
         const float mg = warp_sum(sg) / float(c), mgx = warp_sum(sgx) / float(c);
@@ -434,23 +442,16 @@ __global__ void __launch_bounds__(256, 3)
         for (int k = 0; k < NV; ++k) {
             const int vi = lane + 32 * k;
             if (vi >= nvec) break;
-            float g[V], xv[V], t[V];
-            ldv(gy + r * c + vi * V, g);
-            ldv(x + r * c + vi * V, xv);
-            if (w)
-                ldv(w + vi * V, t);
-            else
+            float o[V];
 #pragma unroll
-                for (int j = 0; j < V; ++j) t[j] = 1.f;
-#pragma unroll
-            for (int j = 0; j < V; ++j)
-                g[j] = rs * (mul_rn(g[j], t[j]) - mg - (xv[j] - m) * rs * mgx);
+            for (int j = 0; j < V; ++j) o[j] = rs * (gw[k][j] - mg - xh[k][j] * mgx);
             if (gres) {  // the residual's gradient, added after rounding dx as ag::add would
+                float t[V];
                 ldv(gres + r * c + vi * V, t);
 #pragma unroll
-                for (int j = 0; j < V; ++j) g[j] = to_acc(from_acc<T>(g[j])) + t[j];
+                for (int j = 0; j < V; ++j) o[j] = to_acc(from_acc<T>(o[j])) + t[j];
             }
-            stv(dx + r * c + vi * V, g);
+            stv(dx + r * c + vi * V, o);
         }
     }
     if (!part) return;
@@ -475,36 +476,27 @@ __global__ void __launch_bounds__(256, 3)
     }
 }
 
-constexpr int kSumLanes = 16;
+constexpr int kSumCols = 8, kSumLanes = 64;
 
-// dw[j] = Σ_blocks part[block][0][j], db[j] = Σ part[block][1][j] (in block order); 32 columns
-// of the (2 c) per block, lane y adds blocks y, y + 16, ..., then the lanes in order.
+// dw[j] = Σ_blocks part[block][0][j], db[j] = Σ part[block][1][j]: kSumCols of the 2 c columns
+// per block; lane y adds blocks y, y + kSumLanes, ..., then the lanes add up in a fixed tree
+// (deterministic).
 template <class T>
 __global__ void ln_sum_parts_kernel(const float* __restrict__ part, int blocks, int c,
                                     T* __restrict__ dw, T* __restrict__ db) {
-    __shared__ float sh[kSumLanes][33];
-    const int i = blockIdx.x * 32 + threadIdx.x, K = 2 * c;
+    __shared__ float sh[kSumLanes][kSumCols];
+    const int i = blockIdx.x * kSumCols + threadIdx.x, K = 2 * c, y = threadIdx.y;
     float s = 0.f;
-    if (i < K) {  // four independent loads in flight
-        float s1 = 0.f, s2 = 0.f, s3 = 0.f;
-        int b = threadIdx.y;
-        for (; b + 3 * kSumLanes < blocks; b += 4 * kSumLanes) {
-            s += part[int64_t(b) * K + i];
-            s1 += part[int64_t(b + kSumLanes) * K + i];
-            s2 += part[int64_t(b + 2 * kSumLanes) * K + i];
-            s3 += part[int64_t(b + 3 * kSumLanes) * K + i];
-        }
-        for (; b < blocks; b += kSumLanes) s += part[int64_t(b) * K + i];
-        s += s1 + s2 + s3;
+    if (i < K)
+        for (int b = y; b < blocks; b += kSumLanes) s += part[int64_t(b) * K + i];
+    sh[y][threadIdx.x] = s;
+    for (int half = kSumLanes / 2; half > 0; half /= 2) {
+        __syncthreads();
+        if (y < half) sh[y][threadIdx.x] += sh[y + half][threadIdx.x];
     }
-    sh[threadIdx.y][threadIdx.x] = s;
-    __syncthreads();
-    if (threadIdx.y == 0 && i < K) {
-        float t = 0.f;
-#pragma unroll
-        for (int l = 0; l < kSumLanes; ++l) t += sh[l][threadIdx.x];
+    if (y == 0 && i < K) {
         T* out = i < c ? dw : db;
-        if (out) out[i < c ? i : i - c] = from_acc<T>(t);
+        if (out) out[i < c ? i : i - c] = from_acc<T>(sh[0][threadIdx.x]);
     }
 }
 
@@ -620,8 +612,8 @@ bool ln_backward_vec(const Tensor& gc, const Tensor& xc, const Tensor& mc, const
                     ptr_or_null<T>(gres), ptr<T>(r.dx), rows, int(c), int(L),
                     sums ? ptr<float>(part) : nullptr);
                 if (sums)
-                    ln_sum_parts_kernel<T><<<unsigned((2 * c + 31) / 32), dim3(32, kSumLanes), 0,
-                                             stream()>>>(ptr<float>(part), int(blocks), int(c),
+                    ln_sum_parts_kernel<T><<<unsigned((2 * c + kSumCols - 1) / kSumCols),
+                                             dim3(kSumCols, kSumLanes), 0, stream()>>>(ptr<float>(part), int(blocks), int(c),
                                                          need_dw ? ptr<T>(r.dw) : nullptr,
                                                          need_db ? ptr<T>(r.db) : nullptr);
             });

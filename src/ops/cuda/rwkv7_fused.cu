@@ -499,8 +499,8 @@ void launch_rows(const Args& a, int64_t rows, int C, int N, int sums, void* stre
 
 }  // namespace
 
-int token_mix_max_chunks(int64_t rows, int64_t C, bool bf16) {
-    const int v = vec_ok(static_cast<int>(C), 0, bf16) ? mix_vec_chunks(rows, int(C), bf16) : 0;
+int token_mix_max_chunks(int64_t rows, int64_t C, int M, bool bf16) {
+    const int v = vec_ok(static_cast<int>(C), 0, bf16) ? mix_vec_chunks(rows, int(C), M, bf16) : 0;
     return std::max(v, chunks_of(rows));
 }
 int prep_max_chunks(int64_t rows, int C, int N, bool bf16) {
@@ -513,7 +513,7 @@ int out_max_chunks(int64_t rows, int C, int N, bool bf16) {
 int token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
                      bool bf16, void* st) {
     if (token_mix_vec_launch(p, B, Tn, C, backward, bf16, st))
-        return mix_vec_chunks(B * Tn, static_cast<int>(C), bf16);
+        return mix_vec_chunks(B * Tn, static_cast<int>(C), p.M, bf16);
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         MixArgs<T> a{};

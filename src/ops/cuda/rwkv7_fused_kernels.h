@@ -14,7 +14,7 @@ constexpr int kRows = 16;   // rows per block, and per partial sum of a paramete
 constexpr int kCpt = 4;     // channels per thread at most: C <= 4096
 constexpr int kMaxMix = 8;  // token_mix vectors at most
 
-int token_mix_max_chunks(int64_t rows, int64_t C, bool bf16);
+int token_mix_max_chunks(int64_t rows, int64_t C, int M, bool bf16);
 int prep_max_chunks(int64_t rows, int C, int N, bool bf16);
 int out_max_chunks(int64_t rows, int C, int N, bool bf16);
 // out[K] = Σ_chunk part[chunk][K], in chunk order (out f32 or bf16).
@@ -61,7 +61,7 @@ int out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool bac
 // heads); *_vec_chunks the chunks their backward writes; a launch returns false, launching
 // nothing, when a pointer is not 16-byte aligned.
 bool vec_ok(int C, int N, bool bf16);
-int mix_vec_chunks(int64_t rows, int C, bool bf16);
+int mix_vec_chunks(int64_t rows, int C, int M, bool bf16);
 int prep_vec_chunks(int64_t rows, int C, int N, bool bf16);
 int out_vec_chunks(int64_t rows, int C, int N, bool bf16);
 bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,

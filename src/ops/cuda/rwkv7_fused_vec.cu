@@ -133,15 +133,18 @@ __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
 
 // dx[r] = gs[r] - dxx[r] + dxx[r+1] (gs = Σ_m g[m], dxx = Σ_m g[m] mu[m], dxx[r+1] = 0 past a
 // sequence's end), written one row late: the row's own part is carried. dprev = dxx at t = 0,
-// dmu[m] = Σ g[m] (xp - x).
-template <class T, int V>
+// dmu[m] = Σ g[m] (xp - x). MC: the number of mixing vectors when known at compile time (the
+// loads of a row then go out together), 0 for any a.M.
+template <class T, int V, int MC>
 __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgsV<T> a) {
+    constexpr int MM = MC > 0 ? MC : kMaxMix;
     extern __shared__ float sm[];
     const Place p = place<V>(a.C, a.L);
-    float acc[kMaxMix][V];
+    const int M = MC > 0 ? MC : a.M;
+    float acc[MM][V];
 #pragma unroll
-    for (int m = 0; m < kMaxMix; ++m) zero(acc[m]);
-    float xp[V], xv[V], carry[V], gv[V], mu[V], gs[V], dxx[V];
+    for (int m = 0; m < MM; ++m) zero(acc[m]);
+    float xp[V], xv[V], carry[V], mu[V], gs[V], dxx[V];
     bool have = false;
     int64_t last = 0;
     for (int i = 0; i < a.L; ++i) {
@@ -152,19 +155,24 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
             ldv_or_zero(a.prev + (r / a.Tn) * a.C + p.c0, a.prev != nullptr, xp);
         else if (i == 0)
             ldv(a.x + off - a.C, xp);
+        float gv[MM][V];
         ldv(a.x + off, xv);
+#pragma unroll
+        for (int m = 0; m < MM; ++m) {
+            if (MC == 0 && m >= M) break;
+            ldv(a.g[m] + off, gv[m]);
+        }
         zero(gs);
         zero(dxx);
 #pragma unroll
-        for (int m = 0; m < kMaxMix; ++m) {
-            if (m >= a.M) break;
-            ldv(a.g[m] + off, gv);
+        for (int m = 0; m < MM; ++m) {
+            if (MC == 0 && m >= M) break;
             ldv(a.mu[m] + p.c0, mu);
 #pragma unroll
             for (int j = 0; j < V; ++j) {
-                gs[j] += gv[j];
-                dxx[j] += gv[j] * mu[j];
-                acc[m][j] += gv[j] * (xp[j] - xv[j]);
+                gs[j] += gv[m][j];
+                dxx[j] += gv[m][j] * mu[j];
+                acc[m][j] += gv[m][j] * (xp[j] - xv[j]);
             }
         }
         if (have && a.dx) {  // row r - 1
@@ -186,8 +194,9 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
         if (last % a.Tn + 1 < a.Tn) {
             const int64_t off = (last + 1) * a.C + p.c0;
 #pragma unroll
-            for (int m = 0; m < kMaxMix; ++m) {
-                if (m >= a.M) break;
+            for (int m = 0; m < MM; ++m) {
+                if (MC == 0 && m >= M) break;
+                float gv[V];
                 ldv(a.g[m] + off, gv);
                 ldv(a.mu[m] + p.c0, mu);
 #pragma unroll
@@ -198,10 +207,10 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
     }
     if (!a.part) return;  // uniform over the block
     const int R = blockDim.x / (a.C / V);
-    float* out = a.part + static_cast<int64_t>(blockIdx.x) * a.M * a.C;
+    float* out = a.part + static_cast<int64_t>(blockIdx.x) * M * a.C;
 #pragma unroll
-    for (int m = 0; m < kMaxMix; ++m) {
-        if (m >= a.M) break;
+    for (int m = 0; m < MM; ++m) {
+        if (MC == 0 && m >= M) break;
         __syncthreads();
 #pragma unroll
         for (int j = 0; j < V; ++j) sm[p.slot * a.C + p.c0 + j] = acc[m][j];
@@ -283,7 +292,8 @@ __global__ void __launch_bounds__(kMaxThreads, 2) prep_fwd_v(PrepArgsV<T> a) {
     }
 }
 
-template <class T, int V>
+// GATE: layers > 0 (v mixed towards v_first), a compile-time branch so a row's loads go together.
+template <class T, int V, bool GATE>
 __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepArgsV<T> a) {
     extern __shared__ float sm[];
     const Place p = place<V>(a.C, a.L);
@@ -293,35 +303,34 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
     for (int k = 0; k < 5; ++k) zero(acc[k]);
     float kkp[V];
     ldv(a.kk + p.c0, kkp);
-    const bool gate = a.vl != nullptr;
     for (int i = 0; i < a.L; ++i) {
         const int64_t r = p.rb + i;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        if (ok && gate) {  // v = vr + (vf - vr) sigmoid(v0 + vl): no head sums
-            float gv[V], vr[V], vf[V], sv[V], t[V];
-            ldv(a.gv + off, gv);
-            ldv(a.vr + off, vr);
-            ldv(a.vf + off, vf);
-            ldv(a.vl + off, sv);
-            ldv(a.v0 + p.c0, t);
-#pragma unroll
-            for (int j = 0; j < V; ++j) {
-                const float s2 = sigm(t[j] + sv[j]);
-                vf[j] = gv[j] * (vf[j] - vr[j]) * s2 * (1.f - s2);  // d v_lora
-                vr[j] = gv[j] * (1.f - s2);
-                gv[j] *= s2;
-                acc[2][j] += vf[j];
-            }
-            stv(a.dvr + off, vr);
-            stv(a.dvf + off, gv);
-            stv(a.dvl + off, vf);
-        }
         // kept over the head sums: d (gradient of kk), kr, dkr, and the gradient of a's
         // pre-sigmoid as A + B / norm (A from the k path, B from b = kk a)
         float d[V], kr[V], dkr[V], A[V], B[V];
         float zz = 0.f, dz = 0.f;
         if (ok) {
+            if constexpr (GATE) {  // v = vr + (vf - vr) sigmoid(v0 + vl): no head sums
+                float gv[V], vr[V], vf[V], sv[V], t[V];
+                ldv(a.gv + off, gv);
+                ldv(a.vr + off, vr);
+                ldv(a.vf + off, vf);
+                ldv(a.vl + off, sv);
+                ldv(a.v0 + p.c0, t);
+#pragma unroll
+                for (int j = 0; j < V; ++j) {
+                    const float s2 = sigm(t[j] + sv[j]);
+                    vf[j] = gv[j] * (vf[j] - vr[j]) * s2 * (1.f - s2);  // d v_lora
+                    vr[j] = gv[j] * (1.f - s2);
+                    gv[j] *= s2;
+                    acc[2][j] += vf[j];
+                }
+                stv(a.dvr + off, vr);
+                stv(a.dvf + off, gv);
+                stv(a.dvl + off, vf);
+            }
             float t1[V], t2[V], s[V];
             ldv(a.gw + off, t1);
 #pragma unroll
@@ -565,27 +574,48 @@ void by_vec(int v, F&& f) {
         f(std::integral_constant<int, 8>{});
 }
 
+// Calls f(kernel, V) with the backward token_mix kernel for (T, C, M).
+template <class T, class F>
+void with_mix_kernel(int C, int M, F&& f) {
+    by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(C, 0, true), [&](auto v) {
+        constexpr int V = decltype(v)::value;
+        if constexpr (valid_vec<T>(V)) {
+            if (M == 6)
+                f(mix_bwd_v<T, V, 6>, V);
+            else if (M == 1)
+                f(mix_bwd_v<T, V, 1>, V);
+            else
+                f(mix_bwd_v<T, V, 0>, V);
+        }
+    });
+}
+
 template <class T>
-Plan mix_plan(int64_t rows, int C, bool backward) {
+Plan mix_plan(int64_t rows, int C, int M, bool backward) {
     if (!backward) return make_plan(mix_fwd_v<T>, rows, C, vec_of<T>(), false);
     Plan p;
-    if constexpr (std::is_same_v<T, float>)
-        p = make_plan(mix_bwd_v<T, 4>, rows, C, 4, true);
-    else
-        by_vec(bwd_vec(C, 0, true),
-               [&](auto v) { p = make_plan(mix_bwd_v<T, decltype(v)::value>, rows, C, v, true); });
+    with_mix_kernel<T>(C, M, [&](auto kernel, int v) { p = make_plan(kernel, rows, C, v, true); });
     return p;
 }
+// Calls f(kernel, V) with the backward prep kernel for (T, C, N, gate).
+template <class T, class F>
+void with_prep_kernel(int C, int N, bool gate, F&& f) {
+    by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(C, N, true), [&](auto v) {
+        constexpr int V = decltype(v)::value;
+        if constexpr (valid_vec<T>(V)) {
+            if (gate)
+                f(prep_bwd_v<T, V, true>, V);
+            else
+                f(prep_bwd_v<T, V, false>, V);
+        }
+    });
+}
+
 template <class T>
 Plan prep_plan(int64_t rows, int C, int N, bool backward) {
     if (!backward) return make_plan(prep_fwd_v<T>, rows, C, vec_of<T>(), false);
-    Plan p;
-    if constexpr (std::is_same_v<T, float>)
-        p = make_plan(prep_bwd_v<T, 4>, rows, C, 4, true);
-    else
-        by_vec(bwd_vec(C, N, true), [&](auto v) {
-            p = make_plan(prep_bwd_v<T, decltype(v)::value>, rows, C, v, true);
-        });
+    Plan p;  // the gate does not change the registers much: plan with the gated kernel
+    with_prep_kernel<T>(C, N, true, [&](auto kernel, int v) { p = make_plan(kernel, rows, C, v, true); });
     return p;
 }
 template <class T>
@@ -607,36 +637,24 @@ void by_dtype(bool bf16, F&& f) {
 
 // ---- sum_partials ----------------------------------------------------------------------------
 
-constexpr int kSumLanes = 16;
+constexpr int kSumCols = 8, kSumLanes = 64;
 
-// out[i] = Σ_chunk part[chunk][i], for 32 columns per block: lane y adds chunks y, y + 16, ...
-// then the 16 lane sums are added in order (deterministic).
+// out[i] = Σ_chunk part[chunk][i], kSumCols columns per block: lane y adds chunks y,
+// y + kSumLanes, ..., then the lanes add up in a fixed tree (deterministic).
 template <class T>
 __global__ void sum_partials_cols(const float* __restrict__ part, T* __restrict__ out, int chunks,
                                   int K) {
-    __shared__ float sh[kSumLanes][33];
-    const int i = blockIdx.x * 32 + threadIdx.x;
+    __shared__ float sh[kSumLanes][kSumCols];
+    const int i = blockIdx.x * kSumCols + threadIdx.x, y = threadIdx.y;
     float s = 0.f;
-    if (i < K) {  // four independent loads in flight
-        float s1 = 0.f, s2 = 0.f, s3 = 0.f;
-        int ch = threadIdx.y;
-        for (; ch + 3 * kSumLanes < chunks; ch += 4 * kSumLanes) {
-            s += part[static_cast<int64_t>(ch) * K + i];
-            s1 += part[static_cast<int64_t>(ch + kSumLanes) * K + i];
-            s2 += part[static_cast<int64_t>(ch + 2 * kSumLanes) * K + i];
-            s3 += part[static_cast<int64_t>(ch + 3 * kSumLanes) * K + i];
-        }
-        for (; ch < chunks; ch += kSumLanes) s += part[static_cast<int64_t>(ch) * K + i];
-        s += s1 + s2 + s3;
+    if (i < K)
+        for (int ch = y; ch < chunks; ch += kSumLanes) s += part[static_cast<int64_t>(ch) * K + i];
+    sh[y][threadIdx.x] = s;
+    for (int half = kSumLanes / 2; half > 0; half /= 2) {
+        __syncthreads();
+        if (y < half) sh[y][threadIdx.x] += sh[y + half][threadIdx.x];
     }
-    sh[threadIdx.y][threadIdx.x] = s;
-    __syncthreads();
-    if (threadIdx.y == 0 && i < K) {
-        float t = 0.f;
-#pragma unroll
-        for (int l = 0; l < kSumLanes; ++l) t += sh[l][threadIdx.x];
-        cuda_util::store_f(out + i, t);
-    }
+    if (y == 0 && i < K) cuda_util::store_f(out + i, sh[0][threadIdx.x]);
 }
 
 }  // namespace
@@ -644,7 +662,7 @@ __global__ void sum_partials_cols(const float* __restrict__ part, T* __restrict_
 void sum_partials_launch(const float* part, void* out, int chunks, int K, bool bf16, void* st) {
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
-        sum_partials_cols<T><<<(K + 31) / 32, dim3(32, kSumLanes), 0,
+        sum_partials_cols<T><<<(K + kSumCols - 1) / kSumCols, dim3(kSumCols, kSumLanes), 0,
                                static_cast<cudaStream_t>(st)>>>(part, m<T>(out), chunks, K);
     });
     GOOSE_CUDA_LAUNCH_CHECK();
@@ -655,10 +673,10 @@ bool vec_ok(int C, int N, bool bf16) {
     return fits(bf16 ? 8 : 4, C, N) && bwd_vec(C, N, bf16) != 0;
 }
 
-int mix_vec_chunks(int64_t rows, int C, bool bf16) {
+int mix_vec_chunks(int64_t rows, int C, int M, bool bf16) {
     int n = 0;
     if (vec_ok(C, 0, bf16))
-        by_dtype(bf16, [&](auto tag) { n = mix_plan<decltype(tag)>(rows, C, true).blocks; });
+        by_dtype(bf16, [&](auto tag) { n = mix_plan<decltype(tag)>(rows, C, M, true).blocks; });
     return n;
 }
 int prep_vec_chunks(int64_t rows, int C, int N, bool bf16) {
@@ -698,14 +716,12 @@ bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bo
         a.rows = B * Tn;
         a.Tn = Tn;
         a.C = static_cast<int>(C);
-        const Plan pl = mix_plan<T>(a.rows, a.C, backward);
+        const Plan pl = mix_plan<T>(a.rows, a.C, a.M, backward);
         a.L = pl.L;
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
-            by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(a.C, 0, true), [&](auto v) {
-                constexpr int V = decltype(v)::value;
-                if constexpr (valid_vec<T>(V))
-                    mix_bwd_v<T, V><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            with_mix_kernel<T>(a.C, a.M, [&](auto kernel, int) {
+                kernel<<<pl.blocks, pl.threads, pl.smem, s>>>(a);
             });
         else
             mix_fwd_v<T><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
@@ -742,10 +758,8 @@ bool prep_vec_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backwar
         a.L = pl.L;
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
-            by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(C, N, true), [&](auto v) {
-                constexpr int V = decltype(v)::value;
-                if constexpr (valid_vec<T>(V))
-                    prep_bwd_v<T, V><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            with_prep_kernel<T>(C, N, a.vl != nullptr, [&](auto kernel, int) {
+                kernel<<<pl.blocks, pl.threads, pl.smem, s>>>(a);
             });
         else
             prep_fwd_v<T><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
