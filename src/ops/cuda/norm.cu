@@ -386,8 +386,7 @@ __global__ void ln_fwd_vec_kernel(const T* __restrict__ x, const T* __restrict__
 }
 
 template <class T, int NV>
-__global__ void __launch_bounds__(256, 2)
-    ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict__ x,
+__global__ void ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict__ x,
                       const float* __restrict__ mean, const float* __restrict__ rstd,
                       const T* __restrict__ w, const T* __restrict__ gres, T* __restrict__ dx,
                       int64_t rows, int c, int L, float* __restrict__ part) {
@@ -406,35 +405,32 @@ __global__ void __launch_bounds__(256, 2)
         const int64_t r = rb + i;
         if (r >= rows) break;
         const float m = mean[r], rs = rstd[r];
-        // the row's loads first (vectors past the row read its last one, then count as 0), so
-        // they go out together
         float gw[NV][V], xh[NV][V];
-#pragma unroll
-        for (int k = 0; k < NV; ++k) {
-            const int vi = min(lane + 32 * k, nvec - 1);
-            ldv(gy + r * c + vi * V, gw[k]);
-            ldv(x + r * c + vi * V, xh[k]);
-        }
         float sg = 0.f, sgx = 0.f;
 #pragma unroll
         for (int k = 0; k < NV; ++k) {
-            const bool in = lane + 32 * k < nvec;
-            const int vi = min(lane + 32 * k, nvec - 1);
-            float t[V];
-            if (w)
-                ldv(w + vi * V, t);
-            else
+            const int vi = lane + 32 * k;
+            if (vi < nvec) {
+                float g[V], t[V];
+                ldv(gy + r * c + vi * V, g);
+                ldv(x + r * c + vi * V, xh[k]);
+                if (w)
+                    ldv(w + vi * V, t);
+                else
 #pragma unroll
-                for (int j = 0; j < V; ++j) t[j] = 1.f;
+                    for (int j = 0; j < V; ++j) t[j] = 1.f;
 #pragma unroll
-            for (int j = 0; j < V; ++j) {
-                const float g = in ? gw[k][j] : 0.f;
-                xh[k][j] = in ? (xh[k][j] - m) * rs : 0.f;
-                gw[k][j] = mul_rn(g, t[j]);
-                sg += gw[k][j];
-                sgx += gw[k][j] * xh[k][j];
-                aw[k][j] += g * xh[k][j];
-                ab[k][j] += g;
+                for (int j = 0; j < V; ++j) {
+                    xh[k][j] = (xh[k][j] - m) * rs;
+                    gw[k][j] = mul_rn(g[j], t[j]);
+                    sg += gw[k][j];
+                    sgx += gw[k][j] * xh[k][j];
+                    aw[k][j] += g[j] * xh[k][j];
+                    ab[k][j] += g[j];
+                }
+            } else {
+                zero_v(gw[k]);
+                zero_v(xh[k]);
             }
         }
         const float mg = warp_sum(sg) / float(c), mgx = warp_sum(sgx) / float(c);
