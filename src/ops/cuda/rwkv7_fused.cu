@@ -545,7 +545,8 @@ int token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool ba
 
 int prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bool bf16,
                 void* st) {
-    if (prep_vec_launch(p, rows, C, N, backward, bf16, st)) return prep_vec_chunks(rows, C, N, bf16);
+    if (prep_vec_launch(p, rows, C, N, backward, bf16, st))
+        return prep_vec_chunks(rows, C, N, bf16);
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         PrepArgs<T> a{};
@@ -573,7 +574,8 @@ int prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bo
 
 int out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool backward, bool bf16,
                void* st) {
-    if (out_vec_launch(p, rows, C, N, eps, backward, bf16, st)) return out_vec_chunks(rows, C, N, bf16);
+    if (out_vec_launch(p, rows, C, N, eps, backward, bf16, st))
+        return out_vec_chunks(rows, C, N, bf16);
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         OutArgs<T> a{};

@@ -66,8 +66,8 @@ TokenMixGrads token_mix_backward(const Tensor& x, const Tensor& prev,
     if (prev.defined()) r.dprev = Tensor::empty(prev.shape(), x.dtype(), x.device());
     for (const Tensor& m : mu) r.dmu.push_back(Tensor::empty(m.shape(), x.dtype(), x.device()));
     const auto M = static_cast<int64_t>(mu.size());
-    Tensor part = Tensor::empty(Shape{token_mix_max_chunks(B * Tn, C, static_cast<int>(M), bf16), M, C}, DType::f32,
-                                x.device());
+    const int max_chunks = token_mix_max_chunks(B * Tn, C, static_cast<int>(M), bf16);
+    Tensor part = Tensor::empty(Shape{max_chunks, M, C}, DType::f32, x.device());
     MixPtrs p;
     p.x = cp(x);
     p.prev = cp(prev);

@@ -527,7 +527,7 @@ Plan make_plan(K kernel, int64_t rows, int C, int V, bool needs_smem) {
     int per_sm = 0;
     GOOSE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, p.threads,
                                                                    p.smem));
-    const int64_t target = std::max<int64_t>(1, int64_t(std::max(per_sm, 1)) * cuda_util::num_sms());
+    const int64_t target = int64_t(std::max(per_sm, 1)) * cuda_util::num_sms();
     p.L = static_cast<int>(std::max<int64_t>(1, (rows + p.R * target - 1) / (p.R * target)));
     p.blocks = static_cast<int>((rows + int64_t(p.R) * p.L - 1) / (int64_t(p.R) * p.L));
     return p;
@@ -615,7 +615,8 @@ template <class T>
 Plan prep_plan(int64_t rows, int C, int N, bool backward) {
     if (!backward) return make_plan(prep_fwd_v<T>, rows, C, vec_of<T>(), false);
     Plan p;  // the gate does not change the registers much: plan with the gated kernel
-    with_prep_kernel<T>(C, N, true, [&](auto kernel, int v) { p = make_plan(kernel, rows, C, v, true); });
+    with_prep_kernel<T>(C, N, true,
+                        [&](auto kernel, int v) { p = make_plan(kernel, rows, C, v, true); });
     return p;
 }
 template <class T>
