@@ -792,6 +792,17 @@ Var rwkv7_out(const Var& y, const Var& r, const Var& k, const Var& v, const Var&
     });
 }
 
+AddNorm add_layer_norm(const Var& x, const Var& a, const Var& w, const Var& b, double eps) {
+#ifdef GOOSE_CUDA
+    if (on_cuda(x)) {
+        AddNorm r = add_layer_norm_cuda(x, a, w, b, eps);
+        if (r.sum.defined()) return r;
+    }
+#endif
+    const Var sum = ag::add(x, a);
+    return {sum, ag::layer_norm(sum, w, b, eps)};
+}
+
 LstmCell lstm_cell(const Var& gates, const Var& c_prev) {
     if (!gates.defined() || gates.ndim() != 2 || gates.size(1) % 4 != 0)
         fail("lstm_cell: gates must be (B, 4C), got {}",

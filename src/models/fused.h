@@ -36,6 +36,14 @@ Rwkv7Prep rwkv7_prep(const Var& w_lora, const Var& k_raw, const Var& v_raw, cons
 Var rwkv7_out(const Var& y, const Var& r, const Var& k, const Var& v, const Var& r_k,
               const Var& ln_w, const Var& ln_b, const Var& g, double eps);
 
+// A residual add followed by a layer norm of the sum: {x + a, layer_norm(x + a, w, b, eps)}.
+// One pass on CUDA (whose backward also folds the sum's own gradient into the norm's dx);
+// composed from ag::add and ag::layer_norm elsewhere. x, a (..., C); w, b (C) or undefined.
+struct AddNorm {
+    Var sum, normed;
+};
+AddNorm add_layer_norm(const Var& x, const Var& a, const Var& w, const Var& b, double eps);
+
 // One LSTM cell update from the pre-activation gates (B, 4C), in torch's order i, f, g, o, and
 // the previous cell (B, C): c = σ(f) c_prev + σ(i) tanh(g), h = σ(o) tanh(c).
 struct LstmCell {

@@ -294,8 +294,11 @@ Var Rwkv7::block_forward(const Rwkv7Block& blk, Var x, Var& v_first, Rwkv7State*
         prev_f = Var(state->ffn_shift[l]);
     }
     Rwkv7TimeMix::Out att = blk.att->forward(xa, prev_a, v_first, s_in);
-    x = ag::add(x, att.y);
-    Var xf = blk.ln2->forward(x);
+    // x + att.y and ln2 of it in one pass on CUDA
+    const fused::AddNorm mid =
+        fused::add_layer_norm(x, att.y, blk.ln2->weight, blk.ln2->bias, blk.ln2->eps);
+    x = mid.sum;
+    Var xf = mid.normed;
     x = ag::add(x, blk.ffn->forward(xf, prev_f));
     if (state) {  // the old tensors stay alive in the Vars above (the tape may need them)
         state->att_shift[l] = last_row(xa);

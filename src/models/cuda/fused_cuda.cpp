@@ -2,6 +2,9 @@
 #include "models/cuda/fused_cuda.h"
 
 #include "goose/autograd.h"
+#include "goose/ops/binary.h"
+#include "goose/ops/norm.h"
+#include "ops/cuda/norm_add_cuda.h"
 #include "ops/cuda/rwkv7_fused_cuda.h"
 
 namespace goose::models::fused {
@@ -118,6 +121,44 @@ Var rwkv7_out_cuda(const Var& y, const Var& r, const Var& k, const Var& v, const
         for (int i = 0; i < 8; ++i)
             if (io.needs(i)) io.set(i, std::move(d[static_cast<size_t>(i)]));
     });
+}
+
+AddNorm add_layer_norm_cuda(const Var& x, const Var& a, const Var& w, const Var& b, double eps) {
+    const int64_t C = x.value().size(-1);
+    const Tensor wv = w.defined() ? w.value() : Tensor(), bv = b.defined() ? b.value() : Tensor();
+    if (a.value().device() != x.value().device() || (wv.defined() && wv.shape() != Shape{C}) ||
+        (bv.defined() && bv.shape() != Shape{C}) ||
+        (wv.defined() && wv.dtype() != x.dtype()) || (bv.defined() && bv.dtype() != x.dtype()))
+        return {};
+    ops::AddNormForward f;
+    if (!ops::add_layer_norm_forward_cuda(x.value(), a.value(), wv, bv, eps, f)) return {};
+    std::vector<Var> inputs{x, a};
+    int iw = -1, ib = -1;
+    if (w.defined()) {
+        iw = static_cast<int>(inputs.size());
+        inputs.push_back(w);
+    }
+    if (b.defined()) {
+        ib = static_cast<int>(inputs.size());
+        inputs.push_back(b);
+    }
+    const Tensor sum = f.sum;
+    std::vector<Var> outs = ag::record(
+        "add_layer_norm", std::move(inputs), std::vector<Tensor>{f.sum, f.y},
+        [sum, wv, mean = f.mean, rstd = f.rstd, iw, ib](GradIO& io) {
+            const bool need_dw = iw >= 0 && io.needs(iw), need_db = ib >= 0 && io.needs(ib);
+            ops::NormGrads g;
+            if (!ops::layer_norm_backward_res_cuda(io.gy(1), io.gy(0), sum, wv, mean, rstd,
+                                                   need_dw, need_db, g)) {
+                g = ops::layer_norm_backward(io.gy(1), sum, wv, mean, rstd, need_dw, need_db);
+                g.dx = ops::binary_forward(BinaryOp::add, g.dx, io.gy(0));
+            }
+            io.set(0, g.dx);
+            io.set(1, g.dx);  // the tape never writes gradients in place
+            if (need_dw) io.set(iw, std::move(g.dw));
+            if (need_db) io.set(ib, std::move(g.db));
+        });
+    return {outs[0], outs[1]};
 }
 
 }  // namespace goose::models::fused

@@ -10,6 +10,8 @@
 
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/math.cuh"
+#include "ops/cuda/norm_add_cuda.h"
+#include "ops/cuda/vec16.cuh"
 
 namespace goose::ops {
 
@@ -307,6 +309,219 @@ __global__ void l2_bwd_kernel(const T* __restrict__ gy, const T* __restrict__ x,
     }
 }
 
+// ---- layer_norm with 16-byte vectors (one group of c channels, c a multiple of V, at most
+// 32 NV V): one warp per row, lane l's vectors l + 32 k (k < NV) in registers. The backward
+// computes dx and, per warp, dw and db over L consecutive rows; the warps of a block add theirs
+// in a fixed order into one partial row per block (part (blocks, 2, c)), ln_sum_parts adds the
+// blocks in order (deterministic). Optional residual forms: the forward normalises x + a (and
+// stores it), the backward adds the residual's own gradient to dx (add_layer_norm).
+using cuda_util::ldv;
+using cuda_util::stv;
+using cuda_util::zero_v;
+
+// With a (else null): the row is x + a, rounded to T and stored to sum, as ag::add would.
+template <class T, int NV>
+__global__ void ln_fwd_vec_kernel(const T* __restrict__ x, const T* __restrict__ a,
+                                  T* __restrict__ sum, T* __restrict__ y,
+                                  float* __restrict__ mean, float* __restrict__ rstd,
+                                  const T* __restrict__ w, const T* __restrict__ b, int64_t rows,
+                                  int c, double eps) {
+    constexpr int V = cuda_util::vec16_of<T>();
+    const int64_t r = warp_row();
+    if (r >= rows) return;
+    const int lane = threadIdx.x & 31, nvec = c / V;
+    float v[NV][V];
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < NV; ++k) {
+        const int vi = lane + 32 * k;
+        ldv(x + r * c + min(vi, nvec - 1) * V, v[k]);  // past the row: its last vector, as 0
+    }
+#pragma unroll
+    for (int k = 0; k < NV; ++k) {
+        const int vi = lane + 32 * k;
+        if (a) {
+            float t[V];
+            ldv(a + r * c + min(vi, nvec - 1) * V, t);
+#pragma unroll
+            for (int j = 0; j < V; ++j) v[k][j] = to_acc(from_acc<T>(v[k][j] + t[j]));
+            if (vi < nvec) stv(sum + r * c + vi * V, v[k]);
+        }
+        if (vi >= nvec) zero_v(v[k]);
+#pragma unroll
+        for (int j = 0; j < V; ++j) s += v[k][j];
+    }
+    const float m = warp_sum(s) / float(c);
+    float q = 0.f;
+#pragma unroll
+    for (int k = 0; k < NV; ++k)
+        if (lane + 32 * k < nvec)
+#pragma unroll
+            for (int j = 0; j < V; ++j) q += (v[k][j] - m) * (v[k][j] - m);
+    const float var = warp_sum(q) / float(c);
+    const float rs = float(1.0 / sqrt(double(var) + eps));
+    if (lane == 0) {
+        mean[r] = m;
+        rstd[r] = rs;
+    }
+#pragma unroll
+    for (int k = 0; k < NV; ++k) {
+        const int vi = lane + 32 * k;
+        if (vi >= nvec) break;
+        float o[V], t[V];
+#pragma unroll
+        for (int j = 0; j < V; ++j) o[j] = (v[k][j] - m) * rs;
+        if (w) {
+            ldv(w + vi * V, t);
+#pragma unroll
+            for (int j = 0; j < V; ++j) o[j] *= t[j];
+        }
+        if (b) {
+            ldv(b + vi * V, t);
+#pragma unroll
+            for (int j = 0; j < V; ++j) o[j] += t[j];
+        }
+        stv(y + r * c + vi * V, o);
+    }
+}
+
+template <class T, int NV>
+__global__ void ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict__ x,
+                      const float* __restrict__ mean, const float* __restrict__ rstd,
+                      const T* __restrict__ w, const T* __restrict__ gres, T* __restrict__ dx,
+                      int64_t rows, int c, int L, float* __restrict__ part) {
+    constexpr int V = cuda_util::vec16_of<T>();
+    extern __shared__ float smem[];  // (warps, c)
+    const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const int nvec = c / V;
+    const int64_t rb = (int64_t(blockIdx.x) * nw + wi) * L;
+    float aw[NV][V], ab[NV][V];
+#pragma unroll
+    for (int k = 0; k < NV; ++k) {
+        zero_v(aw[k]);
+        zero_v(ab[k]);
+    }
+    for (int i = 0; i < L; ++i) {  // warp-uniform exit
+        const int64_t r = rb + i;
+        if (r >= rows) break;
+        const float m = mean[r], rs = rstd[r];
+        float gw[NV][V], xh[NV][V];
+        float sg = 0.f, sgx = 0.f;
+#pragma unroll
+        for (int k = 0; k < NV; ++k) {
+            const int vi = lane + 32 * k;
+            if (vi < nvec) {
+                float g[V], t[V];
+                ldv(gy + r * c + vi * V, g);
+                ldv(x + r * c + vi * V, xh[k]);
+                if (w)
+                    ldv(w + vi * V, t);
+                else
+#pragma unroll
+                    for (int j = 0; j < V; ++j) t[j] = 1.f;
+#pragma unroll
+                for (int j = 0; j < V; ++j) {
+                    xh[k][j] = (xh[k][j] - m) * rs;
+                    gw[k][j] = mul_rn(g[j], t[j]);
+                    sg += gw[k][j];
+                    sgx += gw[k][j] * xh[k][j];
+                    aw[k][j] += g[j] * xh[k][j];
+                    ab[k][j] += g[j];
+                }
+            } else {
+                zero_v(gw[k]);
+                zero_v(xh[k]);
+            }
+        }
+        const float mg = warp_sum(sg) / float(c), mgx = warp_sum(sgx) / float(c);
+#pragma unroll
+        for (int k = 0; k < NV; ++k) {
+            const int vi = lane + 32 * k;
+            if (vi >= nvec) break;
+            float o[V];
+#pragma unroll
+            for (int j = 0; j < V; ++j) o[j] = rs * (gw[k][j] - mg - xh[k][j] * mgx);
+            if (gres) {  // the residual's gradient, added after rounding dx as ag::add would
+                float t[V];
+                ldv(gres + r * c + vi * V, t);
+#pragma unroll
+                for (int j = 0; j < V; ++j) o[j] = to_acc(from_acc<T>(o[j])) + t[j];
+            }
+            stv(dx + r * c + vi * V, o);
+        }
+    }
+    if (!part) return;
+    float* out = part + int64_t(blockIdx.x) * 2 * c;
+#pragma unroll
+    for (int which = 0; which < 2; ++which) {
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < NV; ++k) {
+            const int vi = lane + 32 * k;
+            if (vi < nvec)
+#pragma unroll
+                for (int j = 0; j < V; ++j)
+                    smem[wi * c + vi * V + j] = which == 0 ? aw[k][j] : ab[k][j];
+        }
+        __syncthreads();
+        for (int j = threadIdx.x; j < c; j += blockDim.x) {
+            float s = 0.f;
+            for (int q = 0; q < nw; ++q) s += smem[q * c + j];
+            out[which * c + j] = s;
+        }
+    }
+}
+
+constexpr int kSumCols = 8, kSumLanes = 64;
+
+// dw[j] = Σ_blocks part[block][0][j], db[j] = Σ part[block][1][j]: kSumCols of the 2 c columns
+// per block; lane y adds blocks y, y + kSumLanes, ..., then the lanes add up in a fixed tree
+// (deterministic).
+template <class T>
+__global__ void ln_sum_parts_kernel(const float* __restrict__ part, int blocks, int c,
+                                    T* __restrict__ dw, T* __restrict__ db) {
+    __shared__ float sh[kSumLanes][kSumCols];
+    const int i = blockIdx.x * kSumCols + threadIdx.x, K = 2 * c, y = threadIdx.y;
+    float s = 0.f;
+    if (i < K)
+        for (int b = y; b < blocks; b += kSumLanes) s += part[int64_t(b) * K + i];
+    sh[y][threadIdx.x] = s;
+    for (int half = kSumLanes / 2; half > 0; half /= 2) {
+        __syncthreads();
+        if (y < half) sh[y][threadIdx.x] += sh[y + half][threadIdx.x];
+    }
+    if (y == 0 && i < K) {
+        T* out = i < c ? dw : db;
+        if (out) out[i < c ? i : i - c] = from_acc<T>(sh[0][threadIdx.x]);
+    }
+}
+
+// Calls f(integral_constant<int, NV>) for the vectors per lane of c channels (NV <= 4), or
+// returns false when c does not fit the vector layer_norm.
+template <class T, class F>
+bool with_ln_nv(int64_t c, F&& f) {
+    constexpr int V = cuda_util::vec16_of<T>();
+    if (c % V != 0 || c > 32 * 4 * V) return false;
+    const int64_t nv = (c / V + 31) / 32;
+    switch (nv) {
+        case 1: f(std::integral_constant<int, 1>{}); return true;
+        case 2: f(std::integral_constant<int, 2>{}); return true;
+        case 3: f(std::integral_constant<int, 3>{}); return true;
+        default: f(std::integral_constant<int, 4>{}); return true;
+    }
+}
+
+constexpr int kLnWarps = 8;  // warps per block of the vector layer_norm kernels
+
+int sm_count() {
+    static const int n = [] {
+        int v = 0;
+        check_cuda(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, 0), "SM count");
+        return v;
+    }();
+    return n;
+}
+
 DType stat_dtype(DType x) { return x == DType::bf16 ? DType::f32 : x; }
 
 NormForward norm_forward(const Tensor& x, int64_t groups, bool group_dim, const Tensor& w,
@@ -321,6 +536,27 @@ NormForward norm_forward(const Tensor& x, int64_t groups, bool group_dim, const 
     NormForward f{empty_on(x.shape(), x.dtype(), x), empty_on(ss, stat_dtype(x.dtype()), x),
                   empty_on(ss, stat_dtype(x.dtype()), x)};
     if (x.numel() == 0) return f;
+    if (groups == 1 && (x.dtype() == DType::bf16 || x.dtype() == DType::f32) &&
+        cuda_util::aligned16(xc.raw_data()) && cuda_util::aligned16(f.y.raw_data()) &&
+        (!wc.defined() || cuda_util::aligned16(wc.raw_data())) &&
+        (!bc.defined() || cuda_util::aligned16(bc.raw_data()))) {
+        bool done = false;
+        dispatch_float(x.dtype(), op, [&](auto tag) {
+            using T = decltype(tag);
+            if constexpr (!std::is_same_v<T, double>)
+                done = with_ln_nv<T>(c, [&](auto nv) {
+                    ln_fwd_vec_kernel<T, decltype(nv)::value>
+                        <<<warp_row_blocks(rows), 32 * kWarpRowsPerBlock, 0, stream()>>>(
+                            ptr<T>(xc), nullptr, nullptr, ptr<T>(f.y), ptr<float>(f.mean),
+                            ptr<float>(f.rstd), ptr_or_null<T>(wc), ptr_or_null<T>(bc), rows,
+                            int(c), eps);
+                });
+        });
+        if (done) {
+            check_launch(op);
+            return f;
+        }
+    }
     dispatch_float(x.dtype(), op, [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = c / groups, tasks = rows * groups;
@@ -340,6 +576,48 @@ NormForward norm_forward(const Tensor& x, int64_t groups, bool group_dim, const 
     return f;
 }
 
+// layer_norm backward by the vector kernels: false (nothing launched) unless x is f32 or bf16
+// with a width they take and every tensor 16-byte aligned.
+bool ln_backward_vec(const Tensor& gc, const Tensor& xc, const Tensor& mc, const Tensor& rc,
+                     const Tensor& wc, const Tensor& gres, NormGrads& r, bool need_dw,
+                     bool need_db) {
+    if (xc.dtype() != DType::bf16 && xc.dtype() != DType::f32) return false;
+    for (const Tensor* t : {&gc, &xc, &wc, &gres, static_cast<const Tensor*>(&r.dx)})
+        if (t->defined() && !cuda_util::aligned16(t->raw_data())) return false;
+    const int64_t c = xc.size(-1), rows = xc.numel() / c;
+    bool done = false;
+    dispatch_float(xc.dtype(), "layer_norm", [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (!std::is_same_v<T, double>)
+            done = with_ln_nv<T>(c, [&](auto nv) {
+                const auto kernel = ln_bwd_vec_kernel<T, decltype(nv)::value>;
+                const int threads = 32 * kLnWarps;
+                const size_t smem = size_t(kLnWarps) * size_t(c) * sizeof(float);
+                int per_sm = 0;
+                check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads,
+                                                                         smem),
+                           "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+                const int64_t target = int64_t(std::max(per_sm, 1)) * sm_count();
+                const int64_t L = std::max<int64_t>(1, (rows + target * kLnWarps - 1) /
+                                                           (target * kLnWarps));
+                const int64_t blocks = (rows + L * kLnWarps - 1) / (L * kLnWarps);
+                const bool sums = need_dw || need_db;
+                Tensor part = sums ? empty_on(Shape{blocks, 2, c}, DType::f32, xc) : Tensor();
+                kernel<<<unsigned(blocks), threads, smem, stream()>>>(
+                    ptr<T>(gc), ptr<T>(xc), ptr<float>(mc), ptr<float>(rc), ptr_or_null<T>(wc),
+                    ptr_or_null<T>(gres), ptr<T>(r.dx), rows, int(c), int(L),
+                    sums ? ptr<float>(part) : nullptr);
+                if (sums)
+                    ln_sum_parts_kernel<T>
+                        <<<unsigned((2 * c + kSumCols - 1) / kSumCols), dim3(kSumCols, kSumLanes), 0,
+                           stream()>>>(ptr<float>(part), int(blocks), int(c),
+                                       need_dw ? ptr<T>(r.dw) : nullptr,
+                                       need_db ? ptr<T>(r.db) : nullptr);
+            });
+    });
+    return done;
+}
+
 NormGrads norm_backward(const char* op, const Tensor& gy, const Tensor& x, int64_t groups,
                         const Tensor& w, const Tensor& mean, const Tensor& rstd, bool need_dw,
                         bool need_db) {
@@ -353,6 +631,10 @@ NormGrads norm_backward(const char* op, const Tensor& gy, const Tensor& x, int64
                 need_dw ? zeros_on(Shape{c}, x.dtype(), x) : Tensor(),
                 need_db ? zeros_on(Shape{c}, x.dtype(), x) : Tensor()};
     if (x.numel() == 0) return r;
+    if (groups == 1 && ln_backward_vec(gc, xc, mc, rc, wc, Tensor(), r, need_dw, need_db)) {
+        check_launch(op);
+        return r;
+    }
     dispatch_float(x.dtype(), op, [&](auto tag) {
         using T = decltype(tag);
         using S = stat_t<T>;
@@ -393,6 +675,60 @@ NormGrads norm_backward(const char* op, const Tensor& gy, const Tensor& x, int64
     return r;
 }
 }  // namespace
+
+bool add_layer_norm_forward_cuda(const Tensor& x, const Tensor& a, const Tensor& w,
+                                 const Tensor& b, double eps, AddNormForward& f) {
+    if ((x.dtype() != DType::bf16 && x.dtype() != DType::f32) || a.dtype() != x.dtype() ||
+        a.shape() != x.shape() || x.numel() == 0)
+        return false;
+    const Tensor xc = x.contiguous(), ac = a.contiguous();
+    const Tensor wc = w.defined() ? w.contiguous() : Tensor();
+    const Tensor bc = b.defined() ? b.contiguous() : Tensor();
+    const int64_t c = x.size(-1), rows = x.numel() / c;
+    for (const Tensor* t : {&xc, &ac, &wc, &bc})
+        if (t->defined() && !cuda_util::aligned16(t->raw_data())) return false;
+    const Shape ss = x.shape().without(x.ndim() - 1);
+    AddNormForward o{empty_on(x.shape(), x.dtype(), x), empty_on(x.shape(), x.dtype(), x),
+                     empty_on(ss, DType::f32, x), empty_on(ss, DType::f32, x)};
+    if (!cuda_util::aligned16(o.sum.raw_data()) || !cuda_util::aligned16(o.y.raw_data()))
+        return false;
+    bool done = false;
+    dispatch_float(x.dtype(), "add_layer_norm", [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (!std::is_same_v<T, double>)
+            done = with_ln_nv<T>(c, [&](auto nv) {
+                ln_fwd_vec_kernel<T, decltype(nv)::value>
+                    <<<warp_row_blocks(rows), 32 * kWarpRowsPerBlock, 0, stream()>>>(
+                        ptr<T>(xc), ptr<T>(ac), ptr<T>(o.sum), ptr<T>(o.y), ptr<float>(o.mean),
+                        ptr<float>(o.rstd), ptr_or_null<T>(wc), ptr_or_null<T>(bc), rows, int(c),
+                        eps);
+            });
+    });
+    if (!done) return false;
+    check_launch("add_layer_norm");
+    f = std::move(o);
+    return true;
+}
+
+bool layer_norm_backward_res_cuda(const Tensor& gy, const Tensor& gres, const Tensor& x,
+                                  const Tensor& w, const Tensor& mean, const Tensor& rstd,
+                                  bool need_dw, bool need_db, NormGrads& out) {
+    if (mean.dtype() != DType::f32 || rstd.dtype() != DType::f32 || gy.dtype() != x.dtype() ||
+        gres.dtype() != x.dtype() || gres.shape() != x.shape() || x.numel() == 0)
+        return false;
+    const Tensor xc = x.contiguous(), gc = gy.contiguous(), rc = gres.contiguous();
+    const Tensor wc = w.defined() ? w.contiguous() : Tensor();
+    const int64_t c = x.size(-1);
+    NormGrads r{empty_on(x.shape(), x.dtype(), x),
+                need_dw ? empty_on(Shape{c}, x.dtype(), x) : Tensor(),
+                need_db ? empty_on(Shape{c}, x.dtype(), x) : Tensor()};
+    if (!ln_backward_vec(gc, xc, mean.contiguous(), rstd.contiguous(), wc, rc, r, need_dw,
+                         need_db))
+        return false;
+    check_launch("add_layer_norm");
+    out = std::move(r);
+    return true;
+}
 
 NormForward layer_norm_forward_cuda(const Tensor& x, const Tensor& w, const Tensor& b,
                                     double eps) {

@@ -91,17 +91,6 @@ __device__ void head_sums(const float (&vals)[K][CPT], float* smem, float* hs, i
     }
 }
 
-// Sums partial[chunks][K] over the chunks, in order, into out[K] (dtype T).
-template <class T>
-__global__ void sum_partials(const float* __restrict__ part, T* __restrict__ out, int chunks,
-                             int K) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= K) return;
-    float s = 0.f;
-    for (int ch = 0; ch < chunks; ++ch) s += part[static_cast<int64_t>(ch) * K + i];
-    store_f(out + i, s);
-}
-
 // ---- token_mix -------------------------------------------------------------------------------
 
 template <class T>
@@ -510,19 +499,21 @@ void launch_rows(const Args& a, int64_t rows, int C, int N, int sums, void* stre
 
 }  // namespace
 
-int row_chunks(int64_t rows) { return chunks_of(rows); }
-
-void sum_partials_launch(const float* part, void* out, int chunks, int K, bool bf16, void* st) {
-    by_dtype(bf16, [&](auto tag) {
-        using T = decltype(tag);
-        sum_partials<T><<<(K + 255) / 256, 256, 0, static_cast<cudaStream_t>(st)>>>(
-            part, m<T>(out), chunks, K);
-    });
-    GOOSE_CUDA_LAUNCH_CHECK();
+int token_mix_max_chunks(int64_t rows, int64_t C, int M, bool bf16) {
+    const int v = vec_ok(static_cast<int>(C), 0, bf16) ? mix_vec_chunks(rows, int(C), M, bf16) : 0;
+    return std::max(v, chunks_of(rows));
+}
+int prep_max_chunks(int64_t rows, int C, int N, bool bf16) {
+    return std::max(vec_ok(C, N, bf16) ? prep_vec_chunks(rows, C, N, bf16) : 0, chunks_of(rows));
+}
+int out_max_chunks(int64_t rows, int C, int N, bool bf16) {
+    return std::max(vec_ok(C, N, bf16) ? out_vec_chunks(rows, C, N, bf16) : 0, chunks_of(rows));
 }
 
-void token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
-                      bool bf16, void* st) {
+int token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
+                     bool bf16, void* st) {
+    if (token_mix_vec_launch(p, B, Tn, C, backward, bf16, st))
+        return mix_vec_chunks(B * Tn, static_cast<int>(C), p.M, bf16);
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         MixArgs<T> a{};
@@ -549,10 +540,13 @@ void token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool b
         });
     });
     GOOSE_CUDA_LAUNCH_CHECK();
+    return chunks_of(B * Tn);
 }
 
-void prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bool bf16,
-                 void* st) {
+int prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bool bf16,
+                void* st) {
+    if (prep_vec_launch(p, rows, C, N, backward, bf16, st))
+        return prep_vec_chunks(rows, C, N, bf16);
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         PrepArgs<T> a{};
@@ -575,10 +569,13 @@ void prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, b
         });
     });
     GOOSE_CUDA_LAUNCH_CHECK();
+    return chunks_of(rows);
 }
 
-void out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool backward, bool bf16,
-                void* st) {
+int out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool backward, bool bf16,
+               void* st) {
+    if (out_vec_launch(p, rows, C, N, eps, backward, bf16, st))
+        return out_vec_chunks(rows, C, N, bf16);
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         OutArgs<T> a{};
@@ -600,6 +597,7 @@ void out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool ba
         });
     });
     GOOSE_CUDA_LAUNCH_CHECK();
+    return chunks_of(rows);
 }
 
 }  // namespace goose::models::fused::cuda_kernels

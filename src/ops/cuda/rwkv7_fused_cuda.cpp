@@ -65,9 +65,9 @@ TokenMixGrads token_mix_backward(const Tensor& x, const Tensor& prev,
     r.dx = Tensor::empty(x.shape(), x.dtype(), x.device());
     if (prev.defined()) r.dprev = Tensor::empty(prev.shape(), x.dtype(), x.device());
     for (const Tensor& m : mu) r.dmu.push_back(Tensor::empty(m.shape(), x.dtype(), x.device()));
-    const int chunks = row_chunks(B * Tn);
     const auto M = static_cast<int64_t>(mu.size());
-    Tensor part = Tensor::empty(Shape{chunks, M, C}, DType::f32, x.device());
+    const int max_chunks = token_mix_max_chunks(B * Tn, C, static_cast<int>(M), bf16);
+    Tensor part = Tensor::empty(Shape{max_chunks, M, C}, DType::f32, x.device());
     MixPtrs p;
     p.x = cp(x);
     p.prev = cp(prev);
@@ -80,7 +80,7 @@ TokenMixGrads token_mix_backward(const Tensor& x, const Tensor& prev,
     p.dprev = mp(r.dprev);
     p.part = static_cast<float*>(part.raw_data());
     if (x.numel() == 0) return r;
-    token_mix_launch(p, B, Tn, C, true, bf16, cuda::current_stream());
+    const int chunks = token_mix_launch(p, B, Tn, C, true, bf16, cuda::current_stream());
     std::vector<Tensor*> outs;
     for (Tensor& t : r.dmu) outs.push_back(&t);
     reduce_parts(part, chunks, C, outs, x.dtype());
@@ -130,8 +130,8 @@ std::vector<Tensor> rwkv7_prep_backward(const PrepInputs& in, const std::vector<
     Tensor dvr = gate ? row() : Tensor(), dvl = gate ? row() : Tensor(),
            dvf = gate ? row() : Tensor();
     Tensor dw0 = vec(), da0 = vec(), dv0 = gate ? vec() : Tensor(), dkk = vec(), dka = vec();
-    const int chunks = row_chunks(rows);
-    Tensor part = Tensor::empty(Shape{chunks, 5, C}, DType::f32, dev);
+    const int Ci = static_cast<int>(C), Ni = static_cast<int>(head_size);
+    Tensor part = Tensor::empty(Shape{prep_max_chunks(rows, Ci, Ni, bf16), 5, C}, DType::f32, dev);
     PrepPtrs p = prep_ptrs(in);
     p.gw = cp(gys[0]);
     p.gk = cp(gys[1]);
@@ -145,8 +145,7 @@ std::vector<Tensor> rwkv7_prep_backward(const PrepInputs& in, const std::vector<
     p.dvf = mp(dvf);
     p.part = static_cast<float*>(part.raw_data());
     if (rows > 0) {
-        prep_launch(p, rows, static_cast<int>(C), static_cast<int>(head_size), true, bf16,
-                    cuda::current_stream());
+        const int chunks = prep_launch(p, rows, Ci, Ni, true, bf16, cuda::current_stream());
         reduce_parts(part, chunks, C, {&dw0, &da0, gate ? &dv0 : nullptr, &dkk, &dka}, dt);
     }
     // d w_lora is the gradient of w itself.
@@ -185,8 +184,8 @@ std::vector<Tensor> rwkv7_out_backward(const OutInputs& in, const Tensor& gz, do
            dv = Tensor::empty(in.r.shape(), dt, dev), dg = Tensor::empty(in.r.shape(), dt, dev);
     Tensor drk = Tensor::empty(in.rk.shape(), dt, dev), dlw = Tensor::empty(in.lw.shape(), dt, dev),
            dlb = Tensor::empty(in.lb.shape(), dt, dev);
-    const int chunks = row_chunks(rows);
-    Tensor part = Tensor::empty(Shape{chunks, 3, C}, DType::f32, dev);
+    const int Ci = static_cast<int>(C), Ni = static_cast<int>(N);
+    Tensor part = Tensor::empty(Shape{out_max_chunks(rows, Ci, Ni, bf16), 3, C}, DType::f32, dev);
     OutPtrs p = out_ptrs(in);
     p.gz = cp(gz);
     p.dy = mp(dy);
@@ -196,8 +195,8 @@ std::vector<Tensor> rwkv7_out_backward(const OutInputs& in, const Tensor& gz, do
     p.dg = mp(dg);
     p.part = static_cast<float*>(part.raw_data());
     if (rows > 0) {
-        out_launch(p, rows, static_cast<int>(C), static_cast<int>(N), static_cast<float>(eps),
-                   true, bf16, cuda::current_stream());
+        const int chunks = out_launch(p, rows, Ci, Ni, static_cast<float>(eps), true, bf16,
+                                      cuda::current_stream());
         reduce_parts(part, chunks, C, {&drk, &dlw, &dlb}, dt);
     }
     return {dy, dr, dk, dv, drk, dlw, dlb, dg};

@@ -1,7 +1,10 @@
 // Launchers of the fused RWKV-7 glue kernels (rwkv7_fused.cu): raw device pointers of packed
 // f32 or bf16 tensors, the stream as void*. Internal; no CUDA headers. Null pointers mark absent
 // tensors (prev, the layer-0 v terms, unneeded outputs). `part` receives per-chunk parameter
-// gradient sums (row_chunks(rows) x K floats), reduced by sum_partials_launch.
+// gradient sums (at most *_max_chunks(...) x K floats; a launch returns how many chunks it
+// wrote), reduced by sum_partials_launch. Packed 16-byte aligned tensors with C a multiple of 8
+// (bf16) or 4 (f32) and such heads run the vectorised kernels of rwkv7_fused_vec.cu, others the
+// per-channel kernels of rwkv7_fused.cu.
 #pragma once
 #include <cstdint>
 
@@ -11,7 +14,9 @@ constexpr int kRows = 16;   // rows per block, and per partial sum of a paramete
 constexpr int kCpt = 4;     // channels per thread at most: C <= 4096
 constexpr int kMaxMix = 8;  // token_mix vectors at most
 
-int row_chunks(int64_t rows);
+int token_mix_max_chunks(int64_t rows, int64_t C, int M, bool bf16);
+int prep_max_chunks(int64_t rows, int C, int N, bool bf16);
+int out_max_chunks(int64_t rows, int C, int N, bool bf16);
 // out[K] = Σ_chunk part[chunk][K], in chunk order (out f32 or bf16).
 void sum_partials_launch(const float* part, void* out, int chunks, int K, bool bf16, void* stream);
 
@@ -26,8 +31,8 @@ struct MixPtrs {
     float* part = nullptr;          // (chunks, M, C)
     int M = 0;
 };
-void token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
-                      bool bf16, void* stream);
+int token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
+                     bool bf16, void* stream);
 
 struct PrepPtrs {
     const void *wl = nullptr, *kr = nullptr, *vr = nullptr, *al = nullptr, *vl = nullptr,
@@ -38,8 +43,8 @@ struct PrepPtrs {
     void *dkr = nullptr, *dvr = nullptr, *dal = nullptr, *dvl = nullptr, *dvf = nullptr;
     float* part = nullptr;  // (chunks, 5, C): w0, a0, v0, kk, ka
 };
-void prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bool bf16,
-                 void* stream);
+int prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bool bf16,
+                void* stream);
 
 struct OutPtrs {
     const void *y = nullptr, *r = nullptr, *k = nullptr, *v = nullptr, *g = nullptr;  // rows
@@ -49,7 +54,21 @@ struct OutPtrs {
     void *dy = nullptr, *dr = nullptr, *dk = nullptr, *dv = nullptr, *dg = nullptr;
     float* part = nullptr;  // (chunks, 3, C): r_k, ln_w, ln_b
 };
-void out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool backward, bool bf16,
-                void* stream);
+int out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool backward, bool bf16,
+               void* stream);
+
+// The vectorised kernels (rwkv7_fused_vec.cu): vec_ok says whether (C, N) fit them (N = 0: no
+// heads); *_vec_chunks the chunks their backward writes; a launch returns false, launching
+// nothing, when a pointer is not 16-byte aligned.
+bool vec_ok(int C, int N, bool bf16);
+int mix_vec_chunks(int64_t rows, int C, int M, bool bf16);
+int prep_vec_chunks(int64_t rows, int C, int N, bool bf16);
+int out_vec_chunks(int64_t rows, int C, int N, bool bf16);
+bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
+                          bool bf16, void* stream);
+bool prep_vec_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bool bf16,
+                     void* stream);
+bool out_vec_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool backward,
+                    bool bf16, void* stream);
 
 }  // namespace goose::models::fused::cuda_kernels
