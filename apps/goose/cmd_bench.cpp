@@ -37,6 +37,9 @@ void add_bench(CLI::App& app) {
     train->add_flag("--no-peer", tr->no_peer, "time Goose only");
     train->add_flag("--checkpoint", tr->checkpoint,
                     "CUDA: activation checkpointing (blocks recomputed in the backward)");
+    train->add_flag("--graph", tr->graph,
+                    "CUDA: after the eager steps, capture the whole step in a CUDA graph and time "
+                    "its replays");
     train->callback([tr] { bench::run_train_bench(*tr); });
 
     auto dc = std::make_shared<bench::DecodeBenchConfig>();

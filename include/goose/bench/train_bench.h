@@ -21,6 +21,7 @@ struct TrainBenchConfig {
     std::string peer_script;     // the CPU twin's timing script; empty: the one in the source tree
     bool no_peer = false;
     bool checkpoint = false;     // CUDA: activation checkpointing of every block
+    bool graph = false;          // CUDA: also time the step captured in a CUDA graph, replayed
 };
 
 void run_train_bench(const TrainBenchConfig& cfg);
