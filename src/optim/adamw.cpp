@@ -166,7 +166,7 @@ void Adam::step() {
                 const bool direct = g.dtype() == DType::f32 || g.dtype() == DType::bf16;
                 cuda_params.push_back({value, direct ? g.contiguous() : g.to(DType::f32),
                                        exp_avg_[gi][pi], exp_avg_sq_[gi][pi],
-                                       bf16_copy_[gi][pi], lr, grp.weight_decay});
+                                       bf16_copy_[gi][pi], grp.lr_scale, grp.weight_decay});
                 continue;
             }
 #endif
@@ -191,7 +191,7 @@ void Adam::step() {
     if (!cuda_params.empty()) {
         if (!cuda_state_) cuda_state_ = detail::make_cuda_adam_state();
         detail::adam_step_cuda(*std::static_pointer_cast<detail::CudaAdamState>(cuda_state_),
-                               cuda_params, cfg_.beta1, cfg_.beta2, cfg_.eps,
+                               cuda_params, cfg_.lr, cfg_.beta1, cfg_.beta2, cfg_.eps,
                                cfg_.decoupled_weight_decay, bc1, bc2, !capturing);
     }
 #endif
@@ -204,7 +204,7 @@ void Adam::prepare_replay() {
     ++steps_;
     const double t = static_cast<double>(steps_);
     detail::upload_adam_coefficients(
-        *std::static_pointer_cast<detail::CudaAdamState>(cuda_state_),
+        *std::static_pointer_cast<detail::CudaAdamState>(cuda_state_), cfg_.lr,
         1.0 - std::pow(cfg_.beta1, t), 1.0 - std::pow(cfg_.beta2, t));
 #else
     fail("adam: prepare_replay needs the CUDA backend (make build CUDA=1)");

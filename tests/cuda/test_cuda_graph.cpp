@@ -80,17 +80,17 @@ struct Trainer {
     }
 };
 
-struct Run {
+struct TrainRun {
     std::vector<double> losses;
     std::vector<std::vector<uint8_t>> state;
 };
 
 // `steps` steps on batches drawn from one seed; with a graph after `eager_first` eager steps.
-Run train(int steps, bool graph, int eager_first = 2) {
+TrainRun train(int steps, bool graph, int eager_first = 2) {
     Trainer tr;
     Rng data(11, "data");
     cuda::Graph g;
-    Run r;
+    TrainRun r;
     for (int s = 0; s < steps; ++s) {
         const Tensor tok = random_ids(data), next = random_ids(data);
         tr.load(tok, next);
@@ -111,8 +111,8 @@ Run train(int steps, bool graph, int eager_first = 2) {
 TEST(CudaGraph, ReplayedTrainingStepsMatchEagerSteps) {
     GOOSE_REQUIRE_GPU();
     constexpr int kSteps = 8;
-    const Run eager = train(kSteps, false), again = train(kSteps, false);
-    const Run graph = train(kSteps, true);
+    const TrainRun eager = train(kSteps, false), again = train(kSteps, false);
+    const TrainRun graph = train(kSteps, true);
     // The eager step is deterministic (no atomics in the reductions), so the replays must give
     // the same bits: same kernels on the same inputs with the same coefficient values.
     ASSERT_EQ(eager.losses, again.losses) << "the eager step itself is not deterministic";
@@ -195,7 +195,7 @@ TEST(CudaGraph, CaptureBlocksStayReservedForTheGraph) {
 
 TEST(CudaGraph, HostCopiesInsideACaptureAreClearErrors) {
     GOOSE_REQUIRE_GPU();
-    const Tensor d = Tensor::zeros(Shape{4}, DType::f32, Device::cuda());
+    Tensor d = Tensor::zeros(Shape{4}, DType::f32, Device::cuda());
     cuda::Graph g;
     expect_error([&] { g.capture([&] { (void)d.to(Device::cpu()); }); },
                  {"device-to-host copy", "cannot be captured in a CUDA graph"});

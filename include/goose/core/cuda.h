@@ -37,6 +37,8 @@ struct MemoryStats {
     size_t cached = 0;           // bytes in the free lists, ready for reuse
     uint64_t device_allocs = 0;  // cudaMalloc calls made
     uint64_t reuses = 0;         // allocations served from the free lists
+    size_t graph_cached = 0;     // of `cached`: blocks reserved for live CUDA graphs (their
+                                 // replays' temporaries); a graph's footprint is in_use + this
 };
 MemoryStats memory_stats();
 size_t memory_in_use();

@@ -51,6 +51,7 @@ class CachingAllocator final : public Allocator {
             // block then belongs to the graph).
             if (pool) {
                 if (void* p = pop(pool->free, cls, limit)) {
+                    stats_.graph_cached -= cls_of_free_;
                     take(p, cls_of_free_);
                     ++stats_.reuses;
                     return p;
@@ -110,6 +111,7 @@ class CachingAllocator final : public Allocator {
         auto o = owner_.find(p);
         if (o != owner_.end()) {
             o->second->free.emplace(size, p);  // stays reserved for its graph
+            stats_.graph_cached += size;
             return;
         }
         free_.emplace(size, p);
@@ -135,7 +137,10 @@ class CachingAllocator final : public Allocator {
         auto pool = std::static_pointer_cast<Pool>(handle);
         for (auto it = owner_.begin(); it != owner_.end();)
             it = it->second == pool ? owner_.erase(it) : std::next(it);
-        for (auto& [size, p] : pool->free) free_.emplace(size, p);
+        for (auto& [size, p] : pool->free) {
+            free_.emplace(size, p);
+            stats_.graph_cached -= size;
+        }
         pool->free.clear();
     }
 

@@ -19,7 +19,7 @@ struct CudaAdamState {
     int64_t staging_len = 0;
     cudaEvent_t uploaded = nullptr;  // the last upload's copy has read the staging buffer
     bool recorded = false;
-    std::vector<double> lr, wd;  // per slot, of the last launch
+    std::vector<double> lr_scale, wd;  // per slot, of the last launch
 
     ~CudaAdamState() {
         if (uploaded) cudaEventDestroy(uploaded);
@@ -31,9 +31,9 @@ std::shared_ptr<CudaAdamState> make_cuda_adam_state() {
     return std::make_shared<CudaAdamState>();
 }
 
-void upload_adam_coefficients(CudaAdamState& st, double bias_correction1,
+void upload_adam_coefficients(CudaAdamState& st, double lr, double bias_correction1,
                               double bias_correction2) {
-    const auto n = static_cast<int64_t>(st.lr.size());
+    const auto n = static_cast<int64_t>(st.lr_scale.size());
     if (!st.coeffs.defined() || st.coeffs.numel() != 1 + 2 * n)
         fail("adam (cuda): no step has been launched to upload coefficients for");
     if (cuda::capturing())
@@ -51,9 +51,9 @@ void upload_adam_coefficients(CudaAdamState& st, double bias_correction1,
     if (!st.uploaded) GOOSE_CUDA_CHECK(cudaEventCreateWithFlags(&st.uploaded, cudaEventDisableTiming));
     st.staging[0] = static_cast<float>(std::sqrt(bias_correction2));
     for (int64_t i = 0; i < n; ++i) {
-        const auto k = static_cast<size_t>(i);
-        st.staging[1 + i] = static_cast<float>(st.lr[k] / bias_correction1);
-        st.staging[1 + n + i] = static_cast<float>(1.0 - st.lr[k] * st.wd[k]);
+        const double group_lr = lr * st.lr_scale[static_cast<size_t>(i)];  // as adamw.cpp
+        st.staging[1 + i] = static_cast<float>(group_lr / bias_correction1);
+        st.staging[1 + n + i] = static_cast<float>(1.0 - group_lr * st.wd[static_cast<size_t>(i)]);
     }
     auto stream = static_cast<cudaStream_t>(cuda::current_stream());
     GOOSE_CUDA_CHECK(cudaMemcpyAsync(st.coeffs.raw_data(), st.staging,
@@ -63,14 +63,14 @@ void upload_adam_coefficients(CudaAdamState& st, double bias_correction1,
     st.recorded = true;
 }
 
-void adam_step_cuda(CudaAdamState& st, const std::vector<CudaAdamParam>& params, double beta1,
-                    double beta2, double eps, bool decoupled, double bias_correction1,
-                    double bias_correction2, bool upload) {
+void adam_step_cuda(CudaAdamState& st, const std::vector<CudaAdamParam>& params, double lr,
+                    double beta1, double beta2, double eps, bool decoupled,
+                    double bias_correction1, double bias_correction2, bool upload) {
     using adamw_cuda::AdamEntry;
     const auto n = static_cast<int64_t>(params.size());
     if (!st.coeffs.defined() || st.coeffs.numel() != 1 + 2 * n)
         st.coeffs = Tensor::empty(Shape{1 + 2 * n}, DType::f32, params.front().value.device());
-    st.lr.clear();
+    st.lr_scale.clear();
     st.wd.clear();
     std::vector<AdamEntry> entries;
     entries.reserve(params.size());
@@ -87,10 +87,10 @@ void adam_step_cuda(CudaAdamState& st, const std::vector<CudaAdamParam>& params,
         e.any_wd = p.weight_decay != 0;
         e.slot = static_cast<int32_t>(entries.size());
         entries.push_back(e);
-        st.lr.push_back(p.lr);
+        st.lr_scale.push_back(p.lr_scale);
         st.wd.push_back(p.weight_decay);
     }
-    if (upload) upload_adam_coefficients(st, bias_correction1, bias_correction2);
+    if (upload) upload_adam_coefficients(st, lr, bias_correction1, bias_correction2);
     adamw_cuda::AdamShared s{static_cast<float>(1.0 - beta1),
                              static_cast<float>(beta2),
                              static_cast<float>(1.0 - beta2),
