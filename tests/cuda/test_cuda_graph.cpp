@@ -40,10 +40,12 @@ struct Trainer {
     std::unique_ptr<optim::MixedPrecisionAdam> opt;
     Tensor x, y, loss;  // fixed device buffers: inputs, and the last step's loss
 
-    Trainer() : model(models::Rwkv7Config::with_defaults(kVocab, 2, 64, 16)) {
+    explicit Trainer(bool checkpoint = false)
+        : model(models::Rwkv7Config::with_defaults(kVocab, 2, 64, 16)) {
         Rng init(7, "init");
         model.init_official(init);
         model.to(Device::cuda());
+        model.set_activation_checkpointing(checkpoint);
         opt = std::make_unique<optim::MixedPrecisionAdam>(
             models::rwkv7_param_groups(model, 0.001),
             optim::AdamConfig{.lr = 3e-3, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8});
@@ -86,8 +88,8 @@ struct TrainRun {
 };
 
 // `steps` steps on batches drawn from one seed; with a graph after `eager_first` eager steps.
-TrainRun train(int steps, bool graph, int eager_first = 2) {
-    Trainer tr;
+TrainRun train(int steps, bool graph, int eager_first = 2, bool checkpoint = false) {
+    Trainer tr(checkpoint);
     Rng data(11, "data");
     cuda::Graph g;
     TrainRun r;
@@ -123,6 +125,13 @@ TEST(CudaGraph, ReplayedTrainingStepsMatchEagerSteps) {
     ASSERT_EQ(graph.state.size(), eager.state.size());
     for (size_t i = 0; i < eager.state.size(); ++i)
         EXPECT_TRUE(graph.state[i] == eager.state[i]) << "tensor " << i << " differs";
+}
+
+TEST(CudaGraph, CheckpointedStepReplaysLikeTheEagerOne) {
+    GOOSE_REQUIRE_GPU();
+    const TrainRun eager = train(5, false, 2, true), graph = train(5, true, 2, true);
+    EXPECT_EQ(graph.losses, eager.losses);
+    EXPECT_TRUE(graph.state == eager.state);
 }
 
 TEST(CudaGraph, AdamReadsItsStepCoefficientsFromTheDevice) {
