@@ -2,11 +2,14 @@
 // beside a PyTorch twin, or on CUDA beside the official trainer's measured H100 figures.
 #include "goose/bench/train_bench.h"
 
+#include <algorithm>
 #include <cstdio>
-#include <memory>
 #include <cstdlib>
+#include <memory>
 #include <filesystem>
 #include <regex>
+#include <string>
+#include <tuple>
 
 #include "goose/autograd.h"
 #include "goose/bench/timer.h"
@@ -131,6 +134,9 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
                 cuda::device_name().c_str());
     print_header(cfg, dtype == DType::bf16 ? "bf16 (f32 master weights and AdamW state)" : "f32");
     if (cfg.checkpoint) std::printf("activation checkpointing: every block recomputed in the backward\n");
+    if (!cfg.no_graph)
+        std::printf("CUDA graph: the whole step captured once after 2 eager steps, then replayed "
+                    "(--no-graph: eager steps)\n");
     models::Rwkv7 model(mc);
     Rng rng(0, "bench");
     fill_random(model, rng);
@@ -147,23 +153,104 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
     else
         f32_opt = std::make_unique<optim::Adam>(models::rwkv7_param_groups(model, 0.001), acfg);
     const Batch b = random_batch(cfg, rng, Device::cuda());
-    double last_loss = 0;
-    auto step = [&] {
+    // One training step; the loss tensor is kept so that a graph replay's can be read.
+    Tensor loss_value;
+    auto step_body = [&] {
         Var loss = model.forward_loss(b.x, b.y);
         ag::backward(loss);
         if (mixed_opt) mixed_opt->step(); else f32_opt->step();
         model.zero_grad();
-        last_loss = loss.value().to(Device::cpu()).to(DType::f64).item();  // waits for the GPU
+        loss_value = loss.value();
     };
-    cuda::reset_peak_memory();
-    const Timing t = time_fn(step, 2, cfg.steps, 0.0, cfg.steps);
-    const double ours = static_cast<double>(cfg.batch * cfg.ctx) / t.median_s;
-    const double gib = static_cast<double>(cuda::peak_memory()) / (1024.0 * 1024 * 1024);
-    std::printf("  goose: %.1f ms/step (min %.1f, max %.1f, %d steps), %.0f tokens/s, "
-                "MFU %.1f%% (%.2f GFLOP/token vs %.0f TFLOP/s), peak memory %.1f GiB, loss %.3f\n",
-                1e3 * t.median_s, 1e3 * t.min_s, 1e3 * t.max_s, t.reps, ours,
-                100.0 * ours * flops / kH100DenseBf16, flops / 1e9, kH100DenseBf16 / 1e12, gib,
-                last_loss);
+    double last_loss = 0;
+    auto read_loss = [&] {  // waits for the GPU (and reports device-side check failures)
+        last_loss = loss_value.to(Device::cpu()).to(DType::f64).item();
+    };
+    auto eager_step = [&] {
+        step_body();
+        read_loss();
+    };
+    const double tokens = static_cast<double>(cfg.batch * cfg.ctx);
+    auto report = [&](const char* what, const Timing& t) {
+        const double tps = tokens / t.median_s;
+        const double gib = static_cast<double>(cuda::peak_memory()) / (1024.0 * 1024 * 1024);
+        std::printf("  goose%s: %.1f ms/step (min %.1f, max %.1f, %d steps), %.0f tokens/s, "
+                    "MFU %.1f%% (%.2f GFLOP/token vs %.0f TFLOP/s), peak memory %.1f GiB, "
+                    "loss %.3f\n",
+                    what, 1e3 * t.median_s, 1e3 * t.min_s, 1e3 * t.max_s, t.reps, tps,
+                    100.0 * tps * flops / kH100DenseBf16, flops / 1e9, kH100DenseBf16 / 1e12,
+                    gib, last_loss);
+        return std::make_pair(tps, gib);
+    };
+    const bool use_graph = !cfg.no_graph, compare = cfg.compare_eager || cfg.no_graph;
+    double ours = 0, gib = 0;
+    if (compare) {
+        cuda::reset_peak_memory();
+        const Timing t = time_fn(eager_step, 2, cfg.steps, 0.0, cfg.steps);
+        std::tie(ours, gib) = report(use_graph ? " (eager)" : "", t);
+    } else {
+        for (int i = 0; i < 2; ++i) eager_step();  // warm-up: caches, plans, optimizer state
+    }
+    if (use_graph) {
+        const double eager_tps = ours;
+        {  // the same step captured once into a CUDA graph, then replayed
+            cuda::Graph graph;
+            std::string why;
+            try {
+                graph.capture(step_body);
+            } catch (const Error& e) {
+                why = e.what();
+            }
+            if (!why.empty()) {  // say so and time the eager step instead
+                std::printf("  CUDA graph: the capture failed (%s); timing the eager step\n",
+                            why.c_str());
+                cuda::reset_peak_memory();
+                const Timing t = time_fn(eager_step, 2, cfg.steps, 0.0, cfg.steps);
+                std::tie(ours, gib) = report(" (eager)", t);
+            } else {
+                auto replay_step = [&] {
+                    if (mixed_opt) mixed_opt->prepare_replay(); else f32_opt->prepare_replay();
+                    graph.replay();
+                    read_loss();
+                };
+                cuda::reset_peak_memory();
+                const Timing tg = time_fn(replay_step, 2, cfg.steps, 0.0, cfg.steps);
+                const auto [g_tps, g_gib] = report(" (CUDA graph)", tg);
+                const double reserved = static_cast<double>(cuda::memory_stats().graph_cached) /
+                                        (1024.0 * 1024 * 1024);
+                std::printf("  CUDA graph of the whole step: %zu nodes, memory %.1f GiB "
+                            "(tensors %.1f + blocks reserved for the graph %.1f)",
+                            graph.nodes(), g_gib + reserved, g_gib, reserved);
+                if (compare) std::printf("; graph / eager: %.3fx tokens/s", g_tps / eager_tps);
+                std::printf("\n");
+                ours = g_tps;
+                gib = std::max(gib, g_gib + reserved);
+            }
+        }
+    }
+    if (cfg.compare_eager && use_graph) {
+        if (mixed_opt) {  // the AdamW kernel alone against a device copy moving as many bytes
+            Var loss = model.forward_loss(b.x, b.y);
+            ag::backward(loss);  // bf16 gradients for the optimizer to read
+            int64_t n = 0;
+            for (const Var& m : mixed_opt->masters()) n += m.numel();
+            const Timing ta =
+                time_fn([&] { mixed_opt->step(); cuda::synchronize(); }, 2, 20, 0.0, 20);
+            // f32 master, m, v read and written, bf16 gradient read, bf16 copy written.
+            const double bytes = 28.0 * static_cast<double>(n);
+            const Tensor src = Tensor::empty(Shape{static_cast<int64_t>(bytes / 8)}, DType::f32,
+                                             Device::cuda());
+            Tensor dst = Tensor::empty(src.shape(), DType::f32, Device::cuda());
+            const Timing tc =
+                time_fn([&] { dst.copy_(src); cuda::synchronize(); }, 2, 20, 0.0, 20);
+            model.zero_grad();
+            std::printf("  AdamW step alone: %.3f ms for %.1fM parameters (28 B each: %.0f GB/s); "
+                        "device copy of as many bytes: %.3f ms (%.0f GB/s); AdamW / copy time "
+                        "%.2fx\n",
+                        1e3 * ta.median_s, static_cast<double>(n) / 1e6, bytes / ta.median_s / 1e9,
+                        1e3 * tc.median_s, bytes / tc.median_s / 1e9, ta.median_s / tc.median_s);
+        }
+    }
     for (const OfficialFigure& f : kOfficialH100)
         if (f.batch == cfg.batch && f.ctx == cfg.ctx && cfg.layers == 12 && cfg.dim == 768 &&
             cfg.vocab == 65536 && cfg.head == 64) {

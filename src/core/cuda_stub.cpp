@@ -1,5 +1,6 @@
 // CPU-only builds: the goose::cuda queries with no device (the CUDA build has src/core/cuda/).
 #include "goose/core/cuda.h"
+#include "goose/core/error.h"
 
 #ifndef GOOSE_CUDA
 namespace goose::cuda {
@@ -32,6 +33,26 @@ size_t peak_memory() {
 }
 void reset_peak_memory() {}
 void empty_cache() {}
+bool capturing() {
+    return false;
+}
+void check_device_errors() {}
+
+struct Graph::Impl {};
+Graph::Graph() = default;
+Graph::~Graph() = default;
+void Graph::capture(const std::function<void()>&) {
+    fail("cuda::Graph: this build has no CUDA backend (make build CUDA=1)");
+}
+void Graph::replay() {
+    fail("cuda::Graph: this build has no CUDA backend (make build CUDA=1)");
+}
+bool Graph::captured() const {
+    return false;
+}
+size_t Graph::nodes() const {
+    return 0;
+}
 
 }  // namespace goose::cuda
 #endif

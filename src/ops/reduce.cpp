@@ -7,6 +7,8 @@
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
 #ifdef GOOSE_CUDA
+#include "core/cuda/device_check.h"
+#include "goose/core/cuda.h"
 #include "ops/cuda/cuda_ops.h"
 #endif
 
@@ -159,6 +161,14 @@ Tensor max_backward(const Tensor& gy, const Tensor& indices, const Shape& x_shap
     if (gy.shape() != expect || indices.shape() != expect)
         fail("max: gradient {} and indices {} must have the output's shape {}", gy.desc(),
              indices.desc(), expect.str());
+#ifdef GOOSE_CUDA
+    // While a CUDA graph is captured: the range check runs on the device (no host copy).
+    if (indices.device().is_cuda() && gy.device().is_cuda() && cuda::capturing()) {
+        cuda_detail::check_indices_on_device(indices, x_shape[d], std::nullopt, "max", "index",
+                                             " (axis " + std::to_string(axis) + ")");
+        return max_backward_cuda(gy.reshape(keep), indices.reshape(keep), x_shape, d);
+    }
+#endif
     // The range check reads the indices on the host (a copy for device tensors).
     const Tensor ih = indices.device().is_cpu() ? indices : indices.to(Device::cpu());
     const Tensor ik = ih.to(DType::i64).reshape(keep);

@@ -7,6 +7,7 @@
 #include <set>
 
 #ifdef GOOSE_CUDA
+#include "goose/core/cuda.h"
 #include "optim/adamw_cuda.h"
 #endif
 
@@ -136,7 +137,14 @@ void Adam::step() {
                      param_desc(prefix(gi, pi), p));
 #endif
         }
+#ifdef GOOSE_CUDA
+    // Under CUDA graph capture nothing runs now: the step count advances (and the coefficients
+    // are uploaded) in prepare_replay() before each replay.
+    const bool capturing = cuda::capturing();
+    if (!capturing) ++steps_;
+#else
     ++steps_;
+#endif
     const double t = static_cast<double>(steps_);
     const double bc1 = 1.0 - std::pow(cfg_.beta1, t), bc2 = 1.0 - std::pow(cfg_.beta2, t);
 #ifdef GOOSE_CUDA
@@ -158,9 +166,14 @@ void Adam::step() {
                 const bool direct = g.dtype() == DType::f32 || g.dtype() == DType::bf16;
                 cuda_params.push_back({value, direct ? g.contiguous() : g.to(DType::f32),
                                        exp_avg_[gi][pi], exp_avg_sq_[gi][pi],
-                                       bf16_copy_[gi][pi], lr, grp.weight_decay});
+                                       bf16_copy_[gi][pi], grp.lr_scale, grp.weight_decay});
                 continue;
             }
+#endif
+#ifdef GOOSE_CUDA
+            if (capturing)
+                fail("adam: {} is on the CPU; a CUDA graph can only hold a step whose parameters "
+                     "are all on CUDA", param_desc(prefix(gi, pi), p));
 #endif
             const Tensor g = p.grad().to(value.dtype());  // packed, in the parameter's dtype
             Tensor& m = exp_avg_[gi][pi];
@@ -175,9 +188,26 @@ void Adam::step() {
         }
     }
 #ifdef GOOSE_CUDA
-    if (!cuda_params.empty())
-        detail::adam_step_cuda(cuda_params, cfg_.beta1, cfg_.beta2, cfg_.eps,
-                               cfg_.decoupled_weight_decay, bc1, bc2);
+    if (!cuda_params.empty()) {
+        if (!cuda_state_) cuda_state_ = detail::make_cuda_adam_state();
+        detail::adam_step_cuda(*std::static_pointer_cast<detail::CudaAdamState>(cuda_state_),
+                               cuda_params, cfg_.lr, cfg_.beta1, cfg_.beta2, cfg_.eps,
+                               cfg_.decoupled_weight_decay, bc1, bc2, !capturing);
+    }
+#endif
+}
+
+void Adam::prepare_replay() {
+#ifdef GOOSE_CUDA
+    if (!cuda_state_)
+        fail("adam: prepare_replay: no step on CUDA parameters has been captured or run");
+    ++steps_;
+    const double t = static_cast<double>(steps_);
+    detail::upload_adam_coefficients(
+        *std::static_pointer_cast<detail::CudaAdamState>(cuda_state_), cfg_.lr,
+        1.0 - std::pow(cfg_.beta1, t), 1.0 - std::pow(cfg_.beta2, t));
+#else
+    fail("adam: prepare_replay needs the CUDA backend (make build CUDA=1)");
 #endif
 }
 

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
 namespace goose::cuda {
@@ -35,12 +37,49 @@ struct MemoryStats {
     size_t cached = 0;           // bytes in the free lists, ready for reuse
     uint64_t device_allocs = 0;  // cudaMalloc calls made
     uint64_t reuses = 0;         // allocations served from the free lists
+    size_t graph_cached = 0;     // of `cached`: blocks reserved for live CUDA graphs (their
+                                 // replays' temporaries); a graph's footprint is in_use + this
 };
 MemoryStats memory_stats();
 size_t memory_in_use();
 size_t peak_memory();
 void reset_peak_memory();
-// Returns every cached block to the driver (cudaFree); live tensors are untouched.
+// Returns every cached block to the driver (cudaFree); live tensors are untouched. Blocks
+// reserved for a live CUDA graph stay.
 void empty_cache();
+
+// True while the current stream is being captured into a CUDA graph (false without a device).
+bool capturing();
+
+// Device-side checks: under capture, ops that validate indices (embedding ids, cross-entropy
+// targets) launch a check kernel instead of reading the indices on the host. The first failure
+// is recorded on the device and reported here as a goose::Error naming the op and the value
+// (then cleared). synchronize() and every device-to-host copy call it, so a bad id in a
+// replayed graph fails at the next sync point.
+void check_device_errors();
+
+// A CUDA graph of work on the current stream. capture(work) runs `work` once under stream
+// capture (nothing executes; no host syncs or host copies are allowed inside) and instantiates
+// the graph; replay() launches it on the current stream. Every block the captured work allocates
+// comes from a pool private to this graph and stays reserved for it until the Graph dies, so
+// tensors created during capture (and kept alive by the caller) are written again by each
+// replay at the same addresses. Host code inside `work` does not run on replay: the work must
+// depend only on device buffers whose addresses stay fixed. CPU-only builds: capture() fails.
+class Graph {
+  public:
+    Graph();
+    ~Graph();
+    Graph(const Graph&) = delete;
+    Graph& operator=(const Graph&) = delete;
+
+    void capture(const std::function<void()>& work);
+    void replay();
+    bool captured() const;
+    size_t nodes() const;  // kernel, copy and memset nodes of the captured graph
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace goose::cuda

@@ -4,6 +4,7 @@
 // multi-tensor kernel per step, bit-identical to the CPU update in f32.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +41,10 @@ class Adam {
     // One update of every parameter whose grad() is defined (others are skipped). The step
     // count t (bias correction) is shared by all parameters and advances once per call.
     void step();
+    // CUDA graphs: a step() captured into a graph runs nothing and leaves the step count; call
+    // this before each replay of the graph: the count advances and that step's coefficients
+    // (bias corrections, lr) are copied to the device array the captured kernel reads.
+    void prepare_replay();
     void set_lr(double lr);
     double lr() const { return cfg_.lr; }
     int64_t steps() const { return steps_; }
@@ -66,6 +71,7 @@ class Adam {
     int64_t steps_ = 0;
     std::vector<std::vector<Tensor>> exp_avg_, exp_avg_sq_;  // [group][param]
     std::vector<std::vector<Tensor>> bf16_copy_;             // [group][param], or undefined
+    std::shared_ptr<void> cuda_state_;  // CUDA: the device coefficient array (adamw_cuda.h)
 };
 
 using AdamW = Adam;

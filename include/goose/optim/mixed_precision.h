@@ -17,6 +17,7 @@ class MixedPrecisionAdam {
     MixedPrecisionAdam(std::vector<ParamGroup> groups, AdamConfig cfg);
     void step();       // masters <- Adam(masters, params' gradients); params <- bf16(masters)
     void zero_grad();  // drops the parameters' gradients
+    void prepare_replay() { adam_.prepare_replay(); }  // before each replay of a captured step
     void set_lr(double lr) { adam_.set_lr(lr); }
     Adam& adam() { return adam_; }  // over the masters (state() for checkpoints)
     const std::vector<Var>& masters() const { return masters_; }

@@ -1,11 +1,14 @@
 // The caching device allocator: blocks rounded to size classes, kept in free lists when their
 // tensor dies and handed out again, so steady-state work makes no cudaMalloc/cudaFree calls.
-// Blocks are reused in the order of the current stream (all Goose work runs on it).
+// Blocks are reused in the order of the current stream (all Goose work runs on it). While a CUDA
+// graph is captured, allocations come from (and frees go back to) a pool private to that graph,
+// so the blocks its replays write stay reserved for it until the graph is released.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <memory>
 #include <unordered_map>
 
 #include "core/cuda/cuda_check.h"
@@ -40,15 +43,23 @@ class CachingAllocator final : public Allocator {
         const size_t cls = size_class(nbytes);
         // A cached block of the class, or (large sizes) one at most 1/8 larger.
         const size_t limit = cls >= kMiB ? cls + cls / 8 : cls;
+        std::shared_ptr<Pool> pool;
         {
             std::lock_guard<std::mutex> lock(mu_);
-            auto it = free_.lower_bound(cls);
-            if (it != free_.end() && it->first <= limit) {
-                const size_t size = it->first;
-                void* p = it->second;
-                free_.erase(it);
-                stats_.cached -= size;
-                take(p, size);
+            pool = capture_pool_;
+            // While capturing: the graph's own freed blocks first, then the shared cache (the
+            // block then belongs to the graph).
+            if (pool) {
+                if (void* p = pop(pool->free, cls, limit)) {
+                    stats_.graph_cached -= cls_of_free_;
+                    take(p, cls_of_free_);
+                    ++stats_.reuses;
+                    return p;
+                }
+            }
+            if (void* p = pop(free_, cls, limit)) {
+                take(p, cls_of_free_);
+                if (pool) owner_[p] = pool;
                 ++stats_.reuses;
                 return p;
             }
@@ -57,11 +68,21 @@ class CachingAllocator final : public Allocator {
             fail("a CUDA tensor was requested but no CUDA device is available ({})",
                  why_no_device());
         void* p = nullptr;
-        cudaError_t e = cudaMalloc(&p, cls);
-        if (e == cudaErrorMemoryAllocation) {
-            cudaGetLastError();
-            empty_cache();
+        cudaError_t e;
+        if (pool) {
+            // The block is reserved for the graph, so a cudaMalloc is safe here: let it through
+            // the capture's checks.
+            cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+            GOOSE_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
             e = cudaMalloc(&p, cls);
+            GOOSE_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+        } else {
+            e = cudaMalloc(&p, cls);
+            if (e == cudaErrorMemoryAllocation) {
+                cudaGetLastError();
+                empty_cache();
+                e = cudaMalloc(&p, cls);
+            }
         }
         if (e == cudaErrorMemoryAllocation) {
             cudaGetLastError();
@@ -74,6 +95,7 @@ class CachingAllocator final : public Allocator {
         GOOSE_CUDA_CHECK(e);
         std::lock_guard<std::mutex> lock(mu_);
         take(p, cls);
+        if (pool) owner_[p] = pool;
         ++stats_.device_allocs;
         return p;
     }
@@ -86,7 +108,40 @@ class CachingAllocator final : public Allocator {
         live_.erase(it);
         stats_.in_use -= size;
         stats_.cached += size;
+        auto o = owner_.find(p);
+        if (o != owner_.end()) {
+            o->second->free.emplace(size, p);  // stays reserved for its graph
+            stats_.graph_cached += size;
+            return;
+        }
         free_.emplace(size, p);
+    }
+
+    // Allocations go to a new private pool until end_pool(); returns its handle.
+    std::shared_ptr<void> begin_pool() {
+        std::lock_guard<std::mutex> lock(mu_);
+        GOOSE_ASSERT(!capture_pool_, "a CUDA graph capture is already under way");
+        capture_pool_ = std::make_shared<Pool>();
+        return capture_pool_;
+    }
+
+    void end_pool() {
+        std::lock_guard<std::mutex> lock(mu_);
+        capture_pool_.reset();
+    }
+
+    // The graph is gone (its work finished): its free blocks return to the shared cache, and
+    // its live ones will when their tensors die.
+    void release_pool(const std::shared_ptr<void>& handle) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto pool = std::static_pointer_cast<Pool>(handle);
+        for (auto it = owner_.begin(); it != owner_.end();)
+            it = it->second == pool ? owner_.erase(it) : std::next(it);
+        for (auto& [size, p] : pool->free) {
+            free_.emplace(size, p);
+            stats_.graph_cached -= size;
+        }
+        pool->free.clear();
     }
 
     Device device() const override { return Device::cuda(0); }
@@ -103,7 +158,7 @@ class CachingAllocator final : public Allocator {
 
     void empty_cache() {
         std::lock_guard<std::mutex> lock(mu_);
-        if (free_.empty()) return;
+        if (free_.empty() || capture_pool_) return;
         // Blocks may still be read by queued kernels: let them finish first.
         GOOSE_CUDA_CHECK(cudaDeviceSynchronize());
         for (auto& [size, p] : free_) GOOSE_CUDA_CHECK(cudaFree(p));
@@ -112,6 +167,21 @@ class CachingAllocator final : public Allocator {
     }
 
   private:
+    struct Pool {
+        std::multimap<size_t, void*> free;  // the graph's blocks not held by a tensor
+    };
+
+    // A block of size in [cls, limit] taken from `from` (its size in cls_of_free_), or null.
+    void* pop(std::multimap<size_t, void*>& from, size_t cls, size_t limit) {  // mu_ held
+        auto it = from.lower_bound(cls);
+        if (it == from.end() || it->first > limit) return nullptr;
+        cls_of_free_ = it->first;
+        void* p = it->second;
+        from.erase(it);
+        stats_.cached -= cls_of_free_;
+        return p;
+    }
+
     void take(void* p, size_t size) {  // mu_ held
         live_.emplace(p, size);
         stats_.in_use += size;
@@ -121,6 +191,9 @@ class CachingAllocator final : public Allocator {
     mutable std::mutex mu_;
     std::multimap<size_t, void*> free_;       // cached blocks by size
     std::unordered_map<void*, size_t> live_;  // block sizes of live allocations
+    std::unordered_map<void*, std::shared_ptr<Pool>> owner_;  // blocks reserved for a graph
+    std::shared_ptr<Pool> capture_pool_;                       // set while capturing
+    size_t cls_of_free_ = 0;
     cuda::MemoryStats stats_;
 };
 
@@ -134,6 +207,16 @@ CachingAllocator& caching_allocator() {
 
 Allocator& device_allocator() {
     return caching_allocator();
+}
+
+std::shared_ptr<void> begin_graph_pool() {
+    return caching_allocator().begin_pool();
+}
+void end_graph_pool() {
+    caching_allocator().end_pool();
+}
+void release_graph_pool(const std::shared_ptr<void>& pool) {
+    caching_allocator().release_pool(pool);
 }
 
 }  // namespace cuda_detail

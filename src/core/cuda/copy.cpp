@@ -49,6 +49,9 @@ void device_copy(const Tensor& dst, const Tensor& src) {
 
 // src on the CPU, dst on the device.
 void host_to_device(const Tensor& dst, const Tensor& src) {
+    if (cuda::capturing())
+        fail("copy: a host-to-device copy into {} cannot be captured in a CUDA graph (copy into "
+             "a fixed device buffer before replaying instead)", dst.desc());
     // Packed, in dst's dtype, on the host (converted and gathered by the CPU copy).
     const Tensor host = src.to(dst.dtype());
     // Pageable memcpyAsync returns once the source is staged, so `host` may die right after.
@@ -64,18 +67,24 @@ void host_to_device(const Tensor& dst, const Tensor& src) {
 }
 
 // src on the device, dst on the CPU. Returns after the data has arrived.
+// Reports device-side check failures (cuda::check_device_errors) once the data is there.
 void device_to_host(const Tensor& dst, const Tensor& src) {
+    if (cuda::capturing())
+        fail("copy: a device-to-host copy of {} cannot be captured in a CUDA graph (it waits for "
+             "the device; read a fixed buffer after the replay instead)", src.desc());
     const Tensor packed = src.contiguous();  // on the device
     if (dst.is_contiguous() && dst.dtype() == src.dtype()) {
         GOOSE_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), packed.raw_data(), dst.nbytes(),
                                          cudaMemcpyDeviceToHost, stream()));
         GOOSE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+        cuda::check_device_errors();
         return;
     }
     const Tensor host = Tensor::empty(src.shape(), src.dtype());
     GOOSE_CUDA_CHECK(cudaMemcpyAsync(host.raw_data(), packed.raw_data(), host.nbytes(),
                                      cudaMemcpyDeviceToHost, stream()));
     GOOSE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    cuda::check_device_errors();
     goose::copy_strided(dst, host);
 }
 

@@ -1,5 +1,7 @@
 // What core's CPU files (tensor.cpp, storage.cpp) call in the CUDA build. No CUDA headers.
 #pragma once
+#include <memory>
+
 #include "goose/core/storage.h"
 #include "goose/core/tensor.h"
 
@@ -12,5 +14,11 @@ Allocator& device_allocator();
 void copy_strided(const Tensor& dst, const Tensor& src);
 // Every element of t (on CUDA, any strides) set to value converted to t's dtype.
 void fill(const Tensor& t, double value);
+
+// CUDA graph pools (see cuda::Graph): between begin and end every device allocation comes from
+// a new pool private to the graph being captured; release returns its blocks to the cache.
+std::shared_ptr<void> begin_graph_pool();
+void end_graph_pool();
+void release_graph_pool(const std::shared_ptr<void>& pool);
 
 }  // namespace goose::cuda_detail

@@ -1,5 +1,5 @@
-// goose::cuda queries (device count and name, the current stream, synchronize) and the
-// CUDA error path of GOOSE_CUDA_CHECK.
+// goose::cuda queries (device count and name, the current stream, synchronize, which also
+// reports device-side check failures) and the CUDA error path of GOOSE_CUDA_CHECK.
 #include <cuda_runtime_api.h>
 
 #include "core/cuda/cuda_check.h"
@@ -105,6 +105,7 @@ void synchronize() {
     if (!available()) return;
     GOOSE_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(current_stream())));
     GOOSE_CUDA_CHECK(cudaGetLastError());
+    check_device_errors();
 }
 
 }  // namespace cuda

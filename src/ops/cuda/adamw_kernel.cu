@@ -30,19 +30,29 @@ __device__ __forceinline__ float load_g(const void* g, int64_t i, bool bf16) {
     return static_cast<const float*>(g)[i];
 }
 
+// The per-step coefficients of one entry: from the kernel parameters or the device array.
+struct StepCoeffs {
+    float decay, step_size, bc2_sqrt;
+};
+
+__device__ __forceinline__ StepCoeffs step_coeffs(const AdamEntry& e, const AdamShared& s) {
+    if (!s.coeffs) return {e.decay, e.step_size, s.bc2_sqrt};
+    return {s.coeffs[1 + s.coeff_entries + e.slot], s.coeffs[1 + e.slot], s.coeffs[0]};
+}
+
 // One element: see adamw_kernel.h for the formula; p, m, v in/out.
 __device__ __forceinline__ void update(float& p, float gi, float& m, float& v, const AdamEntry& e,
-                                       const AdamShared& s) {
+                                       const AdamShared& s, const StepCoeffs& c) {
     if (e.any_wd) {
         if (s.decoupled)
-            p = __fmul_rn(p, e.decay);
+            p = __fmul_rn(p, c.decay);
         else
             gi = __fmaf_rn(e.wd, p, gi);
     }
     m = __fmaf_rn(s.one_minus_beta1, __fsub_rn(gi, m), m);
     v = __fmaf_rn(v, s.beta2, __fmul_rn(__fmul_rn(s.one_minus_beta2, gi), gi));
-    const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), s.bc2_sqrt), s.eps);
-    p = __fsub_rn(p, __fdiv_rn(__fmul_rn(e.step_size, m), denom));
+    const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), c.bc2_sqrt), s.eps);
+    p = __fsub_rn(p, __fdiv_rn(__fmul_rn(c.step_size, m), denom));
 }
 
 // Four consecutive elements of p, m, v and the gradient.
@@ -67,11 +77,12 @@ __device__ __forceinline__ Quad load_quad(const AdamEntry& e, int64_t i, bool gb
     return q;
 }
 
-__device__ __forceinline__ void update_quad(Quad& q, const AdamEntry& e, const AdamShared& s) {
-    update(q.p.x, q.g.x, q.m.x, q.v.x, e, s);
-    update(q.p.y, q.g.y, q.m.y, q.v.y, e, s);
-    update(q.p.z, q.g.z, q.m.z, q.v.z, e, s);
-    update(q.p.w, q.g.w, q.m.w, q.v.w, e, s);
+__device__ __forceinline__ void update_quad(Quad& q, const AdamEntry& e, const AdamShared& s,
+                                            const StepCoeffs& c) {
+    update(q.p.x, q.g.x, q.m.x, q.v.x, e, s, c);
+    update(q.p.y, q.g.y, q.m.y, q.v.y, e, s, c);
+    update(q.p.z, q.g.z, q.m.z, q.v.z, e, s, c);
+    update(q.p.w, q.g.w, q.m.w, q.v.w, e, s, c);
 }
 
 __device__ __forceinline__ void store_quad(const Quad& q, const AdamEntry& e, int64_t i) {
@@ -100,6 +111,7 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(const __grid_constant__ 
     }
     const AdamEntry& e = b.e[lo];
     const AdamShared& s = b.s;
+    const StepCoeffs c = step_coeffs(e, s);
     const int64_t start = int64_t(blk - b.block_start[lo]) * kChunk;
     const int64_t end = min(e.n, start + kChunk);
     const bool gb = e.g_bf16 != 0;
@@ -114,16 +126,16 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(const __grid_constant__ 
         const bool second = i + kStep < vend;
         Quad q0 = load_quad(e, i, gb), q1;
         if (second) q1 = load_quad(e, i + kStep, gb);
-        update_quad(q0, e, s);
+        update_quad(q0, e, s, c);
         store_quad(q0, e, i);
         if (second) {
-            update_quad(q1, e, s);
+            update_quad(q1, e, s, c);
             store_quad(q1, e, i + kStep);
         }
     }
     for (int64_t j = vend + threadIdx.x; j < end; j += kThreads) {
         float p = e.p[j], m = e.m[j], v = e.v[j];
-        update(p, load_g(e.g, j, gb), m, v, e, s);
+        update(p, load_g(e.g, j, gb), m, v, e, s, c);
         e.p[j] = p;
         e.m[j] = m;
         e.v[j] = v;

@@ -20,6 +20,7 @@ struct AdamEntry {
     float step_size = 0;  // lr / (1 - beta1^t)
     uint16_t any_wd = 0;  // the group's weight_decay != 0
     uint16_t g_bf16 = 0;
+    int32_t slot = 0;     // this entry's index in AdamShared::coeffs
 };
 
 // Coefficients shared by every tensor of a step.
@@ -27,6 +28,11 @@ struct AdamShared {
     float one_minus_beta1, beta2, one_minus_beta2, eps;
     float bc2_sqrt;  // sqrt(1 - beta2^t)
     bool decoupled;  // AdamW: p *= decay; else g += wd * p
+    // Optional device array of the per-step coefficients, read instead of bc2_sqrt and each
+    // entry's step_size and decay (so a CUDA graph of the step reads the current step's):
+    // [bc2_sqrt, step_size of slot 0..entries-1, decay of slot 0..entries-1].
+    const float* coeffs = nullptr;
+    int32_t coeff_entries = 0;
 };
 
 // The update of every entry, in launches of at most this many tensors each.

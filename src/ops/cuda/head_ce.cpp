@@ -1,7 +1,10 @@
 // CUDA fused head + cross-entropy (host glue): buffers from the caching allocator, then the
-// chunked kernels of ops/cuda/head_ce_kernel.h; an optional read-back of the target check.
+// chunked kernels of ops/cuda/head_ce_kernel.h; an optional read-back of the target check (a
+// device-side check while a CUDA graph is captured).
 #include <stdexcept>
+#include <string>
 
+#include "core/cuda/device_check.h"
 #include "goose/core/cuda.h"
 #include "ops/cuda/head_ce_cuda.h"
 #include "ops/cuda/head_ce_kernel.h"
@@ -41,7 +44,11 @@ HeadCrossEntropyResult head_cross_entropy_cuda(const Tensor& x, const Tensor& w,
     } catch (const std::runtime_error& e) {
         fail("head_cross_entropy (cuda): {}", e.what());
     }
-    if (opt.check_targets) {
+    if (opt.check_targets && cuda::capturing()) {  // no read-back inside a CUDA graph
+        cuda_detail::check_indices_on_device(
+            tc, v, opt.ignore_index, "head_cross_entropy", "target",
+            " and is not ignore_index (" + std::to_string(opt.ignore_index) + ")");
+    } else if (opt.check_targets) {
         const Tensor st = status.to(Device::cpu());  // synchronises
         const int32_t bad = static_cast<const int32_t*>(st.raw_data())[1];
         if (bad > 0) {

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "core/cuda/device_check.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/math.cuh"
 
@@ -182,9 +183,15 @@ std::string position_of(int64_t k, const Shape& s) {
     return p + "]";
 }
 
-// The targets' range, on a host copy (skipped while a CUDA graph is being captured).
+// The targets' range, on a host copy; while a CUDA graph is being captured, by a device-side
+// check (reported at the next sync, see cuda::check_device_errors).
 void check_targets(const Tensor& targets, int64_t v, int64_t ignore_index) {
-    if (capturing()) return;
+    if (capturing()) {
+        cuda_detail::check_indices_on_device(
+            targets, v, ignore_index, "cross_entropy", "target",
+            " and is not ignore_index (" + std::to_string(ignore_index) + ")");
+        return;
+    }
     const Tensor t = targets.contiguous().to(Device::cpu());
     const int64_t n = t.numel();
     for (int64_t k = 0; k < n; ++k) {

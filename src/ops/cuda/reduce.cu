@@ -247,8 +247,10 @@ __global__ void max_backward_kernel(const T* __restrict__ g, const Ix* __restric
                                     T* __restrict__ out, int64_t O, int64_t A_len, int64_t I) {
     for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < O * I;
          e += int64_t(gridDim.x) * blockDim.x) {
-        const int64_t o = e / I, i = e % I;
-        out[(o * A_len + int64_t(idx[e])) * I + i] = g[e];
+        const int64_t o = e / I, i = e % I, a = int64_t(idx[e]);
+        // an index outside [0, A_len) only reaches here under graph capture (checked on the
+        // device, reported at the next sync): its gradient is dropped
+        if (a >= 0 && a < A_len) out[(o * A_len + a) * I + i] = g[e];
     }
 }
 

@@ -1,12 +1,13 @@
 // CUDA embedding and token_shift. The embedding gathers rows (one thread per element); its
 // backward sorts (id, position) pairs with CUB's stable radix sort, then one block per run of
 // equal ids adds that id's gradient rows in position order (deterministic, no atomics) into
-// its row of dweight. Ids are checked on a host copy unless a CUDA graph is being captured;
+// its row of dweight. Ids are checked on a host copy, or on the device while a CUDA graph is captured;
 // token_shift is a shifted copy.
 #include "ops/cuda/ops_util.cuh"  // first (see there)
 
 #include <cub/device/device_radix_sort.cuh>
 
+#include "core/cuda/device_check.h"
 #include "ops/cuda/cuda_ops.h"
 
 namespace goose::ops {
@@ -79,9 +80,15 @@ __global__ void unshift_kernel(const T* __restrict__ gy, T* __restrict__ dx,
     }
 }
 
-// The ids' range, on a host copy (skipped while a CUDA graph is being captured).
-void check_ids(const Tensor& ids, int64_t vocab) {
-    if (capturing()) return;
+// The ids' range, on a host copy; while a CUDA graph is being captured, by a device-side check
+// (reported at the next sync, see cuda::check_device_errors) when on_device, else not at all.
+void check_ids(const Tensor& ids, int64_t vocab, bool on_device) {
+    if (capturing()) {
+        if (on_device)
+            cuda_detail::check_indices_on_device(ids, vocab, std::nullopt, "embedding", "id",
+                                                 " (V = " + std::to_string(vocab) + ")");
+        return;
+    }
     const Tensor h = ids.contiguous().to(Device::cpu());
     for (int64_t k = 0; k < h.numel(); ++k) {
         const int64_t id = h.dtype() == DType::i32 ? int64_t(h.data<int32_t>()[k])
@@ -113,7 +120,7 @@ void with_ids(DType t, F&& f) {
 
 Tensor embedding_forward_cuda(const Tensor& weight, const Tensor& ids) {
     const int64_t c = weight.size(1), n = ids.numel(), vocab = weight.size(0);
-    check_ids(ids, vocab);
+    check_ids(ids, vocab, /*on_device=*/true);
     Shape out = ids.shape();
     out.push_back(c);
     Tensor y = empty_on(out, weight.dtype(), weight);
@@ -136,7 +143,7 @@ Tensor embedding_backward_cuda(const Tensor& gy, const Tensor& ids, int64_t voca
     if (vocab >= (int64_t(1) << 31) - 1 || n >= (int64_t(1) << 31))
         raise("embedding: the CUDA backward needs V and the number of ids below 2^31 (V = {}, "
               "ids {})", vocab, ids.desc());
-    check_ids(ids, vocab);
+    check_ids(ids, vocab, /*on_device=*/false);  // the forward checked them
     Tensor dw = zeros_on(Shape{vocab, c}, gy.dtype(), gy);
     if (n == 0 || c == 0) return dw;
     const Tensor g = gy.contiguous(), id = ids.contiguous();
