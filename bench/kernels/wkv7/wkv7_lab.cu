@@ -56,9 +56,12 @@ std::vector<Variant<T>> variants() {
     return {
         // name, N, forward <N, C, RT, R>, backward <N, C, K> (C: key columns per thread,
         // RT / K: rows / keys per thread, R: rows per block); chunked <R: value rows per block>
+        {"chunked R64 NT512 | chunked R64 NT512", 64, ck::launch_forward<T, 64, 512>,
+         ck::launch_backward<T, 64, 512>},
         {"chunked R64 | chunked R64", 64, ck::launch_forward<T, 64>, ck::launch_backward<T, 64>},
         {"chunked R32 | chunked R32", 64, ck::launch_forward<T, 32>, ck::launch_backward<T, 32>},
-        {"chunked R64 | seq C32 K1", 64, ck::launch_forward<T, 64>, seq_bwd<T, 64, 32, 1>},
+        {"chunked R64 NT512 | seq C32 K1", 64, ck::launch_forward<T, 64, 512>,
+         seq_bwd<T, 64, 32, 1>},
         {"old default: C8 RT2 | C32 K1", 64, launch_forward<T, 64, 8, 2, 64>, seq_bwd<T, 64, 32, 1>},
         {"C8 RT2 R32 | C8 K2", 64, launch_forward<T, 64, 8, 2, 32>, seq_bwd<T, 64, 8, 2>},
         {"default N32: C8 RT2 | C8 K2", 32, launch_forward<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
