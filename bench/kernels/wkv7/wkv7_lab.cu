@@ -56,14 +56,14 @@ std::vector<Variant<T>> variants() {
     return {
         // name, N, forward <N, C, RT, R>, backward <N, C, K> (C: key columns per thread,
         // RT / K: rows / keys per thread, R: rows per block); chunked <R: value rows per block>
-        {"chunked R64 NT512 | chunked R64 NT512", 64, ck::launch_forward<T, 64, 512>,
-         ck::launch_backward<T, 64, 512>},
-        {"chunked R64 | chunked R64", 64, ck::launch_forward<T, 64>, ck::launch_backward<T, 64>},
-        {"chunked R32 | chunked R32", 64, ck::launch_forward<T, 32>, ck::launch_backward<T, 32>},
-        {"chunked R64 NT512 | seq C32 K1", 64, ck::launch_forward<T, 64, 512>,
+        {"default: C8 RT2 | C32 K1 (sequential)", 64, launch_forward<T, 64, 8, 2, 64>,
          seq_bwd<T, 64, 32, 1>},
-        {"old default: C8 RT2 | C32 K1", 64, launch_forward<T, 64, 8, 2, 64>, seq_bwd<T, 64, 32, 1>},
-        {"C8 RT2 R32 | C8 K2", 64, launch_forward<T, 64, 8, 2, 32>, seq_bwd<T, 64, 8, 2>},
+        {"chunked | chunked", 64, ck::launch_forward<T, 64>, ck::launch_backward<T, 64>},
+        {"chunked mma | chunked A:mma B:mma", 64, ck::launch_forward<T, 64, 256, true>,
+         ck::launch_backward<T, 64, 256, true, true>},
+        {"C8 RT2 | chunked A:mma B:fma", 64, launch_forward<T, 64, 8, 2, 64>,
+         ck::launch_backward<T, 64, 256, true, false>},
+        {"chunked R32 | chunked R32", 64, ck::launch_forward<T, 32>, ck::launch_backward<T, 32>},
         {"default N32: C8 RT2 | C8 K2", 32, launch_forward<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
         {"default N16: C4 RT2 | C4 K2", 16, launch_forward<T, 16, 4, 2, 16>, seq_bwd<T, 16, 4, 2>},
     };
@@ -463,7 +463,7 @@ void run_all(std::vector<Row>& rows, bool verbose, bool timing, int& failures) {
             rows.push_back({var.name, is_bf16 ? "bf16" : "f32", "(check only)", {}, e, ok});
             continue;
         }
-        const int shapes[2][3] = {{8, 4096, 12}, {16, 512, 12}};
+        const int shapes[3][3] = {{8, 4096, 12}, {16, 2048, 12}, {16, 512, 12}};
         for (const auto& s : shapes) {
             const Timing t = time_variant(var, s[0], s[1], s[2]);
             char shape[64];

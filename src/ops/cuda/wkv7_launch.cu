@@ -1,6 +1,5 @@
 // WKV-7 CUDA launchers: picks the kernel per head size (the fastest measured in the kernel lab,
-// bench/kernels/wkv7/README.md: the chunked form for N = 64, the sequential one for 16 and 32)
-// and the I/O dtype.
+// bench/kernels/wkv7/README.md: the sequential kernels) and the I/O dtype.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -28,8 +27,15 @@ void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, cudaStream_t s) {
     GOOSE_CUDA_CHECK(e);
 }
 
-// The chunked backward (needs scratch) for N = 64; not yet faster than the sequential one.
-bool chunked_backward(const Dims& d) { return false && d.N == 64; }
+// The chunked backward (wkv7_chunked.cuh, needs scratch) measured slower than the sequential one
+// at every training shape (bench/kernels/wkv7/README.md: 3.47 vs 3.39 ms at B8 T4096, 0.90 vs
+// 0.65 ms at B16 T512): off. Switching it on for N = 64 and T >= kChunkedBackwardMinT is checked
+// (the lab, and test_cuda built with it on at any T).
+constexpr bool kUseChunkedBackward = false;
+constexpr int kChunkedBackwardMinT = 2048;
+bool chunked_backward(const Dims& d) {
+    return kUseChunkedBackward && d.N == 64 && d.T >= kChunkedBackwardMinT;
+}
 
 template <class T>
 void backward_typed(const Dims& d, const k7::BwdArgs<T>& args, float* scratch, cudaStream_t s) {
@@ -37,8 +43,9 @@ void backward_typed(const Dims& d, const k7::BwdArgs<T>& args, float* scratch, c
     cudaError_t e = cudaErrorInvalidValue;
     switch (d.N) {  // backward <N, C entries per thread, K keys/values per thread>
         case 64:
-            e = chunked_backward(d) ? k7::chunked::launch_backward<T, 64>(D, args, scratch, s)
-                                    : k7::launch_backward<T, 64, 32, 1>(D, args, s);
+            e = chunked_backward(d)
+                    ? k7::chunked::launch_backward<T, 64>(D, args, scratch, s)
+                    : k7::launch_backward<T, 64, 32, 1>(D, args, s);
             break;
         case 32: e = k7::launch_backward<T, 32, 8, 2>(D, args, s); break;
         case 16: e = k7::launch_backward<T, 16, 4, 2>(D, args, s); break;
