@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "wkv7_chunked.cuh"
 #include "wkv7_kernels.cuh"
 
 using bf16 = __nv_bfloat16;
@@ -31,7 +32,14 @@ using goose_wkv7::Dims;
 template <class T>
 using FwdFn = cudaError_t (*)(const Dims&, const goose_wkv7::FwdArgs<T>&, cudaStream_t);
 template <class T>
-using BwdFn = cudaError_t (*)(const Dims&, const goose_wkv7::BwdArgs<T>&, cudaStream_t);
+using BwdFn = cudaError_t (*)(const Dims&, const goose_wkv7::BwdArgs<T>&, float* scratch,
+                              cudaStream_t);
+
+// The sequential backward (no scratch) behind the lab's backward signature.
+template <class T, int N, int C, int K>
+cudaError_t seq_bwd(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float*, cudaStream_t s) {
+    return goose_wkv7::launch_backward<T, N, C, K>(D, A, s);
+}
 
 template <class T>
 struct Variant {
@@ -44,19 +52,20 @@ struct Variant {
 template <class T>
 std::vector<Variant<T>> variants() {
     using namespace goose_wkv7;
+    namespace ck = goose_wkv7::chunked;
     return {
         // name, N, forward <N, C, RT, R>, backward <N, C, K> (C: key columns per thread,
-        // RT / K: rows / keys per thread, R: rows per block)
-        {"rows/thread (C64 RT1 | C64 K1)", 64, launch_forward<T, 64, 64, 1, 64>, launch_backward<T, 64, 64, 1>},
-        {"C32 RT1 | C32 K1", 64, launch_forward<T, 64, 32, 1, 64>, launch_backward<T, 64, 32, 1>},
-        {"C16 RT2 | C16 K2", 64, launch_forward<T, 64, 16, 2, 64>, launch_backward<T, 64, 16, 2>},
-        {"default: C8 RT2 | C32 K1", 64, launch_forward<T, 64, 8, 2, 64>, launch_backward<T, 64, 32, 1>},
-        {"C8 RT4 | C8 K4", 64, launch_forward<T, 64, 8, 4, 64>, launch_backward<T, 64, 8, 4>},
-        {"C8 RT2 R32 | C8 K2", 64, launch_forward<T, 64, 8, 2, 32>, launch_backward<T, 64, 8, 2>},
-        {"C8 RT1 | C16 K1", 64, launch_forward<T, 64, 8, 1, 64>, launch_backward<T, 64, 16, 1>},
-        {"C4 RT2 | C8 K1", 64, launch_forward<T, 64, 4, 2, 64>, launch_backward<T, 64, 8, 1>},
-        {"default N32: C8 RT2 | C8 K2", 32, launch_forward<T, 32, 8, 2, 32>, launch_backward<T, 32, 8, 2>},
-        {"default N16: C4 RT2 | C4 K2", 16, launch_forward<T, 16, 4, 2, 16>, launch_backward<T, 16, 4, 2>},
+        // RT / K: rows / keys per thread, R: rows per block); chunked <R: value rows per block>
+        {"default: C8 RT2 | C32 K1 (sequential)", 64, launch_forward<T, 64, 8, 2, 64>,
+         seq_bwd<T, 64, 32, 1>},
+        {"chunked | chunked", 64, ck::launch_forward<T, 64>, ck::launch_backward<T, 64>},
+        {"chunked mma | chunked A:mma B:mma", 64, ck::launch_forward<T, 64, 256, true>,
+         ck::launch_backward<T, 64, 256, true, true>},
+        {"C8 RT2 | chunked A:mma B:fma", 64, launch_forward<T, 64, 8, 2, 64>,
+         ck::launch_backward<T, 64, 256, true, false>},
+        {"chunked R32 | chunked R32", 64, ck::launch_forward<T, 32>, ck::launch_backward<T, 32>},
+        {"default N32: C8 RT2 | C8 K2", 32, launch_forward<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
+        {"default N16: C4 RT2 | C4 K2", 16, launch_forward<T, 16, 4, 2, 16>, seq_bwd<T, 16, 4, 2>},
     };
 }
 
@@ -213,7 +222,7 @@ template <class T>
 struct DevBufs {
     size_t E = 0, S = 0, SN = 0;
     T *r, *w, *k, *v, *a, *b, *dy, *y, *dr, *dw, *dk, *dv, *da, *db;
-    float *s0, *ds_out, *sa, *snaps, *s_out, *ds_in;
+    float *s0, *ds_out, *sa, *snaps, *s_out, *ds_in, *scratch = nullptr;
     DevBufs(const Dims& D) {
         E = static_cast<size_t>(D.B) * D.T * D.H * D.N;
         S = static_cast<size_t>(D.B) * D.H * D.N * D.N;
@@ -223,17 +232,22 @@ struct DevBufs {
         for (float** p : {&s0, &ds_out, &s_out, &ds_in}) CHECK(cudaMalloc(p, S * sizeof(float)));
         CHECK(cudaMalloc(&sa, E * sizeof(float)));
         CHECK(cudaMalloc(&snaps, SN * sizeof(float)));
+        if (D.N == 64) {
+            const size_t n = goose_wkv7::chunked::backward_scratch_floats(D);
+            CHECK(cudaMalloc(&scratch, n * sizeof(float)));
+            CHECK(cudaMemset(scratch, 0xff, n * sizeof(float)));  // NaN: must be written first
+        }
     }
     ~DevBufs() {
         for (T* p : {r, w, k, v, a, b, dy, y, dr, dw, dk, dv, da, db}) cudaFree(p);
-        for (float* p : {s0, ds_out, s_out, ds_in, sa, snaps}) cudaFree(p);
+        for (float* p : {s0, ds_out, s_out, ds_in, sa, snaps, scratch}) cudaFree(p);
     }
     goose_wkv7::FwdArgs<T> fwd(bool state) const {
         return {r, w, k, v, a, b, state ? s0 : nullptr, y, sa, snaps, s_out};
     }
     goose_wkv7::BwdArgs<T> bwd(bool state) const {
         return {r, w, k, v, a, b, dy, state ? ds_out : nullptr, sa, snaps,
-                dr, dw, dk, dv, da, db, ds_in};
+                dr, dw, dk, dv, da, db, ds_in, state ? s0 : nullptr};
     }
     void poison_fwd() const {
         CHECK(cudaMemset(y, 0xff, E * sizeof(T)));
@@ -300,7 +314,7 @@ Errs check_case(const Variant<T>& var, int B, int T_, int H, bool state, uint64_
     d.poison_bwd();
     CHECK(var.fwd(D, d.fwd(state), 0));
     CHECK(cudaDeviceSynchronize());
-    CHECK(var.bwd(D, d.bwd(state), 0));
+    CHECK(var.bwd(D, d.bwd(state), d.scratch, 0));
     CHECK(cudaDeviceSynchronize());
     Errs e;
     const double ey = rel_err(download(d.y, d.E), ref.y);
@@ -408,7 +422,7 @@ Timing time_variant(const Variant<T>& var, int B, int T_, int H) {
     CHECK(cudaDeviceSynchronize());
     Timing t;
     t.fwd_ms = median_ms([&] { CHECK(var.fwd(D, d.fwd(false), 0)); }, 3, 15);
-    t.bwd_ms = median_ms([&] { CHECK(var.bwd(D, d.bwd(false), 0)); }, 3, 15);
+    t.bwd_ms = median_ms([&] { CHECK(var.bwd(D, d.bwd(false), d.scratch, 0)); }, 3, 15);
     CHECK(cudaDeviceSynchronize());
     // Fewest bytes each pass must move: every input read once, every output written once.
     const double io = sizeof(T), E = d.E, S4 = d.S * 4.0, SN4 = d.SN * 4.0;
@@ -449,7 +463,7 @@ void run_all(std::vector<Row>& rows, bool verbose, bool timing, int& failures) {
             rows.push_back({var.name, is_bf16 ? "bf16" : "f32", "(check only)", {}, e, ok});
             continue;
         }
-        const int shapes[2][3] = {{8, 4096, 12}, {16, 512, 12}};
+        const int shapes[3][3] = {{8, 4096, 12}, {16, 2048, 12}, {16, 512, 12}};
         for (const auto& s : shapes) {
             const Timing t = time_variant(var, s[0], s[1], s[2]);
             char shape[64];
@@ -468,7 +482,7 @@ void profile_once() {
         const size_t rows = d.E / 64;
         init_inputs<bf16><<<(rows + 255) / 256, 256>>>(rows, 64, d.r, d.w, d.k, d.v, d.a, d.b, d.dy);
         CHECK(var.fwd(D, d.fwd(false), 0));
-        CHECK(var.bwd(D, d.bwd(false), 0));
+        CHECK(var.bwd(D, d.bwd(false), d.scratch, 0));
         CHECK(cudaDeviceSynchronize());
         std::printf("profiled %s\n", var.name);
     }

@@ -146,16 +146,25 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
     const Wkv7Forward& f = saved ? fwd : again;
     const Device dev = r.device();
     const Tensor rc = packed(r), wc = packed(w), kc = packed(k), vc = packed(v), ac = packed(a),
-                 bc = packed(b), gyc = packed(gy), gsc = packed_state(gstate, "the state gradient");
+                 bc = packed(b), gyc = packed(gy), gsc = packed_state(gstate, "the state gradient"),
+                 sc = packed_state(state_in, "state_in");
+    // scratch of the chunked backward (per-step dL/du and the state gradient at every chunk
+    // exit); the caching allocator makes this free in steady state
+    const size_t scratch_floats = wkv7_cuda::backward_scratch_floats(D);
+    const Tensor scratch =
+        scratch_floats > 0
+            ? Tensor::empty(Shape{static_cast<int64_t>(scratch_floats)}, DType::f32, dev)
+            : Tensor();
     Wkv7Grads g;
     for (Tensor* x : {&g.r, &g.w, &g.k, &g.v, &g.a, &g.b})
         *x = Tensor::empty(r.shape(), r.dtype(), dev);                        // (B, T, H, N)
     g.state = Tensor::empty(Shape{D.B, D.H, D.N, D.N}, DType::f32, dev);      // (B, H, N, N)
     wkv7_cuda::backward(r.dtype() == DType::bf16, D, rc.raw_data(), wc.raw_data(), kc.raw_data(),
                         vc.raw_data(), ac.raw_data(), bc.raw_data(), gyc.raw_data(),
-                        f32_or_null(gsc), f32_ptr(f.sa), f32_ptr(f.snapshots),
+                        f32_or_null(sc), f32_or_null(gsc), f32_ptr(f.sa), f32_ptr(f.snapshots),
                         g.r.raw_data(), g.w.raw_data(), g.k.raw_data(), g.v.raw_data(),
                         g.a.raw_data(), g.b.raw_data(), f32_ptr(g.state),
+                        scratch.defined() ? f32_ptr(scratch) : nullptr,
                         cuda::current_stream());
     if (state_in.defined() && state_in.dtype() != DType::f32)  // gradient in the input's dtype
         g.state = g.state.to(state_in.dtype());

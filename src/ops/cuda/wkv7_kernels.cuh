@@ -53,7 +53,8 @@ struct BwdArgs {
     const float* sa;
     const float* snaps;
     T *dr, *dw, *dk, *dv, *da, *db;
-    float* dstate_in;  // (B, H, N, N)
+    float* dstate_in;         // (B, H, N, N)
+    const float* state_in;    // the forward's state_in or null (zeros); the chunked form reads it
 };
 
 namespace detail {

@@ -1,9 +1,10 @@
-// WKV-7 CUDA launchers: picks the kernel tile per head size (the fastest measured in the kernel
-// lab, bench/kernels/wkv7/README.md) and the I/O dtype.
+// WKV-7 CUDA launchers: picks the kernel per head size (the fastest measured in the kernel lab,
+// bench/kernels/wkv7/README.md: the sequential kernels) and the I/O dtype.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include "core/cuda/cuda_check.h"
+#include "ops/cuda/wkv7_chunked.cuh"
 #include "ops/cuda/wkv7_kernels.cuh"
 #include "ops/cuda/wkv7_launch.h"
 
@@ -26,12 +27,26 @@ void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, cudaStream_t s) {
     GOOSE_CUDA_CHECK(e);
 }
 
+// The chunked backward (wkv7_chunked.cuh, needs scratch) measured slower than the sequential one
+// at every training shape (bench/kernels/wkv7/README.md: 3.47 vs 3.39 ms at B8 T4096, 0.90 vs
+// 0.65 ms at B16 T512): off. Switching it on for N = 64 and T >= kChunkedBackwardMinT is checked
+// (the lab, and test_cuda built with it on at any T).
+constexpr bool kUseChunkedBackward = false;
+constexpr int kChunkedBackwardMinT = 2048;
+bool chunked_backward(const Dims& d) {
+    return kUseChunkedBackward && d.N == 64 && d.T >= kChunkedBackwardMinT;
+}
+
 template <class T>
-void backward_typed(const Dims& d, const k7::BwdArgs<T>& args, cudaStream_t s) {
+void backward_typed(const Dims& d, const k7::BwdArgs<T>& args, float* scratch, cudaStream_t s) {
     const k7::Dims D{d.B, d.T, d.H, d.N};
     cudaError_t e = cudaErrorInvalidValue;
     switch (d.N) {  // backward <N, C entries per thread, K keys/values per thread>
-        case 64: e = k7::launch_backward<T, 64, 32, 1>(D, args, s); break;
+        case 64:
+            e = chunked_backward(d)
+                    ? k7::chunked::launch_backward<T, 64>(D, args, scratch, s)
+                    : k7::launch_backward<T, 64, 32, 1>(D, args, s);
+            break;
         case 32: e = k7::launch_backward<T, 32, 8, 2>(D, args, s); break;
         case 16: e = k7::launch_backward<T, 16, 4, 2>(D, args, s); break;
         default: break;
@@ -52,17 +67,18 @@ void forward_as(const Dims& d, const void* r, const void* w, const void* k, cons
 
 template <class T>
 void backward_as(const Dims& d, const void* r, const void* w, const void* k, const void* v,
-                 const void* a, const void* b, const void* dy, const float* dstate_out,
-                 const float* sa, const float* snaps, void* dr, void* dw, void* dk, void* dv,
-                 void* da, void* db, float* dstate_in, void* stream) {
+                 const void* a, const void* b, const void* dy, const float* state_in,
+                 const float* dstate_out, const float* sa, const float* snaps, void* dr,
+                 void* dw, void* dk, void* dv, void* da, void* db, float* dstate_in,
+                 float* scratch, void* stream) {
     const k7::BwdArgs<T> args{static_cast<const T*>(r), static_cast<const T*>(w),
                               static_cast<const T*>(k), static_cast<const T*>(v),
                               static_cast<const T*>(a), static_cast<const T*>(b),
                               static_cast<const T*>(dy), dstate_out, sa, snaps,
                               static_cast<T*>(dr), static_cast<T*>(dw), static_cast<T*>(dk),
                               static_cast<T*>(dv), static_cast<T*>(da), static_cast<T*>(db),
-                              dstate_in};
-    backward_typed<T>(d, args, static_cast<cudaStream_t>(stream));
+                              dstate_in, state_in};
+    backward_typed<T>(d, args, scratch, static_cast<cudaStream_t>(stream));
 }
 }  // namespace
 
@@ -75,16 +91,23 @@ void forward(bool bf16, const Dims& d, const void* r, const void* w, const void*
         forward_as<float>(d, r, w, k, v, a, b, state_in, y, sa, snaps, state_out, stream);
 }
 
+size_t backward_scratch_floats(const Dims& d) {
+    return chunked_backward(d)
+               ? k7::chunked::backward_scratch_floats(k7::Dims{d.B, d.T, d.H, d.N})
+               : 0;
+}
+
 void backward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
               const void* v, const void* a, const void* b, const void* dy,
-              const float* dstate_out, const float* sa, const float* snaps, void* dr, void* dw,
-              void* dk, void* dv, void* da, void* db, float* dstate_in, void* stream) {
+              const float* state_in, const float* dstate_out, const float* sa,
+              const float* snaps, void* dr, void* dw, void* dk, void* dv, void* da, void* db,
+              float* dstate_in, float* scratch, void* stream) {
     if (bf16)
-        backward_as<__nv_bfloat16>(d, r, w, k, v, a, b, dy, dstate_out, sa, snaps, dr, dw, dk,
-                                   dv, da, db, dstate_in, stream);
+        backward_as<__nv_bfloat16>(d, r, w, k, v, a, b, dy, state_in, dstate_out, sa, snaps, dr,
+                                   dw, dk, dv, da, db, dstate_in, scratch, stream);
     else
-        backward_as<float>(d, r, w, k, v, a, b, dy, dstate_out, sa, snaps, dr, dw, dk, dv, da,
-                           db, dstate_in, stream);
+        backward_as<float>(d, r, w, k, v, a, b, dy, state_in, dstate_out, sa, snaps, dr, dw, dk,
+                           dv, da, db, dstate_in, scratch, stream);
 }
 
 }  // namespace goose::ops::wkv7_cuda

@@ -3,6 +3,8 @@
 // buffers (layouts in wkv7_kernels.cuh); a failed launch throws goose::Error.
 #pragma once
 
+#include <cstddef>
+
 namespace goose::ops::wkv7_cuda {
 
 struct Dims {
@@ -12,12 +14,16 @@ struct Dims {
 inline constexpr int kChunk = 16;  // steps between the states saved for the backward
 
 // bf16: r, w, k, v, a, b, y (and dy and the gradients) are bf16, else f32. stream: cudaStream_t.
+// The backward reads the forward's state_in (or null) and needs backward_scratch_floats(d)
+// floats of device scratch (null when that is 0).
 void forward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
              const void* v, const void* a, const void* b, const float* state_in, void* y,
              float* sa, float* snaps, float* state_out, void* stream);
+size_t backward_scratch_floats(const Dims& d);
 void backward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
               const void* v, const void* a, const void* b, const void* dy,
-              const float* dstate_out, const float* sa, const float* snaps, void* dr, void* dw,
-              void* dk, void* dv, void* da, void* db, float* dstate_in, void* stream);
+              const float* state_in, const float* dstate_out, const float* sa,
+              const float* snaps, void* dr, void* dw, void* dk, void* dv, void* da, void* db,
+              float* dstate_in, float* scratch, void* stream);
 
 }  // namespace goose::ops::wkv7_cuda
