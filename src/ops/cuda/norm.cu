@@ -609,8 +609,8 @@ bool ln_backward_vec(const Tensor& gc, const Tensor& xc, const Tensor& mc, const
                     sums ? ptr<float>(part) : nullptr);
                 if (sums)
                     ln_sum_parts_kernel<T>
-                        <<<unsigned((2 * c + kSumCols - 1) / kSumCols), dim3(kSumCols, kSumLanes), 0,
-                           stream()>>>(ptr<float>(part), int(blocks), int(c),
+                        <<<unsigned((2 * c + kSumCols - 1) / kSumCols), dim3(kSumCols, kSumLanes),
+                           0, stream()>>>(ptr<float>(part), int(blocks), int(c),
                                        need_dw ? ptr<T>(r.dw) : nullptr,
                                        need_db ? ptr<T>(r.db) : nullptr);
             });

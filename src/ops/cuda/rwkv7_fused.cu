@@ -10,6 +10,7 @@
 
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/cuda_util.cuh"
+#include "rwkv7_fused_args.cuh"
 #include "rwkv7_fused_kernels.h"
 
 namespace goose::models::fused::cuda_kernels {
@@ -94,16 +95,7 @@ __device__ void head_sums(const float (&vals)[K][CPT], float* smem, float* hs, i
 // ---- token_mix -------------------------------------------------------------------------------
 
 template <class T>
-struct MixArgs {
-    const T* x;
-    const T* prev;
-    const T* mu[kMaxMix];
-    T* out[kMaxMix];
-    const T* g[kMaxMix];
-    T* dx;
-    T* dprev;
-    float* part;  // (chunks, M, C) or null
-    int M;
+struct MixArgs : MixView<T> {
     int64_t B, Tn, C;
 };
 
@@ -173,12 +165,7 @@ __global__ void __launch_bounds__(1024) token_mix_bwd_kernel(MixArgs<T> a) {
 // ---- rwkv7_prep -------------------------------------------------------------------------------
 
 template <class T>
-struct PrepArgs {
-    const T *wl, *kr, *vr, *al, *vl, *vf, *w0, *a0, *v0, *kk, *ka;
-    T *w, *k, *aa, *bb, *v;                      // forward outputs
-    const T *gw, *gk, *gaa, *gbb, *gv;           // backward inputs
-    T *dkr, *dvr, *dal, *dvl, *dvf;              // backward row outputs
-    float* part;                                 // (chunks, 5, C): w0, a0, v0, kk, ka
+struct PrepArgs : PrepView<T> {
     int64_t rows;
     int C, N;
 };
@@ -303,12 +290,7 @@ __global__ void __launch_bounds__(1024) prep_bwd_kernel(PrepArgs<T> a) {
 // ---- rwkv7_out --------------------------------------------------------------------------------
 
 template <class T>
-struct OutArgs {
-    const T *y, *r, *k, *v, *g, *rk, *lw, *lb;
-    T* z;                               // forward output
-    const T* gz;                        // backward input
-    T *dy, *dr, *dk, *dv, *dg;          // backward row outputs
-    float* part;                        // (chunks, 3, C): rk, lw, lb
+struct OutArgs : OutView<T> {
     int64_t rows;
     int C, N;
     float eps;
@@ -456,14 +438,6 @@ void by_cpt(int64_t C, F&& f) {
     }
 }
 
-template <class T>
-const T* c(const void* p) {
-    return static_cast<const T*>(p);
-}
-template <class T>
-T* m(void* p) {
-    return static_cast<T*>(p);
-}
 
 // Heads of 32, 64 or 128 channels, at most 32 of them: the warp-per-head layout (one warp per
 // head, N / 32 channels per lane); otherwise the block layout. f receives (WH, CPT) as types.
@@ -516,18 +490,7 @@ int token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool ba
         return mix_vec_chunks(B * Tn, static_cast<int>(C), p.M, bf16);
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
-        MixArgs<T> a{};
-        a.x = c<T>(p.x);
-        a.prev = c<T>(p.prev);
-        for (int i = 0; i < p.M; ++i) {
-            a.mu[i] = c<T>(p.mu[i]);
-            a.out[i] = m<T>(p.out[i]);
-            a.g[i] = c<T>(p.g[i]);
-        }
-        a.dx = m<T>(p.dx);
-        a.dprev = m<T>(p.dprev);
-        a.part = p.part;
-        a.M = p.M;
+        MixArgs<T> a{view_of<T>(p)};
         a.B = B;
         a.Tn = Tn;
         a.C = C;
@@ -549,16 +512,7 @@ int prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bo
         return prep_vec_chunks(rows, C, N, bf16);
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
-        PrepArgs<T> a{};
-        a.wl = c<T>(p.wl); a.kr = c<T>(p.kr); a.vr = c<T>(p.vr); a.al = c<T>(p.al);
-        a.vl = c<T>(p.vl); a.vf = c<T>(p.vf); a.w0 = c<T>(p.w0); a.a0 = c<T>(p.a0);
-        a.v0 = c<T>(p.v0); a.kk = c<T>(p.kk); a.ka = c<T>(p.ka);
-        a.w = m<T>(p.w); a.k = m<T>(p.k); a.aa = m<T>(p.aa); a.bb = m<T>(p.bb); a.v = m<T>(p.v);
-        a.gw = c<T>(p.gw); a.gk = c<T>(p.gk); a.gaa = c<T>(p.gaa); a.gbb = c<T>(p.gbb);
-        a.gv = c<T>(p.gv);
-        a.dkr = m<T>(p.dkr); a.dvr = m<T>(p.dvr); a.dal = m<T>(p.dal); a.dvl = m<T>(p.dvl);
-        a.dvf = m<T>(p.dvf);
-        a.part = p.part;
+        PrepArgs<T> a{view_of<T>(p)};
         a.rows = rows;
         a.C = C;
         a.N = N;
@@ -578,14 +532,7 @@ int out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool bac
         return out_vec_chunks(rows, C, N, bf16);
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
-        OutArgs<T> a{};
-        a.y = c<T>(p.y); a.r = c<T>(p.r); a.k = c<T>(p.k); a.v = c<T>(p.v); a.g = c<T>(p.g);
-        a.rk = c<T>(p.rk); a.lw = c<T>(p.lw); a.lb = c<T>(p.lb);
-        a.z = m<T>(p.z);
-        a.gz = c<T>(p.gz);
-        a.dy = m<T>(p.dy); a.dr = m<T>(p.dr); a.dk = m<T>(p.dk); a.dv = m<T>(p.dv);
-        a.dg = m<T>(p.dg);
-        a.part = p.part;
+        OutArgs<T> a{view_of<T>(p)};
         a.rows = rows;
         a.C = C;
         a.N = N;

@@ -14,6 +14,7 @@
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/cuda_util.cuh"
 #include "ops/cuda/vec16.cuh"
+#include "rwkv7_fused_args.cuh"
 #include "rwkv7_fused_kernels.h"
 
 namespace goose::models::fused::cuda_kernels {
@@ -90,16 +91,7 @@ __device__ void block_partials(const float (&acc)[K][V], float* sm, float* part,
 // ---- token_mix -------------------------------------------------------------------------------
 
 template <class T>
-struct MixArgsV {
-    const T* x;
-    const T* prev;
-    const T* mu[kMaxMix];
-    T* out[kMaxMix];
-    const T* g[kMaxMix];
-    T* dx;
-    T* dprev;
-    float* part;
-    int M;
+struct MixArgsV : MixView<T> {
     int64_t rows, Tn;
     int C, L;
 };
@@ -226,12 +218,7 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
 // ---- rwkv7_prep -------------------------------------------------------------------------------
 
 template <class T>
-struct PrepArgsV {
-    const T *wl, *kr, *vr, *al, *vl, *vf, *w0, *a0, *v0, *kk, *ka;
-    T *w, *k, *aa, *bb, *v;
-    const T *gw, *gk, *gaa, *gbb, *gv;
-    T *dkr, *dvr, *dal, *dvl, *dvf;
-    float* part;
+struct PrepArgsV : PrepView<T> {
     int64_t rows;
     int C, N, L;
 };
@@ -382,12 +369,7 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
 // ---- rwkv7_out --------------------------------------------------------------------------------
 
 template <class T>
-struct OutArgsV {
-    const T *y, *r, *k, *v, *g, *rk, *lw, *lb;
-    T* z;
-    const T* gz;
-    T *dy, *dr, *dk, *dv, *dg;
-    float* part;
+struct OutArgsV : OutView<T> {
     int64_t rows;
     int C, N, L;
     float eps;
@@ -533,14 +515,6 @@ Plan make_plan(K kernel, int64_t rows, int C, int V, bool needs_smem) {
     return p;
 }
 
-template <class T>
-const T* c(const void* p) {
-    return static_cast<const T*>(p);
-}
-template <class T>
-T* m(void* p) {
-    return static_cast<T*>(p);
-}
 
 // Whether V channels per thread fit (C, N): whole warps in at most kMaxThreads threads, and
 // (N > 0) heads of a power of two of lanes, at most 32.
@@ -663,8 +637,9 @@ __global__ void sum_partials_cols(const float* __restrict__ part, T* __restrict_
 void sum_partials_launch(const float* part, void* out, int chunks, int K, bool bf16, void* st) {
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
-        sum_partials_cols<T><<<(K + kSumCols - 1) / kSumCols, dim3(kSumCols, kSumLanes), 0,
-                               static_cast<cudaStream_t>(st)>>>(part, m<T>(out), chunks, K);
+        const auto s = static_cast<cudaStream_t>(st);
+        sum_partials_cols<T><<<(K + kSumCols - 1) / kSumCols, dim3(kSumCols, kSumLanes), 0, s>>>(
+            part, static_cast<T*>(out), chunks, K);
     });
     GOOSE_CUDA_LAUNCH_CHECK();
 }
@@ -702,18 +677,7 @@ bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bo
         if (!aligned(p.mu[i]) || !aligned(p.out[i]) || !aligned(p.g[i])) return false;
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
-        MixArgsV<T> a{};
-        a.x = c<T>(p.x);
-        a.prev = c<T>(p.prev);
-        for (int i = 0; i < p.M; ++i) {
-            a.mu[i] = c<T>(p.mu[i]);
-            a.out[i] = m<T>(p.out[i]);
-            a.g[i] = c<T>(p.g[i]);
-        }
-        a.dx = m<T>(p.dx);
-        a.dprev = m<T>(p.dprev);
-        a.part = p.part;
-        a.M = p.M;
+        MixArgsV<T> a{view_of<T>(p)};
         a.rows = B * Tn;
         a.Tn = Tn;
         a.C = static_cast<int>(C);
@@ -742,16 +706,7 @@ bool prep_vec_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backwar
         if (!aligned(q)) return false;
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
-        PrepArgsV<T> a{};
-        a.wl = c<T>(p.wl); a.kr = c<T>(p.kr); a.vr = c<T>(p.vr); a.al = c<T>(p.al);
-        a.vl = c<T>(p.vl); a.vf = c<T>(p.vf); a.w0 = c<T>(p.w0); a.a0 = c<T>(p.a0);
-        a.v0 = c<T>(p.v0); a.kk = c<T>(p.kk); a.ka = c<T>(p.ka);
-        a.w = m<T>(p.w); a.k = m<T>(p.k); a.aa = m<T>(p.aa); a.bb = m<T>(p.bb); a.v = m<T>(p.v);
-        a.gw = c<T>(p.gw); a.gk = c<T>(p.gk); a.gaa = c<T>(p.gaa); a.gbb = c<T>(p.gbb);
-        a.gv = c<T>(p.gv);
-        a.dkr = m<T>(p.dkr); a.dvr = m<T>(p.dvr); a.dal = m<T>(p.dal); a.dvl = m<T>(p.dvl);
-        a.dvf = m<T>(p.dvf);
-        a.part = p.part;
+        PrepArgsV<T> a{view_of<T>(p)};
         a.rows = rows;
         a.C = C;
         a.N = N;
@@ -778,14 +733,7 @@ bool out_vec_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, boo
         if (!aligned(q)) return false;
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
-        OutArgsV<T> a{};
-        a.y = c<T>(p.y); a.r = c<T>(p.r); a.k = c<T>(p.k); a.v = c<T>(p.v); a.g = c<T>(p.g);
-        a.rk = c<T>(p.rk); a.lw = c<T>(p.lw); a.lb = c<T>(p.lb);
-        a.z = m<T>(p.z);
-        a.gz = c<T>(p.gz);
-        a.dy = m<T>(p.dy); a.dr = m<T>(p.dr); a.dk = m<T>(p.dk); a.dv = m<T>(p.dv);
-        a.dg = m<T>(p.dg);
-        a.part = p.part;
+        OutArgsV<T> a{view_of<T>(p)};
         a.rows = rows;
         a.C = C;
         a.N = N;
