@@ -110,8 +110,8 @@ namespace {
 void add_grad(VarImpl& v, Tensor g) {
     if (!v.grad.defined()) {
         v.grad = v.is_leaf ? g.clone() : std::move(g);
-    } else if (v.is_leaf) {
-        accumulate(v.grad, g);
+    } else if (v.is_leaf || v.grad.device().is_cuda()) {
+        accumulate(v.grad, g);  // on CUDA a new sum: the old gradient is left as it was
     } else {
         Tensor sum = v.grad.clone();
         accumulate(sum, g);
