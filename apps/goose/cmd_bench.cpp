@@ -37,9 +37,9 @@ void add_bench(CLI::App& app) {
     train->add_flag("--no-peer", tr->no_peer, "time Goose only");
     train->add_flag("--checkpoint", tr->checkpoint,
                     "CUDA: activation checkpointing (blocks recomputed in the backward)");
-    train->add_flag("--graph", tr->graph,
-                    "CUDA: capture the whole step in a CUDA graph and time its replays (default)");
-    train->add_flag("--no-graph", tr->no_graph, "CUDA: time eager steps instead of a CUDA graph");
+    train->add_flag("--no-graph", tr->no_graph,
+                    "CUDA: time eager steps instead of the default (the whole step captured in a "
+                    "CUDA graph and replayed)");
     train->add_flag("--compare-eager", tr->compare_eager,
                     "CUDA: time eager steps too (graph / eager ratio) and the AdamW step alone");
     train->callback([tr] { bench::run_train_bench(*tr); });

@@ -21,8 +21,7 @@ struct TrainBenchConfig {
     std::string peer_script;     // the CPU twin's timing script; empty: the one in the source tree
     bool no_peer = false;
     bool checkpoint = false;     // CUDA: activation checkpointing of every block
-    bool graph = true;           // CUDA: the step in a CUDA graph (--graph: the default)
-    bool no_graph = false;       // CUDA: time eager steps instead (wins over graph)
+    bool no_graph = false;       // CUDA: time eager steps, not replays of a CUDA graph of one
     bool compare_eager = false;  // CUDA: time eager steps too, beside the graph, and AdamW alone
 };
 
