@@ -120,6 +120,7 @@ TEST(CudaWkv7, MatchesReferenceF32) {
     check_case(1, 1, 2, 64, DType::f32, true, 5);
     check_case(1, 21, 2, 8, DType::f32, true, 6);   // padded to 16
     check_case(2, 18, 1, 37, DType::f32, true, 7);  // padded to 64
+    check_case(16, 19, 12, 64, DType::f32, true, 8);  // 192 heads: two blocks per head
 }
 
 TEST(CudaWkv7, MatchesReferenceBf16) {
@@ -128,6 +129,7 @@ TEST(CudaWkv7, MatchesReferenceBf16) {
     check_case(1, 64, 2, 64, DType::bf16, false, 12);
     check_case(2, 33, 2, 32, DType::bf16, true, 13);
     check_case(2, 20, 4, 16, DType::bf16, false, 14);
+    check_case(16, 21, 12, 64, DType::bf16, false, 15);  // 192 heads: two blocks per head
 }
 
 TEST(CudaWkv7, BackwardWithoutSavedDataRecomputes) {

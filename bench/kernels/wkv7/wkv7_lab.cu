@@ -58,6 +58,8 @@ std::vector<Variant<T>> variants() {
         // RT / K: rows / keys per thread, R: rows per block); chunked <R: value rows per block>
         {"default: C8 RT2 | C32 K1 (sequential)", 64, launch_forward<T, 64, 8, 2, 64>,
          seq_bwd<T, 64, 32, 1>},
+        {"default at B*H >= 192: C8 RT2 R32 | C32 K1", 64, launch_forward<T, 64, 8, 2, 32>,
+         seq_bwd<T, 64, 32, 1>},
         {"chunked | chunked", 64, ck::launch_forward<T, 64>, ck::launch_backward<T, 64>},
         {"chunked mma | chunked A:mma B:mma", 64, ck::launch_forward<T, 64, 256, true>,
          ck::launch_backward<T, 64, 256, true, true>},

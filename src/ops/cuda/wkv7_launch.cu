@@ -14,12 +14,22 @@ namespace {
 namespace k7 = goose_wkv7;
 static_assert(kChunk == k7::kChunk, "snapshot interval must match the kernels");
 
+// The forward's rows per block for N = 64, as measured in the kernel lab (results_run4.txt):
+// 64 (a block per head) is fastest at B8 T4096 H12 (96 heads; 1.62 vs 1.75 ms), 32 (two blocks
+// per head) at B16 T512 H12 (192 heads; 0.29 vs 0.33 ms).
+constexpr int64_t kTwoBlocksPerHeadFrom = 192;
+
 template <class T>
 void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, cudaStream_t s) {
     const k7::Dims D{d.B, d.T, d.H, d.N};
     cudaError_t e = cudaErrorInvalidValue;
     switch (d.N) {  // forward <N, C keys per thread, RT rows per thread, R rows per block>
-        case 64: e = k7::launch_forward<T, 64, 8, 2, 64>(D, args, s); break;
+        case 64:  // one block per head, or two (32 value rows each) from 192 heads
+            if (d.B * d.H >= kTwoBlocksPerHeadFrom)
+                e = k7::launch_forward<T, 64, 8, 2, 32>(D, args, s);
+            else
+                e = k7::launch_forward<T, 64, 8, 2, 64>(D, args, s);
+            break;
         case 32: e = k7::launch_forward<T, 32, 8, 2, 32>(D, args, s); break;
         case 16: e = k7::launch_forward<T, 16, 4, 2, 16>(D, args, s); break;
         default: break;
