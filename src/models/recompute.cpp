@@ -78,7 +78,8 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
             Var xi(xv, io.needs(0));
             Var pi = pv.defined() ? Var(pv, io.needs(1)) : Var();
             std::vector<Var> mui;
-            for (size_t m = 0; m < M; ++m) mui.emplace_back(muv[m], io.needs(static_cast<int>(2 + m)));
+            auto mu_index = [](size_t m) { return static_cast<int>(2 + m); };
+            for (size_t m = 0; m < M; ++m) mui.emplace_back(muv[m], io.needs(mu_index(m)));
             const std::vector<Var> mixes = fused::token_mix(xi, pi, mui);
             std::vector<Tensor> dmix(M);
             for (size_t p = 0; p < P; ++p) {
@@ -105,7 +106,7 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
             if (io.needs(0)) io.set(0, xi.grad());
             if (pi.defined() && io.needs(1)) io.set(1, pi.grad());
             for (size_t m = 0; m < M; ++m)
-                if (io.needs(static_cast<int>(2 + m))) io.set(static_cast<int>(2 + m), mui[m].grad());
+                if (io.needs(mu_index(m))) io.set(mu_index(m), mui[m].grad());
         });
 }
 

@@ -41,10 +41,10 @@ Var lora(const Var& x, const Var& m1, const Var& m2) {
 
 // Training on CUDA, where activation memory bounds the batch: the time mix's six token mixes
 // and the channel mix's relu(k)^2 (4C wide) are rebuilt in the backward instead of kept
-// (recompute.h; same values and gradients): at B16 T512 of the L12 C768 model this takes the
-// step's peak from 9.8 to ~8.4 GiB for ~2% of its time. The channel mix's one (B, T, C) mix is
-// kept (it would save 1/12 of that for a third of the cost). The CPU keeps everything (small
-// models, where the extra passes would only cost time).
+// (recompute.h; same values and gradients): at B16 T512 of the L12 C768 model this took the
+// step's peak from 9.8 to 8.4 GiB for under 1% of its time (H100). The channel mix's one
+// (B, T, C) mix is kept (it would save a tenth of that for a third of the time). The CPU keeps
+// everything (small models, where the extra passes would only cost time).
 bool lean_projections(const Var& x) {
     return x.value().device().is_cuda() && ag::grad_enabled();
 }

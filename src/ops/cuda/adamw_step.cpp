@@ -48,7 +48,8 @@ void upload_adam_coefficients(CudaAdamState& st, double lr, double bias_correcti
                                         static_cast<size_t>(len) * sizeof(float)));
         st.staging_len = len;
     }
-    if (!st.uploaded) GOOSE_CUDA_CHECK(cudaEventCreateWithFlags(&st.uploaded, cudaEventDisableTiming));
+    if (!st.uploaded)
+        GOOSE_CUDA_CHECK(cudaEventCreateWithFlags(&st.uploaded, cudaEventDisableTiming));
     st.staging[0] = static_cast<float>(std::sqrt(bias_correction2));
     for (int64_t i = 0; i < n; ++i) {
         const double group_lr = lr * st.lr_scale[static_cast<size_t>(i)];  // as adamw.cpp
