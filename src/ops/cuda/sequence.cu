@@ -1,8 +1,8 @@
 // CUDA embedding and token_shift. The embedding gathers rows (one thread per element); its
 // backward sorts (id, position) pairs with CUB's stable radix sort, then one block per run of
 // equal ids adds that id's gradient rows in position order (deterministic, no atomics) into
-// its row of dweight. Ids are checked on a host copy, or on the device while a CUDA graph is captured;
-// token_shift is a shifted copy.
+// its row of dweight. Ids are checked on a host copy, or on the device while a CUDA graph is
+// captured; token_shift is a shifted copy.
 #include "ops/cuda/ops_util.cuh"  // first (see there)
 
 #include <cub/device/device_radix_sort.cuh>
