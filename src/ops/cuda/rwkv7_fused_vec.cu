@@ -375,12 +375,42 @@ struct OutArgsV : OutView<T> {
     float eps;
 };
 
+// One row's per-head statistics of out (forward and backward): loads the thread's y, r, k
+// (zeros past the last row), centres y on its head mean in place and returns its head rstd and
+// s = Σ_head r k r_k.
+struct OutRowStats {
+    float rstd, s;
+};
+template <class T, int V>
+__device__ __forceinline__ OutRowStats out_row_stats(const OutArgsV<T>& a, int64_t off, bool ok,
+                                                     const float (&rk)[V], int lph,
+                                                     float (&y)[V], float (&r)[V],
+                                                     float (&k)[V]) {
+    const float inv_n = 1.f / static_cast<float>(a.N);
+    ldv_or_zero(a.y + off, ok, y);
+    ldv_or_zero(a.r + off, ok, r);
+    ldv_or_zero(a.k + off, ok, k);
+    float sy = 0.f, sk = 0.f;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+        sy += y[j];
+        sk += r[j] * k[j] * rk[j];
+    }
+    const float mean = head_sum(sy, lph) * inv_n, s = head_sum(sk, lph);
+    float q = 0.f;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+        y[j] -= mean;
+        q += y[j] * y[j];
+    }
+    return {rsqrtf(head_sum(q, lph) * inv_n + a.eps), s};
+}
+
 template <class T>
 __global__ void __launch_bounds__(kMaxThreads, 2) out_fwd_v(OutArgsV<T> a) {
     constexpr int V = vec_of<T>();
     const Place p = place<V>(a.C, a.L);
     const int lph = a.N / V;
-    const float inv_n = 1.f / static_cast<float>(a.N);
     float rk[V], lw[V], lb[V];
     ldv(a.rk + p.c0, rk);
     ldv(a.lw + p.c0, lw);
@@ -389,26 +419,14 @@ __global__ void __launch_bounds__(kMaxThreads, 2) out_fwd_v(OutArgsV<T> a) {
         const int64_t r = p.rb + i;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        float y[V], t1[V], t2[V], sy = 0.f, sk = 0.f;
-        ldv_or_zero(a.y + off, ok, y);
-        ldv_or_zero(a.r + off, ok, t1);
-        ldv_or_zero(a.k + off, ok, t2);
-#pragma unroll
-        for (int j = 0; j < V; ++j) {
-            sy += y[j];
-            sk += t1[j] * t2[j] * rk[j];
-        }
-        const float mean = head_sum(sy, lph) * inv_n, s = head_sum(sk, lph);
-        float q = 0.f;
-#pragma unroll
-        for (int j = 0; j < V; ++j) q += (y[j] - mean) * (y[j] - mean);
-        const float rstd = rsqrtf(head_sum(q, lph) * inv_n + a.eps);
+        float y[V], t1[V], t2[V];
+        const OutRowStats st = out_row_stats<T, V>(a, off, ok, rk, lph, y, t1, t2);
         if (ok) {
             ldv(a.v + off, t1);
             ldv(a.g + off, t2);
 #pragma unroll
             for (int j = 0; j < V; ++j)
-                t1[j] = ((y[j] - mean) * rstd * lw[j] + lb[j] + s * t1[j]) * t2[j];
+                t1[j] = (y[j] * st.rstd * lw[j] + lb[j] + st.s * t1[j]) * t2[j];
             stv(a.z + off, t1);
         }
     }
@@ -432,23 +450,9 @@ __global__ void __launch_bounds__(kMaxThreads) out_bwd_v(OutArgsV<T> a) {
         const int64_t r = p.rb + i;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        float h[V], rr[V], kk[V], d[V], t1[V], t2[V], t3[V], sy = 0.f, sk = 0.f;
-        ldv_or_zero(a.y + off, ok, h);
-        ldv_or_zero(a.r + off, ok, rr);
-        ldv_or_zero(a.k + off, ok, kk);
-#pragma unroll
-        for (int j = 0; j < V; ++j) {
-            sy += h[j];
-            sk += rr[j] * kk[j] * rk[j];
-        }
-        const float mean = head_sum(sy, lph) * inv_n, s = head_sum(sk, lph);
-        float q = 0.f;
-#pragma unroll
-        for (int j = 0; j < V; ++j) {
-            h[j] -= mean;
-            q += h[j] * h[j];
-        }
-        const float rstd = rsqrtf(head_sum(q, lph) * inv_n + a.eps);
+        float h[V], rr[V], kk[V], d[V], t1[V], t2[V], t3[V];
+        const OutRowStats st = out_row_stats<T, V>(a, off, ok, rk, lph, h, rr, kk);
+        const float rstd = st.rstd, s = st.s;
         float sv = 0.f, s1 = 0.f, s2 = 0.f;
         ldv_or_zero(a.gz + off, ok, t1);
         ldv_or_zero(a.g + off, ok, t2);
