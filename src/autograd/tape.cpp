@@ -105,11 +105,13 @@ void accumulate(Tensor& dst, const Tensor& src) {
 
 namespace {
 // Adds g into v's gradient. Leaves own their gradient storage (it may be updated in place by
-// optimizers and clipping): a leaf adopts a contiguous g that nothing else holds, else takes a
-// copy; intermediate gradients may alias other tensors and are replaced, never written in place.
+// optimizers and clipping): a leaf adopts a g that is the whole of a buffer nothing else holds,
+// else takes a copy; intermediate gradients may alias other tensors and are replaced, never
+// written in place.
 void add_grad(VarImpl& v, Tensor g) {
     if (!v.grad.defined()) {
-        const bool adopt = g.storage().use_count() == 1 && g.is_contiguous();
+        const bool adopt = g.storage().use_count() == 1 && g.is_contiguous() &&
+                           g.nbytes() == g.storage()->nbytes();  // not a piece of a buffer
         v.grad = v.is_leaf && !adopt ? g.clone() : std::move(g);
     } else if (v.is_leaf || v.grad.device().is_cuda()) {
         accumulate(v.grad, g);  // on CUDA a new sum: the old gradient is left as it was
