@@ -12,6 +12,7 @@
 #include "goose/core/cuda.h"
 #include "goose/core/rng.h"
 #include "goose/ops/backend.h"
+#include "common/fused_cases.h"
 #include "models/fused.h"
 
 namespace goose::models::fused {
@@ -82,25 +83,14 @@ void check(const std::string& name, const Fn& fn, const std::vector<Tensor>& inp
     }
 }
 
-Tensor randn(const Shape& s, Rng& rng, double std = 1.0) {
-    return Tensor::randn(s, rng, DType::f64, 0.0, std);
-}
-
 TEST(CudaFused, TokenMixMatchesReference) {
     if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
     Rng rng(1, "mix");
     for (bool with_prev : {false, true})
         for (auto [b, t, c, m] : {std::array<int64_t, 4>{2, 5, 7, 6}, {3, 1, 16, 1},
                                   {2, 37, 768, 6}, {1, 20, 1100, 2}}) {
-            std::vector<Tensor> in{randn(Shape{b, t, c}, rng),
-                                   with_prev ? randn(Shape{b, c}, rng) : Tensor()};
-            for (int64_t i = 0; i < m; ++i) in.push_back(randn(Shape{1, 1, c}, rng, 0.5));
-            const Fn fn = [](const std::vector<Var>& v) {
-                return token_mix(v[0], v[1], std::vector<Var>(v.begin() + 2, v.end()));
-            };
-            check("token_mix B" + std::to_string(b) + " T" + std::to_string(t) + " C" +
-                      std::to_string(c) + " M" + std::to_string(m) + (with_prev ? " prev" : ""),
-                  fn, in);
+            const test_cases::Case k = test_cases::token_mix_case(b, t, c, m, with_prev, rng);
+            check(k.name, k.fn, k.inputs);
         }
 }
 
@@ -110,25 +100,8 @@ TEST(CudaFused, Rwkv7PrepMatchesReference) {
     for (bool gate : {false, true})
         for (auto [b, t, h, n] : {std::array<int64_t, 4>{2, 3, 2, 4}, {1, 5, 3, 16},
                                   {2, 19, 12, 64}, {1, 4, 2, 32}}) {
-            const int64_t c = h * n;
-            const Shape flat{b, t, c}, vec{1, 1, c};
-            Tensor k_raw = randn(flat, rng);
-            for (int64_t j = 0; j < n; ++j) k_raw.data<double>()[j] = 0;  // a clamped norm
-            std::vector<Tensor> in{randn(flat, rng),       k_raw,
-                                   randn(flat, rng),       randn(flat, rng),
-                                   gate ? randn(flat, rng) : Tensor(),
-                                   gate ? randn(flat, rng) : Tensor(),
-                                   randn(vec, rng),        randn(vec, rng),
-                                   gate ? randn(vec, rng) : Tensor(),
-                                   randn(vec, rng, 0.5),   randn(vec, rng, 0.5)};
-            const Fn fn = [n](const std::vector<Var>& v) {
-                const Rwkv7Prep p = rwkv7_prep(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
-                                               v[8], v[9], v[10], n);
-                return std::vector<Var>{p.w, p.k, p.v, p.a, p.b};
-            };
-            check("rwkv7_prep H" + std::to_string(h) + " N" + std::to_string(n) +
-                      (gate ? " gate" : ""),
-                  fn, in);
+            const test_cases::Case k = test_cases::prep_case(b, t, h, n, gate, rng);
+            check(k.name, k.fn, k.inputs);
         }
 }
 
@@ -136,16 +109,8 @@ TEST(CudaFused, Rwkv7OutMatchesReference) {
     if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
     Rng rng(3, "out");
     for (auto [b, t, h, n] : {std::array<int64_t, 4>{2, 3, 2, 4}, {1, 5, 3, 16}, {2, 21, 12, 64}}) {
-        const int64_t c = h * n;
-        const Shape flat{b, t, c};
-        std::vector<Tensor> in{randn(Shape{b, t, h, n}, rng), randn(flat, rng), randn(flat, rng),
-                               randn(flat, rng),   randn(Shape{h, n}, rng, 0.5),
-                               randn(Shape{c}, rng), randn(Shape{c}, rng), randn(flat, rng)};
-        const Fn fn = [](const std::vector<Var>& v) {
-            return std::vector<Var>{
-                rwkv7_out(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], 64e-5)};
-        };
-        check("rwkv7_out H" + std::to_string(h) + " N" + std::to_string(n), fn, in);
+        const test_cases::Case k = test_cases::out_case(b, t, h, n, rng);
+        check(k.name, k.fn, k.inputs);
     }
 }
 

@@ -11,6 +11,7 @@
 #include "goose/core/rng.h"
 #include "goose/ops/backend.h"
 #include "goose/models/rwkv7.h"
+#include "common/fused_cases.h"
 #include "models/fused.h"
 
 namespace goose::models::fused {
@@ -73,24 +74,13 @@ void check(const std::string& name, const Fn& fn, const std::vector<Tensor>& inp
     }
 }
 
-Tensor randn(const Shape& s, Rng& rng, double std = 1.0) {
-    return Tensor::randn(s, rng, DType::f64, 0.0, std);
-}
-
 TEST(Fused, TokenMixMatchesComposed) {
     Rng rng(1, "mix");
     for (bool with_prev : {false, true})
         for (auto [b, t, c, m] : {std::array<int64_t, 4>{2, 5, 7, 6}, {3, 1, 16, 1},
                                   {1, 9, 3, 2}, {5, 4, 20, 6}}) {
-            std::vector<Tensor> in{randn(Shape{b, t, c}, rng),
-                                   with_prev ? randn(Shape{b, c}, rng) : Tensor()};
-            for (int64_t i = 0; i < m; ++i) in.push_back(randn(Shape{1, 1, c}, rng, 0.5));
-            const Fn fn = [](const std::vector<Var>& v) {
-                return token_mix(v[0], v[1], std::vector<Var>(v.begin() + 2, v.end()));
-            };
-            check("token_mix B" + std::to_string(b) + " T" + std::to_string(t) + " C" +
-                      std::to_string(c) + " M" + std::to_string(m) + (with_prev ? " prev" : ""),
-                  fn, in);
+            const test_cases::Case k = test_cases::token_mix_case(b, t, c, m, with_prev, rng);
+            check(k.name, k.fn, k.inputs);
         }
 }
 
@@ -99,49 +89,24 @@ TEST(Fused, Rwkv7PrepMatchesComposed) {
     for (bool gate : {false, true})
         for (auto [b, t, h, n] : {std::array<int64_t, 4>{2, 3, 2, 4}, {1, 5, 3, 5},
                                   {3, 2, 1, 16}}) {
-            const int64_t c = h * n;
-            const Shape flat{b, t, c}, vec{1, 1, c};
-            Tensor k_raw = randn(flat, rng);
-            // one head of one row all zero: its norm is clamped to eps
-            for (int64_t j = 0; j < n; ++j) k_raw.data<double>()[j] = 0;
-            std::vector<Tensor> in{randn(flat, rng),       k_raw,
-                                   randn(flat, rng),       randn(flat, rng),
-                                   gate ? randn(flat, rng) : Tensor(),
-                                   gate ? randn(flat, rng) : Tensor(),
-                                   randn(vec, rng),        randn(vec, rng),
-                                   gate ? randn(vec, rng) : Tensor(),
-                                   randn(vec, rng, 0.5),   randn(vec, rng, 0.5)};
-            const Fn fn = [n](const std::vector<Var>& v) {
-                const Rwkv7Prep p = rwkv7_prep(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
-                                               v[8], v[9], v[10], n);
-                return std::vector<Var>{p.w, p.k, p.v, p.a, p.b};
-            };
-            check("rwkv7_prep H" + std::to_string(h) + " N" + std::to_string(n) +
-                      (gate ? " gate" : ""),
-                  fn, in);
+            const test_cases::Case k = test_cases::prep_case(b, t, h, n, gate, rng);
+            check(k.name, k.fn, k.inputs);
         }
 }
 
 TEST(Fused, Rwkv7OutMatchesComposed) {
     Rng rng(3, "out");
     for (auto [b, t, h, n] : {std::array<int64_t, 4>{2, 3, 2, 4}, {1, 5, 3, 5}, {3, 2, 4, 16}}) {
-        const int64_t c = h * n;
-        const Shape flat{b, t, c};
-        std::vector<Tensor> in{randn(Shape{b, t, h, n}, rng), randn(flat, rng), randn(flat, rng),
-                               randn(flat, rng),   randn(Shape{h, n}, rng, 0.5),
-                               randn(Shape{c}, rng), randn(Shape{c}, rng), randn(flat, rng)};
-        const Fn fn = [](const std::vector<Var>& v) {
-            return std::vector<Var>{
-                rwkv7_out(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], 64e-5)};
-        };
-        check("rwkv7_out H" + std::to_string(h) + " N" + std::to_string(n), fn, in);
+        const test_cases::Case k = test_cases::out_case(b, t, h, n, rng);
+        check(k.name, k.fn, k.inputs);
     }
 }
 
 TEST(Fused, LstmCellMatchesComposed) {
     Rng rng(4, "lstm");
     for (auto [b, c] : {std::array<int64_t, 2>{3, 5}, {2, 16}, {1, 1}}) {
-        std::vector<Tensor> in{randn(Shape{b, 4 * c}, rng, 2.0), randn(Shape{b, c}, rng)};
+        std::vector<Tensor> in{test_cases::randn(Shape{b, 4 * c}, rng, 2.0),
+                               test_cases::randn(Shape{b, c}, rng)};
         const Fn fn = [](const std::vector<Var>& v) {
             const LstmCell r = lstm_cell(v[0], v[1]);
             return std::vector<Var>{r.h, r.c};
