@@ -16,9 +16,12 @@ Var head_cross_entropy(const Var& x, const Var& w, const Tensor& targets, bool l
     const DType xdt = x.dtype(), wdt = w.dtype();
     return record("head_cross_entropy", {x, w}, r.loss,
                   [dx = r.dx, dw = r.dw, xdt, wdt](GradIO& io) {
-                      // d/dx and d/dw were computed for an upstream gradient of 1.
+                      // d/dx and d/dw were computed for an upstream gradient of 1 (backward's
+                      // default seed when this loss is the root: no pass to scale them).
                       const Tensor gy = io.gy();
+                      const bool one = io.gy_is_one();
                       auto scaled = [&](const Tensor& g, DType dt) {
+                          if (one) return g.to(dt);
                           return ops::binary_forward(BinaryOp::mul, g, gy.to(g.dtype())).to(dt);
                       };
                       if (io.needs(0) && dx.defined()) io.set(0, scaled(dx, xdt));

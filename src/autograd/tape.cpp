@@ -40,6 +40,8 @@ struct Entry {
 };
 thread_local std::vector<Entry> t_tape;
 thread_local bool t_grad_enabled = true;
+// The buffer of backward(root)'s default seed (exactly 1) while nothing has been added to it.
+thread_local const void* t_unit_seed = nullptr;
 }  // namespace
 
 bool grad_enabled() { return t_grad_enabled; }
@@ -109,6 +111,7 @@ namespace {
 // else takes a copy; intermediate gradients may alias other tensors and are replaced, never
 // written in place.
 void add_grad(VarImpl& v, Tensor g) {
+    if (v.grad.defined() && v.grad.raw_data() == t_unit_seed) t_unit_seed = nullptr;
     if (!v.grad.defined()) {
         const bool adopt = g.storage().use_count() == 1 && g.is_contiguous() &&
                            g.nbytes() == g.storage()->nbytes();  // not a piece of a buffer
@@ -135,10 +138,13 @@ void run_tape() {
         if (!any_grad) continue;
         GradIO io;
         io.op = e.op;
-        for (auto& o : e.outputs)
+        for (auto& o : e.outputs) {
+            io.unit_.push_back(o->grad.defined() && t_unit_seed &&
+                               o->grad.raw_data() == t_unit_seed);
             io.gys.push_back(o->grad.defined() ? o->grad
                                                : Tensor::zeros(o->value.shape(), o->value.dtype(),
                                                                o->value.device()));
+        }
         io.gxs.resize(e.inputs.size());
         for (auto& in : e.inputs) {  // an undefined input (an absent bias) has no gradient
             io.needs_.push_back(in && in->requires_grad);
@@ -152,6 +158,35 @@ void run_tape() {
         e.backward = nullptr;  // frees saved tensors as we go
     }
 }
+
+// backward(roots, seeds); unit_seed: the buffer of a default seed of 1 (GradIO::gy_is_one), or
+// null.
+void run_backward(const std::vector<Var>& roots, std::vector<Tensor> seeds,
+                  const void* unit_seed) {
+    if (roots.size() != seeds.size())
+        fail("backward: {} roots but {} seeds", roots.size(), seeds.size());
+    for (size_t i = 0; i < roots.size(); ++i) {
+        const Var& r = roots[i];
+        if (!r.defined()) fail("backward: root {} is undefined", i);
+        if (!r.requires_grad()) fail("backward: root {} does not require grad", i);
+        if (seeds[i].shape() != r.shape())
+            fail("backward: seed {} of root {} does not match it ({})", seeds[i].desc(), i,
+                 r.value().desc());
+    }
+    for (size_t i = 0; i < roots.size(); ++i) add_grad(*roots[i].impl(), std::move(seeds[i]));
+    // A nested backward (a recompute inside a backward) keeps the outer one's unit seed.
+    const void* outer = t_unit_seed;
+    t_unit_seed = unit_seed ? unit_seed : outer;
+    try {
+        run_tape();
+    } catch (...) {
+        t_unit_seed = outer;
+        throw;
+    }
+    t_unit_seed = outer;
+    for (const Var& r : roots)
+        if (!r.impl()->is_leaf) r.impl()->grad = Tensor();
+}
 }  // namespace
 
 void backward(const Var& root, Tensor seed) {
@@ -164,25 +199,15 @@ void backward(const Var& root, Tensor seed) {
             fail("backward: root {} has {} elements; pass a seed gradient of its shape",
                  root.value().desc(), root.numel());
         seed = Tensor::full(root.shape(), 1.0, root.dtype(), root.value().device());
+        const void* unit = seed.raw_data();
+        run_backward(std::vector<Var>{root}, std::vector<Tensor>{std::move(seed)}, unit);
+        return;
     }
-    backward(std::vector<Var>{root}, std::vector<Tensor>{std::move(seed)});
+    run_backward(std::vector<Var>{root}, std::vector<Tensor>{std::move(seed)}, nullptr);
 }
 
 void backward(const std::vector<Var>& roots, std::vector<Tensor> seeds) {
-    if (roots.size() != seeds.size())
-        fail("backward: {} roots but {} seeds", roots.size(), seeds.size());
-    for (size_t i = 0; i < roots.size(); ++i) {
-        const Var& r = roots[i];
-        if (!r.defined()) fail("backward: root {} is undefined", i);
-        if (!r.requires_grad()) fail("backward: root {} does not require grad", i);
-        if (seeds[i].shape() != r.shape())
-            fail("backward: seed {} of root {} does not match it ({})", seeds[i].desc(), i,
-                 r.value().desc());
-    }
-    for (size_t i = 0; i < roots.size(); ++i) add_grad(*roots[i].impl(), std::move(seeds[i]));
-    run_tape();
-    for (const Var& r : roots)
-        if (!r.impl()->is_leaf) r.impl()->grad = Tensor();
+    run_backward(roots, std::move(seeds), nullptr);
 }
 
 size_t tape_size() { return t_tape.size(); }

@@ -134,6 +134,8 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
                 cuda::device_name().c_str());
     print_header(cfg, dtype == DType::bf16 ? "bf16 (f32 master weights and AdamW state)" : "f32");
     if (cfg.checkpoint) std::printf("activation checkpointing: every block recomputed in the backward\n");
+    if (cfg.no_lean)
+        std::printf("activations: token mixes and relu(k)^2 kept for the backward (--no-lean)\n");
     if (!cfg.no_graph)
         std::printf("CUDA graph: the whole step captured once after 2 eager steps, then replayed "
                     "(--no-graph: eager steps)\n");
@@ -143,6 +145,7 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
     const double flops = rwkv7_train_flops_per_token(model);
     model.to(Device::cuda());
     model.set_activation_checkpointing(cfg.checkpoint);
+    model.set_lean_activations(!cfg.no_lean);
     const optim::AdamConfig acfg{.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8,
                                  .decoupled_weight_decay = true};
     std::unique_ptr<optim::Adam> f32_opt;

@@ -42,11 +42,11 @@ Var lora(const Var& x, const Var& m1, const Var& m2) {
 // Training on CUDA, where activation memory bounds the batch: the time mix's six token mixes
 // and the channel mix's relu(k)^2 (4C wide) are rebuilt in the backward instead of kept
 // (recompute.h; same values and gradients): at B16 T512 of the L12 C768 model this took the
-// step's peak from 9.8 to 8.4 GiB for under 1% of its time (H100). The channel mix's one
+// step's peak from 9.8 to 8.4 GiB (H100; Rwkv7::set_lean_activations). The channel mix's one
 // (B, T, C) mix is kept (it would save a tenth of that for a third of the time). The CPU keeps
 // everything (small models, where the extra passes would only cost time).
-bool lean_projections(const Var& x) {
-    return x.value().device().is_cuda() && ag::grad_enabled();
+bool lean_projections(const Var& x, bool lean) {
+    return lean && x.value().device().is_cuda() && ag::grad_enabled();
 }
 
 // (B, T, C) -> packed copy of the last token's row (B, C), detached
@@ -143,7 +143,7 @@ Rwkv7TimeMix::Out Rwkv7TimeMix::forward(const Var& x, const Var& prev, Var& v_fi
     const Shape heads{b, t, n_head, head_size};  // (B, T, H, N)
 
     Var r, w_lora, k_raw, v_raw, a_lora, g, v_lora;
-    if (lean_projections(x)) {
+    if (lean_projections(x, lean)) {
         // The same products from the token mixes without keeping the six (B, T, C) mixes: the
         // backward rebuilds them (recompute.h).
         using recompute::MixProjection;
@@ -203,7 +203,7 @@ Rwkv7ChannelMix::Rwkv7ChannelMix(const Rwkv7Config& cfg, DType dtype) {
 Var Rwkv7ChannelMix::forward(const Var& x, const Var& prev) const {
     Var kx = fused::token_mix(x, prev, {x_k})[0];  // (B, T, C)
     Var k = ag::linear(kx, key->weight);            // (B, T, 4C)
-    if (lean_projections(x)) return recompute::relu2_linear(k, value->weight);
+    if (lean_projections(x, lean)) return recompute::relu2_linear(k, value->weight);
     return ag::linear(ag::relu2(k), value->weight);  // relu(.)^2
 }
 
@@ -233,6 +233,14 @@ Rwkv7::Rwkv7(const Rwkv7Config& cfg, DType dtype) : cfg_(cfg), dtype_(dtype) {
     head =
         register_module("head", std::make_shared<Rwkv7Weight>(Shape{cfg.vocab, cfg.n_embd}, dtype));
     detail::init_deterministic(*this);
+}
+
+void Rwkv7::set_lean_activations(bool on) {
+    lean_ = on;
+    for (size_t l = 0; l < blocks->size(); ++l) {
+        block(l).att->lean = on;
+        block(l).ffn->lean = on;
+    }
 }
 
 void Rwkv7::check_state(const Rwkv7State& s, int64_t batch) const {

@@ -63,6 +63,34 @@ TEST(Tape, LeafGradientsAccumulateAcrossBackwardCalls) {
     EXPECT_FALSE(x.grad().defined());
 }
 
+// An identity op that reports what GradIO::gy_is_one said.
+Var probe(const Var& x, std::vector<int>& seen) {
+    return ag::record("probe", {x}, x.value().clone(), [&seen](GradIO& io) {
+        seen.push_back(io.gy_is_one() ? 1 : 0);
+        io.set(0, io.gy());
+    });
+}
+
+TEST(Tape, GyIsOneOnlyForTheDefaultSeedOfTheRoot) {
+    Var x(Tensor::from(Shape{1}, {0.5}, DType::f64), true);
+    std::vector<int> seen;
+    // the root's entry gets the seed; the inner one a computed gradient
+    ag::backward(probe(ag::exp(probe(x, seen)), seen));
+    EXPECT_EQ(seen, (std::vector<int>{1, 0}));
+    seen.clear();
+    ag::backward(probe(x, seen), Tensor::from(Shape{1}, {1.0}, DType::f64));  // explicit seed
+    EXPECT_EQ(seen, (std::vector<int>{0}));
+    seen.clear();
+    Var p = probe(x, seen);  // used again after it: its gradient is not the seed alone
+    Var both = ag::record("add2", {p, p}, p.value().clone(), [](GradIO& io) {
+        io.set(0, io.gy());
+        io.set(1, io.gy());
+    });
+    ag::backward(both);
+    EXPECT_EQ(seen, (std::vector<int>{0}));
+    EXPECT_NEAR(x.grad().to_vector()[0], std::exp(0.5) + 1 + 2, 1e-12);  // the three calls
+}
+
 TEST(Tape, NoGradRecordsNothing) {
     Var x(Tensor::from(Shape{2}, {1, 2}), true);
     {

@@ -2,7 +2,7 @@
 // V65536): the peak stays within the official trainer's 8.7 GiB; prints where it goes
 // (parameters + optimizer state, what the forward keeps per layer, the backward's transients).
 // And the lean activations (models/recompute.h, on for CUDA training) nested inside activation
-// checkpointing give the plain backward's gradients.
+// checkpointing give the plain backward's gradients, as do the kept ones (--no-lean).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -67,7 +67,7 @@ TEST(CudaTrainMemory, Bf16StepAtB16T512FitsTheOfficialBudget) {
 }
 
 // Every parameter gradient of one f32 forward_loss + backward on CUDA, by name.
-std::vector<std::pair<std::string, Tensor>> gradients(bool checkpoint) {
+std::vector<std::pair<std::string, Tensor>> gradients(bool checkpoint, bool lean = true) {
     const auto cfg = models::Rwkv7Config::with_defaults(97, 3, 128, 32);
     models::Rwkv7 model(cfg);
     Rng init(3, "init");
@@ -77,6 +77,7 @@ std::vector<std::pair<std::string, Tensor>> gradients(bool checkpoint) {
             BinaryOp::add, p.value(), Tensor::randn(p.shape(), init, p.dtype(), 0, 0.05)));
     model.to(Device::cuda());
     model.set_activation_checkpointing(checkpoint);
+    model.set_lean_activations(lean);
     Rng data(4, "data");
     Tensor tok = Tensor::empty(Shape{2, 41}, DType::i64);
     for (int64_t i = 0; i < tok.numel(); ++i) tok.data<int64_t>()[i] = data.randint(0, 97);
@@ -89,9 +90,8 @@ std::vector<std::pair<std::string, Tensor>> gradients(bool checkpoint) {
     return g;
 }
 
-TEST(CudaTrainMemory, LeanActivationsUnderCheckpointingGiveThePlainGradients) {
-    GOOSE_REQUIRE_GPU();
-    const auto plain = gradients(false), ckpt = gradients(true);
+void expect_same_gradients(const std::vector<std::pair<std::string, Tensor>>& plain,
+                           const std::vector<std::pair<std::string, Tensor>>& ckpt) {
     ASSERT_EQ(plain.size(), ckpt.size());
     for (size_t i = 0; i < plain.size(); ++i) {
         ASSERT_EQ(plain[i].second.defined(), ckpt[i].second.defined()) << plain[i].first;
@@ -104,6 +104,16 @@ TEST(CudaTrainMemory, LeanActivationsUnderCheckpointingGiveThePlainGradients) {
         }
         EXPECT_LE(worst, 1e-5 * scale) << plain[i].first;  // the same kernels on the same data
     }
+}
+
+TEST(CudaTrainMemory, LeanActivationsUnderCheckpointingGiveThePlainGradients) {
+    GOOSE_REQUIRE_GPU();
+    expect_same_gradients(gradients(false), gradients(true));
+}
+
+TEST(CudaTrainMemory, KeptActivationsGiveTheLeanGradients) {
+    GOOSE_REQUIRE_GPU();
+    expect_same_gradients(gradients(false, true), gradients(false, false));
 }
 
 }  // namespace

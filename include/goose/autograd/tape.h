@@ -24,13 +24,16 @@ namespace goose {
 class GradIO {
 public:
     const Tensor& gy(int i = 0) const;
+    // True when output i's gradient is backward(root)'s default seed, exactly 1 (the root's own
+    // entry, nothing added to it): a backward may skip scaling by it.
+    bool gy_is_one(int i = 0) const { return unit_[static_cast<size_t>(i)]; }
     bool needs(int i) const { return needs_[static_cast<size_t>(i)]; }
     void set(int i, Tensor g);
     int num_inputs() const { return static_cast<int>(needs_.size()); }
 
     // used by the tape
     std::vector<Tensor> gys, gxs;
-    std::vector<bool> needs_;
+    std::vector<bool> needs_, unit_;
     std::vector<Shape> input_shapes;
     const char* op = "";
 };
