@@ -75,18 +75,18 @@ std::vector<Variant<T>> variants() {
         {"chunked R32 | chunked R32", 64, ck::launch_forward<T, 32>, ck::launch_backward<T, 32>},
         // split backward <R value rows per block (cluster of 64 / R), C per thread, E steps
         // between exchanges of the key sums>
-        {"C8 RT2 | split R32 C16 E16", 64, launch_forward<T, 64, 8, 2, 64>,
-         split_bwd<T, 32, 16, 16>},
-        {"C8 RT2 | split R32 C32 E16", 64, launch_forward<T, 64, 8, 2, 64>,
-         split_bwd<T, 32, 32, 16>},
-        {"C8 RT2 | split R32 C16 E8", 64, launch_forward<T, 64, 8, 2, 64>,
-         split_bwd<T, 32, 16, 8>},
+        {"C8 RT2 | split R16 C8 E4", 64, launch_forward<T, 64, 8, 2, 64>,
+         split_bwd<T, 16, 8, 4>},
+        {"C8 RT2 | split R16 C16 E4", 64, launch_forward<T, 64, 8, 2, 64>,
+         split_bwd<T, 16, 16, 4>},
         {"C8 RT2 | split R16 C8 E8", 64, launch_forward<T, 64, 8, 2, 64>,
          split_bwd<T, 16, 8, 8>},
         {"C8 RT2 | split R16 C16 E8", 64, launch_forward<T, 64, 8, 2, 64>,
          split_bwd<T, 16, 16, 8>},
-        {"C8 RT2 | split R16 C8 E16", 64, launch_forward<T, 64, 8, 2, 64>,
-         split_bwd<T, 16, 8, 16>},
+        {"C8 RT2 | split R32 C16 E8", 64, launch_forward<T, 64, 8, 2, 64>,
+         split_bwd<T, 32, 16, 8>},
+        {"C8 RT2 | split R32 C16 E16", 64, launch_forward<T, 64, 8, 2, 64>,
+         split_bwd<T, 32, 16, 16>},
         {"C8 RT2 R16 | C32 K1 (fwd 4 blocks/head)", 64, launch_forward<T, 64, 8, 2, 16>,
          seq_bwd<T, 64, 32, 1>},
         {"default N32: C8 RT2 | C8 K2", 32, launch_forward<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
@@ -512,22 +512,32 @@ void split_occupancy(const char* name) {
 }
 
 void print_split_occupancy() {
-    split_occupancy<bf16, 32, 16, 16>("bf16");
-    split_occupancy<bf16, 32, 32, 16>("bf16");
-    split_occupancy<bf16, 32, 16, 8>("bf16");
+    split_occupancy<bf16, 16, 8, 4>("bf16");
+    split_occupancy<bf16, 16, 16, 4>("bf16");
     split_occupancy<bf16, 16, 8, 8>("bf16");
     split_occupancy<bf16, 16, 16, 8>("bf16");
-    split_occupancy<bf16, 16, 8, 16>("bf16");
-    split_occupancy<float, 32, 16, 16>("f32");
+    split_occupancy<bf16, 32, 16, 8>("bf16");
+    split_occupancy<bf16, 32, 16, 16>("bf16");
+    split_occupancy<float, 16, 8, 4>("f32");
+    split_occupancy<float, 16, 16, 4>("f32");
     split_occupancy<float, 16, 8, 8>("f32");
     split_occupancy<float, 16, 16, 8>("f32");
-    split_occupancy<float, 16, 8, 16>("f32");
+    split_occupancy<float, 32, 16, 8>("f32");
+    split_occupancy<float, 32, 16, 16>("f32");
 }
 
-// One forward and one backward of every N=64 bf16 variant at B=8 T=4096 (for a profiler).
-void profile_once() {
+// One forward and one backward of every N=64 bf16 variant at B=8 T=4096 (for a profiler), or
+// of those whose name contains one of the comma-separated parts of `only`.
+void profile_once(const std::string& only) {
     for (const auto& var : variants<bf16>()) {
         if (var.N != 64) continue;
+        bool wanted = only.empty();
+        for (size_t p = 0; p < only.size();) {
+            const size_t q = std::min(only.find(',', p), only.size());
+            wanted = wanted || std::strstr(var.name, only.substr(p, q - p).c_str()) != nullptr;
+            p = q + 1;
+        }
+        if (!wanted) continue;
         const Dims D{8, 4096, 12, 64};
         DevBufs<bf16> d(D);
         const size_t rows = d.E / 64;
@@ -542,7 +552,7 @@ void profile_once() {
 int main(int argc, char** argv) {
     const bool verbose = argc > 1 && std::strcmp(argv[1], "-v") == 0;
     if (argc > 1 && std::strcmp(argv[1], "--profile") == 0) {
-        profile_once();
+        profile_once(argc > 2 ? argv[2] : "");
         return 0;
     }
     cudaDeviceProp prop;
