@@ -13,6 +13,7 @@
 
 #include "wkv7_chunked.cuh"
 #include "wkv7_kernels.cuh"
+#include "wkv7_split_bwd.cuh"
 
 using bf16 = __nv_bfloat16;
 using goose_wkv7::Dims;
@@ -41,6 +42,12 @@ cudaError_t seq_bwd(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float*, cuda
     return goose_wkv7::launch_backward<T, N, C, K>(D, A, s);
 }
 
+// The split backward (a cluster of 64 / R blocks per head) behind the lab's signature.
+template <class T, int R, int C, int E>
+cudaError_t split_bwd(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float*, cudaStream_t s) {
+    return goose_wkv7::launch_backward_split<T, 64, R, C, E>(D, A, s);
+}
+
 template <class T>
 struct Variant {
     const char* name;
@@ -66,6 +73,22 @@ std::vector<Variant<T>> variants() {
         {"C8 RT2 | chunked A:mma B:fma", 64, launch_forward<T, 64, 8, 2, 64>,
          ck::launch_backward<T, 64, 256, true, false>},
         {"chunked R32 | chunked R32", 64, ck::launch_forward<T, 32>, ck::launch_backward<T, 32>},
+        // split backward <R value rows per block (cluster of 64 / R), C per thread, E steps
+        // between exchanges of the key sums>
+        {"C8 RT2 | split R16 C8 E4", 64, launch_forward<T, 64, 8, 2, 64>,
+         split_bwd<T, 16, 8, 4>},
+        {"C8 RT2 | split R16 C16 E4", 64, launch_forward<T, 64, 8, 2, 64>,
+         split_bwd<T, 16, 16, 4>},
+        {"C8 RT2 | split R16 C8 E8", 64, launch_forward<T, 64, 8, 2, 64>,
+         split_bwd<T, 16, 8, 8>},
+        {"C8 RT2 | split R16 C16 E8", 64, launch_forward<T, 64, 8, 2, 64>,
+         split_bwd<T, 16, 16, 8>},
+        {"C8 RT2 | split R32 C16 E8", 64, launch_forward<T, 64, 8, 2, 64>,
+         split_bwd<T, 32, 16, 8>},
+        {"C8 RT2 | split R32 C16 E16", 64, launch_forward<T, 64, 8, 2, 64>,
+         split_bwd<T, 32, 16, 16>},
+        {"C8 RT2 R16 | C32 K1 (fwd 4 blocks/head)", 64, launch_forward<T, 64, 8, 2, 16>,
+         seq_bwd<T, 64, 32, 1>},
         {"default N32: C8 RT2 | C8 K2", 32, launch_forward<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
         {"default N16: C4 RT2 | C4 K2", 16, launch_forward<T, 16, 4, 2, 16>, seq_bwd<T, 16, 4, 2>},
     };
@@ -475,10 +498,46 @@ void run_all(std::vector<Row>& rows, bool verbose, bool timing, int& failures) {
     }
 }
 
-// One forward and one backward of every N=64 bf16 variant at B=8 T=4096 (for a profiler).
-void profile_once() {
+// Clusters of each split backward that fit on the device at once (needed: B * H at B8 H12 = 96,
+// B16 H12 = 192), with the shared memory per block.
+template <class T, int R, int C, int E>
+void split_occupancy(const char* name) {
+    int clusters = 0;
+    CHECK((goose_wkv7::split::max_active_clusters<T, 64, R, C, E>(Dims{8, 4096, 12, 64},
+                                                                 &clusters)));
+    std::printf("occupancy split R%d C%d E%d %s: %d clusters of %d blocks x %d threads, "
+                "%zu B shared memory per block\n",
+                R, C, E, name, clusters, 64 / R, 64 * R / C,
+                goose_wkv7::split::bwd_smem_bytes<T, 64, R, E>());
+}
+
+void print_split_occupancy() {
+    split_occupancy<bf16, 16, 8, 4>("bf16");
+    split_occupancy<bf16, 16, 16, 4>("bf16");
+    split_occupancy<bf16, 16, 8, 8>("bf16");
+    split_occupancy<bf16, 16, 16, 8>("bf16");
+    split_occupancy<bf16, 32, 16, 8>("bf16");
+    split_occupancy<bf16, 32, 16, 16>("bf16");
+    split_occupancy<float, 16, 8, 4>("f32");
+    split_occupancy<float, 16, 16, 4>("f32");
+    split_occupancy<float, 16, 8, 8>("f32");
+    split_occupancy<float, 16, 16, 8>("f32");
+    split_occupancy<float, 32, 16, 8>("f32");
+    split_occupancy<float, 32, 16, 16>("f32");
+}
+
+// One forward and one backward of every N=64 bf16 variant at B=8 T=4096 (for a profiler), or
+// of those whose name contains one of the comma-separated parts of `only`.
+void profile_once(const std::string& only) {
     for (const auto& var : variants<bf16>()) {
         if (var.N != 64) continue;
+        bool wanted = only.empty();
+        for (size_t p = 0; p < only.size();) {
+            const size_t q = std::min(only.find(',', p), only.size());
+            wanted = wanted || std::strstr(var.name, only.substr(p, q - p).c_str()) != nullptr;
+            p = q + 1;
+        }
+        if (!wanted) continue;
         const Dims D{8, 4096, 12, 64};
         DevBufs<bf16> d(D);
         const size_t rows = d.E / 64;
@@ -493,7 +552,7 @@ void profile_once() {
 int main(int argc, char** argv) {
     const bool verbose = argc > 1 && std::strcmp(argv[1], "-v") == 0;
     if (argc > 1 && std::strcmp(argv[1], "--profile") == 0) {
-        profile_once();
+        profile_once(argc > 2 ? argv[2] : "");
         return 0;
     }
     cudaDeviceProp prop;
@@ -501,6 +560,7 @@ int main(int argc, char** argv) {
     std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
     const double copy_gbs = copy_bandwidth_gbs();
     std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
+    print_split_occupancy();
     std::vector<Row> rows;
     int failures = 0;
     run_all<bf16>(rows, verbose, true, failures);
