@@ -1,6 +1,6 @@
 // WKV-7 backward for head size 64 with a head's value rows split over a thread-block cluster:
 // raw pointers, no goose dependencies, the contract of wkv7_kernels.cuh (BwdArgs, Dims). Checked
-// and timed in the kernel lab (bench/kernels/wkv7); measured slower than the one-block kernel at
+// and timed in the kernel lab (this folder); measured slower than the one-block kernel at
 // the training shapes (README "Split backward", run 7), so wkv7_launch.cu does not use it.
 //
 // In the backstepping backward (spec rwkv7.md §8.3) everything carried from step to step is
