@@ -30,13 +30,22 @@ Var linear(const Var& x, const Var& w, const Var& b) {
     std::vector<Var> inputs{x, w};
     if (has_bias) inputs.push_back(b);
     return record("linear", std::move(inputs), std::move(y),
-                  [xv = x.value(), wv = w.value(), has_bias](GradIO& io) {
+                  [xv = x.value(), wv = w.value(), has_bias,
+                   defer = weight_grads_deferred()](GradIO& io) {
                       const bool need_b = has_bias && io.needs(2);
-                      ops::LinearGrads g = ops::linear_backward(io.gy(), xv, wv, has_bias,
-                                                                io.needs(0), io.needs(1), need_b);
+                      const bool defer_w = defer && io.needs(1);
+                      ops::LinearGrads g =
+                          ops::linear_backward(io.gy(), xv, wv, has_bias, io.needs(0),
+                                               io.needs(1) && !defer_w, need_b);
                       io.set(0, std::move(g.x));
-                      io.set(1, std::move(g.w));
                       if (has_bias) io.set(2, std::move(g.b));
+                      if (!defer_w) {
+                          io.set(1, std::move(g.w));
+                          return;
+                      }
+                      io.defer(1, [gy = io.gy(), xv, wv] {
+                          return ops::linear_backward(gy, xv, wv, false, false, true, false).w;
+                      });
                   });
 }
 

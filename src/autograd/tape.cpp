@@ -2,6 +2,7 @@
 #include "goose/autograd/tape.h"
 #include "goose/ops/binary.h"
 
+#include "goose/core/cuda.h"
 #include "goose/core/element.h"
 
 namespace goose {
@@ -19,6 +20,13 @@ void Var::set_requires_grad(bool r) {
 }
 
 const Tensor& GradIO::gy(int i) const { return gys[static_cast<size_t>(i)]; }
+
+void GradIO::defer(int i, std::function<Tensor()> make) {
+    const auto k = static_cast<size_t>(i);
+    GOOSE_ASSERT(k < gxs.size(), "{}: input {} out of range", op, i);
+    if (!needs_[k] || !make) return;
+    deferred_[k] = std::move(make);
+}
 
 void GradIO::set(int i, Tensor g) {
     const auto k = static_cast<size_t>(i);
@@ -40,13 +48,25 @@ struct Entry {
 };
 thread_local std::vector<Entry> t_tape;
 thread_local bool t_grad_enabled = true;
+thread_local bool t_defer_weight_grads = false;
 // The buffer of backward(root)'s default seed (exactly 1) while nothing has been added to it.
 thread_local const void* t_unit_seed = nullptr;
+// Gradient work handed over by GradIO::defer, for the Var it belongs to.
+struct Deferred {
+    std::shared_ptr<VarImpl> var;
+    std::function<Tensor()> make;
+};
+thread_local std::vector<Deferred>* t_deferred = nullptr;  // the running backward pass's
 }  // namespace
 
 bool grad_enabled() { return t_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(t_grad_enabled) { t_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { t_grad_enabled = prev_; }
+DeferWeightGrads::DeferWeightGrads(bool on) : prev_(t_defer_weight_grads) {
+    t_defer_weight_grads = on;
+}
+DeferWeightGrads::~DeferWeightGrads() { t_defer_weight_grads = prev_; }
+bool weight_grads_deferred() { return t_defer_weight_grads && t_grad_enabled; }
 
 std::vector<Var> record(const char* op, std::vector<Var> inputs, std::vector<Tensor> outputs,
                         BackwardFn backward) {
@@ -131,6 +151,12 @@ namespace {
 void run_tape() {
     std::vector<Entry> tape = std::move(t_tape);
     t_tape.clear();
+    std::vector<Deferred> deferred;  // this pass's (a nested pass has its own)
+    struct Scope {
+        std::vector<Deferred>* outer;
+        ~Scope() { t_deferred = outer; }
+    } scope{t_deferred};
+    t_deferred = &deferred;
     for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
         Entry& e = *it;
         bool any_grad = false;
@@ -146,6 +172,7 @@ void run_tape() {
                                                                o->value.device()));
         }
         io.gxs.resize(e.inputs.size());
+        io.deferred_.resize(e.inputs.size());
         for (auto& in : e.inputs) {  // an undefined input (an absent bias) has no gradient
             io.needs_.push_back(in && in->requires_grad);
             io.input_shapes.push_back(in ? in->value.shape() : Shape());
@@ -153,10 +180,18 @@ void run_tape() {
         e.backward(io);
         for (size_t i = 0; i < e.inputs.size(); ++i)
             if (io.gxs[i].defined() && e.inputs[i]) add_grad(*e.inputs[i], std::move(io.gxs[i]));
+        for (size_t i = 0; i < e.inputs.size(); ++i) {
+            if (!io.deferred_[i] || !e.inputs[i]) continue;
+            if (e.inputs[i]->is_leaf)
+                deferred.push_back({e.inputs[i], std::move(io.deferred_[i])});
+            else  // an entry later in the pass reads this gradient: no waiting
+                add_grad(*e.inputs[i], io.deferred_[i]());
+        }
         for (auto& o : e.outputs)
             if (!o->is_leaf) o->grad = Tensor();
         e.backward = nullptr;  // frees saved tensors as we go
     }
+    for (Deferred& d : deferred) add_grad(*d.var, d.make());  // what nothing ran beside
 }
 
 // backward(roots, seeds); unit_seed: the buffer of a default seed of 1 (GradIO::gy_is_one), or
@@ -208,6 +243,21 @@ void backward(const Var& root, Tensor seed) {
 
 void backward(const std::vector<Var>& roots, std::vector<Tensor> seeds) {
     run_backward(roots, std::move(seeds), nullptr);
+}
+
+void run_beside_deferred(const std::function<void()>& work, int free_sms) {
+    if (!t_deferred || t_deferred->empty()) {
+        work();
+        return;
+    }
+    std::vector<Deferred> todo = std::move(*t_deferred);
+    t_deferred->clear();
+    std::vector<Tensor> grads(todo.size());
+    cuda::run_parallel({work, [&] {
+                            const cuda::SmTarget sms(free_sms);
+                            for (size_t i = 0; i < todo.size(); ++i) grads[i] = todo[i].make();
+                        }});
+    for (size_t i = 0; i < todo.size(); ++i) add_grad(*todo[i].var, std::move(grads[i]));
 }
 
 size_t tape_size() { return t_tape.size(); }

@@ -1,6 +1,10 @@
 // Autograd function of the WKV-7 recurrence.
 #include "goose/autograd/wkv7.h"
 
+#include <algorithm>
+
+#include "goose/core/cuda.h"
+
 namespace goose::ag {
 
 Wkv7Result wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a, const Var& b,
@@ -13,8 +17,20 @@ Wkv7Result wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Va
         "wkv7", {r, w, k, v, a, b, state_in}, std::move(outs),
         [fwd, rv = r.value(), wv = w.value(), kv = k.value(), vv = v.value(), av = a.value(),
          bv = b.value(), s_in](GradIO& io) {
-            ops::Wkv7Grads g = ops::wkv7_backward(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in,
-                                                   *fwd);
+            // A latency-bound kernel of a block per head: deferred weight gradients run on the
+            // SMs it leaves idle.
+            ops::Wkv7Grads g;
+            const int64_t heads = rv.size(0) * rv.size(2);  // (B, T, H, N)
+            const int free_sms =
+                rv.device().is_cuda()
+                    ? static_cast<int>(std::max<int64_t>(0, cuda::multiprocessor_count() - heads))
+                    : 0;
+            run_beside_deferred(
+                [&] {
+                    g = ops::wkv7_backward(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in,
+                                           *fwd);
+                },
+                free_sms);
             io.set(0, std::move(g.r));
             io.set(1, std::move(g.w));
             io.set(2, std::move(g.k));

@@ -17,10 +17,21 @@ std::string device_name(int) {
 int compute_capability(int) {
     return 0;
 }
+int multiprocessor_count(int) {
+    return 0;
+}
 void* current_stream() {
     return nullptr;
 }
 void set_current_stream(void*) {}
+SmTarget::SmTarget(int) : prev_(0) {}
+SmTarget::~SmTarget() = default;
+int sm_target() {
+    return 0;
+}
+void run_parallel(const std::vector<std::function<void()>>& branches) {
+    for (const auto& b : branches) b();
+}
 void synchronize() {}
 MemoryStats memory_stats() {
     return {};

@@ -20,12 +20,12 @@ Tensor project_forward(const Tensor& m, const Tensor& w, bool transposed) {
 
 // -> {d mix, d w}
 std::pair<Tensor, Tensor> project_backward(const Tensor& gy, const Tensor& m, const Tensor& w,
-                                           bool transposed, bool need_w) {
+                                           bool transposed, bool need_m, bool need_w) {
     if (transposed) {
-        ops::LinearGrads g = ops::linear_backward(gy, m, w, false, true, need_w, false);
+        ops::LinearGrads g = ops::linear_backward(gy, m, w, false, need_m, need_w, false);
         return {std::move(g.x), std::move(g.w)};
     }
-    ops::MatmulGrads g = ops::matmul_backward(gy, m, w, false, false, true, need_w);
+    ops::MatmulGrads g = ops::matmul_backward(gy, m, w, false, false, need_m, need_w);
     return {std::move(g.a), std::move(g.b)};
 }
 
@@ -72,7 +72,8 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
     const Tensor xv = x.value(), pv = prev.defined() ? prev.value() : Tensor();
     return ag::record(
         "mix_project", std::move(inputs), std::move(outs),
-        [xv, pv, muv, wv, which, transposed, M, P](GradIO& io) {
+        [xv, pv, muv, wv, which, transposed, M, P,
+         defer = ag::weight_grads_deferred()](GradIO& io) {
             // The mixes again, on a tape of their own when x, prev or a mixing vector needs a
             // gradient; then the projections' backward by hand and the tape from the mixes.
             Var xi(xv, io.needs(0));
@@ -84,10 +85,17 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
             std::vector<Tensor> dmix(M);
             for (size_t p = 0; p < P; ++p) {
                 const int wi = static_cast<int>(2 + M + p);
-                auto [dm, dw] = project_backward(io.gy(static_cast<int>(p)),
-                                                 mixes[which[p]].value(), wv[p], transposed[p],
-                                                 io.needs(wi));
-                io.set(wi, std::move(dw));
+                const Tensor& gy = io.gy(static_cast<int>(p));
+                const Tensor& mix = mixes[which[p]].value();
+                const bool defer_w = defer && io.needs(wi);
+                auto [dm, dw] =
+                    project_backward(gy, mix, wv[p], transposed[p], true, io.needs(wi) && !defer_w);
+                if (defer_w)
+                    io.defer(wi, [gy, mix, w = wv[p], t = transposed[p]] {
+                        return project_backward(gy, mix, w, t, false, true).second;
+                    });
+                else
+                    io.set(wi, std::move(dw));
                 Tensor& acc = dmix[which[p]];
                 acc = acc.defined() ? ops::binary_forward(BinaryOp::add, acc, dm) : std::move(dm);
             }
@@ -115,16 +123,24 @@ Var relu2_linear(const Var& h, const Var& w) {
     check_trainable(h, w, "relu2_linear");
     Tensor y = ops::linear_forward(ops::unary_forward(UnaryOp::relu2, h.value()), w.value());
     return ag::record("relu2_linear", {h, w}, std::move(y),
-                      [hv = h.value(), wv = w.value()](GradIO& io) {
+                      [hv = h.value(), wv = w.value(),
+                       defer = ag::weight_grads_deferred()](GradIO& io) {
+                          const bool defer_w = defer && io.needs(1);
                           ops::LinearGrads g;
                           {
-                              const Tensor a = ops::unary_forward(UnaryOp::relu2, hv);
+                              Tensor a = ops::unary_forward(UnaryOp::relu2, hv);
                               g = ops::linear_backward(io.gy(), a, wv, false, io.needs(0),
-                                                       io.needs(1), false);
-                          }  // relu(h)^2 dies before dh is made
+                                                       io.needs(1) && !defer_w, false);
+                              if (defer_w)  // relu(h)^2 lives on until then
+                                  io.defer(1, [gy = io.gy(), a, wv] {
+                                      return ops::linear_backward(gy, a, wv, false, false, true,
+                                                                  false)
+                                          .w;
+                                  });
+                          }  // else relu(h)^2 dies before dh is made
                           if (io.needs(0))
                               io.set(0, ops::unary_backward(UnaryOp::relu2, g.x, hv));
-                          io.set(1, std::move(g.w));
+                          if (!defer_w) io.set(1, std::move(g.w));
                       });
 }
 

@@ -1,11 +1,13 @@
-// The tape's semantics: recording, gradient accumulation (fan-out, repeated backward), no-grad
-// scopes, freeing of saved tensors, errors. Uses the unary ops and a hand-written dot product.
+// The tape's semantics: recording, gradient accumulation (fan-out, repeated backward), the unit
+// seed flag, deferred gradients, no-grad scopes, freeing of saved tensors, errors. Uses the unary ops and a hand-written dot product.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 
 #include "goose/autograd/tape.h"
 #include "goose/autograd/unary.h"
+#include "goose/ops/binary.h"
 
 namespace goose {
 namespace {
@@ -89,6 +91,44 @@ TEST(Tape, GyIsOneOnlyForTheDefaultSeedOfTheRoot) {
     ag::backward(both);
     EXPECT_EQ(seen, (std::vector<int>{0}));
     EXPECT_NEAR(x.grad().to_vector()[0], std::exp(0.5) + 1 + 2, 1e-12);  // the three calls
+}
+
+// y = w * x elementwise, with dw handed over as deferred work (GradIO::defer) that logs its run.
+Var scale_by(const Var& x, const Var& w, std::vector<std::string>& log, const char* name) {
+    Tensor y = ops::binary_forward(BinaryOp::mul, x.value(), w.value());
+    return ag::record("scale_by", {x, w}, y,
+                      [xv = x.value(), wv = w.value(), &log, name](GradIO& io) {
+                          io.set(0, ops::binary_forward(BinaryOp::mul, io.gy(), wv));
+                          io.defer(1, [gy = io.gy(), xv, &log, name] {
+                              log.push_back(name);
+                              return ops::binary_forward(BinaryOp::mul, gy, xv);
+                          });
+                      });
+}
+
+TEST(Tape, DeferredGradientsRunBesideTheNextMarkedEntryOrAtTheEnd) {
+    Var x(Tensor::from(Shape{2}, {0.5, -2.0}, DType::f64), true);
+    Var w1(Tensor::from(Shape{2}, {3.0, 4.0}, DType::f64), true);
+    Var w2(Tensor::from(Shape{2}, {-1.0, 0.25}, DType::f64), true);
+    std::vector<std::string> log;
+    Var h = scale_by(x, w1, log, "dw1");
+    // an entry whose backward runs beside the deferred work queued before it (dw2)
+    Var m = ag::record("marked", {h}, h.value().clone(), [&log](GradIO& io) {
+        ag::run_beside_deferred([&] { log.push_back("marked"); });
+        io.set(0, io.gy());
+    });
+    Var y = scale_by(m, w2, log, "dw2");
+    ag::backward(weighted_sum(y, {1, 1}));
+    EXPECT_EQ(log, (std::vector<std::string>{"marked", "dw2", "dw1"}));
+    EXPECT_EQ(w1.grad().to_vector(), (std::vector<double>{0.5 * -1.0, -2.0 * 0.25}));
+    EXPECT_EQ(w2.grad().to_vector(), (std::vector<double>{0.5 * 3.0, -2.0 * 4.0}));
+    EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{3.0 * -1.0, 4.0 * 0.25}));
+    // the input of a non-leaf gets its gradient at once: h's producer still sees it
+    log.clear();
+    Var x2(Tensor::from(Shape{2}, {1.0, 1.0}, DType::f64), true);
+    Var w3 = ag::exp(Var(Tensor::from(Shape{2}, {0.0, 0.0}, DType::f64), true));  // non-leaf
+    ag::backward(weighted_sum(scale_by(x2, w3, log, "dw3"), {1, 1}));
+    EXPECT_EQ(log, (std::vector<std::string>{"dw3"}));
 }
 
 TEST(Tape, NoGradRecordsNothing) {

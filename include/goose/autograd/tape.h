@@ -29,10 +29,17 @@ public:
     bool gy_is_one(int i = 0) const { return unit_[static_cast<size_t>(i)]; }
     bool needs(int i) const { return needs_[static_cast<size_t>(i)]; }
     void set(int i, Tensor g);
+    // Hands input i's gradient over as work for later (instead of set): the tape calls `make`
+    // beside the next ag::run_beside_deferred, or when the backward pass ends, and adds what it
+    // returns to input i's gradient. For weight gradients nothing downstream waits for, which
+    // can then fill the SMs a latency-bound kernel leaves idle (the input of a non-leaf gets its
+    // gradient at once). `make` must hold what it reads.
+    void defer(int i, std::function<Tensor()> make);
     int num_inputs() const { return static_cast<int>(needs_.size()); }
 
     // used by the tape
     std::vector<Tensor> gys, gxs;
+    std::vector<std::function<Tensor()>> deferred_;
     std::vector<bool> needs_, unit_;
     std::vector<Shape> input_shapes;
     const char* op = "";
@@ -43,6 +50,29 @@ using BackwardFn = std::function<void(GradIO&)>;
 namespace ag {
 
 bool grad_enabled();
+
+// Inside a backward function: runs `work` on the current stream while the gradient work
+// deferred so far in this backward pass (GradIO::defer) runs beside it on a side stream of low
+// priority (cuda::run_parallel; one after the other without a device), then adds those
+// gradients. Outside a backward pass it just runs `work`. free_sms > 0: the SMs `work` leaves
+// free, which the deferred GEMMs are planned for (cuda::SmTarget).
+void run_beside_deferred(const std::function<void()>& work, int free_sms = 0);
+
+// While one lives, the linear layers recorded (ag::linear and the models' lean projections)
+// hand their weight gradients over as deferred work (GradIO::defer) instead of computing them
+// with the input gradient: a model turns this on where its backward has a latency-bound kernel
+// that leaves SMs idle (ag::wkv7 runs the deferred work beside its backward kernel).
+class DeferWeightGrads {
+public:
+    explicit DeferWeightGrads(bool on);
+    ~DeferWeightGrads();
+    DeferWeightGrads(const DeferWeightGrads&) = delete;
+    DeferWeightGrads& operator=(const DeferWeightGrads&) = delete;
+
+private:
+    bool prev_;
+};
+bool weight_grads_deferred();
 
 // Turns recording off for a scope (inference, evaluation, optimizer updates).
 class NoGradGuard {

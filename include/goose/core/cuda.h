@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace goose::cuda {
 
@@ -18,6 +19,8 @@ int device_count();
 std::string device_name(int device = 0);
 // Compute capability as major * 10 + minor (90 for Hopper); 0 when none.
 int compute_capability(int device = 0);
+// Streaming multiprocessors of the device (132 on an H100 SXM); 0 when none.
+int multiprocessor_count(int device = 0);
 
 // The stream Goose launches its kernels and copies on, as a cudaStream_t. By default one
 // non-blocking stream per process (created on first use); set_current_stream(s) makes this
@@ -25,6 +28,29 @@ int compute_capability(int device = 0);
 // order, so work on another stream must be synchronised by its owner.
 void* current_stream();
 void set_current_stream(void* stream);
+// Issues the branches as concurrent work (fork/join): branch 0 on the current stream, each
+// other one on a side stream of low priority that first waits for everything queued on the
+// current stream before the call; the current stream then waits for all of them, so later work
+// sees every branch's results and a CUDA graph captured around the call holds parallel
+// branches. The host runs the branches one after another, branch 0 first; device blocks freed
+// meanwhile return to the cache only after the join.
+// Without a device, or with one branch, the branches simply run in order. At most
+// kMaxParallelBranches branches.
+constexpr size_t kMaxParallelBranches = 4;
+void run_parallel(const std::vector<std::function<void()>>& branches);
+// While one lives, this thread's GEMMs are planned for `sms` SMs instead of the whole device
+// (cuBLASLt's SM-count target): for work beside a kernel that holds the others (0: all).
+class SmTarget {
+  public:
+    explicit SmTarget(int sms);
+    ~SmTarget();
+    SmTarget(const SmTarget&) = delete;
+    SmTarget& operator=(const SmTarget&) = delete;
+
+  private:
+    int prev_;
+};
+int sm_target();
 // Waits for all work on the current stream, then checks for asynchronous errors
 // (throws goose::Error naming the CUDA error).
 void synchronize();

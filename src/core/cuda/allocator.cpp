@@ -15,7 +15,9 @@
 // to the shared cache as one block; one still holding a live tensor does when that tensor dies.
 // Stats: in_use counts live tensors (class- or 512-rounded); cached the shared cache plus the free
 // bytes of graph segments and kept blocks; graph_cached the latter (a graph's footprint: its live
-// tensors plus graph_cached).
+// tensors plus graph_cached). While work is issued on several streams at once
+// (cuda::run_parallel), freed blocks are held back until the streams have joined again, so no
+// block changes hands between concurrent streams.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -120,33 +122,24 @@ class CachingAllocator final : public Allocator {
 
     void deallocate(void* p, size_t) override {
         std::lock_guard<std::mutex> lock(mu_);
-        auto it = live_.find(p);
-        GOOSE_ASSERT(it != live_.end(), "freeing a device block this allocator does not own");
-        const size_t size = it->second;
-        live_.erase(it);
-        stats_.in_use -= size;
-        stats_.cached += size;
-        auto o = owner_.find(p);
-        if (o != owner_.end()) {  // a range of a graph's segment: stays reserved for its graph
-            const std::shared_ptr<Pool> pool = std::move(o->second);
-            owner_.erase(o);
-            stats_.graph_cached += size;
-            SegmentPool& part = pool->part(size);
-            const std::optional<SegmentPool::Segment> unused = part.give(p, size);
-            if (unused && pool->released) {  // its graph is gone and now so is its last tensor
-                part.remove(*unused);
-                retire(*unused);
-            }
+        if (hold_depth_ > 0) {
+            held_.push_back(p);
             return;
         }
-        if (capture_pool_) {
-            // A block allocated before the capture and freed inside it: the captured work may
-            // read it, so it is reserved for the graph too (whole, until the graph is released).
-            capture_pool_->held.push_back({p, size});
-            stats_.graph_cached += size;
+        release_block(p);
+    }
+
+    // Between hold(true) and the matching hold(false), freed blocks stay out of the free lists.
+    void hold(bool on) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (on) {
+            ++hold_depth_;
             return;
         }
-        free_.emplace(size, p);
+        GOOSE_ASSERT(hold_depth_ > 0, "allocator hold released more often than taken");
+        if (--hold_depth_ > 0) return;
+        for (void* p : held_) release_block(p);
+        held_.clear();
     }
 
     // Allocations go to a new private pool until end_pool(); returns its handle. The shared
@@ -195,6 +188,37 @@ class CachingAllocator final : public Allocator {
     }
 
   private:
+    // A freed block back to its graph's segments or to the shared cache.
+    void release_block(void* p) {  // mu_ held
+        auto it = live_.find(p);
+        GOOSE_ASSERT(it != live_.end(), "freeing a device block this allocator does not own");
+        const size_t size = it->second;
+        live_.erase(it);
+        stats_.in_use -= size;
+        stats_.cached += size;
+        auto o = owner_.find(p);
+        if (o != owner_.end()) {  // a range of a graph's segment: stays reserved for its graph
+            const std::shared_ptr<Pool> pool = std::move(o->second);
+            owner_.erase(o);
+            stats_.graph_cached += size;
+            SegmentPool& part = pool->part(size);
+            const std::optional<SegmentPool::Segment> unused = part.give(p, size);
+            if (unused && pool->released) {  // its graph is gone and now so is its last tensor
+                part.remove(*unused);
+                retire(*unused);
+            }
+            return;
+        }
+        if (capture_pool_) {
+            // A block allocated before the capture and freed inside it: the captured work may
+            // read it, so it is reserved for the graph too (whole, until the graph is released).
+            capture_pool_->held.push_back({p, size});
+            stats_.graph_cached += size;
+            return;
+        }
+        free_.emplace(size, p);
+    }
+
     // The memory of one graph: ranges of its segments (small requests apart from large ones),
     // and whole blocks it adopted.
     struct Pool {
@@ -290,6 +314,8 @@ class CachingAllocator final : public Allocator {
     std::unordered_map<void*, std::shared_ptr<Pool>> owner_;  // live ranges of graph segments
     std::shared_ptr<Pool> capture_pool_;                       // set while capturing
     size_t cls_of_free_ = 0;
+    int hold_depth_ = 0;       // > 0 while several streams run at once
+    std::vector<void*> held_;  // blocks freed meanwhile
     cuda::MemoryStats stats_;
 };
 
@@ -313,6 +339,9 @@ void end_graph_pool() {
 }
 void release_graph_pool(const std::shared_ptr<void>& pool) {
     caching_allocator().release_pool(pool);
+}
+void hold_frees(bool on) {
+    caching_allocator().hold(on);
 }
 
 }  // namespace cuda_detail

@@ -20,5 +20,8 @@ void fill(const Tensor& t, double value);
 std::shared_ptr<void> begin_graph_pool();
 void end_graph_pool();
 void release_graph_pool(const std::shared_ptr<void>& pool);
+// hold_frees(true) .. hold_frees(false) (nestable): freed device blocks are held back and
+// returned to the cache only at the outermost release (see cuda::run_parallel).
+void hold_frees(bool on);
 
 }  // namespace goose::cuda_detail

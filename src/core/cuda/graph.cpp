@@ -82,7 +82,9 @@ void Graph::capture(const std::function<void()>& work) {
     }
     impl_->graph = g;
     GOOSE_CUDA_CHECK(cudaGraphGetNodes(g, nullptr, &impl_->nodes));
-    GOOSE_CUDA_CHECK(cudaGraphInstantiate(&impl_->exec, g, 0));
+    // Kernel nodes keep the priority of the stream they were captured on (cuda::run_parallel).
+    GOOSE_CUDA_CHECK(
+        cudaGraphInstantiate(&impl_->exec, g, cudaGraphInstantiateFlagUseNodePriority));
     GOOSE_CUDA_CHECK(cudaGraphUpload(impl_->exec, st));
 }
 

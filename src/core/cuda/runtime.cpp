@@ -49,13 +49,17 @@ namespace cuda {
 namespace {
 thread_local cudaStream_t t_stream = nullptr;
 thread_local bool t_stream_set = false;
+thread_local int t_sm_target = 0;
 
 // The process's default Goose stream: blocking with respect to the legacy default stream, so a
-// stray launch on stream 0 stays ordered, yet capturable into CUDA graphs.
+// stray launch on stream 0 stays ordered, yet capturable into CUDA graphs; of the highest
+// priority (run_parallel's side streams have the lowest).
 cudaStream_t default_stream() {
     static cudaStream_t s = [] {
         cudaStream_t st = nullptr;
-        GOOSE_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamDefault));
+        int least = 0, greatest = 0;
+        GOOSE_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+        GOOSE_CUDA_CHECK(cudaStreamCreateWithPriority(&st, cudaStreamDefault, greatest));
         return st;
     }();
     return s;
@@ -90,6 +94,13 @@ int compute_capability(int device) {
     return major * 10 + minor;
 }
 
+int multiprocessor_count(int device) {
+    if (device < 0 || device >= device_count()) return 0;
+    int n = 0;
+    GOOSE_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+    return n;
+}
+
 void* current_stream() {
     if (t_stream_set) return t_stream;
     require_device("cuda::current_stream");
@@ -99,6 +110,16 @@ void* current_stream() {
 void set_current_stream(void* stream) {
     t_stream = static_cast<cudaStream_t>(stream);
     t_stream_set = stream != nullptr;
+}
+
+SmTarget::SmTarget(int sms) : prev_(t_sm_target) {
+    t_sm_target = sms > 0 ? sms : 0;
+}
+SmTarget::~SmTarget() {
+    t_sm_target = prev_;
+}
+int sm_target() {
+    return t_sm_target;
 }
 
 void synchronize() {

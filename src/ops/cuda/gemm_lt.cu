@@ -1,4 +1,5 @@
-// cuBLASLt GEMMs on raw pointers: one handle and workspace per device, plans cached per shape.
+// cuBLASLt GEMMs on raw pointers: one handle per device, a workspace per stream (GEMMs on
+// concurrent streams must not share one), plans cached per shape.
 // Row-major C = op(A) op(B) is computed as the column-major product Cᵀ = op(B)ᵀ op(A)ᵀ, which
 // reads the same memory: the row-major (r, c) matrix with leading dim ld is the column-major
 // (c, r) one, so A and B swap places and keep their transpose flags.
@@ -13,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "goose/core/cuda.h"
 #include "ops/cuda/gemm_lt.h"
 
 namespace goose::gemm_lt {
@@ -64,7 +66,7 @@ uint32_t alignment(const void* p) {
 
 struct Device {
     cublasLtHandle_t handle = nullptr;
-    void* workspace = nullptr;
+    std::unordered_map<cudaStream_t, void*> workspaces;  // kept for the process's life
 };
 
 // Everything a plan depends on.
@@ -72,7 +74,7 @@ struct Key {
     int64_t m, n, k, lda, ldb, ldc, sa, sb, sc, batch;
     uint32_t align_a, align_b, align_c, align_bias;
     uint8_t ta, tb, ab, c, beta_zero, has_bias;
-    int device;
+    int device, sm_target;
     bool operator==(const Key& o) const { return std::memcmp(this, &o, sizeof(Key)) == 0; }
 };
 struct KeyHash {
@@ -97,11 +99,23 @@ std::unordered_map<Key, Plan, KeyHash> g_plans;
 Device& device_state(int dev, const GemmArgs& g) {
     if (dev < 0 || dev >= kMaxDevices) throw std::runtime_error("GEMM: device index out of range");
     Device& d = g_devices[dev];
-    if (!d.handle) {
-        LT_CHECK(cublasLtCreate(&d.handle), "cublasLtCreate");
-        cuda_check(cudaMalloc(&d.workspace, kWorkspaceBytes), "workspace allocation");
-    }
+    if (!d.handle) LT_CHECK(cublasLtCreate(&d.handle), "cublasLtCreate");
     return d;
+}
+
+void* workspace(Device& d, cudaStream_t s) {
+    auto it = d.workspaces.find(s);
+    if (it != d.workspaces.end()) return it->second;
+    // A stream's first GEMM may come while a CUDA graph is captured: this allocation lives as
+    // long as the process, so it is safe to make there.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    cuda_check(cudaThreadExchangeStreamCaptureMode(&mode), "capture mode");
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, kWorkspaceBytes);
+    cuda_check(cudaThreadExchangeStreamCaptureMode(&mode), "capture mode");
+    cuda_check(e, "workspace allocation");
+    d.workspaces.emplace(s, p);
+    return p;
 }
 
 void set_layout_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride, const GemmArgs& g) {
@@ -130,6 +144,12 @@ Plan make_plan(const Key& key, const GemmArgs& g, Device& d) {
     LT_CHECK(
         cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)),
         "transb");
+    if (key.sm_target > 0) {  // beside a kernel that holds the other SMs (cuda::SmTarget)
+        const int32_t sms = key.sm_target;
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET,
+                                                &sms, sizeof(sms)),
+                 "SM count target");
+    }
     if (g.bias) {
         const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
         LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
@@ -260,6 +280,7 @@ void gemm(const GemmArgs& g, void* stream) {
     key.ab = static_cast<uint8_t>(g.ab_type), key.c = static_cast<uint8_t>(g.c_type);
     key.beta_zero = g.beta == 0, key.has_bias = g.bias != nullptr;
     key.device = dev;
+    key.sm_target = goose::cuda::sm_target();
 
     std::unique_lock<std::mutex> lock(g_mutex);
     Device& d = device_state(dev, g);
@@ -275,7 +296,7 @@ void gemm(const GemmArgs& g, void* stream) {
     const void* alpha = f64 ? static_cast<const void*>(&g.alpha) : &alpha_f;
     const void* beta = f64 ? static_cast<const void*>(&g.beta) : &beta_f;
     LT_CHECK(cublasLtMatmul(d.handle, p.desc, alpha, g.b, p.la, g.a, p.lb, beta, g.c, p.lc, g.c,
-                            p.lc, &p.algo, d.workspace, kWorkspaceBytes, s),
+                            p.lc, &p.algo, workspace(d, s), kWorkspaceBytes, s),
              "matmul");
 }
 
