@@ -1,0 +1,379 @@
+// Chunked WKV-7 forward in two passes (N = 64): a fully parallel pre-pass over (chunk, head) for
+// everything that does not depend on the state, then a state pass on tensor cores (3xTF32).
+//
+// Math as in wkv7_chunked.cuh. Pre-pass, one block per (chunk, h, b): decays, the four 16 x 16
+// products, the triangular solve, and per chunk a record in scratch of the operands in mma
+// fragment order:
+//   X = [A' TAk; R' Rk'] (32 x 80; rows 0-15 give U, 16-31 give y; columns 0-63 multiply S0^T,
+//   64-79 multiply V), [Bh; Kh] (32 x 64), V (16 x 64) and e^lam_L (64).
+// State pass, one warp per 16 value rows (WPB warps per block, 64 / (16 WPB) blocks per head),
+// the state in registers as the accumulator of its own mma (no shared memory for the state):
+//   [U^T | y^T] (16 x 32) = [S0 | V^T] (16 x 80) X^T,
+//   S_L (16 x 64) = S0 o e^lam_L + [U^T | V^T] (16 x 32) [Bh; Kh].
+// mma.sync m16n8k8 TF32: the k index inside an 8-wide k step is permuted (logical k = t4 is
+// physical 2 t4, k = t4 + 4 is 2 t4 + 1), so that an accumulator fragment (c0 c1 of row g, c2 c3
+// of row g + 8) is directly the next product's A fragment (a0 = c0, a1 = c2, a2 = c1, a3 = c3).
+// 3xTF32 (x = big + small; big big + big small + small big) gives f32-level accuracy. kSplit:
+// the record stores the operands already split (twice the bytes, no split in the state pass).
+#pragma once
+
+#include "wkv7_chunked_common.cuh"
+
+namespace goose_wkv7 {
+namespace chunked_tc {
+
+using chunked::L;
+using chunked::LN;
+using chunked::N;
+using chunked::SP;
+using chunked::XP;
+
+// Record layout (floats), fragment order, lane-contiguous float4s:
+//   X  [nt 4][kp 5][lane 32][4]: B fragment of X^T, n-tile nt (rows 8 nt .. of X), k steps
+//      2 kp and 2 kp + 1: {b0, b1 of 2 kp, b0, b1 of 2 kp + 1}
+//   BK [nt 8][kp 2][lane 32][4]: B fragment of [Bh; Kh], n-tile nt (keys 8 nt ..), same k pairs
+//   V  [w 4][kv 2][lane 32][4]: A fragment of V^T for value rows 16 w .., k step kv
+//   (kSplit: the three again as the small parts; the first copy is the big parts)
+//   eL [t4 4][nt 8][2]: e^lam_L of key 8 nt + 2 t4 + b
+constexpr int kXo = 0, kBKo = 4 * 5 * 128, kVo = kBKo + 8 * 2 * 128, kFrag = kVo + 4 * 2 * 128;
+template <bool kSplit>
+__host__ __device__ constexpr int record_floats() {
+    return (kSplit ? 2 : 1) * kFrag + N;
+}
+template <bool kSplit>
+__host__ __device__ constexpr int el_offset() {
+    return (kSplit ? 2 : 1) * kFrag;
+}
+
+template <bool kSplit>
+inline size_t forward_scratch_floats(const Dims& D) {
+    return static_cast<size_t>(D.B) * D.H * D.chunks() * record_floats<kSplit>();
+}
+
+namespace detail {
+using namespace goose_wkv7::chunked::detail;
+
+struct PreSmem {
+    static constexpr int kDec = 6 * LN;   // At Rt Bs Ks Bh Kh (padded rows)
+    static constexpr int kG = 4 * 256;    // Ab Ak Rb Rk
+    static constexpr int kX = 2 * L * XP; // [A' TAk; R' Rk']
+    static constexpr int kFloats = kDec + kG + kX + N;  // + eL
+    template <class T>
+    static constexpr size_t bytes() {
+        return 6 * L * N * sizeof(T) + kFloats * sizeof(float);
+    }
+};
+
+__device__ __forceinline__ void put(float* rec, int off, float4 v, bool split) {
+    if (!split) {
+        st4(rec + off, v);
+        return;
+    }
+    const uint32_t bx = to_tf32(v.x), by = to_tf32(v.y), bz = to_tf32(v.z), bw = to_tf32(v.w);
+    st4(rec + off, make_float4(__uint_as_float(bx), __uint_as_float(by), __uint_as_float(bz),
+                               __uint_as_float(bw)));
+    st4(rec + kFrag + off,
+        make_float4(__uint_as_float(to_tf32(v.x - __uint_as_float(bx))),
+                    __uint_as_float(to_tf32(v.y - __uint_as_float(by))),
+                    __uint_as_float(to_tf32(v.z - __uint_as_float(bz))),
+                    __uint_as_float(to_tf32(v.w - __uint_as_float(bw)))));
+}
+
+}  // namespace detail
+
+// ---- pre-pass: one block of 256 threads per (chunk, h, b) ------------------------------------
+
+constexpr int kPreThreads = 256;
+
+template <class T, bool kSplit>
+__global__ void __launch_bounds__(kPreThreads) wkv7_tc_prepass_kernel(Dims D, FwdArgs<T> A,
+                                                                       float* scratch) {
+    using namespace detail;
+    constexpr int NT = kPreThreads;
+    extern __shared__ __align__(16) unsigned char smem[];
+    T* st = reinterpret_cast<T*>(smem);  // raw r w k v a b [6][L][N]
+    float* f = reinterpret_cast<float*>(smem + 6 * L * N * sizeof(T));
+    float *At = f, *Rt = f + LN, *Bs = f + 2 * LN, *Ks = f + 3 * LN, *Bh = f + 4 * LN,
+          *Kh = f + 5 * LN;
+    float* G = f + PreSmem::kDec;
+    float* X = G + PreSmem::kG;
+    float* eL = X + PreSmem::kX;
+
+    const int c = blockIdx.x, h = blockIdx.y, bb = blockIdx.z, tid = threadIdx.x;
+    const int Tn = D.T, H = D.H, NC = D.chunks();
+    const int64_t HN = static_cast<int64_t>(H) * N;
+    const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;
+    const int t0 = c * L, nt = min(L, Tn - t0);
+    const T* src[6] = {A.r + base, A.w + base, A.k + base, A.v + base, A.a + base, A.b + base};
+#pragma unroll
+    for (int m = 0; m < 6; ++m) stage_rows<T, N>(st + m * L * N, src[m], HN, t0, nt, tid, NT);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    {
+        constexpr int QN = NT / N;
+        const DecayOut o{At, Rt, Bs, Ks, Bh, Kh, eL};
+        decay_column<T, QN>(st, st + L * N, st + 2 * L * N, st + 4 * L * N, st + 5 * L * N, nt,
+                            tid / QN, tid % QN, o);
+    }
+    __syncthreads();
+    {
+        constexpr int O = 1024 / NT, PM = NT / 4;
+        const int m = tid / PM, t = (tid % PM) / (16 / O), sb = tid % (16 / O);
+        gram<O>(G + m * 256, m < 2 ? At : Rt, (m & 1) ? Ks : Bs, t, sb, m < 2);
+    }
+    __syncthreads();
+    if (tid < N + L) {  // A' = (I - Ab)^-1 [At | Ak], by columns
+        const int col = tid;
+        const float *Ab = G, *Ak = G + 256;
+        float ap[L];
+#pragma unroll
+        for (int t = 0; t < L; ++t) {
+            float s = col < N ? At[t * SP + col] : Ak[t * 16 + col - N];
+#pragma unroll
+            for (int u = 0; u < t; ++u) s = fmaf(Ab[t * 16 + u], ap[u], s);
+            ap[t] = s;
+            X[t * XP + col] = s;
+        }
+    }
+    __syncthreads();
+    {  // R' = [Rt | Rk] + Rb A'
+        const float* Rb = G + 512;
+        const float* Rk = G + 768;
+        for (int e = tid; e < L * (N + L); e += NT) {
+            const int t = e / (N + L), col = e % (N + L);
+            float s = col < N ? Rt[t * SP + col] : Rk[t * 16 + col - N];
+            for (int u = 0; u <= t; ++u) s = fmaf(Rb[t * 16 + u], X[u * XP + col], s);
+            X[(16 + t) * XP + col] = s;
+        }
+    }
+    __syncthreads();
+    float* rec = scratch + ((static_cast<int64_t>(bb) * H + h) * NC + c) * record_floats<kSplit>();
+    // X^T B fragments: n-tile nt = rows 8 nt + g of X, k step ks: columns 8 ks + 2 t4 + {0, 1}
+    for (int e = tid; e < 4 * 5 * 32; e += NT) {
+        const int lane = e & 31, kp = (e >> 5) % 5, ntl = (e >> 5) / 5;
+        const int g = lane >> 2, t4 = lane & 3, row = 8 * ntl + g, col = 16 * kp + 2 * t4;
+        const float* x = X + row * XP + col;
+        put(rec, kXo + 4 * e, make_float4(x[0], x[1], x[8], x[9]), kSplit);
+    }
+    // [Bh; Kh] B fragments: n-tile nt = keys 8 nt + g, k step ks: steps 8 ks + 2 t4 + {0, 1}
+    for (int e = tid; e < 8 * 2 * 32; e += NT) {
+        const int lane = e & 31, kp = (e >> 5) & 1, ntl = e >> 6;
+        const int g = lane >> 2, t4 = lane & 3, j = 8 * ntl + g, t = 2 * t4;
+        const float* m = kp ? Kh : Bh;
+        put(rec, kBKo + 4 * e,
+            make_float4(m[t * SP + j], m[(t + 1) * SP + j], m[(t + 8) * SP + j],
+                        m[(t + 9) * SP + j]),
+            kSplit);
+    }
+    // V^T A fragments: rows (values) 16 w + g (+ 8), k step kv: steps 8 kv + 2 t4 + {0, 1}
+    for (int e = tid; e < 4 * 2 * 32; e += NT) {
+        const int lane = e & 31, kv = (e >> 5) & 1, w = e >> 6;
+        const int g = lane >> 2, t4 = lane & 3, i = 16 * w + g, t = 8 * kv + 2 * t4;
+        const T* v = st + 3 * L * N;
+        auto at = [&](int tt, int ii) { return tt < nt ? to_f(v[tt * N + ii]) : 0.f; };
+        put(rec, kVo + 4 * e, make_float4(at(t, i), at(t, i + 8), at(t + 1, i), at(t + 1, i + 8)),
+            kSplit);
+    }
+    if (tid < N) {  // eL[t4][nt][b] = e^lam_L of key 8 nt + 2 t4 + b
+        const int t4 = tid >> 4, ntl = (tid >> 1) & 7, b = tid & 1;
+        rec[el_offset<kSplit>() + tid] = eL[8 * ntl + 2 * t4 + b];
+    }
+}
+
+// ---- state pass: one warp per 16 value rows -----------------------------------------------------
+
+constexpr int kStages = 3;
+
+template <class T, int WPB, bool kSplit>
+__global__ void __launch_bounds__(32 * WPB, 1)
+    wkv7_tc_state_kernel(Dims D, FwdArgs<T> A, const float* scratch) {
+    using namespace detail;
+    constexpr int NT = 32 * WPB, REC = record_floats<kSplit>();
+    extern __shared__ __align__(16) float sm[];  // [kStages][REC]
+    const int h = blockIdx.x, bb = blockIdx.y, tid = threadIdx.x, lane = tid & 31;
+    const int w = blockIdx.z * WPB + (tid >> 5), i0 = 16 * w;
+    const int g = lane >> 2, t4 = lane & 3;
+    const int Tn = D.T, H = D.H, NC = D.chunks();
+    const int64_t HN = static_cast<int64_t>(H) * N;
+    const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;
+    const int64_t bh_state = (static_cast<int64_t>(bb) * H + h) * N * N;
+    const float* recs = scratch + (static_cast<int64_t>(bb) * H + h) * NC * REC;
+
+    // S[nt] = accumulator fragment of keys 8 nt ..: {S[g][k], S[g][k+1], S[g+8][k], S[g+8][k+1]}
+    // with k = 8 nt + 2 t4 (rows relative to i0)
+    float S[8][4];
+#pragma unroll
+    for (int ntl = 0; ntl < 8; ++ntl)
+#pragma unroll
+        for (int h2 = 0; h2 < 2; ++h2) {
+            float2 v = make_float2(0.f, 0.f);
+            if (A.state_in)
+                v = *reinterpret_cast<const float2*>(A.state_in + bh_state +
+                                                     (i0 + g + 8 * h2) * N + 8 * ntl + 2 * t4);
+            S[ntl][2 * h2] = v.x;
+            S[ntl][2 * h2 + 1] = v.y;
+        }
+
+    auto issue = [&](int c) {
+        if (c < NC) {
+            const float* src = recs + static_cast<int64_t>(c) * REC;
+            float* dst = sm + (c % kStages) * REC;
+            for (int p = tid; p < REC / 4; p += NT)
+                goose_wkv7::detail::cp_async16(dst + 4 * p, src + 4 * p);
+        }
+        cp_async_commit();
+    };
+    for (int s = 0; s < kStages - 1; ++s) issue(s);
+
+    // a float4 of the record as big / small TF32 parts
+    auto frag = [&](const float* rc, int off, uint32_t* big, uint32_t* small) {
+        const float4 v = ld4(rc + off);
+        if constexpr (kSplit) {
+            const float4 s = ld4(rc + kFrag + off);
+            big[0] = __float_as_uint(v.x), big[1] = __float_as_uint(v.y);
+            big[2] = __float_as_uint(v.z), big[3] = __float_as_uint(v.w);
+            small[0] = __float_as_uint(s.x), small[1] = __float_as_uint(s.y);
+            small[2] = __float_as_uint(s.z), small[3] = __float_as_uint(s.w);
+        } else {
+            const float x[4] = {v.x, v.y, v.z, v.w};
+            split_tf32<4>(x, big, small);
+        }
+    };
+    // an accumulator fragment as an A fragment (a0 = c0, a1 = c2, a2 = c1, a3 = c3), split
+    auto acc_to_a = [&](const float* cfr, uint32_t* big, uint32_t* small) {
+        const float x[4] = {cfr[0], cfr[2], cfr[1], cfr[3]};
+        split_tf32<4>(x, big, small);
+    };
+
+    for (int c = 0; c < NC; ++c) {
+        cp_async_wait<kStages - 2>();
+        __syncthreads();  // chunk c's record landed (all threads); chunk c-1's buffer free
+        issue(c + kStages - 1);
+        const float* rc = sm + (c % kStages) * REC;
+        const int t0 = c * L, ntv = min(L, Tn - t0);
+
+        uint32_t vb[2][4], vs[2][4];  // V^T A fragments, k steps 0 and 1
+#pragma unroll
+        for (int kv = 0; kv < 2; ++kv) frag(rc, kVo + ((w * 2 + kv) * 32 + lane) * 4, vb[kv], vs[kv]);
+
+        // ---- [U^T | y^T] = [S0 | V^T] X^T: n-tiles 0, 1 = U^T, 2, 3 = y^T
+        float o[4][4], ox[4][4], oy[4][4];
+#pragma unroll
+        for (int n = 0; n < 4; ++n)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) o[n][q] = ox[n][q] = oy[n][q] = 0.f;
+        {
+            uint32_t sb[8][4], ss[8][4];
+#pragma unroll
+            for (int k = 0; k < 8; ++k) acc_to_a(S[k], sb[k], ss[k]);
+#pragma unroll
+            for (int kp = 0; kp < 5; ++kp)
+#pragma unroll
+                for (int n = 0; n < 4; ++n) {
+                    uint32_t xb[4], xs[4];
+                    frag(rc, kXo + ((n * 5 + kp) * 32 + lane) * 4, xb, xs);
+#pragma unroll
+                    for (int hk = 0; hk < 2; ++hk) {
+                        const int ks = 2 * kp + hk;
+                        const uint32_t* ab = ks < 8 ? sb[ks] : vb[ks - 8];
+                        const uint32_t* as = ks < 8 ? ss[ks] : vs[ks - 8];
+                        mma_tf32(ox[n], ab, xs + 2 * hk);
+                        mma_tf32(oy[n], as, xb + 2 * hk);
+                        mma_tf32(o[n], ab, xb + 2 * hk);
+                    }
+                }
+        }
+#pragma unroll
+        for (int n = 0; n < 4; ++n)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) o[n][q] += ox[n][q] + oy[n][q];
+        // o[n][q]: row (value) i0 + g + 8 (q >> 1), column (step) 8 (n & 1) + 2 t4 + (q & 1)
+#pragma unroll
+        for (int n = 0; n < 4; ++n)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+                const int t = 8 * (n & 1) + 2 * t4 + (q & 1), i = i0 + g + 8 * (q >> 1);
+                if (t < ntv) {
+                    const int64_t off = base + static_cast<int64_t>(t0 + t) * HN + i;
+                    if (n < 2) A.sa[off] = o[n][q];
+                    else A.y[off] = from_f<T>(o[n][q]);
+                }
+            }
+
+        // ---- S_L = S0 o e^lam_L + [U^T | V^T] [Bh; Kh]
+        float el[16];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            const float4 e4 = ld4(rc + el_offset<kSplit>() + 16 * t4 + 4 * q);
+            el[4 * q] = e4.x, el[4 * q + 1] = e4.y, el[4 * q + 2] = e4.z, el[4 * q + 3] = e4.w;
+        }
+        uint32_t ub[2][4], us[2][4];
+#pragma unroll
+        for (int k = 0; k < 2; ++k) acc_to_a(o[k], ub[k], us[k]);
+        float sx[8][4];
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            S[n][0] *= el[2 * n];
+            S[n][1] *= el[2 * n + 1];
+            S[n][2] *= el[2 * n];
+            S[n][3] *= el[2 * n + 1];
+#pragma unroll
+            for (int q = 0; q < 4; ++q) sx[n][q] = 0.f;
+        }
+#pragma unroll
+        for (int kp = 0; kp < 2; ++kp)
+#pragma unroll
+            for (int n = 0; n < 8; ++n) {
+                uint32_t bkb[4], bks[4];
+                frag(rc, kBKo + ((n * 2 + kp) * 32 + lane) * 4, bkb, bks);
+#pragma unroll
+                for (int hk = 0; hk < 2; ++hk) {
+                    const uint32_t* ab = kp == 0 ? ub[hk] : vb[hk];
+                    const uint32_t* as = kp == 0 ? us[hk] : vs[hk];
+                    mma_tf32(sx[n], ab, bks + 2 * hk);
+                    mma_tf32(sx[n], as, bkb + 2 * hk);
+                    mma_tf32(S[n], ab, bkb + 2 * hk);
+                }
+            }
+        float* snap = A.snaps + bh_state * NC + static_cast<int64_t>(c) * N * N;
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2) {
+                S[n][2 * h2] += sx[n][2 * h2];
+                S[n][2 * h2 + 1] += sx[n][2 * h2 + 1];
+                const int off = (i0 + g + 8 * h2) * N + 8 * n + 2 * t4;
+                const float2 v = make_float2(S[n][2 * h2], S[n][2 * h2 + 1]);
+                *reinterpret_cast<float2*>(snap + off) = v;
+                if (c == NC - 1) *reinterpret_cast<float2*>(A.state_out + bh_state + off) = v;
+            }
+    }
+}
+
+// ---- launcher ---------------------------------------------------------------------------------
+
+// scratch: forward_scratch_floats<kSplit>(D) floats (every record is written before it is read).
+template <class T, int WPB = 4, bool kSplit = false>
+cudaError_t launch_forward(const Dims& D, const FwdArgs<T>& A, float* scratch,
+                           cudaStream_t stream) {
+    static_assert(WPB == 1 || WPB == 2 || WPB == 4, "WPB: warps (16 value rows each) per block");
+    constexpr size_t smem_pre = detail::PreSmem::bytes<T>();
+    auto kp = wkv7_tc_prepass_kernel<T, kSplit>;
+    cudaError_t e = cudaFuncSetAttribute(kp, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem_pre));
+    if (e != cudaSuccess) return e;
+    kp<<<dim3(D.chunks(), D.H, D.B), kPreThreads, smem_pre, stream>>>(D, A, scratch);
+    e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    constexpr size_t smem_st = kStages * record_floats<kSplit>() * sizeof(float);
+    auto ks = wkv7_tc_state_kernel<T, WPB, kSplit>;
+    e = cudaFuncSetAttribute(ks, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(smem_st));
+    if (e != cudaSuccess) return e;
+    ks<<<dim3(D.H, D.B, 4 / WPB), 32 * WPB, smem_st, stream>>>(D, A, scratch);
+    return cudaGetLastError();
+}
+
+}  // namespace chunked_tc
+}  // namespace goose_wkv7
