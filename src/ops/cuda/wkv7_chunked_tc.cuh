@@ -26,7 +26,6 @@ using chunked::L;
 using chunked::LN;
 using chunked::N;
 using chunked::SP;
-using chunked::XP;
 
 // Record layout (floats), fragment order, lane-contiguous float4s:
 //   X  [nt 4][kp 5][lane 32][4]: B fragment of X^T, n-tile nt (rows 8 nt .. of X), k steps
@@ -53,30 +52,91 @@ inline size_t forward_scratch_floats(const Dims& D) {
 namespace detail {
 using namespace goose_wkv7::chunked::detail;
 
+// Raw input rows in shared memory padded to RS elements (16-byte multiple): the four lanes of
+// a key column read steps 4 apart, which then fall in different banks (2-way at most).
+template <class T>
+__host__ __device__ constexpr int raw_stride() {
+    return sizeof(T) == 2 ? N + 8 : N + 4;
+}
+constexpr int XS = N + L + 4;  // row of X in shared memory (fragment reads 2-way at most)
+
 struct PreSmem {
-    static constexpr int kDec = 6 * LN;   // At Rt Bs Ks Bh Kh (padded rows)
-    static constexpr int kG = 4 * 256;    // Ab Ak Rb Rk
-    static constexpr int kX = 2 * L * XP; // [A' TAk; R' Rk']
+    static constexpr int kDec = 6 * LN;    // At Rt Bs Ks Bh Kh (padded rows)
+    static constexpr int kG = 4 * 256;     // Ab Ak Rb Rk
+    static constexpr int kX = 2 * L * XS;  // [A' TAk; R' Rk']
     static constexpr int kFloats = kDec + kG + kX + N;  // + eL
     template <class T>
     static constexpr size_t bytes() {
-        return 6 * L * N * sizeof(T) + kFloats * sizeof(float);
+        return 6 * L * raw_stride<T>() * sizeof(T) + kFloats * sizeof(float);
     }
 };
+
+// The decay quantities of one chunk for key column j (as chunked::detail::decay_column, raw
+// rows RS apart): steps 4 q .. 4 q + 3, the four lanes of a column adjacent.
+template <class T, int RS>
+__device__ __forceinline__ void decays(const T* st, int n, int j, int q, float* At, float* Rt,
+                                       float* Bs, float* Ks, float* Bh, float* Kh, float* eL) {
+    constexpr int E = 4, QN = 4;
+    const T *rr = st, *ww = st + L * RS, *kk = st + 2 * L * RS, *aa = st + 4 * L * RS,
+            *bb = st + 5 * L * RS;
+    float x[E];
+    float run = 0.f;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = E * q + e;
+        run += t < n ? -kDecayScale * sigmoid_f(to_f(ww[t * RS + j])) : 0.f;
+        x[e] = run;
+    }
+    float incl = run;
+#pragma unroll
+    for (int d = 1; d < QN; d <<= 1) {
+        const float up = __shfl_up_sync(0xffffffffu, incl, d, QN);
+        if (q >= d) incl += up;
+    }
+    const float off = incl - run;
+    const float lamL = __shfl_sync(0xffffffffu, incl, QN - 1, QN);
+    if (q == 0) eL[j] = expf(lamL);
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = E * q + e, p = t * SP + j, o = t * RS + j;
+        const bool ok = t < n;
+        const float lam = off + x[e], lamp = off + (e > 0 ? x[e - 1] : 0.f);
+        const float ep = expf(lamp), ev = expf(lam), em = expf(-lam), eh = expf(lamL - lam);
+        const float r = ok ? to_f(rr[o]) : 0.f, k = ok ? to_f(kk[o]) : 0.f;
+        const float a = ok ? to_f(aa[o]) : 0.f, b = ok ? to_f(bb[o]) : 0.f;
+        At[p] = a * ep;
+        Rt[p] = r * ev;
+        Bs[p] = b * em;
+        Ks[p] = k * em;
+        Bh[p] = b * eh;
+        Kh[p] = k * eh;
+    }
+}
+
+// x = big + small for 3xTF32 in three integer / f32 instructions (cvt.rna.tf32 costs more):
+// big rounded to nearest on the TF32 mantissa (ties away), small = x - big exactly in f32, left
+// for the tensor core to truncate (error <= 2^-21 |x|).
+__device__ __forceinline__ void split1(float x, uint32_t& big, uint32_t& small) {
+    big = (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+    small = __float_as_uint(x - __uint_as_float(big));
+}
+__device__ __forceinline__ void split4(const float* x, uint32_t* big, uint32_t* small) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) split1(x[q], big[q], small[q]);
+}
 
 __device__ __forceinline__ void put(float* rec, int off, float4 v, bool split) {
     if (!split) {
         st4(rec + off, v);
         return;
     }
-    const uint32_t bx = to_tf32(v.x), by = to_tf32(v.y), bz = to_tf32(v.z), bw = to_tf32(v.w);
-    st4(rec + off, make_float4(__uint_as_float(bx), __uint_as_float(by), __uint_as_float(bz),
-                               __uint_as_float(bw)));
-    st4(rec + kFrag + off,
-        make_float4(__uint_as_float(to_tf32(v.x - __uint_as_float(bx))),
-                    __uint_as_float(to_tf32(v.y - __uint_as_float(by))),
-                    __uint_as_float(to_tf32(v.z - __uint_as_float(bz))),
-                    __uint_as_float(to_tf32(v.w - __uint_as_float(bw)))));
+    const float x[4] = {v.x, v.y, v.z, v.w};
+    uint32_t b[4], m[4];
+    split4(x, b, m);
+    st4(rec + off, make_float4(__uint_as_float(b[0]), __uint_as_float(b[1]),
+                               __uint_as_float(b[2]), __uint_as_float(b[3])));
+    st4(rec + kFrag + off, make_float4(__uint_as_float(m[0]), __uint_as_float(m[1]),
+                                       __uint_as_float(m[2]), __uint_as_float(m[3])));
 }
 
 }  // namespace detail
@@ -89,10 +149,10 @@ template <class T, bool kSplit>
 __global__ void __launch_bounds__(kPreThreads) wkv7_tc_prepass_kernel(Dims D, FwdArgs<T> A,
                                                                        float* scratch) {
     using namespace detail;
-    constexpr int NT = kPreThreads;
+    constexpr int NT = kPreThreads, RS = raw_stride<T>();
     extern __shared__ __align__(16) unsigned char smem[];
-    T* st = reinterpret_cast<T*>(smem);  // raw r w k v a b [6][L][N]
-    float* f = reinterpret_cast<float*>(smem + 6 * L * N * sizeof(T));
+    T* st = reinterpret_cast<T*>(smem);  // raw r w k v a b [6][L][RS]
+    float* f = reinterpret_cast<float*>(smem + 6 * L * RS * sizeof(T));
     float *At = f, *Rt = f + LN, *Bs = f + 2 * LN, *Ks = f + 3 * LN, *Bh = f + 4 * LN,
           *Kh = f + 5 * LN;
     float* G = f + PreSmem::kDec;
@@ -105,17 +165,21 @@ __global__ void __launch_bounds__(kPreThreads) wkv7_tc_prepass_kernel(Dims D, Fw
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;
     const int t0 = c * L, nt = min(L, Tn - t0);
     const T* src[6] = {A.r + base, A.w + base, A.k + base, A.v + base, A.a + base, A.b + base};
+    {
+        constexpr int kPer = 16 / static_cast<int>(sizeof(T)), kPieces = N / kPer;
 #pragma unroll
-    for (int m = 0; m < 6; ++m) stage_rows<T, N>(st + m * L * N, src[m], HN, t0, nt, tid, NT);
+        for (int m = 0; m < 6; ++m)
+            for (int e = tid; e < nt * kPieces; e += NT) {
+                const int t = e / kPieces, p = e % kPieces;
+                goose_wkv7::detail::cp_async16(st + (m * L + t) * RS + p * kPer,
+                                               src[m] + (t0 + t) * HN + p * kPer);
+            }
+    }
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();
-    {
-        constexpr int QN = NT / N;
-        const DecayOut o{At, Rt, Bs, Ks, Bh, Kh, eL};
-        decay_column<T, QN>(st, st + L * N, st + 2 * L * N, st + 4 * L * N, st + 5 * L * N, nt,
-                            tid / QN, tid % QN, o);
-    }
+    static_assert(NT == 4 * N, "four lanes per key column");
+    decays<T, RS>(st, nt, tid / 4, tid % 4, At, Rt, Bs, Ks, Bh, Kh, eL);
     __syncthreads();
     {
         constexpr int O = 1024 / NT, PM = NT / 4;
@@ -133,18 +197,30 @@ __global__ void __launch_bounds__(kPreThreads) wkv7_tc_prepass_kernel(Dims D, Fw
 #pragma unroll
             for (int u = 0; u < t; ++u) s = fmaf(Ab[t * 16 + u], ap[u], s);
             ap[t] = s;
-            X[t * XP + col] = s;
+            X[t * XS + col] = s;
         }
     }
     __syncthreads();
-    {  // R' = [Rt | Rk] + Rb A'
+    if (tid < 2 * (N + L)) {  // R' = [Rt | Rk] + Rb A' (Rb is zero above the diagonal)
         const float* Rb = G + 512;
         const float* Rk = G + 768;
-        for (int e = tid; e < L * (N + L); e += NT) {
-            const int t = e / (N + L), col = e % (N + L);
+        const int col = tid % (N + L), half = tid / (N + L);
+        float xc[L];
+#pragma unroll
+        for (int u = 0; u < L; ++u) xc[u] = X[u * XS + col];
+#pragma unroll 2
+        for (int tt = 0; tt < L / 2; ++tt) {
+            const int t = (L / 2) * half + tt;
             float s = col < N ? Rt[t * SP + col] : Rk[t * 16 + col - N];
-            for (int u = 0; u <= t; ++u) s = fmaf(Rb[t * 16 + u], X[u * XP + col], s);
-            X[(16 + t) * XP + col] = s;
+#pragma unroll
+            for (int u = 0; u < L; u += 4) {
+                const float4 rb = ld4(Rb + t * 16 + u);
+                s = fmaf(rb.x, xc[u], s);
+                s = fmaf(rb.y, xc[u + 1], s);
+                s = fmaf(rb.z, xc[u + 2], s);
+                s = fmaf(rb.w, xc[u + 3], s);
+            }
+            X[(16 + t) * XS + col] = s;
         }
     }
     __syncthreads();
@@ -153,7 +229,7 @@ __global__ void __launch_bounds__(kPreThreads) wkv7_tc_prepass_kernel(Dims D, Fw
     for (int e = tid; e < 4 * 5 * 32; e += NT) {
         const int lane = e & 31, kp = (e >> 5) % 5, ntl = (e >> 5) / 5;
         const int g = lane >> 2, t4 = lane & 3, row = 8 * ntl + g, col = 16 * kp + 2 * t4;
-        const float* x = X + row * XP + col;
+        const float* x = X + row * XS + col;
         put(rec, kXo + 4 * e, make_float4(x[0], x[1], x[8], x[9]), kSplit);
     }
     // [Bh; Kh] B fragments: n-tile nt = keys 8 nt + g, k step ks: steps 8 ks + 2 t4 + {0, 1}
@@ -170,8 +246,8 @@ __global__ void __launch_bounds__(kPreThreads) wkv7_tc_prepass_kernel(Dims D, Fw
     for (int e = tid; e < 4 * 2 * 32; e += NT) {
         const int lane = e & 31, kv = (e >> 5) & 1, w = e >> 6;
         const int g = lane >> 2, t4 = lane & 3, i = 16 * w + g, t = 8 * kv + 2 * t4;
-        const T* v = st + 3 * L * N;
-        auto at = [&](int tt, int ii) { return tt < nt ? to_f(v[tt * N + ii]) : 0.f; };
+        const T* v = st + 3 * L * RS;
+        auto at = [&](int tt, int ii) { return tt < nt ? to_f(v[tt * RS + ii]) : 0.f; };
         put(rec, kVo + 4 * e, make_float4(at(t, i), at(t, i + 8), at(t + 1, i), at(t + 1, i + 8)),
             kSplit);
     }
@@ -237,13 +313,13 @@ __global__ void __launch_bounds__(32 * WPB, 1)
             small[2] = __float_as_uint(s.z), small[3] = __float_as_uint(s.w);
         } else {
             const float x[4] = {v.x, v.y, v.z, v.w};
-            split_tf32<4>(x, big, small);
+            split4(x, big, small);
         }
     };
     // an accumulator fragment as an A fragment (a0 = c0, a1 = c2, a2 = c1, a3 = c3), split
     auto acc_to_a = [&](const float* cfr, uint32_t* big, uint32_t* small) {
         const float x[4] = {cfr[0], cfr[2], cfr[1], cfr[3]};
-        split_tf32<4>(x, big, small);
+        split4(x, big, small);
     };
 
     for (int c = 0; c < NC; ++c) {
