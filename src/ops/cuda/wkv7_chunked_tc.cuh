@@ -2,8 +2,8 @@
 // everything that does not depend on the state, then a state pass on tensor cores (3xTF32).
 //
 // Math as in wkv7_chunked.cuh. Pre-pass, one block per (chunk, h, b): decays, the four 16 x 16
-// products, the triangular solve, and per chunk a record in scratch of the operands in mma
-// fragment order:
+// products (f32 FMAs, or kMmaGram: 3xTF32 tensor cores), the triangular solve, and per chunk a
+// record in scratch of the operands in mma fragment order:
 //   X = [A' TAk; R' Rk'] (32 x 80; rows 0-15 give U, 16-31 give y; columns 0-63 multiply S0^T,
 //   64-79 multiply V), [Bh; Kh] (32 x 64), V (16 x 64) and e^lam_L (64).
 // State pass, one warp per 16 value rows (WPB warps per block, 64 / (16 WPB) blocks per head),
@@ -15,7 +15,11 @@
 // of row g + 8) is directly the next product's A fragment (a0 = c0, a1 = c2, a2 = c1, a3 = c3).
 // 3xTF32 (x = big + small; big big + big small + small big) gives f32-level accuracy. kSplit:
 // the record stores the operands already split (twice the bytes, no split in the state pass).
+// kOverlap (launch_forward): persistent pre-pass and state pass at once, per-record ready flags.
+// Measured variants and why: bench/kernels/wkv7/README.md, "Two-pass chunked forward".
 #pragma once
+
+#include <algorithm>
 
 #include "wkv7_chunked_common.cuh"
 
@@ -44,9 +48,10 @@ __host__ __device__ constexpr int el_offset() {
     return (kSplit ? 2 : 1) * kFrag;
 }
 
+// The records, then one ready flag (u32) per record for the overlapped launch.
 template <bool kSplit>
 inline size_t forward_scratch_floats(const Dims& D) {
-    return static_cast<size_t>(D.B) * D.H * D.chunks() * record_floats<kSplit>();
+    return static_cast<size_t>(D.B) * D.H * D.chunks() * (record_floats<kSplit>() + 1);
 }
 
 namespace detail {
@@ -145,12 +150,62 @@ __device__ __forceinline__ void put(float* rec, int off, float4 v, bool split) {
 
 constexpr int kPreThreads = 256;
 
-template <class T, bool kSplit>
-__global__ void __launch_bounds__(kPreThreads) wkv7_tc_prepass_kernel(Dims D, FwdArgs<T> A,
-                                                                       float* scratch) {
-    using namespace detail;
+namespace detail {
+__device__ __forceinline__ unsigned ld_acquire(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void st_release(unsigned* p, unsigned v) {
+    asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
+}
+
+// The four 16 x 16 products of the pre-pass on tensor cores (3xTF32), warp m < 4 computing
+// product m (Ab, Ak strictly lower; Rb, Rk lower) into G + 256 m (row stride 16).
+__device__ __forceinline__ void gram_mma(float* G, const float* At, const float* Rt,
+                                         const float* Bs, const float* Ks, int m, int lane) {
+    const float* X = m < 2 ? At : Rt;
+    const float* Y = (m & 1) ? Ks : Bs;
+    const int g = lane >> 2, t4 = lane & 3;
+    float acc[2][4], cx[2][4], cy[2][4];
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) acc[n][q] = cx[n][q] = cy[n][q] = 0.f;
+#pragma unroll
+    for (int k0 = 0; k0 < N; k0 += 8) {
+        const float af[4] = {X[g * SP + k0 + t4], X[(g + 8) * SP + k0 + t4],
+                             X[g * SP + k0 + t4 + 4], X[(g + 8) * SP + k0 + t4 + 4]};
+        uint32_t ab[4], as[4];
+        split4(af, ab, as);
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+            const float* y = Y + (8 * n + g) * SP + k0 + t4;
+            uint32_t bb[2], bs[2];
+            split1(y[0], bb[0], bs[0]);
+            split1(y[4], bb[1], bs[1]);
+            mma_tf32(cx[n], ab, bs);
+            mma_tf32(cy[n], as, bb);
+            mma_tf32(acc[n], ab, bb);
+        }
+    }
+    const bool strict = m < 2;
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            const int t = g + 8 * (q >> 1), sc = 8 * n + 2 * t4 + (q & 1);
+            const float v = acc[n][q] + (cx[n][q] + cy[n][q]);
+            G[256 * m + 16 * t + sc] = (strict ? sc < t : sc <= t) ? v : 0.f;
+        }
+}
+
+// The record of chunk c of (b, h) (the block's 256 threads; ends with the record written).
+template <class T, bool kSplit, bool kMmaGram>
+__device__ __forceinline__ void prepass_record(const Dims& D, const FwdArgs<T>& A, float* scratch,
+                                               unsigned char* smem, int c, int h, int bb) {
     constexpr int NT = kPreThreads, RS = raw_stride<T>();
-    extern __shared__ __align__(16) unsigned char smem[];
+    const int tid = threadIdx.x;
     T* st = reinterpret_cast<T*>(smem);  // raw r w k v a b [6][L][RS]
     float* f = reinterpret_cast<float*>(smem + 6 * L * RS * sizeof(T));
     float *At = f, *Rt = f + LN, *Bs = f + 2 * LN, *Ks = f + 3 * LN, *Bh = f + 4 * LN,
@@ -159,7 +214,6 @@ __global__ void __launch_bounds__(kPreThreads) wkv7_tc_prepass_kernel(Dims D, Fw
     float* X = G + PreSmem::kG;
     float* eL = X + PreSmem::kX;
 
-    const int c = blockIdx.x, h = blockIdx.y, bb = blockIdx.z, tid = threadIdx.x;
     const int Tn = D.T, H = D.H, NC = D.chunks();
     const int64_t HN = static_cast<int64_t>(H) * N;
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;
@@ -181,7 +235,9 @@ __global__ void __launch_bounds__(kPreThreads) wkv7_tc_prepass_kernel(Dims D, Fw
     static_assert(NT == 4 * N, "four lanes per key column");
     decays<T, RS>(st, nt, tid / 4, tid % 4, At, Rt, Bs, Ks, Bh, Kh, eL);
     __syncthreads();
-    {
+    if constexpr (kMmaGram) {
+        if (tid < 128) gram_mma(G, At, Rt, Bs, Ks, tid >> 5, tid & 31);
+    } else {
         constexpr int O = 1024 / NT, PM = NT / 4;
         const int m = tid / PM, t = (tid % PM) / (16 / O), sb = tid % (16 / O);
         gram<O>(G + m * 256, m < 2 ? At : Rt, (m & 1) ? Ks : Bs, t, sb, m < 2);
@@ -256,12 +312,40 @@ __global__ void __launch_bounds__(kPreThreads) wkv7_tc_prepass_kernel(Dims D, Fw
         rec[el_offset<kSplit>() + tid] = eL[8 * ntl + 2 * t4 + b];
     }
 }
+}  // namespace detail
+
+// kFlags false: one block per (chunk, h, b), grid (chunks, H, B). kFlags true: a persistent
+// grid walking the records chunk-major (chunk 0 of every head first), setting each record's
+// ready flag (release) for the state pass running at the same time.
+// (Four blocks per SM, as the shared memory allows; kFlags: at most 80 registers, so that two
+// blocks leave room for a state-pass block.)
+template <class T, bool kSplit, bool kFlags, bool kMmaGram>
+__global__ void __launch_bounds__(kPreThreads, kFlags ? 3 : 4)
+    wkv7_tc_prepass_kernel(Dims D, FwdArgs<T> A, float* scratch) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    if constexpr (!kFlags) {
+        detail::prepass_record<T, kSplit, kMmaGram>(D, A, scratch, smem, blockIdx.x, blockIdx.y,
+                                                    blockIdx.z);
+    } else {
+        asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");  // state pass may start
+        const int BH = D.B * D.H, NC = D.chunks();
+        const int64_t total = static_cast<int64_t>(BH) * NC;
+        unsigned* flags = reinterpret_cast<unsigned*>(scratch + total * record_floats<kSplit>());
+        for (int64_t rr = blockIdx.x; rr < total; rr += gridDim.x) {
+            const int c = static_cast<int>(rr / BH), bh = static_cast<int>(rr % BH);
+            detail::prepass_record<T, kSplit, kMmaGram>(D, A, scratch, smem, c, bh % D.H, bh / D.H);
+            __threadfence();
+            __syncthreads();  // every thread's part written and fenced; shared memory free again
+            if (threadIdx.x == 0) detail::st_release(flags + static_cast<int64_t>(bh) * NC + c, 1u);
+        }
+    }
+}
 
 // ---- state pass: one warp per 16 value rows -----------------------------------------------------
 
 constexpr int kStages = 3;
 
-template <class T, int WPB, bool kSplit>
+template <class T, int WPB, bool kSplit, bool kFlags>
 __global__ void __launch_bounds__(32 * WPB, 1)
     wkv7_tc_state_kernel(Dims D, FwdArgs<T> A, const float* scratch) {
     using namespace detail;
@@ -291,8 +375,13 @@ __global__ void __launch_bounds__(32 * WPB, 1)
             S[ntl][2 * h2 + 1] = v.y;
         }
 
+    const unsigned* flags =
+        reinterpret_cast<const unsigned*>(scratch + static_cast<int64_t>(D.B) * H * NC * REC) +
+        (static_cast<int64_t>(bb) * H + h) * NC;
     auto issue = [&](int c) {
         if (c < NC) {
+            if constexpr (kFlags)
+                while (ld_acquire(flags + c) == 0) __nanosleep(100);
             const float* src = recs + static_cast<int64_t>(c) * REC;
             float* dst = sm + (c % kStages) * REC;
             for (int p = tid; p < REC / 4; p += NT)
@@ -331,7 +420,8 @@ __global__ void __launch_bounds__(32 * WPB, 1)
 
         uint32_t vb[2][4], vs[2][4];  // V^T A fragments, k steps 0 and 1
 #pragma unroll
-        for (int kv = 0; kv < 2; ++kv) frag(rc, kVo + ((w * 2 + kv) * 32 + lane) * 4, vb[kv], vs[kv]);
+        for (int kv = 0; kv < 2; ++kv)
+            frag(rc, kVo + ((w * 2 + kv) * 32 + lane) * 4, vb[kv], vs[kv]);
 
         // ---- [U^T | y^T] = [S0 | V^T] X^T: n-tiles 0, 1 = U^T, 2, 3 = y^T
         float o[4][4], ox[4][4], oy[4][4];
@@ -430,25 +520,57 @@ __global__ void __launch_bounds__(32 * WPB, 1)
 // ---- launcher ---------------------------------------------------------------------------------
 
 // scratch: forward_scratch_floats<kSplit>(D) floats (every record is written before it is read).
-template <class T, int WPB = 4, bool kSplit = false>
+// kMmaGram: the pre-pass's four 16 x 16 products on tensor cores (3xTF32) instead of FMAs.
+// kOverlap: the pre-pass runs as a persistent grid (two blocks per SM, leaving room for the state
+// pass's blocks) and the state pass is launched as its programmatic dependent, so that both run
+// at once: the state pass waits on per-record ready flags (zeroed here first) instead of the end
+// of the pre-pass, and reads records soon after they were written (mostly from L2).
+template <class T, int WPB = 4, bool kSplit = false, bool kOverlap = false, bool kMmaGram = false>
 cudaError_t launch_forward(const Dims& D, const FwdArgs<T>& A, float* scratch,
                            cudaStream_t stream) {
     static_assert(WPB == 1 || WPB == 2 || WPB == 4, "WPB: warps (16 value rows each) per block");
     constexpr size_t smem_pre = detail::PreSmem::bytes<T>();
-    auto kp = wkv7_tc_prepass_kernel<T, kSplit>;
+    auto kp = wkv7_tc_prepass_kernel<T, kSplit, kOverlap, kMmaGram>;
     cudaError_t e = cudaFuncSetAttribute(kp, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem_pre));
     if (e != cudaSuccess) return e;
-    kp<<<dim3(D.chunks(), D.H, D.B), kPreThreads, smem_pre, stream>>>(D, A, scratch);
-    e = cudaGetLastError();
-    if (e != cudaSuccess) return e;
     constexpr size_t smem_st = kStages * record_floats<kSplit>() * sizeof(float);
-    auto ks = wkv7_tc_state_kernel<T, WPB, kSplit>;
+    auto ks = wkv7_tc_state_kernel<T, WPB, kSplit, kOverlap>;
     e = cudaFuncSetAttribute(ks, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(smem_st));
     if (e != cudaSuccess) return e;
-    ks<<<dim3(D.H, D.B, 4 / WPB), 32 * WPB, smem_st, stream>>>(D, A, scratch);
-    return cudaGetLastError();
+    const dim3 state_grid(D.H, D.B, 4 / WPB);
+    if constexpr (!kOverlap) {
+        kp<<<dim3(D.chunks(), D.H, D.B), kPreThreads, smem_pre, stream>>>(D, A, scratch);
+        e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+        ks<<<state_grid, 32 * WPB, smem_st, stream>>>(D, A, scratch);
+        return cudaGetLastError();
+    } else {
+        const int64_t records = static_cast<int64_t>(D.B) * D.H * D.chunks();
+        e = cudaMemsetAsync(scratch + records * record_floats<kSplit>(), 0,
+                            records * sizeof(unsigned), stream);
+        if (e != cudaSuccess) return e;
+        int dev = 0, sms = 0;
+        e = cudaGetDevice(&dev);
+        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+        if (e != cudaSuccess) return e;
+        const int64_t pre_blocks = std::min<int64_t>(records, 2 * static_cast<int64_t>(sms));
+        kp<<<static_cast<unsigned>(pre_blocks), kPreThreads, smem_pre, stream>>>(D, A, scratch);
+        e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = state_grid;
+        cfg.blockDim = dim3(32 * WPB);
+        cfg.dynamicSmemBytes = smem_st;
+        cfg.stream = stream;
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        return cudaLaunchKernelEx(&cfg, ks, D, A, static_cast<const float*>(scratch));
+    }
 }
 
 }  // namespace chunked_tc

@@ -20,10 +20,12 @@ static_assert(kChunk == k7::kChunk, "snapshot interval must match the kernels");
 // per head) at B16 T512 H12 (192 heads; 0.29 vs 0.33 ms).
 constexpr int64_t kTwoBlocksPerHeadFrom = 192;
 
-// The two-pass chunked forward (wkv7_chunked_tc.cuh: parallel pre-pass into scratch, then the
-// state pass on tensor cores) for N = 64, below kTwoBlocksPerHeadFrom heads and from
-// kTwoPassForwardMinT steps: faster there in the kernel lab (bench/kernels/wkv7/README.md,
-// "Two-pass chunked forward"); the sequential kernels elsewhere.
+// The two-pass chunked forward (wkv7_chunked_tc.cuh: pre-pass of the state-independent work of
+// every chunk into scratch, with its 16 x 16 products on tensor cores, overlapped with the state
+// pass on tensor cores) for N = 64, from kTwoPassForwardMinT steps and below
+// kTwoBlocksPerHeadFrom heads, where it was measured (kernel lab, bench/kernels/wkv7/README.md
+// "Two-pass chunked forward": 0.94 vs 1.63 ms at B8 T4096 H12 bf16; test_cuda and goose bench
+// train with this rule and launch). The sequential kernels elsewhere.
 constexpr int kTwoPassForwardMinT = 2048;
 bool two_pass_forward(const Dims& d) {
     return d.N == 64 && d.T >= kTwoPassForwardMinT &&
@@ -37,7 +39,7 @@ void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, float* scratch, cu
     switch (d.N) {  // forward <N, C keys per thread, RT rows per thread, R rows per block>
         case 64:  // one block per head, or two (32 value rows each) from 192 heads
             if (two_pass_forward(d))
-                e = k7::chunked_tc::launch_forward<T, 4, false>(D, args, scratch, s);
+                e = k7::chunked_tc::launch_forward<T, 4, false, true, true>(D, args, scratch, s);
             else if (d.B * d.H >= kTwoBlocksPerHeadFrom)
                 e = k7::launch_forward<T, 64, 8, 2, 32>(D, args, s);
             else
