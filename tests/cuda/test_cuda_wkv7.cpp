@@ -1,8 +1,8 @@
 // WKV-7 on CUDA against the double reference: forward (y, final state) and every gradient
 // (r, w, k, v, a, b, state in), f32 and bf16, head sizes 16/32/64 (and 8, 37 through zero
 // padding), T not a multiple of 16, with and without carried state, each forward kernel
-// (sequential one or two blocks per head, two-pass chunked from T 2048); the backward without saved
-// data; a bf16 state; clear errors.
+// (sequential with one or two blocks per head, two-pass chunked from T 2048); the backward
+// without saved data; a bf16 state; clear errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
