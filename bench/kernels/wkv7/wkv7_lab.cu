@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "wkv7_chunked.cuh"
+#include "wkv7_chunked_tc.cuh"
 #include "wkv7_kernels.cuh"
 #include "wkv7_split_bwd.cuh"
 
@@ -31,10 +32,21 @@ using goose_wkv7::Dims;
 // ---- variants -------------------------------------------------------------------------------
 
 template <class T>
-using FwdFn = cudaError_t (*)(const Dims&, const goose_wkv7::FwdArgs<T>&, cudaStream_t);
+using FwdFn = cudaError_t (*)(const Dims&, const goose_wkv7::FwdArgs<T>&, float* scratch,
+                              cudaStream_t);
 template <class T>
 using BwdFn = cudaError_t (*)(const Dims&, const goose_wkv7::BwdArgs<T>&, float* scratch,
                               cudaStream_t);
+
+// The sequential and the one-pass chunked forwards (no scratch) behind the lab's signature.
+template <class T, int N, int C, int RT, int R>
+cudaError_t seq_fwd(const Dims& D, const goose_wkv7::FwdArgs<T>& A, float*, cudaStream_t s) {
+    return goose_wkv7::launch_forward<T, N, C, RT, R>(D, A, s);
+}
+template <class T, int R, int NT = 256, bool kMma = false>
+cudaError_t ck_fwd(const Dims& D, const goose_wkv7::FwdArgs<T>& A, float*, cudaStream_t s) {
+    return goose_wkv7::chunked::launch_forward<T, R, NT, kMma>(D, A, s);
+}
 
 // The sequential backward (no scratch) behind the lab's backward signature.
 template <class T, int N, int C, int K>
@@ -60,37 +72,53 @@ template <class T>
 std::vector<Variant<T>> variants() {
     using namespace goose_wkv7;
     namespace ck = goose_wkv7::chunked;
+    namespace tc = goose_wkv7::chunked_tc;
     return {
         // name, N, forward <N, C, RT, R>, backward <N, C, K> (C: key columns per thread,
         // RT / K: rows / keys per thread, R: rows per block); chunked <R: value rows per block>
-        {"default: C8 RT2 | C32 K1 (sequential)", 64, launch_forward<T, 64, 8, 2, 64>,
+        {"default: C8 RT2 | C32 K1 (sequential)", 64, seq_fwd<T, 64, 8, 2, 64>,
          seq_bwd<T, 64, 32, 1>},
-        {"default at B*H >= 192: C8 RT2 R32 | C32 K1", 64, launch_forward<T, 64, 8, 2, 32>,
+        {"default at B*H >= 192: C8 RT2 R32 | C32 K1", 64, seq_fwd<T, 64, 8, 2, 32>,
          seq_bwd<T, 64, 32, 1>},
-        {"chunked | chunked", 64, ck::launch_forward<T, 64>, ck::launch_backward<T, 64>},
-        {"chunked mma | chunked A:mma B:mma", 64, ck::launch_forward<T, 64, 256, true>,
+        {"chunked | chunked", 64, ck_fwd<T, 64>, ck::launch_backward<T, 64>},
+        {"chunked mma | chunked A:mma B:mma", 64, ck_fwd<T, 64, 256, true>,
          ck::launch_backward<T, 64, 256, true, true>},
-        {"C8 RT2 | chunked A:mma B:fma", 64, launch_forward<T, 64, 8, 2, 64>,
+        {"C8 RT2 | chunked A:mma B:fma", 64, seq_fwd<T, 64, 8, 2, 64>,
          ck::launch_backward<T, 64, 256, true, false>},
-        {"chunked R32 | chunked R32", 64, ck::launch_forward<T, 32>, ck::launch_backward<T, 32>},
+        {"chunked R32 | chunked R32", 64, ck_fwd<T, 32>, ck::launch_backward<T, 32>},
         // split backward <R value rows per block (cluster of 64 / R), C per thread, E steps
         // between exchanges of the key sums>
-        {"C8 RT2 | split R16 C8 E4", 64, launch_forward<T, 64, 8, 2, 64>,
+        {"C8 RT2 | split R16 C8 E4", 64, seq_fwd<T, 64, 8, 2, 64>,
          split_bwd<T, 16, 8, 4>},
-        {"C8 RT2 | split R16 C16 E4", 64, launch_forward<T, 64, 8, 2, 64>,
+        {"C8 RT2 | split R16 C16 E4", 64, seq_fwd<T, 64, 8, 2, 64>,
          split_bwd<T, 16, 16, 4>},
-        {"C8 RT2 | split R16 C8 E8", 64, launch_forward<T, 64, 8, 2, 64>,
+        {"C8 RT2 | split R16 C8 E8", 64, seq_fwd<T, 64, 8, 2, 64>,
          split_bwd<T, 16, 8, 8>},
-        {"C8 RT2 | split R16 C16 E8", 64, launch_forward<T, 64, 8, 2, 64>,
+        {"C8 RT2 | split R16 C16 E8", 64, seq_fwd<T, 64, 8, 2, 64>,
          split_bwd<T, 16, 16, 8>},
-        {"C8 RT2 | split R32 C16 E8", 64, launch_forward<T, 64, 8, 2, 64>,
+        {"C8 RT2 | split R32 C16 E8", 64, seq_fwd<T, 64, 8, 2, 64>,
          split_bwd<T, 32, 16, 8>},
-        {"C8 RT2 | split R32 C16 E16", 64, launch_forward<T, 64, 8, 2, 64>,
+        {"C8 RT2 | split R32 C16 E16", 64, seq_fwd<T, 64, 8, 2, 64>,
          split_bwd<T, 32, 16, 16>},
-        {"C8 RT2 R16 | C32 K1 (fwd 4 blocks/head)", 64, launch_forward<T, 64, 8, 2, 16>,
+        {"C8 RT2 R16 | C32 K1 (fwd 4 blocks/head)", 64, seq_fwd<T, 64, 8, 2, 16>,
          seq_bwd<T, 64, 32, 1>},
-        {"default N32: C8 RT2 | C8 K2", 32, launch_forward<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
-        {"default N16: C4 RT2 | C4 K2", 16, launch_forward<T, 16, 4, 2, 16>, seq_bwd<T, 16, 4, 2>},
+        // two-pass chunked forward (parallel pre-pass + tensor-core state pass) <WPB warps of 16
+        // value rows per block, operands stored split into TF32 big + small>, sequential bwd
+        {"tc W4 | C32 K1", 64, tc::launch_forward<T, 4, false>, seq_bwd<T, 64, 32, 1>},
+        {"tc W2 | C32 K1", 64, tc::launch_forward<T, 2, false>, seq_bwd<T, 64, 32, 1>},
+        {"tc W1 | C32 K1", 64, tc::launch_forward<T, 1, false>, seq_bwd<T, 64, 32, 1>},
+        {"tc W4 overlap | C32 K1", 64, tc::launch_forward<T, 4, false, true>,
+         seq_bwd<T, 64, 32, 1>},
+        {"tc W2 overlap | C32 K1", 64, tc::launch_forward<T, 2, false, true>,
+         seq_bwd<T, 64, 32, 1>},
+        {"tc W4 mg | C32 K1", 64, tc::launch_forward<T, 4, false, false, true>,
+         seq_bwd<T, 64, 32, 1>},
+        {"tc W4 overlap mg | C32 K1", 64, tc::launch_forward<T, 4, false, true, true>,
+         seq_bwd<T, 64, 32, 1>},
+        {"tc W4 split | C32 K1", 64, tc::launch_forward<T, 4, true>, seq_bwd<T, 64, 32, 1>},
+        {"tc W2 split | C32 K1", 64, tc::launch_forward<T, 2, true>, seq_bwd<T, 64, 32, 1>},
+        {"default N32: C8 RT2 | C8 K2", 32, seq_fwd<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
+        {"default N16: C4 RT2 | C4 K2", 16, seq_fwd<T, 16, 4, 2, 16>, seq_bwd<T, 16, 4, 2>},
     };
 }
 
@@ -247,7 +275,7 @@ template <class T>
 struct DevBufs {
     size_t E = 0, S = 0, SN = 0;
     T *r, *w, *k, *v, *a, *b, *dy, *y, *dr, *dw, *dk, *dv, *da, *db;
-    float *s0, *ds_out, *sa, *snaps, *s_out, *ds_in, *scratch = nullptr;
+    float *s0, *ds_out, *sa, *snaps, *s_out, *ds_in, *scratch = nullptr, *fscratch = nullptr;
     DevBufs(const Dims& D) {
         E = static_cast<size_t>(D.B) * D.T * D.H * D.N;
         S = static_cast<size_t>(D.B) * D.H * D.N * D.N;
@@ -261,11 +289,14 @@ struct DevBufs {
             const size_t n = goose_wkv7::chunked::backward_scratch_floats(D);
             CHECK(cudaMalloc(&scratch, n * sizeof(float)));
             CHECK(cudaMemset(scratch, 0xff, n * sizeof(float)));  // NaN: must be written first
+            const size_t nf = goose_wkv7::chunked_tc::forward_scratch_floats<true>(D);
+            CHECK(cudaMalloc(&fscratch, nf * sizeof(float)));
+            CHECK(cudaMemset(fscratch, 0xff, nf * sizeof(float)));
         }
     }
     ~DevBufs() {
         for (T* p : {r, w, k, v, a, b, dy, y, dr, dw, dk, dv, da, db}) cudaFree(p);
-        for (float* p : {s0, ds_out, s_out, ds_in, sa, snaps, scratch}) cudaFree(p);
+        for (float* p : {s0, ds_out, s_out, ds_in, sa, snaps, scratch, fscratch}) cudaFree(p);
     }
     goose_wkv7::FwdArgs<T> fwd(bool state) const {
         return {r, w, k, v, a, b, state ? s0 : nullptr, y, sa, snaps, s_out};
@@ -337,7 +368,7 @@ Errs check_case(const Variant<T>& var, int B, int T_, int H, bool state, uint64_
     upload(d.s0, p.s0); upload(d.ds_out, p.ds_out);
     d.poison_fwd();
     d.poison_bwd();
-    CHECK(var.fwd(D, d.fwd(state), 0));
+    CHECK(var.fwd(D, d.fwd(state), d.fscratch, 0));
     CHECK(cudaDeviceSynchronize());
     CHECK(var.bwd(D, d.bwd(state), d.scratch, 0));
     CHECK(cudaDeviceSynchronize());
@@ -446,7 +477,7 @@ Timing time_variant(const Variant<T>& var, int B, int T_, int H) {
     CHECK(cudaGetLastError());
     CHECK(cudaDeviceSynchronize());
     Timing t;
-    t.fwd_ms = median_ms([&] { CHECK(var.fwd(D, d.fwd(false), 0)); }, 3, 15);
+    t.fwd_ms = median_ms([&] { CHECK(var.fwd(D, d.fwd(false), d.fscratch, 0)); }, 3, 15);
     t.bwd_ms = median_ms([&] { CHECK(var.bwd(D, d.bwd(false), d.scratch, 0)); }, 3, 15);
     CHECK(cudaDeviceSynchronize());
     // Fewest bytes each pass must move: every input read once, every output written once.
@@ -467,11 +498,24 @@ struct Row {
     bool ok;
 };
 
+// Whether a variant's name contains one of the comma-separated parts of `only` (empty: all).
+bool selected(const char* name, const std::string& only) {
+    bool wanted = only.empty();
+    for (size_t p = 0; p < only.size();) {
+        const size_t q = std::min(only.find(',', p), only.size());
+        wanted = wanted || std::strstr(name, only.substr(p, q - p).c_str()) != nullptr;
+        p = q + 1;
+    }
+    return wanted;
+}
+
 template <class T>
-void run_all(std::vector<Row>& rows, bool verbose, bool timing, int& failures) {
+void run_all(std::vector<Row>& rows, bool verbose, bool timing, int& failures,
+             const std::string& only) {
     const bool is_bf16 = sizeof(T) == 2;
     const double tol_fwd = is_bf16 ? 5e-3 : 2e-5, tol_bwd = is_bf16 ? 1e-2 : 5e-4;
     for (const auto& var : variants<T>()) {
+        if (!selected(var.name, only)) continue;
         // Checks: T not a multiple of 16 with state in/out, a longer sequence without state.
         Errs e;
         const Errs e1 = check_case(var, 2, 45, 3, true, 11, verbose);
@@ -530,19 +574,12 @@ void print_split_occupancy() {
 // of those whose name contains one of the comma-separated parts of `only`.
 void profile_once(const std::string& only) {
     for (const auto& var : variants<bf16>()) {
-        if (var.N != 64) continue;
-        bool wanted = only.empty();
-        for (size_t p = 0; p < only.size();) {
-            const size_t q = std::min(only.find(',', p), only.size());
-            wanted = wanted || std::strstr(var.name, only.substr(p, q - p).c_str()) != nullptr;
-            p = q + 1;
-        }
-        if (!wanted) continue;
+        if (var.N != 64 || !selected(var.name, only)) continue;
         const Dims D{8, 4096, 12, 64};
         DevBufs<bf16> d(D);
         const size_t rows = d.E / 64;
         init_inputs<bf16><<<(rows + 255) / 256, 256>>>(rows, 64, d.r, d.w, d.k, d.v, d.a, d.b, d.dy);
-        CHECK(var.fwd(D, d.fwd(false), 0));
+        CHECK(var.fwd(D, d.fwd(false), d.fscratch, 0));
         CHECK(var.bwd(D, d.bwd(false), d.scratch, 0));
         CHECK(cudaDeviceSynchronize());
         std::printf("profiled %s\n", var.name);
@@ -550,7 +587,12 @@ void profile_once(const std::string& only) {
 }
 
 int main(int argc, char** argv) {
-    const bool verbose = argc > 1 && std::strcmp(argv[1], "-v") == 0;
+    bool verbose = false;
+    std::string only;  // --only NAME,...: the variants whose names contain one of the parts
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "-v") == 0) verbose = true;
+        if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[i + 1];
+    }
     if (argc > 1 && std::strcmp(argv[1], "--profile") == 0) {
         profile_once(argc > 2 ? argv[2] : "");
         return 0;
@@ -560,11 +602,11 @@ int main(int argc, char** argv) {
     std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
     const double copy_gbs = copy_bandwidth_gbs();
     std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
-    print_split_occupancy();
+    if (only.empty()) print_split_occupancy();
     std::vector<Row> rows;
     int failures = 0;
-    run_all<bf16>(rows, verbose, true, failures);
-    run_all<float>(rows, verbose, true, failures);
+    run_all<bf16>(rows, verbose, true, failures, only);
+    run_all<float>(rows, verbose, true, failures, only);
     std::printf("\n| variant | dtype | shape | ms fwd | ms bwd | GB/s fwd | GB/s bwd | "
                 "%% of copy fwd/bwd | rel err fwd | rel err bwd | check |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");

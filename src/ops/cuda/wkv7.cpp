@@ -113,10 +113,17 @@ Wkv7Forward wkv7_forward_cuda(const Tensor& r, const Tensor& w, const Tensor& k,
     out.snapshots =
         Tensor::empty(Shape{D.B, D.H, chunks, D.N, D.N}, DType::f32, dev);    // (B, H, C, N, N)
     out.sa = Tensor::empty(r.shape(), DType::f32, dev);                       // (B, T, H, N)
+    // scratch of the two-pass chunked forward (the state-independent operands of every chunk)
+    const size_t scratch_floats = wkv7_cuda::forward_scratch_floats(D);
+    const Tensor scratch =
+        scratch_floats > 0
+            ? Tensor::empty(Shape{static_cast<int64_t>(scratch_floats)}, DType::f32, dev)
+            : Tensor();
     wkv7_cuda::forward(r.dtype() == DType::bf16, D, rc.raw_data(), wc.raw_data(), kc.raw_data(),
                        vc.raw_data(), ac.raw_data(), bc.raw_data(), f32_or_null(sc),
                        out.y.raw_data(), f32_ptr(out.sa), f32_ptr(out.snapshots),
-                       f32_ptr(out.state), cuda::current_stream());
+                       f32_ptr(out.state), scratch.defined() ? f32_ptr(scratch) : nullptr,
+                       cuda::current_stream());
     return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/wkv7_chunked.cuh"
+#include "ops/cuda/wkv7_chunked_tc.cuh"
 #include "ops/cuda/wkv7_kernels.cuh"
 #include "ops/cuda/wkv7_launch.h"
 
@@ -19,13 +20,27 @@ static_assert(kChunk == k7::kChunk, "snapshot interval must match the kernels");
 // per head) at B16 T512 H12 (192 heads; 0.29 vs 0.33 ms).
 constexpr int64_t kTwoBlocksPerHeadFrom = 192;
 
+// The two-pass chunked forward (wkv7_chunked_tc.cuh: pre-pass of the state-independent work of
+// every chunk into scratch, with its 16 x 16 products on tensor cores, overlapped with the state
+// pass on tensor cores) for N = 64, from kTwoPassForwardMinT steps and below
+// kTwoBlocksPerHeadFrom heads, where it was measured (kernel lab, bench/kernels/wkv7/README.md
+// "Two-pass chunked forward": 0.94 vs 1.63 ms at B8 T4096 H12 bf16; test_cuda and goose bench
+// train with this rule and launch). The sequential kernels elsewhere.
+constexpr int kTwoPassForwardMinT = 2048;
+bool two_pass_forward(const Dims& d) {
+    return d.N == 64 && d.T >= kTwoPassForwardMinT &&
+           static_cast<int64_t>(d.B) * d.H < kTwoBlocksPerHeadFrom;
+}
+
 template <class T>
-void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, cudaStream_t s) {
+void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, float* scratch, cudaStream_t s) {
     const k7::Dims D{d.B, d.T, d.H, d.N};
     cudaError_t e = cudaErrorInvalidValue;
     switch (d.N) {  // forward <N, C keys per thread, RT rows per thread, R rows per block>
         case 64:  // one block per head, or two (32 value rows each) from 192 heads
-            if (d.B * d.H >= kTwoBlocksPerHeadFrom)
+            if (two_pass_forward(d))
+                e = k7::chunked_tc::launch_forward<T, 4, false, true, true>(D, args, scratch, s);
+            else if (d.B * d.H >= kTwoBlocksPerHeadFrom)
                 e = k7::launch_forward<T, 64, 8, 2, 32>(D, args, s);
             else
                 e = k7::launch_forward<T, 64, 8, 2, 64>(D, args, s);
@@ -67,12 +82,12 @@ void backward_typed(const Dims& d, const k7::BwdArgs<T>& args, float* scratch, c
 template <class T>
 void forward_as(const Dims& d, const void* r, const void* w, const void* k, const void* v,
                 const void* a, const void* b, const float* state_in, void* y, float* sa,
-                float* snaps, float* state_out, void* stream) {
+                float* snaps, float* state_out, float* scratch, void* stream) {
     const k7::FwdArgs<T> args{static_cast<const T*>(r), static_cast<const T*>(w),
                               static_cast<const T*>(k), static_cast<const T*>(v),
                               static_cast<const T*>(a), static_cast<const T*>(b),
                               state_in, static_cast<T*>(y), sa, snaps, state_out};
-    forward_typed<T>(d, args, static_cast<cudaStream_t>(stream));
+    forward_typed<T>(d, args, scratch, static_cast<cudaStream_t>(stream));
 }
 
 template <class T>
@@ -94,11 +109,19 @@ void backward_as(const Dims& d, const void* r, const void* w, const void* k, con
 
 void forward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
              const void* v, const void* a, const void* b, const float* state_in, void* y,
-             float* sa, float* snaps, float* state_out, void* stream) {
+             float* sa, float* snaps, float* state_out, float* scratch, void* stream) {
     if (bf16)
-        forward_as<__nv_bfloat16>(d, r, w, k, v, a, b, state_in, y, sa, snaps, state_out, stream);
+        forward_as<__nv_bfloat16>(d, r, w, k, v, a, b, state_in, y, sa, snaps, state_out,
+                                  scratch, stream);
     else
-        forward_as<float>(d, r, w, k, v, a, b, state_in, y, sa, snaps, state_out, stream);
+        forward_as<float>(d, r, w, k, v, a, b, state_in, y, sa, snaps, state_out, scratch,
+                          stream);
+}
+
+size_t forward_scratch_floats(const Dims& d) {
+    return two_pass_forward(d) ? k7::chunked_tc::forward_scratch_floats<false>(
+                                     k7::Dims{d.B, d.T, d.H, d.N})
+                               : 0;
 }
 
 size_t backward_scratch_floats(const Dims& d) {

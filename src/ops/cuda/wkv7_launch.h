@@ -14,11 +14,13 @@ struct Dims {
 inline constexpr int kChunk = 16;  // steps between the states saved for the backward
 
 // bf16: r, w, k, v, a, b, y (and dy and the gradients) are bf16, else f32. stream: cudaStream_t.
-// The backward reads the forward's state_in (or null) and needs backward_scratch_floats(d)
-// floats of device scratch (null when that is 0).
+// The forward needs forward_scratch_floats(d) floats of device scratch (null when that is 0),
+// free again when it returns (stream order). The backward reads the forward's state_in (or null)
+// and needs backward_scratch_floats(d) floats of device scratch (null when that is 0).
 void forward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
              const void* v, const void* a, const void* b, const float* state_in, void* y,
-             float* sa, float* snaps, float* state_out, void* stream);
+             float* sa, float* snaps, float* state_out, float* scratch, void* stream);
+size_t forward_scratch_floats(const Dims& d);
 size_t backward_scratch_floats(const Dims& d);
 void backward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
               const void* v, const void* a, const void* b, const void* dy,
