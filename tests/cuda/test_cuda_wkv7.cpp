@@ -1,8 +1,8 @@
 // WKV-7 on CUDA against the double reference: forward (y, final state) and every gradient
 // (r, w, k, v, a, b, state in), f32 and bf16, head sizes 16/32/64 (and 8, 37 through zero
 // padding), T not a multiple of 16, with and without carried state, each forward kernel
-// (sequential with one or two blocks per head, two-pass chunked from T 2048); the backward
-// without saved data; a bf16 state; clear errors.
+// (sequential with one or two blocks per head below T 512, two-pass chunked from T 512); the
+// backward without saved data; a bf16 state; clear errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -122,7 +122,7 @@ TEST(CudaWkv7, MatchesReferenceF32) {
     check_case(1, 21, 2, 8, DType::f32, true, 6);   // padded to 16
     check_case(2, 18, 1, 37, DType::f32, true, 7);  // padded to 64
     check_case(16, 19, 12, 64, DType::f32, true, 8);  // 192 heads: two blocks per head
-    check_case(1, 2051, 2, 64, DType::f32, true, 9);  // T >= 2048, < 192 heads: two-pass chunked
+    check_case(1, 2051, 2, 64, DType::f32, true, 9);  // T >= 512: two-pass chunked
 }
 
 TEST(CudaWkv7, MatchesReferenceBf16) {
@@ -133,6 +133,7 @@ TEST(CudaWkv7, MatchesReferenceBf16) {
     check_case(2, 20, 4, 16, DType::bf16, false, 14);
     check_case(16, 21, 12, 64, DType::bf16, false, 15);  // 192 heads: two blocks per head
     check_case(2, 2063, 3, 64, DType::bf16, true, 16);   // two-pass chunked forward
+    check_case(16, 515, 12, 64, DType::bf16, false, 17);  // the same at 192 heads
 }
 
 TEST(CudaWkv7, BackwardWithoutSavedDataRecomputes) {

@@ -1,5 +1,5 @@
-// WKV-7 CUDA launchers: picks the kernel per head size (the fastest measured in the kernel lab,
-// bench/kernels/wkv7/README.md: the sequential kernels) and the I/O dtype.
+// WKV-7 CUDA launchers: picks the kernel per head size and length (the fastest measured in the
+// kernel lab, bench/kernels/wkv7/README.md) and the I/O dtype.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -20,16 +20,15 @@ static_assert(kChunk == k7::kChunk, "snapshot interval must match the kernels");
 // per head) at B16 T512 H12 (192 heads; 0.29 vs 0.33 ms).
 constexpr int64_t kTwoBlocksPerHeadFrom = 192;
 
-// The two-pass chunked forward (wkv7_chunked_tc.cuh: pre-pass of the state-independent work of
-// every chunk into scratch, with its 16 x 16 products on tensor cores, overlapped with the state
-// pass on tensor cores) for N = 64, from kTwoPassForwardMinT steps and below
-// kTwoBlocksPerHeadFrom heads, where it was measured (kernel lab, bench/kernels/wkv7/README.md
-// "Two-pass chunked forward": 0.94 vs 1.63 ms at B8 T4096 H12 bf16; test_cuda and goose bench
-// train with this rule and launch). The sequential kernels elsewhere.
-constexpr int kTwoPassForwardMinT = 2048;
+// The two-pass chunked forward (wkv7_chunked_tc.cuh: a pre-pass of the state-independent work of
+// every chunk into scratch, its 16 x 16 products on tensor cores, then the state pass on tensor
+// cores) for N = 64 from kTwoPassForwardMinT steps, where it was measured faster (kernel lab,
+// bench/kernels/wkv7/README.md "Two-pass chunked forward", bf16: 0.93 vs 1.63 ms at B8 T4096 H12,
+// 0.91 vs 1.12 at B16 T2048, 0.24 vs 0.29 at B16 T512); the sequential kernels elsewhere. The
+// overlapped launch of the two passes is no faster at 96 heads and slower at 192: lab only.
+constexpr int kTwoPassForwardMinT = 512;
 bool two_pass_forward(const Dims& d) {
-    return d.N == 64 && d.T >= kTwoPassForwardMinT &&
-           static_cast<int64_t>(d.B) * d.H < kTwoBlocksPerHeadFrom;
+    return d.N == 64 && d.T >= kTwoPassForwardMinT;
 }
 
 template <class T>
@@ -39,7 +38,7 @@ void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, float* scratch, cu
     switch (d.N) {  // forward <N, C keys per thread, RT rows per thread, R rows per block>
         case 64:  // one block per head, or two (32 value rows each) from 192 heads
             if (two_pass_forward(d))
-                e = k7::chunked_tc::launch_forward<T, 4, false, true, true>(D, args, scratch, s);
+                e = k7::chunked_tc::launch_forward<T, 4, false, false, true>(D, args, scratch, s);
             else if (d.B * d.H >= kTwoBlocksPerHeadFrom)
                 e = k7::launch_forward<T, 64, 8, 2, 32>(D, args, s);
             else
