@@ -17,14 +17,14 @@ Wkv7Result wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Va
         "wkv7", {r, w, k, v, a, b, state_in}, std::move(outs),
         [fwd, rv = r.value(), wv = w.value(), kv = k.value(), vv = v.value(), av = a.value(),
          bv = b.value(), s_in](GradIO& io) {
-            // A latency-bound kernel of a block per head: deferred weight gradients run on the
-            // SMs it leaves idle.
+            // A latency-bound kernel of a block per head (at most two per SM): deferred weight
+            // gradients run on the SMs it leaves idle or half used.
             ops::Wkv7Grads g;
             const int64_t heads = rv.size(0) * rv.size(2);  // (B, T, H, N)
-            const int free_sms =
-                rv.device().is_cuda()
-                    ? static_cast<int>(std::max<int64_t>(0, cuda::multiprocessor_count() - heads))
-                    : 0;
+            const int64_t sms = rv.device().is_cuda() ? cuda::multiprocessor_count() : 0;
+            // SMs without a block (heads < SMs) or with one block instead of two
+            const int free_sms = static_cast<int>(
+                heads < sms ? sms - heads : (heads < 2 * sms ? 2 * sms - heads : 0));
             run_beside_deferred(
                 [&] {
                     g = ops::wkv7_backward(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in,

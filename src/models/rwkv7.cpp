@@ -50,13 +50,14 @@ bool lean_projections(const Var& x, bool lean) {
     return lean && x.value().device().is_cuda() && ag::grad_enabled();
 }
 
-// Training on CUDA with fewer WKV heads (B·H) than SMs: the WKV-7 kernels run a block per head,
-// so the blocks' weight gradients wait and run beside the next WKV backward on the idle SMs
-// (ag::DeferWeightGrads; at B8 T4096 H12 of the L12 C768 model: 232k -> 241k tokens/s, the
-// step's peak 23.5 -> 23.9 GiB).
+// Training on CUDA with fewer WKV heads (B·H) than twice the SMs: the WKV-7 backward runs a block
+// per head (at most two per SM), so SMs are left idle or half used, and the blocks' weight
+// gradients wait to run beside the next WKV backward there (ag::DeferWeightGrads; L12 C768 model:
+// B8 T4096 H12 232k -> 241k tokens/s, peak 23.5 -> 23.9 GiB; B16 T512 241.0k -> 245.4k, peak
+// unchanged).
 bool defer_weight_grads(const Var& x, int64_t n_head) {
     if (!x.value().device().is_cuda() || !ag::grad_enabled()) return false;
-    return x.size(0) * n_head < cuda::multiprocessor_count();
+    return x.size(0) * n_head < 2 * int64_t(cuda::multiprocessor_count());
 }
 
 // (B, T, C) -> packed copy of the last token's row (B, C), detached
