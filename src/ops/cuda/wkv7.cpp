@@ -45,6 +45,14 @@ Tensor packed(const Tensor& t) {
 float* f32_ptr(const Tensor& t) { return static_cast<float*>(t.raw_data()); }
 const float* f32_or_null(const Tensor& t) { return t.defined() ? f32_ptr(t) : nullptr; }
 
+// Device scratch of `floats` f32, undefined when a kernel needs none (the caching allocator makes
+// it free in steady state); its pointer or null.
+Tensor f32_scratch(size_t floats, Device dev) {
+    return floats > 0 ? Tensor::empty(Shape{static_cast<int64_t>(floats)}, DType::f32, dev)
+                      : Tensor();
+}
+float* scratch_ptr(const Tensor& t) { return t.defined() ? f32_ptr(t) : nullptr; }
+
 // The state (or its gradient) as packed f32 (a bf16 state is converted).
 Tensor packed_state(const Tensor& s, const char* what) {
     if (!s.defined()) return s;
@@ -114,16 +122,11 @@ Wkv7Forward wkv7_forward_cuda(const Tensor& r, const Tensor& w, const Tensor& k,
         Tensor::empty(Shape{D.B, D.H, chunks, D.N, D.N}, DType::f32, dev);    // (B, H, C, N, N)
     out.sa = Tensor::empty(r.shape(), DType::f32, dev);                       // (B, T, H, N)
     // scratch of the two-pass chunked forward (the state-independent operands of every chunk)
-    const size_t scratch_floats = wkv7_cuda::forward_scratch_floats(D);
-    const Tensor scratch =
-        scratch_floats > 0
-            ? Tensor::empty(Shape{static_cast<int64_t>(scratch_floats)}, DType::f32, dev)
-            : Tensor();
+    const Tensor scratch = f32_scratch(wkv7_cuda::forward_scratch_floats(D), dev);
     wkv7_cuda::forward(r.dtype() == DType::bf16, D, rc.raw_data(), wc.raw_data(), kc.raw_data(),
                        vc.raw_data(), ac.raw_data(), bc.raw_data(), f32_or_null(sc),
                        out.y.raw_data(), f32_ptr(out.sa), f32_ptr(out.snapshots),
-                       f32_ptr(out.state), scratch.defined() ? f32_ptr(scratch) : nullptr,
-                       cuda::current_stream());
+                       f32_ptr(out.state), scratch_ptr(scratch), cuda::current_stream());
     return out;
 }
 
@@ -156,12 +159,8 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
                  bc = packed(b), gyc = packed(gy), gsc = packed_state(gstate, "the state gradient"),
                  sc = packed_state(state_in, "state_in");
     // scratch of the chunked backward (per-step dL/du and the state gradient at every chunk
-    // exit); the caching allocator makes this free in steady state
-    const size_t scratch_floats = wkv7_cuda::backward_scratch_floats(D);
-    const Tensor scratch =
-        scratch_floats > 0
-            ? Tensor::empty(Shape{static_cast<int64_t>(scratch_floats)}, DType::f32, dev)
-            : Tensor();
+    // exit)
+    const Tensor scratch = f32_scratch(wkv7_cuda::backward_scratch_floats(D), dev);
     Wkv7Grads g;
     for (Tensor* x : {&g.r, &g.w, &g.k, &g.v, &g.a, &g.b})
         *x = Tensor::empty(r.shape(), r.dtype(), dev);                        // (B, T, H, N)
@@ -170,8 +169,7 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
                         vc.raw_data(), ac.raw_data(), bc.raw_data(), gyc.raw_data(),
                         f32_or_null(sc), f32_or_null(gsc), f32_ptr(f.sa), f32_ptr(f.snapshots),
                         g.r.raw_data(), g.w.raw_data(), g.k.raw_data(), g.v.raw_data(),
-                        g.a.raw_data(), g.b.raw_data(), f32_ptr(g.state),
-                        scratch.defined() ? f32_ptr(scratch) : nullptr,
+                        g.a.raw_data(), g.b.raw_data(), f32_ptr(g.state), scratch_ptr(scratch),
                         cuda::current_stream());
     if (state_in.defined() && state_in.dtype() != DType::f32)  // gradient in the input's dtype
         g.state = g.state.to(state_in.dtype());
