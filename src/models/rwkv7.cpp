@@ -300,12 +300,25 @@ Var Rwkv7::forward_loss(const Tensor& ids, const Tensor& targets) const {
     return ag::l2wrap(ag::cross_entropy(logits, targets), logits);
 }
 
-// One block: x (B, T, C) -> x after the time mix and the channel mix. v_first is set by layer 0
-// and read by the others; with a state, the block's entries are read and replaced.
-Var Rwkv7::block_forward(const Rwkv7Block& blk, Var x, Var& v_first, Rwkv7State* state,
-                         size_t l) const {
-    if (blk.ln0) x = blk.ln0->forward(x);
-    Var xa = blk.ln1->forward(x);
+Var Rwkv7::Residual::sum() const { return pending.defined() ? ag::add(x, pending) : x; }
+
+namespace {
+// ln(x + pending) and the sum, in one pass on CUDA (the pending add's gradient then rides on
+// the norm's backward instead of costing an add kernel per layer and direction).
+fused::AddNorm add_norm(const Var& x, const Var& pending, const nn::LayerNorm& ln) {
+    if (!pending.defined()) return {x, ln.forward(x)};
+    return fused::add_layer_norm(x, pending, ln.weight, ln.bias, ln.eps);
+}
+}  // namespace
+
+// One block: the residual stream (B, T, C) -> the stream after the time mix, with the channel
+// mix's output pending. v_first is set by layer 0 and read by the others; with a state, the
+// block's entries are read and replaced.
+Rwkv7::Residual Rwkv7::block_forward(const Rwkv7Block& blk, Residual in, Var& v_first,
+                                     Rwkv7State* state, size_t l) const {
+    if (blk.ln0) in = {blk.ln0->forward(in.sum()), Var()};
+    const fused::AddNorm pre = add_norm(in.x, in.pending, *blk.ln1);
+    const Var& xa = pre.normed;
     Var prev_a, s_in, prev_f;
     if (state) {
         prev_a = Var(state->att_shift[l]);
@@ -313,18 +326,15 @@ Var Rwkv7::block_forward(const Rwkv7Block& blk, Var x, Var& v_first, Rwkv7State*
         prev_f = Var(state->ffn_shift[l]);
     }
     Rwkv7TimeMix::Out att = blk.att->forward(xa, prev_a, v_first, s_in);
-    // x + att.y and ln2 of it in one pass on CUDA
-    const fused::AddNorm mid =
-        fused::add_layer_norm(x, att.y, blk.ln2->weight, blk.ln2->bias, blk.ln2->eps);
-    x = mid.sum;
-    Var xf = mid.normed;
-    x = ag::add(x, blk.ffn->forward(xf, prev_f));
+    const fused::AddNorm mid = add_norm(pre.sum, att.y, *blk.ln2);  // x + att.y and ln2 of it
+    const Var& xf = mid.normed;
+    Residual out{mid.sum, blk.ffn->forward(xf, prev_f)};
     if (state) {  // the old tensors stay alive in the Vars above (the tape may need them)
         state->att_shift[l] = last_row(xa);
         state->wkv[l] = att.state.value();
         state->ffn_shift[l] = last_row(xf);
     }
-    return x;
+    return out;
 }
 
 // Activation checkpointing: the block runs without a tape and only its inputs are kept; its
@@ -338,7 +348,7 @@ Var Rwkv7::block_checkpointed(const Rwkv7Block& blk, const Var& x, Var& v_first)
     {
         ag::NoGradGuard no_grad;
         Var vf = first ? Var() : Var(vfv);
-        outs.push_back(block_forward(blk, Var(xv), vf, nullptr, 0).value());
+        outs.push_back(block_forward(blk, {Var(xv), Var()}, vf, nullptr, 0).sum().value());
         if (first) outs.push_back(vf.value());
     }
     std::vector<Var> inputs{x};
@@ -348,7 +358,7 @@ Var Rwkv7::block_checkpointed(const Rwkv7Block& blk, const Var& x, Var& v_first)
         [this, &blk, xv, vfv, first](GradIO& io) {
             Var xi(xv, true), vfi = first ? Var() : Var(vfv, true);
             Var vf = vfi;
-            const Var y = block_forward(blk, xi, vf, nullptr, 0);
+            const Var y = block_forward(blk, {xi, Var()}, vf, nullptr, 0).sum();
             Var total = ag::sum(ag::mul(y, Var(io.gy(0))), {}, false);
             if (first) total = ag::add(total, ag::sum(ag::mul(vf, Var(io.gy(1))), {}, false));
             ag::backward(total);
@@ -363,15 +373,15 @@ Var Rwkv7::forward_hidden(const Var& input, Rwkv7State* state) const {
     if (input.ndim() != 3 || input.size(2) != cfg_.n_embd || input.size(0) < 1 || input.size(1) < 1)
         fail("Rwkv7: embeddings must be (B, T, C = {}), got {}", cfg_.n_embd, input.value().desc());
     if (state) check_state(*state, input.size(0));
-    Var x = input;
     Var v_first;
     const bool checkpoint = checkpointing_ && !state && ag::grad_enabled();
     const ag::DeferWeightGrads defer(!checkpoint &&
-                                     defer_weight_grads(x, cfg_.n_embd / cfg_.head_size));
+                                     defer_weight_grads(input, cfg_.n_embd / cfg_.head_size));
+    Residual res{input, Var()};
     for (size_t l = 0; l < blocks->size(); ++l)
-        x = checkpoint ? block_checkpointed(block(l), x, v_first)
-                       : block_forward(block(l), x, v_first, state, l);
-    return ln_out->forward(x);  // (B, T, C)
+        res = checkpoint ? Residual{block_checkpointed(block(l), res.sum(), v_first), Var()}
+                         : block_forward(block(l), res, v_first, state, l);
+    return add_norm(res.x, res.pending, *ln_out).normed;  // (B, T, C)
 }
 
 Tensor Rwkv7::step(const Tensor& ids, Rwkv7State& state) const {

@@ -171,8 +171,14 @@ class Rwkv7 : public nn::Module {
   private:
     void check_state(const Rwkv7State& s, int64_t batch) const;
     void check_ids(const Tensor& ids) const;
-    Var block_forward(const Rwkv7Block& blk, Var x, Var& v_first, Rwkv7State* state,
-                      size_t l) const;
+    // The residual stream between blocks: x plus the previous block's channel-mix output not
+    // yet added (undefined before the first block); the add is fused into the next layer norm.
+    struct Residual {
+        Var x, pending;
+        Var sum() const;
+    };
+    Residual block_forward(const Rwkv7Block& blk, Residual in, Var& v_first, Rwkv7State* state,
+                           size_t l) const;
     Var block_checkpointed(const Rwkv7Block& blk, const Var& x, Var& v_first) const;
 
     Rwkv7Config cfg_;
