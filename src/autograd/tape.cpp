@@ -1,9 +1,11 @@
 // The per-thread tape and the reverse pass.
 #include "goose/autograd/tape.h"
-#include "goose/ops/binary.h"
+
+#include <algorithm>
 
 #include "goose/core/cuda.h"
 #include "goose/core/element.h"
+#include "goose/ops/binary.h"
 
 namespace goose {
 
@@ -35,6 +37,14 @@ void GradIO::set(int i, Tensor g) {
     GOOSE_ASSERT(g.shape() == input_shapes[k], "{}: gradient of input {} has shape {}, input has {}",
                  op, i, g.shape().str(), input_shapes[k].str());
     gxs[k] = std::move(g);
+}
+
+void GradIO::set_summed(int i, Tensor g) {
+    const auto k = static_cast<size_t>(i);
+    GOOSE_ASSERT(k < gxs.size() && priors_[k].defined(), "{}: input {} has no prior gradient", op,
+                 i);
+    set(i, std::move(g));
+    summed_[k] = gxs[k].defined();
 }
 
 namespace ag {
@@ -173,13 +183,24 @@ void run_tape() {
         }
         io.gxs.resize(e.inputs.size());
         io.deferred_.resize(e.inputs.size());
-        for (auto& in : e.inputs) {  // an undefined input (an absent bias) has no gradient
+        io.priors_.resize(e.inputs.size());
+        io.summed_.assign(e.inputs.size(), false);
+        for (size_t i = 0; i < e.inputs.size(); ++i) {
+            const auto& in = e.inputs[i];  // an undefined input (an absent bias) has no gradient
             io.needs_.push_back(in && in->requires_grad);
             io.input_shapes.push_back(in ? in->value.shape() : Shape());
+            if (in && !in->is_leaf && in->grad.defined() && in->grad.raw_data() != t_unit_seed &&
+                std::count(e.inputs.begin(), e.inputs.end(), in) == 1)
+                io.priors_[i] = in->grad;
         }
         e.backward(io);
-        for (size_t i = 0; i < e.inputs.size(); ++i)
-            if (io.gxs[i].defined() && e.inputs[i]) add_grad(*e.inputs[i], std::move(io.gxs[i]));
+        for (size_t i = 0; i < e.inputs.size(); ++i) {
+            if (!io.gxs[i].defined() || !e.inputs[i]) continue;
+            if (io.summed_[i])
+                e.inputs[i]->grad = std::move(io.gxs[i]);  // the prior is in it
+            else
+                add_grad(*e.inputs[i], std::move(io.gxs[i]));
+        }
         for (size_t i = 0; i < e.inputs.size(); ++i) {
             if (!io.deferred_[i] || !e.inputs[i]) continue;
             if (e.inputs[i]->is_leaf)

@@ -7,16 +7,25 @@
 
 namespace goose::ag {
 
-Wkv7Result wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a, const Var& b,
-                const Var& state_in) {
+namespace {
+// Both forms: the inputs seen as `heads` (B, T, H, N), the gradients given back in the inputs'
+// shape, with what r, k and v had already gathered added in by the backward itself.
+Wkv7Result record_wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a,
+                       const Var& b, const Var& state_in, const Shape& heads) {
+    auto shaped = [&](const Var& x) { return x.value().reshape(heads); };
+    const Tensor rv = shaped(r), wv = shaped(w), kv = shaped(k), vv = shaped(v), av = shaped(a),
+                 bv = shaped(b);
     const Tensor s_in = state_in.defined() ? state_in.value() : Tensor();
-    auto fwd = std::make_shared<ops::Wkv7Forward>(ops::wkv7_forward(
-        r.value(), w.value(), k.value(), v.value(), a.value(), b.value(), s_in));
+    auto fwd = std::make_shared<ops::Wkv7Forward>(ops::wkv7_forward(rv, wv, kv, vv, av, bv, s_in));
     std::vector<Tensor> outs{fwd->y, fwd->state};
     auto vars = record(
         "wkv7", {r, w, k, v, a, b, state_in}, std::move(outs),
-        [fwd, rv = r.value(), wv = w.value(), kv = k.value(), vv = v.value(), av = a.value(),
-         bv = b.value(), s_in](GradIO& io) {
+        [fwd, rv, wv, kv, vv, av, bv, s_in, in_shape = r.value().shape()](GradIO& io) {
+            auto prior = [&](int i) {
+                const Tensor& p = io.prior(i);
+                return p.defined() && p.dtype() == rv.dtype() ? p.reshape(rv.shape()) : Tensor();
+            };
+            const ops::Wkv7AddIn add{prior(0), prior(2), prior(3)};
             // A latency-bound kernel of a block per head (at most two per SM): deferred weight
             // gradients run on the SMs it leaves idle or half used.
             ops::Wkv7Grads g;
@@ -27,19 +36,44 @@ Wkv7Result wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Va
                 heads < sms ? sms - heads : (heads < 2 * sms ? 2 * sms - heads : 0));
             run_beside_deferred(
                 [&] {
-                    g = ops::wkv7_backward(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in,
-                                           *fwd);
+                    g = ops::wkv7_backward(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in, *fwd,
+                                           add);
                 },
                 free_sms);
-            io.set(0, std::move(g.r));
-            io.set(1, std::move(g.w));
-            io.set(2, std::move(g.k));
-            io.set(3, std::move(g.v));
-            io.set(4, std::move(g.a));
-            io.set(5, std::move(g.b));
+            auto back = [&](Tensor& x) { return x.defined() ? x.reshape(in_shape) : x; };
+            const std::pair<int, const Tensor*> summed[] = {{0, &add.r}, {2, &add.k}, {3, &add.v}};
+            Tensor* gs[] = {&g.r, &g.w, &g.k, &g.v, &g.a, &g.b};
+            for (int i = 0; i < 6; ++i) {
+                bool has_prior = false;
+                for (auto [j, x] : summed) has_prior = has_prior || (j == i && x->defined());
+                if (has_prior)
+                    io.set_summed(i, back(*gs[i]));
+                else
+                    io.set(i, back(*gs[i]));
+            }
             io.set(6, std::move(g.state));
         });
     return {vars[0], vars[1]};
+}
+}  // namespace
+
+Wkv7Result wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a, const Var& b,
+                const Var& state_in) {
+    return record_wkv7(r, w, k, v, a, b, state_in, r.value().shape());
+}
+
+Wkv7Result wkv7_heads(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a,
+                      const Var& b, int64_t head_size, const Var& state_in) {
+    if (!r.defined() || r.ndim() != 3 || head_size < 1 || r.size(2) % head_size != 0)
+        fail("wkv7_heads: r must be (B, T, C) with C a multiple of head_size {}, got {}",
+             head_size, r.defined() ? r.value().desc() : "undefined");
+    const Var* others[] = {&w, &k, &v, &a, &b};
+    for (const Var* x : others)
+        if (!x->defined() || x->value().shape() != r.value().shape())
+            fail("wkv7_heads: w, k, v, a and b must have r's shape {}, got {}",
+                 r.value().shape().str(), x->defined() ? x->value().desc() : "undefined");
+    return record_wkv7(r, w, k, v, a, b, state_in,
+                       Shape{r.size(0), r.size(1), r.size(2) / head_size, head_size});
 }
 
 }  // namespace goose::ag

@@ -150,9 +150,6 @@ Rwkv7TimeMix::Rwkv7TimeMix(const Rwkv7Config& cfg, int layer_id, DType dtype)
 
 Rwkv7TimeMix::Out Rwkv7TimeMix::forward(const Var& x, const Var& prev, Var& v_first,
                                         const Var& state_in) const {
-    const int64_t b = x.size(0), t = x.size(1);
-    const Shape heads{b, t, n_head, head_size};  // (B, T, H, N)
-
     Var r, w_lora, k_raw, v_raw, a_lora, g, v_lora;
     if (lean_projections(x, lean)) {
         // The same products from the token mixes without keeping the six (B, T, C) mixes: the
@@ -196,9 +193,7 @@ Rwkv7TimeMix::Out Rwkv7TimeMix::forward(const Var& x, const Var& prev, Var& v_fi
     const fused::Rwkv7Prep p = fused::rwkv7_prep(w_lora, k_raw, v_raw, a_lora, v_lora,
                                                  layer == 0 ? Var() : v_first, w0, a0, v0, k_k,
                                                  k_a, head_size);
-    ag::Wkv7Result wkv = ag::wkv7(ag::reshape(r, heads), ag::reshape(p.w, heads),
-                                  ag::reshape(p.k, heads), ag::reshape(p.v, heads),
-                                  ag::reshape(p.a, heads), ag::reshape(p.b, heads), state_in);
+    ag::Wkv7Result wkv = ag::wkv7_heads(r, p.w, p.k, p.v, p.a, p.b, head_size, state_in);
     // (ln_x(y) + (Σ_head r k r_k) v) g, ln_x the GroupNorm per head
     Var z = fused::rwkv7_out(wkv.y, r, p.k, p.v, r_k, ln_x->weight, ln_x->bias, g, ln_x->eps);
     return {ag::linear(z, output->weight), wkv.state};

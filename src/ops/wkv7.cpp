@@ -2,6 +2,7 @@
 #include "goose/ops/wkv7.h"
 
 #include "goose/ops/backend.h"
+#include "goose/ops/binary.h"
 #include "goose/ops/check.h"
 
 namespace goose::ops {
@@ -55,21 +56,41 @@ Wkv7Forward wkv7_forward(const Tensor& r, const Tensor& w, const Tensor& k, cons
 
 Wkv7Grads wkv7_backward(const Tensor& gy, const Tensor& gstate, const Tensor& r, const Tensor& w,
                         const Tensor& k, const Tensor& v, const Tensor& a, const Tensor& b,
-                        const Tensor& state_in, const Wkv7Forward& fwd) {
+                        const Tensor& state_in, const Wkv7Forward& fwd, const Wkv7AddIn& add) {
     check_inputs(r, w, k, v, a, b, state_in);
     check::same_shape(kOp, gy, r);
     check::same_dtype(kOp, gy, r);
     if (gstate.defined()) check::same_shape(kOp, gstate, fwd.state);
-    const Backend be = backend_of(kOp, {&gy, &gstate, &r, &state_in});
+    const Tensor* adds[] = {&add.r, &add.k, &add.v};
+    for (const Tensor* x : adds) {
+        if (!x->defined()) continue;
+        check::same_shape(kOp, *x, r);
+        check::same_dtype(kOp, *x, r);
+    }
+    const Backend be = backend_of(kOp, {&gy, &gstate, &r, &state_in, &add.r, &add.k, &add.v});
+    Wkv7Grads g;
     switch (be) {
-        case Backend::ref: return wkv7_backward_ref(gy, gstate, r, w, k, v, a, b, state_in, fwd);
-        case Backend::cpu: return wkv7_backward_cpu(gy, gstate, r, w, k, v, a, b, state_in, fwd);
+        case Backend::ref:
+            g = wkv7_backward_ref(gy, gstate, r, w, k, v, a, b, state_in, fwd);
+            break;
+        case Backend::cpu:
+            g = wkv7_backward_cpu(gy, gstate, r, w, k, v, a, b, state_in, fwd);
+            break;
 #ifdef GOOSE_CUDA
-        case Backend::cuda:
-            return wkv7_backward_cuda(gy, gstate, r, w, k, v, a, b, state_in, fwd);
+        case Backend::cuda:  // adds `add` itself
+            return wkv7_backward_cuda(gy, gstate, r, w, k, v, a, b, state_in, fwd, add);
 #endif
         default: no_kernel(kOp, be);
     }
+    wkv7_add_in(g, add);
+    return g;
+}
+
+void wkv7_add_in(Wkv7Grads& g, const Wkv7AddIn& add) {
+    const std::pair<Tensor*, const Tensor*> pairs[] = {{&g.r, &add.r}, {&g.k, &add.k},
+                                                       {&g.v, &add.v}};
+    for (auto [dst, x] : pairs)
+        if (x->defined()) *dst = binary_forward(BinaryOp::add, *dst, *x);
 }
 
 }  // namespace goose::ops

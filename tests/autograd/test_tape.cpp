@@ -56,6 +56,45 @@ TEST(Tape, FanOutAccumulates) {
     EXPECT_NEAR(g[1], std::exp(-0.7) - 2 * 0.7, 1e-12);
 }
 
+// An op y = 2 x whose backward folds x's gradient so far into its own (GradIO::prior).
+Var doubled_folding(const Var& x, std::vector<bool>* saw_prior) {
+    return ag::record("doubled", {x}, ops::binary_forward(BinaryOp::add, x.value(), x.value()),
+                      [saw_prior](GradIO& io) {
+                          Tensor g = ops::binary_forward(BinaryOp::add, io.gy(), io.gy());
+                          saw_prior->push_back(io.prior(0).defined());
+                          if (io.prior(0).defined())
+                              io.set_summed(0, ops::binary_forward(BinaryOp::add, g, io.prior(0)));
+                          else
+                              io.set(0, std::move(g));
+                      });
+}
+
+TEST(Tape, PriorGradientsCanBeFoldedIntoABackward) {
+    Var leaf(Tensor::from(Shape{2}, {0.3, -0.7}, DType::f64), true);
+    Var x = ag::exp(leaf);  // not a leaf: its gradient gathers over its two consumers
+    std::vector<bool> saw;
+    Var first = weighted_sum(doubled_folding(x, &saw), {1, 1});  // runs last backwards
+    Var second = weighted_sum(ag::square(x), {1, 1});            // runs first: x's prior
+    Var both = ag::record("add2", {first, second},
+                          Tensor::scalar(first.item() + second.item(), DType::f64),
+                          [](GradIO& io) {
+                              io.set(0, io.gy());
+                              io.set(1, io.gy());
+                          });
+    ag::backward(both);
+    ASSERT_EQ(saw, std::vector<bool>{true});  // x had square's gradient when doubled ran
+    const auto g = leaf.grad().to_vector();
+    for (size_t i = 0; i < 2; ++i) {
+        const double xi = std::exp(i == 0 ? 0.3 : -0.7);
+        EXPECT_NEAR(g[i], (2 + 2 * xi) * xi, 1e-12);  // d/dleaf (2 x + x^2), x = e^leaf
+    }
+    // A leaf input never shows a prior (its gradient is owned, accumulated by the tape).
+    std::vector<bool> saw_leaf;
+    Var y = weighted_sum(doubled_folding(leaf, &saw_leaf), {1, 1});
+    ag::backward(y);
+    EXPECT_EQ(saw_leaf, std::vector<bool>{false});
+}
+
 TEST(Tape, LeafGradientsAccumulateAcrossBackwardCalls) {
     Var x(Tensor::from(Shape{2}, {1, 2}, DType::f64), true);
     ag::backward(weighted_sum(x, {1, 10}));

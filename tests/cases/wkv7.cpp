@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common/op_cases.h"
+#include "goose/autograd/binary.h"
 #include "goose/autograd/shape.h"
 #include "goose/autograd/wkv7.h"
 
@@ -80,6 +81,35 @@ GOOSE_OP_CASES(wkv7) {
                              auto res = ag::wkv7(r, x[1], x[2], x[3], x[4], x[5],
                                                  with_state ? x[6] : Var());
                              return Vars{res.y, res.state};
+                         },
+                     .atol = s.atol,
+                     .rtol = s.rtol,
+                     .fd_eps = s.n >= 32 ? 1e-5 : 1e-6,
+                     .fd_max_elems = s.fd_elems});
+    }
+    // wkv7_heads on (B, T, C) inputs whose r, k and v also feed a later product: the backward
+    // receives their gradients gathered so far (GradIO::prior) and adds them in itself.
+    for (const Size& s : {Size{.b = 2, .t = 21, .h = 2, .n = 16, .state = true, .atol = 1e-3},
+                          Size{.b = 1, .t = 40, .h = 2, .n = 64,
+                                                        .state = false, .model_ab = true,
+                                                        .fd_elems = 8, .atol = 2e-3}}) {
+        const Shape x{s.b, s.t, s.h * s.n};
+        const double a_std = s.model_ab ? 1 / std::sqrt(double(s.n)) : s.ab_std;
+        const double b_std = s.model_ab ? a_std / 2 : s.ab_std;
+        std::vector<Input> in = {scaled(x, 0.5), scaled(x, s.w_std), scaled(x, 0.5),
+                                 scaled(x, 1.0), scaled(x, a_std),   scaled(x, b_std)};
+        if (s.state) in.push_back(scaled(Shape{s.b, s.h, s.n, s.n}, 0.5));
+        const bool with_state = s.state;
+        const int64_t n = s.n;
+        v.push_back({.op = "wkv7",
+                     .label = "heads " + x.str() + " r, k, v fanned out",
+                     .inputs = std::move(in),
+                     .fn =
+                         [with_state, n](Vars& x) {
+                             auto res = ag::wkv7_heads(x[0], x[1], x[2], x[3], x[4], x[5], n,
+                                                       with_state ? x[6] : Var());
+                             const Var rkv = ag::mul(ag::mul(x[0], x[2]), x[3]);
+                             return Vars{res.y, res.state, rkv};
                          },
                      .atol = s.atol,
                      .rtol = s.rtol,

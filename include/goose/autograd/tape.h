@@ -36,9 +36,16 @@ public:
     // gradient at once). `make` must hold what it reads.
     void defer(int i, std::function<Tensor()> make);
     int num_inputs() const { return static_cast<int>(needs_.size()); }
+    // The gradient input i has gathered so far from the entries already run backwards (undefined
+    // when none, or when i is a leaf or appears more than once among the inputs). A backward that
+    // adds it into its own result in the same pass hands the sum over with set_summed: the tape
+    // then takes that as input i's whole gradient instead of adding the two with a kernel.
+    const Tensor& prior(int i) const { return priors_[static_cast<size_t>(i)]; }
+    void set_summed(int i, Tensor g);
 
     // used by the tape
-    std::vector<Tensor> gys, gxs;
+    std::vector<Tensor> gys, gxs, priors_;
+    std::vector<bool> summed_;
     std::vector<std::function<Tensor()>> deferred_;
     std::vector<bool> needs_, unit_;
     std::vector<Shape> input_shapes;

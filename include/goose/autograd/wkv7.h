@@ -15,4 +15,10 @@ struct Wkv7Result {
 Wkv7Result wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a, const Var& b,
                 const Var& state_in = Var());
 
+// The same on (B, T, C) inputs cut into heads of head_size channels (y is (B, T, H, N)). With
+// no reshape entries between the inputs and the recurrence, its backward sees the gradients
+// that r, k and v have already gathered (GradIO::prior) and adds them in its own pass.
+Wkv7Result wkv7_heads(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a,
+                      const Var& b, int64_t head_size, const Var& state_in = Var());
+
 }  // namespace goose::ag

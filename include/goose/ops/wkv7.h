@@ -31,13 +31,22 @@ struct Wkv7Grads {
     Tensor state;             // (B, H, N, N): gradient of state_in
 };
 
+// Gradients of r, k and v gathered elsewhere ((B, T, H, N) each, or undefined), added into the
+// backward's results (inside the CUDA kernel where it can, saving an add pass per tensor).
+struct Wkv7AddIn {
+    Tensor r, k, v;
+};
+
 // gy: gradient of y; gstate: gradient of the final state (undefined = zero). `fwd` is what the
 // forward of the same backend returned.
 Wkv7Forward wkv7_forward(const Tensor& r, const Tensor& w, const Tensor& k, const Tensor& v,
                          const Tensor& a, const Tensor& b, const Tensor& state_in);
 Wkv7Grads wkv7_backward(const Tensor& gy, const Tensor& gstate, const Tensor& r, const Tensor& w,
                         const Tensor& k, const Tensor& v, const Tensor& a, const Tensor& b,
-                        const Tensor& state_in, const Wkv7Forward& fwd);
+                        const Tensor& state_in, const Wkv7Forward& fwd,
+                        const Wkv7AddIn& add = {});
+// g.r += add.r, g.k += add.k, g.v += add.v (the defined ones), as new tensors.
+void wkv7_add_in(Wkv7Grads& g, const Wkv7AddIn& add);
 
 Wkv7Forward wkv7_forward_ref(const Tensor& r, const Tensor& w, const Tensor& k, const Tensor& v,
                              const Tensor& a, const Tensor& b, const Tensor& state_in);
@@ -54,7 +63,8 @@ Wkv7Forward wkv7_forward_cuda(const Tensor& r, const Tensor& w, const Tensor& k,
                               const Tensor& a, const Tensor& b, const Tensor& state_in);
 Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tensor& r,
                              const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a,
-                             const Tensor& b, const Tensor& state_in, const Wkv7Forward& fwd);
+                             const Tensor& b, const Tensor& state_in, const Wkv7Forward& fwd,
+                             const Wkv7AddIn& add = {});
 #endif
 
 }  // namespace ops

@@ -132,7 +132,8 @@ Wkv7Forward wkv7_forward_cuda(const Tensor& r, const Tensor& w, const Tensor& k,
 
 Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tensor& r,
                              const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a,
-                             const Tensor& b, const Tensor& state_in, const Wkv7Forward& fwd) {
+                             const Tensor& b, const Tensor& state_in, const Wkv7Forward& fwd,
+                             const Wkv7AddIn& add) {
     check_cuda_inputs(r);
     const int64_t N = r.size(3), np = kernel_head(N);
     if (np != N) {
@@ -146,6 +147,7 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
         g.state = unpad_head(g.state, N, 2);
         if (state_in.defined() && state_in.dtype() != DType::f32)
             g.state = g.state.to(state_in.dtype());
+        wkv7_add_in(g, add);
         return g;
     }
     const wkv7_cuda::Dims D = dims_of(r);
@@ -173,6 +175,7 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
                         cuda::current_stream());
     if (state_in.defined() && state_in.dtype() != DType::f32)  // gradient in the input's dtype
         g.state = g.state.to(state_in.dtype());
+    wkv7_add_in(g, add);
     return g;
 }
 
