@@ -1,20 +1,23 @@
 // Vectorised CUDA kernels of the fused RWKV-7 glue (16-byte loads: 8 bf16 or 4 f32 channels per
-// thread). A block is R row slots of C / V threads each; slot s of block b owns the L consecutive
-// rows from (b R + s) L, so a thread keeps fixed channels (parameter gradients stay in registers)
-// and token_mix carries the previous row. Per-head sums: the N / V lanes of a head (aligned, a
-// power of two, within one warp) reduce by shuffles. Backward kernels sum their R slots in a
-// fixed order into one partial row per block (deterministic); sum_partials adds the blocks.
+// thread; 8-byte bf16 in the backward of token_mix and prep). A block is R row slots of C / V
+// threads each, the grid one wave; a slot works through L rows, so a thread keeps fixed channels
+// (parameter gradients stay in registers). token_mix: slot s of block b owns the L consecutive
+// rows from (b R + s) L and carries the previous row; prep and out: slot g = b R + s owns rows
+// g, g + G, g + 2 G, ... (G slots in the grid: the grid works on neighbouring rows together,
+// slightly faster). Rows are staged through shared memory some rows ahead (row_stages.cuh).
+// Per-head sums: the N / V lanes of a head (aligned, a power of two, within one warp) reduce by
+// shuffles. Backward kernels sum their R slots in a fixed order into one partial row per block
+// (deterministic); sum_partials adds the blocks.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <mutex>
 #include <numeric>
 #include <type_traits>
-#include <unordered_map>
 
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/cuda_util.cuh"
+#include "ops/cuda/row_stages.cuh"
 #include "ops/cuda/vec16.cuh"
 #include "rwkv7_fused_args.cuh"
 #include "rwkv7_fused_kernels.h"
@@ -30,7 +33,9 @@ constexpr int kMaxThreads = 384;     // threads per block at most (168 registers
 
 __device__ __forceinline__ float sigm(float x) { return 1.f / (1.f + __expf(-x)); }
 
+using cuda_util::cp_wait;
 using cuda_util::ldv;
+using cuda_util::Stages;
 using cuda_util::stv;
 template <class T>
 constexpr int vec_of() {
@@ -94,93 +99,6 @@ __device__ void block_partials(const float (&acc)[K][V], float* sm, float* part,
         }
     }
 }
-
-// ---- rows staged through shared memory -------------------------------------------------------
-
-// A thread's V elements of one row as copied (8 or 16 bytes).
-template <class T, int V>
-struct RawOf;
-template <>
-struct RawOf<float, 4> {
-    using type = float4;
-};
-template <>
-struct RawOf<bf16, 4> {
-    using type = uint2;
-};
-template <>
-struct RawOf<bf16, 8> {
-    using type = uint4;
-};
-template <class T, int V>
-using Raw = typename RawOf<T, V>::type;
-
-__device__ __forceinline__ void unpack(const float4& q, float (&v)[4]) {
-    v[0] = q.x;
-    v[1] = q.y;
-    v[2] = q.z;
-    v[3] = q.w;
-}
-__device__ __forceinline__ void unpack(const uint2& q, float (&v)[4]) {
-    v[0] = __uint_as_float(q.x << 16);  // element 2i is the low half (little endian)
-    v[1] = __uint_as_float(q.x & 0xffff0000u);
-    v[2] = __uint_as_float(q.y << 16);
-    v[3] = __uint_as_float(q.y & 0xffff0000u);
-}
-__device__ __forceinline__ void unpack(const uint4& q, float (&v)[8]) {
-    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        v[2 * i] = __uint_as_float(w[i] << 16);
-        v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
-}
-
-// An asynchronous copy of B bytes from global src to shared dst; zeros where !ok (nothing read).
-template <int B>
-__device__ __forceinline__ void cp_async(void* dst, const void* src, bool ok) {
-    const auto d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    if constexpr (B == 16)
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
-                     "r"(ok ? 16 : 0)
-                     : "memory");
-    else
-        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(d), "l"(src), "n"(B),
-                     "r"(ok ? B : 0)
-                     : "memory");
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-// The row pipeline of a thread: S stages of K tensors' V elements in shared memory. Row i goes
-// to stage i % S; the loop queues row i + S - 1, waits for row i and reads it, so S - 1 rows are
-// in flight while one is worked on, and no registers hold them. A thread reads back only what it
-// copied (no block barrier). Layout [stage][tensor][thread]: conflict-free.
-template <class T, int V, int K, int S>
-struct Stages {
-    static constexpr int kBytes = V * static_cast<int>(sizeof(T));
-    static constexpr int kPerThread = S * K * kBytes;  // shared bytes a thread needs
-    char* mine;
-    int stride;  // bytes between tensors
-    __device__ explicit Stages(void* smem)
-        : mine(static_cast<char*>(smem) + threadIdx.x * kBytes), stride(blockDim.x * kBytes) {}
-    // Queues src[k] + off for the tensors with src[k] != null (zeros where !ok), one group.
-    __device__ __forceinline__ void queue(int i, const T* const (&src)[K], int64_t off,
-                                          bool ok) {
-        char* at = mine + (i % S) * K * stride;
-#pragma unroll
-        for (int k = 0; k < K; ++k)
-            if (src[k]) cp_async<kBytes>(at + k * stride, ok ? src[k] + off : src[k], ok);
-        cp_commit();
-    }
-    __device__ __forceinline__ void wait() { cp_wait<S - 1>(); }
-    __device__ __forceinline__ void get(int i, int k, float (&v)[V]) const {
-        unpack(*reinterpret_cast<const Raw<T, V>*>(mine + ((i % S) * K + k) * stride), v);
-    }
-};
 
 // ---- token_mix -------------------------------------------------------------------------------
 
@@ -335,7 +253,7 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
 
 template <class T>
 struct PrepArgsV : PrepView<T> {
-    int64_t rows;
+    int64_t rows, step;  // step: rows between a slot's rows (the slots of the grid)
     int C, N, L;
 };
 
@@ -347,7 +265,7 @@ __global__ void __launch_bounds__(kMaxThreads, 2) prep_fwd_v(PrepArgsV<T> a) {
     constexpr int S = kPrepFwdStages, K = GATE ? 6 : 3;
     extern __shared__ __align__(16) char smem[];
     Stages<T, V, K, S> st(smem);
-    const Place p = place<V>(a.C, a.L);
+    const Place p = place<V>(a.C, 1);  // rb: the slot in the grid, its first row
     const int lph = a.N / V;
     float w0[V], a0[V], kkp[V], ka[V], v0[V];
     ldv(a.w0 + p.c0, w0);
@@ -359,13 +277,14 @@ __global__ void __launch_bounds__(kMaxThreads, 2) prep_fwd_v(PrepArgsV<T> a) {
     src[0] = a.wl, src[1] = a.al, src[2] = a.kr;
     if constexpr (GATE) src[3] = a.vr, src[4] = a.vf, src[5] = a.vl;
     for (int i = 0; i < S - 1; ++i)
-        st.queue(i, src, (p.rb + i) * a.C + p.c0, i < a.L && p.rb + i < a.rows);
+        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
+                 i < a.L && p.rb + i * a.step < a.rows);
     for (int i = 0; i < a.L; ++i) {  // uniform trip count: the head sums shuffle
-        const int64_t r = p.rb + i;
+        const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        st.queue(i + S - 1, src, off + (S - 1) * int64_t(a.C),
-                 i + S - 1 < a.L && r + S - 1 < a.rows);
+        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
+                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
         st.wait();
         float s[V], z[V], t1[V], t2[V], zz = 0.f;
         st.get(i, 0, t1);
@@ -411,7 +330,7 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
     constexpr int S = kPrepBwdStages, K = GATE ? 10 : 6;
     extern __shared__ __align__(16) char smem[];
     Stages<T, V, K, S> st(smem);
-    const Place p = place<V>(a.C, a.L);
+    const Place p = place<V>(a.C, 1);  // rb: the slot in the grid, its first row
     const int lph = a.N / V;
     float acc[5][V];  // w0, a0, v0, kk, ka
 #pragma unroll
@@ -422,13 +341,14 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
     src[0] = a.gw, src[1] = a.al, src[2] = a.kr, src[3] = a.gbb, src[4] = a.gaa, src[5] = a.gk;
     if constexpr (GATE) src[6] = a.gv, src[7] = a.vr, src[8] = a.vf, src[9] = a.vl;
     for (int i = 0; i < S - 1; ++i)
-        st.queue(i, src, (p.rb + i) * a.C + p.c0, i < a.L && p.rb + i < a.rows);
+        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
+                 i < a.L && p.rb + i * a.step < a.rows);
     for (int i = 0; i < a.L; ++i) {
-        const int64_t r = p.rb + i;
+        const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        st.queue(i + S - 1, src, off + (S - 1) * int64_t(a.C),
-                 i + S - 1 < a.L && r + S - 1 < a.rows);
+        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
+                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
         st.wait();
         // kept over the head sums: d (gradient of kk), kr, dkr, and the gradient of a's
         // pre-sigmoid as A + B / norm (A from the k path, B from b = kk a)
@@ -507,12 +427,12 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
 
 template <class T>
 struct OutArgsV : OutView<T> {
-    int64_t rows;
+    int64_t rows, step;  // step: rows between a slot's rows (the slots of the grid)
     int C, N, L;
     float eps;
 };
 
-constexpr int kOutFwdStages = 2, kOutBwdStages = 2;
+constexpr int kOutFwdStages = 3, kOutBwdStages = 3;
 
 // One row's per-head statistics of out (forward and backward) from the thread's y, r, k (zeros
 // past the last row): centres y on its head mean in place and returns its head rstd and
@@ -547,7 +467,7 @@ __global__ void __launch_bounds__(kMaxThreads, 2) out_fwd_v(OutArgsV<T> a) {
     constexpr int V = vec_of<T>(), S = kOutFwdStages, K = 5;
     extern __shared__ __align__(16) char smem[];
     Stages<T, V, K, S> st(smem);
-    const Place p = place<V>(a.C, a.L);
+    const Place p = place<V>(a.C, 1);  // rb: the slot in the grid, its first row
     const int lph = a.N / V;
     float rk[V], lw[V], lb[V];
     ldv(a.rk + p.c0, rk);
@@ -555,13 +475,14 @@ __global__ void __launch_bounds__(kMaxThreads, 2) out_fwd_v(OutArgsV<T> a) {
     ldv(a.lb + p.c0, lb);
     const T* const src[K] = {a.y, a.r, a.k, a.v, a.g};
     for (int i = 0; i < S - 1; ++i)
-        st.queue(i, src, (p.rb + i) * a.C + p.c0, i < a.L && p.rb + i < a.rows);
+        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
+                 i < a.L && p.rb + i * a.step < a.rows);
     for (int i = 0; i < a.L; ++i) {
-        const int64_t r = p.rb + i;
+        const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        st.queue(i + S - 1, src, off + (S - 1) * int64_t(a.C),
-                 i + S - 1 < a.L && r + S - 1 < a.rows);
+        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
+                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
         st.wait();
         float y[V], t1[V], t2[V];
         st.get(i, 0, y);
@@ -585,7 +506,7 @@ __global__ void __launch_bounds__(kMaxThreads) out_bwd_v(OutArgsV<T> a) {
     constexpr int V = vec_of<T>(), S = kOutBwdStages, K = 6;
     extern __shared__ __align__(16) char smem[];
     Stages<T, V, K, S> st(smem);
-    const Place p = place<V>(a.C, a.L);
+    const Place p = place<V>(a.C, 1);  // rb: the slot in the grid, its first row
     const int lph = a.N / V;
     const float inv_n = 1.f / static_cast<float>(a.N);
     float acc[3][V];  // r_k, ln_w, ln_b
@@ -597,13 +518,14 @@ __global__ void __launch_bounds__(kMaxThreads) out_bwd_v(OutArgsV<T> a) {
     ldv(a.lb + p.c0, lb);
     const T* const src[K] = {a.y, a.r, a.k, a.gz, a.g, a.v};
     for (int i = 0; i < S - 1; ++i)
-        st.queue(i, src, (p.rb + i) * a.C + p.c0, i < a.L && p.rb + i < a.rows);
+        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
+                 i < a.L && p.rb + i * a.step < a.rows);
     for (int i = 0; i < a.L; ++i) {
-        const int64_t r = p.rb + i;
+        const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        st.queue(i + S - 1, src, off + (S - 1) * int64_t(a.C),
-                 i + S - 1 < a.L && r + S - 1 < a.rows);
+        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
+                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
         st.wait();
         float h[V], rr[V], kk[V], d[V], t1[V], t2[V], t3[V];
         st.get(i, 0, h);
@@ -659,18 +581,6 @@ struct Plan {
     size_t smem = 0;
 };
 
-// Lets `kernel` take smem bytes of dynamic shared memory (over 48 KiB needs asking), once.
-void allow_smem(const void* kernel, size_t smem) {
-    static std::mutex mu;
-    static std::unordered_map<const void*, size_t> allowed;
-    const std::lock_guard<std::mutex> lock(mu);
-    size_t& have = allowed[kernel];
-    if (smem <= std::max<size_t>(have, 48 * 1024)) return;
-    GOOSE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(smem)));
-    have = smem;
-}
-
 // R: the fewest slots for a whole number of warps, times the most that keeps the block at
 // kTargetThreads or less; the grid fills the GPU once (occupancy of `kernel`), L = rows per slot.
 // smem_per_thread: the kernel's shared bytes a thread (its row stages, its partial sums).
@@ -682,7 +592,8 @@ Plan make_plan(K kernel, int64_t rows, int C, int V, int smem_per_thread) {
     p.R = unit * std::max(1, kTargetThreads / (unit * tpr));
     p.threads = p.R * tpr;
     p.smem = static_cast<size_t>(p.threads) * smem_per_thread;
-    allow_smem(reinterpret_cast<const void*>(kernel), p.smem);
+    GOOSE_CUDA_CHECK(
+        cuda_util::allow_dynamic_smem(reinterpret_cast<const void*>(kernel), p.smem));
     int per_sm = 0;
     GOOSE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, p.threads,
                                                                    p.smem));
@@ -695,7 +606,8 @@ Plan make_plan(K kernel, int64_t rows, int C, int V, int smem_per_thread) {
 // Launches kernel(args) with plan pl on stream s.
 template <class K, class A>
 void launch(K kernel, const Plan& pl, cudaStream_t s, const A& args) {
-    allow_smem(reinterpret_cast<const void*>(kernel), pl.smem);
+    GOOSE_CUDA_CHECK(
+        cuda_util::allow_dynamic_smem(reinterpret_cast<const void*>(kernel), pl.smem));
     kernel<<<pl.blocks, pl.threads, pl.smem, s>>>(args);
 }
 
@@ -816,32 +728,37 @@ void by_dtype(bool bf16, F&& f) {
 
 constexpr int kSumCols = 8, kSumLanes = 64;
 
-// out[i] = Σ_chunk part[chunk][i], kSumCols columns per block: lane y adds chunks y,
-// y + kSumLanes, ..., then the lanes add up in a fixed tree (deterministic).
+// outs.out[k][c] = Σ_chunk part[chunk][k][c] (i = k C + c), kSumCols columns per block: lane y
+// adds chunks y, y + kSumLanes, ..., then the lanes add up in a fixed tree (deterministic). Each
+// sum goes straight to its own tensor (null: not wanted, not summed).
 template <class T>
-__global__ void sum_partials_cols(const float* __restrict__ part, T* __restrict__ out, int chunks,
-                                  int K) {
+__global__ void sum_partials_cols(const float* __restrict__ part, PartialOuts outs, int chunks,
+                                  int C) {
     __shared__ float sh[kSumLanes][kSumCols];
-    const int i = blockIdx.x * kSumCols + threadIdx.x, y = threadIdx.y;
+    const int K = outs.n * C, i = blockIdx.x * kSumCols + threadIdx.x, y = threadIdx.y;
+    T* out = i < K ? static_cast<T*>(outs.out[i / C]) : nullptr;
     float s = 0.f;
-    if (i < K)
+    if (out)
         for (int ch = y; ch < chunks; ch += kSumLanes) s += part[static_cast<int64_t>(ch) * K + i];
     sh[y][threadIdx.x] = s;
     for (int half = kSumLanes / 2; half > 0; half /= 2) {
         __syncthreads();
         if (y < half) sh[y][threadIdx.x] += sh[y + half][threadIdx.x];
     }
-    if (y == 0 && i < K) cuda_util::store_f(out + i, sh[0][threadIdx.x]);
+    if (y == 0 && out) cuda_util::store_f(out + i % C, sh[0][threadIdx.x]);
 }
 
 }  // namespace
 
-void sum_partials_launch(const float* part, void* out, int chunks, int K, bool bf16, void* st) {
+void sum_partials_launch(const float* part, const PartialOuts& outs, int chunks, int C,
+                         bool bf16, void* st) {
+    const int K = outs.n * C;
+    if (K <= 0) return;
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         const auto s = static_cast<cudaStream_t>(st);
         sum_partials_cols<T><<<(K + kSumCols - 1) / kSumCols, dim3(kSumCols, kSumLanes), 0, s>>>(
-            part, static_cast<T*>(out), chunks, K);
+            part, outs, chunks, C);
     });
     GOOSE_CUDA_LAUNCH_CHECK();
 }
@@ -860,7 +777,9 @@ int mix_vec_chunks(int64_t rows, int C, int M, bool bf16) {
 int prep_vec_chunks(int64_t rows, int C, int N, bool bf16) {
     int n = 0;
     if (vec_ok(C, N, bf16))
-        by_dtype(bf16, [&](auto tag) { n = prep_plan<decltype(tag)>(rows, C, N, true, true).blocks; });
+        by_dtype(bf16, [&](auto tag) {
+            n = prep_plan<decltype(tag)>(rows, C, N, true, true).blocks;
+        });
     return n;
 }
 int out_vec_chunks(int64_t rows, int C, int N, bool bf16) {
@@ -914,6 +833,7 @@ bool prep_vec_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backwar
         a.N = N;
         const Plan pl = prep_plan<T>(rows, C, N, backward, a.vl != nullptr);
         a.L = pl.L;
+        a.step = int64_t(pl.blocks) * pl.R;  // the slots of the grid
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
             with_prep_kernel<T>(C, N, a.vl != nullptr, [&](auto kernel, int, int) {
@@ -944,6 +864,7 @@ bool out_vec_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, boo
         a.eps = eps;
         const Plan pl = out_plan<T>(rows, C, backward);
         a.L = pl.L;
+        a.step = int64_t(pl.blocks) * pl.R;  // the slots of the grid
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
             launch(out_bwd_v<T>, pl, s, a);
