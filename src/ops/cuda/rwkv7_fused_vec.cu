@@ -736,7 +736,13 @@ __global__ void sum_partials_cols(const float* __restrict__ part, PartialOuts ou
                                   int C) {
     __shared__ float sh[kSumLanes][kSumCols];
     const int K = outs.n * C, i = blockIdx.x * kSumCols + threadIdx.x, y = threadIdx.y;
-    T* out = i < K ? static_cast<T*>(outs.out[i / C]) : nullptr;
+    T* out = nullptr;  // outs.out[i / C], picked by constant indices (no local-memory copy)
+    if (i < K) {
+        const int k = i / C;
+#pragma unroll
+        for (int j = 0; j < kMaxMix; ++j)
+            if (j == k) out = static_cast<T*>(outs.out[j]);
+    }
     float s = 0.f;
     if (out)
         for (int ch = y; ch < chunks; ch += kSumLanes) s += part[static_cast<int64_t>(ch) * K + i];
