@@ -106,16 +106,18 @@ void check(const std::string& name, const Fn& fn, const std::vector<Tensor>& inp
 TEST(CudaFusedRows, TokenMixManyRows) {
     GOOSE_REQUIRE_GPU();
     const int64_t b = 4, t = 4100, c = 128;
-    for (bool with_prev : {false, true}) {
-        std::vector<Tensor> in{randn(Shape{b, t, c}, 70), with_prev ? randn(Shape{b, c}, 71)
-                                                                    : Tensor()};
-        for (int i = 0; i < 6; ++i) in.push_back(randn(Shape{1, 1, c}, 72 + i, 0, 0.5));
-        const Fn fn = [](const std::vector<Var>& v) {
-            return models::fused::token_mix(v[0], v[1],
-                                            std::vector<Var>(v.begin() + 2, v.end()));
-        };
-        check(std::string("token_mix") + (with_prev ? " prev" : ""), fn, in);
-    }
+    // 6 and 1 mixing vectors: kernels with the count at compile time; 3: any count
+    for (int mixes : {6, 1, 3})
+        for (bool with_prev : {false, true}) {
+            std::vector<Tensor> in{randn(Shape{b, t, c}, 70), with_prev ? randn(Shape{b, c}, 71)
+                                                                        : Tensor()};
+            for (int i = 0; i < mixes; ++i) in.push_back(randn(Shape{1, 1, c}, 72 + i, 0, 0.5));
+            const Fn fn = [](const std::vector<Var>& v) {
+                return models::fused::token_mix(v[0], v[1],
+                                                std::vector<Var>(v.begin() + 2, v.end()));
+            };
+            check("token_mix M" + std::to_string(mixes) + (with_prev ? " prev" : ""), fn, in);
+        }
 }
 
 TEST(CudaFusedRows, PrepAndOutManyRows) {

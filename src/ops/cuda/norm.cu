@@ -11,6 +11,7 @@
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/math.cuh"
 #include "ops/cuda/norm_add_cuda.h"
+#include "ops/cuda/row_stages.cuh"
 #include "ops/cuda/vec16.cuh"
 
 namespace goose::ops {
@@ -385,13 +386,23 @@ __global__ void ln_fwd_vec_kernel(const T* __restrict__ x, const T* __restrict__
     }
 }
 
+constexpr int kLnBwdStages = 3;  // rows of the backward staged: 2 in flight while one is worked on
+
+// The backward's rows staged through shared memory: gy, x and gres (lane l's vectors l + 32 k),
+// kLnBwdStages rows; mean and rstd are loaded a row ahead.
 template <class T, int NV>
-__global__ void ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict__ x,
+using LnBwdStages = cuda_util::Stages<T, cuda_util::vec16_of<T>(), 3 * NV, kLnBwdStages>;
+
+// 2 blocks of kLnWarps warps per SM up to 3 vectors a lane (registers for 4 would spill).
+template <class T, int NV>
+__global__ void __launch_bounds__(256, NV <= 3 ? 2 : 1)
+    ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict__ x,
                       const float* __restrict__ mean, const float* __restrict__ rstd,
                       const T* __restrict__ w, const T* __restrict__ gres, T* __restrict__ dx,
                       int64_t rows, int c, int L, float* __restrict__ part) {
-    constexpr int V = cuda_util::vec16_of<T>();
-    extern __shared__ float smem[];  // (warps, c)
+    constexpr int V = cuda_util::vec16_of<T>(), S = kLnBwdStages;
+    extern __shared__ __align__(16) char smem_raw[];  // the stages, then (warps, c) partials
+    LnBwdStages<T, NV> st(smem_raw);
     const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const int nvec = c / V;
     const int64_t rb = (int64_t(blockIdx.x) * nw + wi) * L;
@@ -401,10 +412,31 @@ __global__ void ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict_
         zero_v(aw[k]);
         zero_v(ab[k]);
     }
-    for (int i = 0; i < L; ++i) {  // warp-uniform exit
+    const int n = rb >= rows ? 0 : int(rows - rb < L ? rows - rb : L);  // warp-uniform
+    auto queue = [&](int i) {  // row rb + i (zeros past this warp's rows)
+        const bool ok = i < n;
+        const int64_t off = (ok ? rb + i : rb) * c;
+#pragma unroll
+        for (int k = 0; k < NV; ++k) {
+            const int vi = lane + 32 * k;
+            if (vi >= nvec) break;
+            cuda_util::cp_async<16>(st.at(i, k), gy + off + vi * V, ok);
+            cuda_util::cp_async<16>(st.at(i, NV + k), x + off + vi * V, ok);
+            if (gres) cuda_util::cp_async<16>(st.at(i, 2 * NV + k), gres + off + vi * V, ok);
+        }
+        cuda_util::cp_commit();
+    };
+    for (int i = 0; i < S - 1; ++i) queue(i);
+    float m_next = n > 0 ? mean[rb] : 0.f, rs_next = n > 0 ? rstd[rb] : 0.f;
+    for (int i = 0; i < n; ++i) {
         const int64_t r = rb + i;
-        if (r >= rows) break;
-        const float m = mean[r], rs = rstd[r];
+        queue(i + S - 1);
+        const float m = m_next, rs = rs_next;
+        if (i + 1 < n) {
+            m_next = mean[r + 1];
+            rs_next = rstd[r + 1];
+        }
+        st.wait();
         float gw[NV][V], xh[NV][V];
         float sg = 0.f, sgx = 0.f;
 #pragma unroll
@@ -412,8 +444,8 @@ __global__ void ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict_
             const int vi = lane + 32 * k;
             if (vi < nvec) {
                 float g[V], t[V];
-                ldv(gy + r * c + vi * V, g);
-                ldv(x + r * c + vi * V, xh[k]);
+                st.get(i, k, g);
+                st.get(i, NV + k, xh[k]);
                 if (w)
                     ldv(w + vi * V, t);
                 else
@@ -443,7 +475,7 @@ __global__ void ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict_
             for (int j = 0; j < V; ++j) o[j] = rs * (gw[k][j] - mg - xh[k][j] * mgx);
             if (gres) {  // the residual's gradient, added after rounding dx as ag::add would
                 float t[V];
-                ldv(gres + r * c + vi * V, t);
+                st.get(i, 2 * NV + k, t);
 #pragma unroll
                 for (int j = 0; j < V; ++j) o[j] = to_acc(from_acc<T>(o[j])) + t[j];
             }
@@ -451,6 +483,8 @@ __global__ void ln_bwd_vec_kernel(const T* __restrict__ gy, const T* __restrict_
         }
     }
     if (!part) return;
+    cuda_util::cp_wait<0>();  // the zeros queued past the last row land before smem is reused
+    float* smem = reinterpret_cast<float*>(smem_raw);
     float* out = part + int64_t(blockIdx.x) * 2 * c;
 #pragma unroll
     for (int which = 0; which < 2; ++which) {
@@ -592,7 +626,13 @@ bool ln_backward_vec(const Tensor& gc, const Tensor& xc, const Tensor& mc, const
             done = with_ln_nv<T>(c, [&](auto nv) {
                 const auto kernel = ln_bwd_vec_kernel<T, decltype(nv)::value>;
                 const int threads = 32 * kLnWarps;
-                const size_t smem = size_t(kLnWarps) * size_t(c) * sizeof(float);
+                constexpr int kNv = decltype(nv)::value;
+                const size_t smem = std::max(size_t(kLnWarps) * size_t(c) * sizeof(float),
+                                             size_t(32 * kLnWarps) *
+                                                 LnBwdStages<T, kNv>::kPerThread);
+                check_cuda(cuda_util::allow_dynamic_smem(
+                               reinterpret_cast<const void*>(kernel), smem),
+                           "cudaFuncSetAttribute");
                 int per_sm = 0;
                 check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads,
                                                                          smem),

@@ -21,17 +21,21 @@ void check_width(const char* op, int64_t C) {
     if (C > 1024 * kCpt) fail("{} on CUDA: C = {} is over {}", op, C, 1024 * kCpt);
 }
 
-// Sums part (chunks, outs.size(), C) over the chunks into the defined tensors of outs.
+// Sums part (chunks, outs.size(), C) over the chunks into the defined tensors of outs (packed,
+// C elements each), straight from the partial sums.
 void reduce_parts(const Tensor& part, int chunks, int64_t C, const std::vector<Tensor*>& outs,
                   DType dt) {
-    const auto n = static_cast<int64_t>(outs.size());
-    Tensor all = Tensor::empty(Shape{n, C}, dt, part.device());
-    sum_partials_launch(static_cast<const float*>(part.raw_data()), all.raw_data(), chunks,
-                        static_cast<int>(n * C), dt == DType::bf16, cuda::current_stream());
-    for (int64_t i = 0; i < n; ++i)
-        if (outs[static_cast<size_t>(i)] && outs[static_cast<size_t>(i)]->defined())
-            *outs[static_cast<size_t>(i)] =
-                all.select(0, i).reshape(outs[static_cast<size_t>(i)]->shape()).clone();
+    PartialOuts o;
+    o.n = static_cast<int>(outs.size());
+    for (size_t i = 0; i < outs.size(); ++i)
+        if (outs[i] && outs[i]->defined()) {
+            if (outs[i]->numel() != C || !outs[i]->is_contiguous())
+                fail("fused RWKV-7 glue: a parameter gradient must be {} packed elements, got {}",
+                     C, outs[i]->desc());
+            o.out[i] = outs[i]->raw_data();
+        }
+    sum_partials_launch(static_cast<const float*>(part.raw_data()), o, chunks,
+                        static_cast<int>(C), dt == DType::bf16, cuda::current_stream());
 }
 
 }  // namespace

@@ -17,8 +17,14 @@ constexpr int kMaxMix = 8;  // token_mix vectors at most
 int token_mix_max_chunks(int64_t rows, int64_t C, int M, bool bf16);
 int prep_max_chunks(int64_t rows, int C, int N, bool bf16);
 int out_max_chunks(int64_t rows, int C, int N, bool bf16);
-// out[K] = Σ_chunk part[chunk][K], in chunk order (out f32 or bf16).
-void sum_partials_launch(const float* part, void* out, int chunks, int K, bool bf16, void* stream);
+// outs.out[k][c] = Σ_chunk part[chunk][k][c] for k < outs.n, c < C, in chunk order, each into
+// its own tensor of C elements (f32 or bf16; null: skipped).
+struct PartialOuts {
+    void* out[kMaxMix] = {};
+    int n = 0;
+};
+void sum_partials_launch(const float* part, const PartialOuts& outs, int chunks, int C, bool bf16,
+                         void* stream);
 
 struct MixPtrs {
     const void* x = nullptr;     // (B, T, C)

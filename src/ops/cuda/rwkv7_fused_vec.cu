@@ -1,9 +1,13 @@
 // Vectorised CUDA kernels of the fused RWKV-7 glue (16-byte loads: 8 bf16 or 4 f32 channels per
-// thread). A block is R row slots of C / V threads each; slot s of block b owns the L consecutive
-// rows from (b R + s) L, so a thread keeps fixed channels (parameter gradients stay in registers)
-// and token_mix carries the previous row. Per-head sums: the N / V lanes of a head (aligned, a
-// power of two, within one warp) reduce by shuffles. Backward kernels sum their R slots in a
-// fixed order into one partial row per block (deterministic); sum_partials adds the blocks.
+// thread; 8-byte bf16 in the backward of token_mix and prep). A block is R row slots of C / V
+// threads each, the grid one wave; a slot works through L rows, so a thread keeps fixed channels
+// (parameter gradients stay in registers). token_mix: slot s of block b owns the L consecutive
+// rows from (b R + s) L and carries the previous row; prep and out: slot g = b R + s owns rows
+// g, g + G, g + 2 G, ... (G slots in the grid: the grid works on neighbouring rows together,
+// slightly faster). Rows are staged through shared memory some rows ahead (row_stages.cuh).
+// Per-head sums: the N / V lanes of a head (aligned, a power of two, within one warp) reduce by
+// shuffles. Backward kernels sum their R slots in a fixed order into one partial row per block
+// (deterministic); sum_partials adds the blocks.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -13,6 +17,7 @@
 
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/cuda_util.cuh"
+#include "ops/cuda/row_stages.cuh"
 #include "ops/cuda/vec16.cuh"
 #include "rwkv7_fused_args.cuh"
 #include "rwkv7_fused_kernels.h"
@@ -28,7 +33,9 @@ constexpr int kMaxThreads = 384;     // threads per block at most (168 registers
 
 __device__ __forceinline__ float sigm(float x) { return 1.f / (1.f + __expf(-x)); }
 
+using cuda_util::cp_wait;
 using cuda_util::ldv;
+using cuda_util::Stages;
 using cuda_util::stv;
 template <class T>
 constexpr int vec_of() {
@@ -67,6 +74,11 @@ __device__ __forceinline__ Place place(int C, int L) {
     return p;
 }
 
+// Rows of a slot of L rows from rb, of rows in all (0 past the end).
+__device__ __forceinline__ int slot_rows(int L, int64_t rows, int64_t rb) {
+    return rb >= rows ? 0 : (rows - rb < L ? static_cast<int>(rows - rb) : L);
+}
+
 // part[blockIdx.x][k][c] = Σ_slots acc over this block's slots, in slot order, for k < K.
 // Every thread calls it (block barriers); sm holds blockDim.x * V floats.
 template <int K, int V>
@@ -96,20 +108,37 @@ struct MixArgsV : MixView<T> {
     int C, L;
 };
 
+constexpr int kMixFwdStages = 4, kMixBwdStages = 3;
+
+// The previous row of x for row r at position t of its sequence: prev (or zeros) at t = 0.
+template <class T, int V>
+__device__ __forceinline__ void load_xp(const MixArgsV<T>& a, int64_t r, int64_t t, int c0,
+                                        float (&xp)[V]) {
+    if (t == 0)
+        ldv_or_zero(a.prev + (r / a.Tn) * a.C + c0, a.prev != nullptr, xp);
+    else
+        ldv(a.x + (r - 1) * a.C + c0, xp);
+}
+
 template <class T>
 __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
-    constexpr int V = vec_of<T>();
+    constexpr int V = vec_of<T>(), S = kMixFwdStages;
+    extern __shared__ __align__(16) char smem[];
+    Stages<T, V, 1, S> st(smem);
     const Place p = place<V>(a.C, a.L);
+    const int n = slot_rows(a.L, a.rows, p.rb);
+    if (n == 0) return;
+    const T* const src[1] = {a.x};
+    for (int i = 0; i < S - 1; ++i) st.queue(i, src, (p.rb + i) * a.C + p.c0, i < n);
+    int64_t t = p.rb % a.Tn;
     float xp[V], xv[V], o[V], mu[V];
-    for (int i = 0; i < a.L; ++i) {
-        const int64_t r = p.rb + i;
-        if (r >= a.rows) break;
-        const int64_t t = r % a.Tn, off = r * a.C + p.c0;
-        if (t == 0)
-            ldv_or_zero(a.prev + (r / a.Tn) * a.C + p.c0, a.prev != nullptr, xp);
-        else if (i == 0)
-            ldv(a.x + off - a.C, xp);
-        ldv(a.x + off, xv);
+    load_xp<T, V>(a, p.rb, t, p.c0, xp);
+    for (int i = 0; i < n; ++i) {
+        const int64_t r = p.rb + i, off = r * a.C + p.c0;
+        st.queue(i + S - 1, src, off + (S - 1) * int64_t(a.C), i + S - 1 < n);
+        st.wait();
+        st.get(i, 0, xv);
+        if (t == 0 && i > 0) load_xp<T, V>(a, r, t, p.c0, xp);
 #pragma unroll
         for (int m = 0; m < kMaxMix; ++m) {
             if (m >= a.M) break;
@@ -120,84 +149,89 @@ __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
         }
 #pragma unroll
         for (int j = 0; j < V; ++j) xp[j] = xv[j];
+        if (++t == a.Tn) t = 0;
     }
 }
 
 // dx[r] = gs[r] - dxx[r] + dxx[r+1] (gs = Σ_m g[m], dxx = Σ_m g[m] mu[m], dxx[r+1] = 0 past a
 // sequence's end), written one row late: the row's own part is carried. dprev = dxx at t = 0,
-// dmu[m] = Σ g[m] (xp - x). MC: the number of mixing vectors when known at compile time (the
-// loads of a row then go out together), 0 for any a.M.
+// dmu[m] = Σ g[m] (xp - x). MC: the number of mixing vectors when known at compile time, 0 for
+// any a.M. Staged: x and the g of rows rb .. rb + n (the g of the row after a slot's last
+// completes its last dx).
 template <class T, int V, int MC>
 __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgsV<T> a) {
-    constexpr int MM = MC > 0 ? MC : kMaxMix;
-    extern __shared__ float sm[];
+    constexpr int MM = MC > 0 ? MC : kMaxMix, S = kMixBwdStages;
+    extern __shared__ __align__(16) char smem[];
+    Stages<T, V, 1 + MM, S> st(smem);
     const Place p = place<V>(a.C, a.L);
     const int M = MC > 0 ? MC : a.M;
     float acc[MM][V];
 #pragma unroll
     for (int m = 0; m < MM; ++m) zero(acc[m]);
-    float xp[V], xv[V], carry[V], mu[V], gs[V], dxx[V];
-    bool have = false;
-    int64_t last = 0;
-    for (int i = 0; i < a.L; ++i) {
-        const int64_t r = p.rb + i;
-        if (r >= a.rows) break;
-        const int64_t t = r % a.Tn, off = r * a.C + p.c0;
-        if (t == 0)
-            ldv_or_zero(a.prev + (r / a.Tn) * a.C + p.c0, a.prev != nullptr, xp);
-        else if (i == 0)
-            ldv(a.x + off - a.C, xp);
-        float gv[MM][V];
-        ldv(a.x + off, xv);
+    const int n = slot_rows(a.L, a.rows, p.rb);
+    if (n > 0) {  // not a return: every thread reaches the barriers of the partial sums
+        const T* src[1 + MM];
+        src[0] = a.x;
 #pragma unroll
-        for (int m = 0; m < MM; ++m) {
-            if (MC == 0 && m >= M) break;
-            ldv(a.g[m] + off, gv[m]);
-        }
-        zero(gs);
-        zero(dxx);
-#pragma unroll
-        for (int m = 0; m < MM; ++m) {
-            if (MC == 0 && m >= M) break;
-            ldv(a.mu[m] + p.c0, mu);
-#pragma unroll
-            for (int j = 0; j < V; ++j) {
-                gs[j] += gv[m][j];
-                dxx[j] += gv[m][j] * mu[j];
-                acc[m][j] += gv[m][j] * (xp[j] - xv[j]);
-            }
-        }
-        if (have && a.dx) {  // row r - 1
-            if (t > 0)
-#pragma unroll
-                for (int j = 0; j < V; ++j) carry[j] += dxx[j];
-            stv(a.dx + off - a.C, carry);
-        }
-        if (t == 0 && a.dprev) stv(a.dprev + (r / a.Tn) * a.C + p.c0, dxx);
-#pragma unroll
-        for (int j = 0; j < V; ++j) {
-            carry[j] = gs[j] - dxx[j];
-            xp[j] = xv[j];
-        }
-        have = true;
-        last = r;
-    }
-    if (have && a.dx) {  // the last row: dxx of the next row, if in the same sequence
-        if (last % a.Tn + 1 < a.Tn) {
-            const int64_t off = (last + 1) * a.C + p.c0;
+        for (int m = 0; m < MM; ++m) src[1 + m] = MC > 0 || m < M ? a.g[m] : nullptr;
+        const int64_t more = a.rows - p.rb;  // rows from rb on (g is read at row rb + n)
+        // rows 0 .. n - 1 and row n if it exists (its x is read too: one row a slot)
+        const int last = static_cast<int>(n < more ? n : more - 1);  // last row staged
+        for (int i = 0; i < S - 1; ++i) st.queue(i, src, (p.rb + i) * a.C + p.c0, i <= last);
+        int64_t t = p.rb % a.Tn;
+        float xp[V], xv[V], carry[V], mu[V], gs[V], dxx[V], gv[V];
+        load_xp<T, V>(a, p.rb, t, p.c0, xp);
+        for (int i = 0; i < n; ++i) {
+            const int64_t r = p.rb + i, off = r * a.C + p.c0;
+            st.queue(i + S - 1, src, off + (S - 1) * int64_t(a.C), i + S - 1 <= last);
+            st.wait();
+            st.get(i, 0, xv);
+            if (t == 0 && i > 0) load_xp<T, V>(a, r, t, p.c0, xp);
+            zero(gs);
+            zero(dxx);
 #pragma unroll
             for (int m = 0; m < MM; ++m) {
                 if (MC == 0 && m >= M) break;
-                float gv[V];
-                ldv(a.g[m] + off, gv);
+                st.get(i, 1 + m, gv);
                 ldv(a.mu[m] + p.c0, mu);
 #pragma unroll
-                for (int j = 0; j < V; ++j) carry[j] += gv[j] * mu[j];
+                for (int j = 0; j < V; ++j) {
+                    gs[j] += gv[j];
+                    dxx[j] += gv[j] * mu[j];
+                    acc[m][j] += gv[j] * (xp[j] - xv[j]);
+                }
             }
+            if (i > 0 && a.dx) {  // row r - 1
+                if (t > 0)
+#pragma unroll
+                    for (int j = 0; j < V; ++j) carry[j] += dxx[j];
+                stv(a.dx + off - a.C, carry);
+            }
+            if (t == 0 && a.dprev) stv(a.dprev + (r / a.Tn) * a.C + p.c0, dxx);
+#pragma unroll
+            for (int j = 0; j < V; ++j) {
+                carry[j] = gs[j] - dxx[j];
+                xp[j] = xv[j];
+            }
+            if (++t == a.Tn) t = 0;
         }
-        stv(a.dx + last * a.C + p.c0, carry);
+        cp_wait<0>();
+        if (a.dx) {  // the last row: dxx of the next row (staged), if in the same sequence
+            if (t != 0) {
+#pragma unroll
+                for (int m = 0; m < MM; ++m) {
+                    if (MC == 0 && m >= M) break;
+                    st.get(n, 1 + m, gv);
+                    ldv(a.mu[m] + p.c0, mu);
+#pragma unroll
+                    for (int j = 0; j < V; ++j) carry[j] += gv[j] * mu[j];
+                }
+            }
+            stv(a.dx + (p.rb + n - 1) * a.C + p.c0, carry);
+        }
     }
     if (!a.part) return;  // uniform over the block
+    float* sm = reinterpret_cast<float*>(smem);
     const int R = blockDim.x / (a.C / V);
     float* out = a.part + static_cast<int64_t>(blockIdx.x) * M * a.C;
 #pragma unroll
@@ -219,51 +253,62 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
 
 template <class T>
 struct PrepArgsV : PrepView<T> {
-    int64_t rows;
+    int64_t rows, step;  // step: rows between a slot's rows (the slots of the grid)
     int C, N, L;
 };
 
-template <class T>
+constexpr int kPrepFwdStages = 2, kPrepBwdStages = 3;
+
+// GATE: layers > 0 (v mixed towards v_first). Staged: wl, al, kr [, vr, vf, vl].
+template <class T, int V, bool GATE>
 __global__ void __launch_bounds__(kMaxThreads, 2) prep_fwd_v(PrepArgsV<T> a) {
-    constexpr int V = vec_of<T>();
-    const Place p = place<V>(a.C, a.L);
+    constexpr int S = kPrepFwdStages, K = GATE ? 6 : 3;
+    extern __shared__ __align__(16) char smem[];
+    Stages<T, V, K, S> st(smem);
+    const Place p = place<V>(a.C, 1);  // rb: the slot in the grid, its first row
     const int lph = a.N / V;
     float w0[V], a0[V], kkp[V], ka[V], v0[V];
     ldv(a.w0 + p.c0, w0);
     ldv(a.a0 + p.c0, a0);
     ldv(a.kk + p.c0, kkp);
     ldv(a.ka + p.c0, ka);
-    const bool gate = a.vl != nullptr;
-    if (gate) ldv(a.v0 + p.c0, v0);
+    if constexpr (GATE) ldv(a.v0 + p.c0, v0);
+    const T* src[K];
+    src[0] = a.wl, src[1] = a.al, src[2] = a.kr;
+    if constexpr (GATE) src[3] = a.vr, src[4] = a.vf, src[5] = a.vl;
+    for (int i = 0; i < S - 1; ++i)
+        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
+                 i < a.L && p.rb + i * a.step < a.rows);
     for (int i = 0; i < a.L; ++i) {  // uniform trip count: the head sums shuffle
-        const int64_t r = p.rb + i;
+        const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
+        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
+                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
+        st.wait();
         float s[V], z[V], t1[V], t2[V], zz = 0.f;
-        if (ok) {
-            ldv(a.wl + off, t1);
+        st.get(i, 0, t1);
 #pragma unroll
-            for (int j = 0; j < V; ++j) t1[j] += w0[j];
-            stv(a.w + off, t1);
-            ldv(a.al + off, t1);
-            ldv(a.kr + off, t2);
+        for (int j = 0; j < V; ++j) t1[j] += w0[j];
+        if (ok) stv(a.w + off, t1);
+        st.get(i, 1, t1);
+        st.get(i, 2, t2);
 #pragma unroll
-            for (int j = 0; j < V; ++j) {
-                s[j] = sigm(a0[j] + t1[j]);
-                z[j] = t2[j] * kkp[j];
-                zz += z[j] * z[j];
-                t1[j] = t2[j] * (1.f + (s[j] - 1.f) * ka[j]);
-            }
-            stv(a.k + off, t1);
-            if (gate) {
-                float vr[V];
-                ldv(a.vr + off, vr);
-                ldv(a.vf + off, t1);
-                ldv(a.vl + off, t2);
+        for (int j = 0; j < V; ++j) {
+            s[j] = sigm(a0[j] + t1[j]);
+            z[j] = t2[j] * kkp[j];
+            zz += z[j] * z[j];
+            t1[j] = t2[j] * (1.f + (s[j] - 1.f) * ka[j]);
+        }
+        if (ok) stv(a.k + off, t1);
+        if constexpr (GATE) {
+            float vr[V];
+            st.get(i, 3, vr);
+            st.get(i, 4, t1);
+            st.get(i, 5, t2);
 #pragma unroll
-                for (int j = 0; j < V; ++j) t1[j] = vr[j] + (t1[j] - vr[j]) * sigm(v0[j] + t2[j]);
-                stv(a.v + off, t1);
-            }
+            for (int j = 0; j < V; ++j) t1[j] = vr[j] + (t1[j] - vr[j]) * sigm(v0[j] + t2[j]);
+            if (ok) stv(a.v + off, t1);
         }
         const float hz = head_sum(zz, lph);
         if (ok) {
@@ -279,21 +324,32 @@ __global__ void __launch_bounds__(kMaxThreads, 2) prep_fwd_v(PrepArgsV<T> a) {
     }
 }
 
-// GATE: layers > 0 (v mixed towards v_first), a compile-time branch so a row's loads go together.
+// GATE: layers > 0. Staged: gw, al, kr, gbb, gaa, gk [, gv, vr, vf, vl].
 template <class T, int V, bool GATE>
 __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepArgsV<T> a) {
-    extern __shared__ float sm[];
-    const Place p = place<V>(a.C, a.L);
+    constexpr int S = kPrepBwdStages, K = GATE ? 10 : 6;
+    extern __shared__ __align__(16) char smem[];
+    Stages<T, V, K, S> st(smem);
+    const Place p = place<V>(a.C, 1);  // rb: the slot in the grid, its first row
     const int lph = a.N / V;
     float acc[5][V];  // w0, a0, v0, kk, ka
 #pragma unroll
     for (int k = 0; k < 5; ++k) zero(acc[k]);
     float kkp[V];
     ldv(a.kk + p.c0, kkp);
+    const T* src[K];
+    src[0] = a.gw, src[1] = a.al, src[2] = a.kr, src[3] = a.gbb, src[4] = a.gaa, src[5] = a.gk;
+    if constexpr (GATE) src[6] = a.gv, src[7] = a.vr, src[8] = a.vf, src[9] = a.vl;
+    for (int i = 0; i < S - 1; ++i)
+        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
+                 i < a.L && p.rb + i * a.step < a.rows);
     for (int i = 0; i < a.L; ++i) {
-        const int64_t r = p.rb + i;
+        const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
+        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
+                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
+        st.wait();
         // kept over the head sums: d (gradient of kk), kr, dkr, and the gradient of a's
         // pre-sigmoid as A + B / norm (A from the k path, B from b = kk a)
         float d[V], kr[V], dkr[V], A[V], B[V];
@@ -301,10 +357,10 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
         if (ok) {
             if constexpr (GATE) {  // v = vr + (vf - vr) sigmoid(v0 + vl): no head sums
                 float gv[V], vr[V], vf[V], sv[V], t[V];
-                ldv(a.gv + off, gv);
-                ldv(a.vr + off, vr);
-                ldv(a.vf + off, vf);
-                ldv(a.vl + off, sv);
+                st.get(i, 6, gv);
+                st.get(i, 7, vr);
+                st.get(i, 8, vf);
+                st.get(i, 9, sv);
                 ldv(a.v0 + p.c0, t);
 #pragma unroll
                 for (int j = 0; j < V; ++j) {
@@ -319,16 +375,16 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
                 stv(a.dvl + off, vf);
             }
             float t1[V], t2[V], s[V];
-            ldv(a.gw + off, t1);
+            st.get(i, 0, t1);
 #pragma unroll
             for (int j = 0; j < V; ++j) acc[0][j] += t1[j];
-            ldv(a.al + off, t1);
+            st.get(i, 1, t1);
             ldv(a.a0 + p.c0, t2);
 #pragma unroll
             for (int j = 0; j < V; ++j) s[j] = sigm(t2[j] + t1[j]);
-            ldv(a.kr + off, kr);
-            ldv(a.gbb + off, t1);
-            ldv(a.gaa + off, t2);
+            st.get(i, 2, kr);
+            st.get(i, 3, t1);
+            st.get(i, 4, t2);
 #pragma unroll
             for (int j = 0; j < V; ++j) {
                 const float z = kr[j] * kkp[j], q = s[j] * (1.f - s[j]);
@@ -337,7 +393,7 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
                 dz += d[j] * z;
                 B[j] = t1[j] * z * q;
             }
-            ldv(a.gk + off, t1);
+            st.get(i, 5, t1);
             ldv(a.ka + p.c0, t2);
 #pragma unroll
             for (int j = 0; j < V; ++j) {
@@ -363,33 +419,32 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
             stv(a.dal + off, A);
         }
     }
-    block_partials<5, V>(acc, sm, a.part, a.C, p);
+    cp_wait<0>();  // the zeros queued past the last row land before smem is reused
+    block_partials<5, V>(acc, reinterpret_cast<float*>(smem), a.part, a.C, p);
 }
 
 // ---- rwkv7_out --------------------------------------------------------------------------------
 
 template <class T>
 struct OutArgsV : OutView<T> {
-    int64_t rows;
+    int64_t rows, step;  // step: rows between a slot's rows (the slots of the grid)
     int C, N, L;
     float eps;
 };
 
-// One row's per-head statistics of out (forward and backward): loads the thread's y, r, k
-// (zeros past the last row), centres y on its head mean in place and returns its head rstd and
+constexpr int kOutFwdStages = 3, kOutBwdStages = 3;
+
+// One row's per-head statistics of out (forward and backward) from the thread's y, r, k (zeros
+// past the last row): centres y on its head mean in place and returns its head rstd and
 // s = Σ_head r k r_k.
 struct OutRowStats {
     float rstd, s;
 };
-template <class T, int V>
-__device__ __forceinline__ OutRowStats out_row_stats(const OutArgsV<T>& a, int64_t off, bool ok,
-                                                     const float (&rk)[V], int lph,
-                                                     float (&y)[V], float (&r)[V],
-                                                     float (&k)[V]) {
-    const float inv_n = 1.f / static_cast<float>(a.N);
-    ldv_or_zero(a.y + off, ok, y);
-    ldv_or_zero(a.r + off, ok, r);
-    ldv_or_zero(a.k + off, ok, k);
+template <int V>
+__device__ __forceinline__ OutRowStats out_row_stats(int N, float eps, const float (&rk)[V],
+                                                     int lph, float (&y)[V], const float (&r)[V],
+                                                     const float (&k)[V]) {
+    const float inv_n = 1.f / static_cast<float>(N);
     float sy = 0.f, sk = 0.f;
 #pragma unroll
     for (int j = 0; j < V; ++j) {
@@ -403,40 +458,55 @@ __device__ __forceinline__ OutRowStats out_row_stats(const OutArgsV<T>& a, int64
         y[j] -= mean;
         q += y[j] * y[j];
     }
-    return {rsqrtf(head_sum(q, lph) * inv_n + a.eps), s};
+    return {rsqrtf(head_sum(q, lph) * inv_n + eps), s};
 }
 
+// Staged: y, r, k, v, g.
 template <class T>
 __global__ void __launch_bounds__(kMaxThreads, 2) out_fwd_v(OutArgsV<T> a) {
-    constexpr int V = vec_of<T>();
-    const Place p = place<V>(a.C, a.L);
+    constexpr int V = vec_of<T>(), S = kOutFwdStages, K = 5;
+    extern __shared__ __align__(16) char smem[];
+    Stages<T, V, K, S> st(smem);
+    const Place p = place<V>(a.C, 1);  // rb: the slot in the grid, its first row
     const int lph = a.N / V;
     float rk[V], lw[V], lb[V];
     ldv(a.rk + p.c0, rk);
     ldv(a.lw + p.c0, lw);
     ldv(a.lb + p.c0, lb);
+    const T* const src[K] = {a.y, a.r, a.k, a.v, a.g};
+    for (int i = 0; i < S - 1; ++i)
+        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
+                 i < a.L && p.rb + i * a.step < a.rows);
     for (int i = 0; i < a.L; ++i) {
-        const int64_t r = p.rb + i;
+        const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
+        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
+                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
+        st.wait();
         float y[V], t1[V], t2[V];
-        const OutRowStats st = out_row_stats<T, V>(a, off, ok, rk, lph, y, t1, t2);
+        st.get(i, 0, y);
+        st.get(i, 1, t1);
+        st.get(i, 2, t2);
+        const OutRowStats rs = out_row_stats<V>(a.N, a.eps, rk, lph, y, t1, t2);
         if (ok) {
-            ldv(a.v + off, t1);
-            ldv(a.g + off, t2);
+            st.get(i, 3, t1);
+            st.get(i, 4, t2);
 #pragma unroll
             for (int j = 0; j < V; ++j)
-                t1[j] = (y[j] * st.rstd * lw[j] + lb[j] + st.s * t1[j]) * t2[j];
+                t1[j] = (y[j] * rs.rstd * lw[j] + lb[j] + rs.s * t1[j]) * t2[j];
             stv(a.z + off, t1);
         }
     }
 }
 
+// Staged: y, r, k, gz, g, v.
 template <class T>
 __global__ void __launch_bounds__(kMaxThreads) out_bwd_v(OutArgsV<T> a) {
-    constexpr int V = vec_of<T>();
-    extern __shared__ float sm[];
-    const Place p = place<V>(a.C, a.L);
+    constexpr int V = vec_of<T>(), S = kOutBwdStages, K = 6;
+    extern __shared__ __align__(16) char smem[];
+    Stages<T, V, K, S> st(smem);
+    const Place p = place<V>(a.C, 1);  // rb: the slot in the grid, its first row
     const int lph = a.N / V;
     const float inv_n = 1.f / static_cast<float>(a.N);
     float acc[3][V];  // r_k, ln_w, ln_b
@@ -446,17 +516,27 @@ __global__ void __launch_bounds__(kMaxThreads) out_bwd_v(OutArgsV<T> a) {
     ldv(a.rk + p.c0, rk);
     ldv(a.lw + p.c0, lw);
     ldv(a.lb + p.c0, lb);
+    const T* const src[K] = {a.y, a.r, a.k, a.gz, a.g, a.v};
+    for (int i = 0; i < S - 1; ++i)
+        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
+                 i < a.L && p.rb + i * a.step < a.rows);
     for (int i = 0; i < a.L; ++i) {
-        const int64_t r = p.rb + i;
+        const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
+        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
+                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
+        st.wait();
         float h[V], rr[V], kk[V], d[V], t1[V], t2[V], t3[V];
-        const OutRowStats st = out_row_stats<T, V>(a, off, ok, rk, lph, h, rr, kk);
-        const float rstd = st.rstd, s = st.s;
+        st.get(i, 0, h);
+        st.get(i, 1, rr);
+        st.get(i, 2, kk);
+        const OutRowStats rs = out_row_stats<V>(a.N, a.eps, rk, lph, h, rr, kk);
+        const float rstd = rs.rstd, s = rs.s;
         float sv = 0.f, s1 = 0.f, s2 = 0.f;
-        ldv_or_zero(a.gz + off, ok, t1);
-        ldv_or_zero(a.g + off, ok, t2);
-        ldv_or_zero(a.v + off, ok, t3);
+        st.get(i, 3, t1);
+        st.get(i, 4, t2);
+        st.get(i, 5, t3);
 #pragma unroll
         for (int j = 0; j < V; ++j) {
             h[j] *= rstd;
@@ -489,7 +569,8 @@ __global__ void __launch_bounds__(kMaxThreads) out_bwd_v(OutArgsV<T> a) {
             stv(a.dk + off, t3);
         }
     }
-    block_partials<3, V>(acc, sm, a.part, a.C, p);
+    cp_wait<0>();  // the zeros queued past the last row land before smem is reused
+    block_partials<3, V>(acc, reinterpret_cast<float*>(smem), a.part, a.C, p);
 }
 
 // ---- plans and launchers ----------------------------------------------------------------------
@@ -502,14 +583,17 @@ struct Plan {
 
 // R: the fewest slots for a whole number of warps, times the most that keeps the block at
 // kTargetThreads or less; the grid fills the GPU once (occupancy of `kernel`), L = rows per slot.
+// smem_per_thread: the kernel's shared bytes a thread (its row stages, its partial sums).
 template <class K>
-Plan make_plan(K kernel, int64_t rows, int C, int V, bool needs_smem) {
+Plan make_plan(K kernel, int64_t rows, int C, int V, int smem_per_thread) {
     Plan p;
     const int tpr = C / V;
     const int unit = std::lcm(tpr, 32) / tpr;
     p.R = unit * std::max(1, kTargetThreads / (unit * tpr));
     p.threads = p.R * tpr;
-    p.smem = needs_smem ? static_cast<size_t>(p.threads) * V * sizeof(float) : 0;
+    p.smem = static_cast<size_t>(p.threads) * smem_per_thread;
+    GOOSE_CUDA_CHECK(
+        cuda_util::allow_dynamic_smem(reinterpret_cast<const void*>(kernel), p.smem));
     int per_sm = 0;
     GOOSE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, p.threads,
                                                                    p.smem));
@@ -519,6 +603,20 @@ Plan make_plan(K kernel, int64_t rows, int C, int V, bool needs_smem) {
     return p;
 }
 
+// Launches kernel(args) with plan pl on stream s.
+template <class K, class A>
+void launch(K kernel, const Plan& pl, cudaStream_t s, const A& args) {
+    GOOSE_CUDA_CHECK(
+        cuda_util::allow_dynamic_smem(reinterpret_cast<const void*>(kernel), pl.smem));
+    kernel<<<pl.blocks, pl.threads, pl.smem, s>>>(args);
+}
+
+// Shared bytes a thread of a kernel staging K tensors in S stages needs; partials: it also sums
+// V float partials through shared memory.
+template <class T, int V, int K, int S>
+constexpr int smem_of(bool partials) {
+    return std::max(Stages<T, V, K, S>::kPerThread, partials ? V * 4 : 0);
+}
 
 // Whether V channels per thread fit (C, N): whole warps in at most kMaxThreads threads, and
 // (N > 0) heads of a power of two of lanes, at most 32.
@@ -558,21 +656,26 @@ void with_mix_kernel(int C, int M, F&& f) {
     by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(C, 0, true), [&](auto v) {
         constexpr int V = decltype(v)::value;
         if constexpr (valid_vec<T>(V)) {
+            constexpr int S = kMixBwdStages;
             if (M == 6)
-                f(mix_bwd_v<T, V, 6>, V);
+                f(mix_bwd_v<T, V, 6>, V, smem_of<T, V, 7, S>(true));
             else if (M == 1)
-                f(mix_bwd_v<T, V, 1>, V);
+                f(mix_bwd_v<T, V, 1>, V, smem_of<T, V, 2, S>(true));
             else
-                f(mix_bwd_v<T, V, 0>, V);
+                f(mix_bwd_v<T, V, 0>, V, smem_of<T, V, 1 + kMaxMix, S>(true));
         }
     });
 }
 
 template <class T>
 Plan mix_plan(int64_t rows, int C, int M, bool backward) {
-    if (!backward) return make_plan(mix_fwd_v<T>, rows, C, vec_of<T>(), false);
+    constexpr int V = vec_of<T>();
+    if (!backward)
+        return make_plan(mix_fwd_v<T>, rows, C, V, smem_of<T, V, 1, kMixFwdStages>(false));
     Plan p;
-    with_mix_kernel<T>(C, M, [&](auto kernel, int v) { p = make_plan(kernel, rows, C, v, true); });
+    with_mix_kernel<T>(C, M, [&](auto kernel, int v, int sm) {
+        p = make_plan(kernel, rows, C, v, sm);
+    });
     return p;
 }
 // Calls f(kernel, V) with the backward prep kernel for (T, C, N, gate).
@@ -581,27 +684,34 @@ void with_prep_kernel(int C, int N, bool gate, F&& f) {
     by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(C, N, true), [&](auto v) {
         constexpr int V = decltype(v)::value;
         if constexpr (valid_vec<T>(V)) {
+            constexpr int S = kPrepBwdStages;
             if (gate)
-                f(prep_bwd_v<T, V, true>, V);
+                f(prep_bwd_v<T, V, true>, V, smem_of<T, V, 10, S>(true));
             else
-                f(prep_bwd_v<T, V, false>, V);
+                f(prep_bwd_v<T, V, false>, V, smem_of<T, V, 6, S>(true));
         }
     });
 }
 
 template <class T>
-Plan prep_plan(int64_t rows, int C, int N, bool backward) {
-    if (!backward) return make_plan(prep_fwd_v<T>, rows, C, vec_of<T>(), false);
-    Plan p;  // the gate does not change the registers much: plan with the gated kernel
-    with_prep_kernel<T>(C, N, true,
-                        [&](auto kernel, int v) { p = make_plan(kernel, rows, C, v, true); });
+Plan prep_plan(int64_t rows, int C, int N, bool backward, bool gate) {
+    constexpr int V = vec_of<T>(), S = kPrepFwdStages;
+    if (!backward)
+        return gate ? make_plan(prep_fwd_v<T, V, true>, rows, C, V, smem_of<T, V, 6, S>(false))
+                    : make_plan(prep_fwd_v<T, V, false>, rows, C, V, smem_of<T, V, 3, S>(false));
+    // The backward plans with the gated kernel either way: prep_vec_chunks does not know the
+    // gate, and the plan sets the chunks its partial sums fill.
+    Plan p;
+    with_prep_kernel<T>(C, N, true, [&](auto kernel, int v, int sm) {
+        p = make_plan(kernel, rows, C, v, sm);
+    });
     return p;
 }
 template <class T>
 Plan out_plan(int64_t rows, int C, bool backward) {
     constexpr int V = vec_of<T>();
-    return backward ? make_plan(out_bwd_v<T>, rows, C, V, true)
-                    : make_plan(out_fwd_v<T>, rows, C, V, false);
+    return backward ? make_plan(out_bwd_v<T>, rows, C, V, smem_of<T, V, 6, kOutBwdStages>(true))
+                    : make_plan(out_fwd_v<T>, rows, C, V, smem_of<T, V, 5, kOutFwdStages>(false));
 }
 
 bool aligned(const void* p) { return cuda_util::aligned16(p); }
@@ -618,32 +728,43 @@ void by_dtype(bool bf16, F&& f) {
 
 constexpr int kSumCols = 8, kSumLanes = 64;
 
-// out[i] = Σ_chunk part[chunk][i], kSumCols columns per block: lane y adds chunks y,
-// y + kSumLanes, ..., then the lanes add up in a fixed tree (deterministic).
+// outs.out[k][c] = Σ_chunk part[chunk][k][c] (i = k C + c), kSumCols columns per block: lane y
+// adds chunks y, y + kSumLanes, ..., then the lanes add up in a fixed tree (deterministic). Each
+// sum goes straight to its own tensor (null: not wanted, not summed).
 template <class T>
-__global__ void sum_partials_cols(const float* __restrict__ part, T* __restrict__ out, int chunks,
-                                  int K) {
+__global__ void sum_partials_cols(const float* __restrict__ part, PartialOuts outs, int chunks,
+                                  int C) {
     __shared__ float sh[kSumLanes][kSumCols];
-    const int i = blockIdx.x * kSumCols + threadIdx.x, y = threadIdx.y;
+    const int K = outs.n * C, i = blockIdx.x * kSumCols + threadIdx.x, y = threadIdx.y;
+    T* out = nullptr;  // outs.out[i / C], picked by constant indices (no local-memory copy)
+    if (i < K) {
+        const int k = i / C;
+#pragma unroll
+        for (int j = 0; j < kMaxMix; ++j)
+            if (j == k) out = static_cast<T*>(outs.out[j]);
+    }
     float s = 0.f;
-    if (i < K)
+    if (out)
         for (int ch = y; ch < chunks; ch += kSumLanes) s += part[static_cast<int64_t>(ch) * K + i];
     sh[y][threadIdx.x] = s;
     for (int half = kSumLanes / 2; half > 0; half /= 2) {
         __syncthreads();
         if (y < half) sh[y][threadIdx.x] += sh[y + half][threadIdx.x];
     }
-    if (y == 0 && i < K) cuda_util::store_f(out + i, sh[0][threadIdx.x]);
+    if (y == 0 && out) cuda_util::store_f(out + i % C, sh[0][threadIdx.x]);
 }
 
 }  // namespace
 
-void sum_partials_launch(const float* part, void* out, int chunks, int K, bool bf16, void* st) {
+void sum_partials_launch(const float* part, const PartialOuts& outs, int chunks, int C,
+                         bool bf16, void* st) {
+    const int K = outs.n * C;
+    if (K <= 0) return;
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         const auto s = static_cast<cudaStream_t>(st);
         sum_partials_cols<T><<<(K + kSumCols - 1) / kSumCols, dim3(kSumCols, kSumLanes), 0, s>>>(
-            part, static_cast<T*>(out), chunks, K);
+            part, outs, chunks, C);
     });
     GOOSE_CUDA_LAUNCH_CHECK();
 }
@@ -662,7 +783,9 @@ int mix_vec_chunks(int64_t rows, int C, int M, bool bf16) {
 int prep_vec_chunks(int64_t rows, int C, int N, bool bf16) {
     int n = 0;
     if (vec_ok(C, N, bf16))
-        by_dtype(bf16, [&](auto tag) { n = prep_plan<decltype(tag)>(rows, C, N, true).blocks; });
+        by_dtype(bf16, [&](auto tag) {
+            n = prep_plan<decltype(tag)>(rows, C, N, true, true).blocks;
+        });
     return n;
 }
 int out_vec_chunks(int64_t rows, int C, int N, bool bf16) {
@@ -689,11 +812,11 @@ bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bo
         a.L = pl.L;
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
-            with_mix_kernel<T>(a.C, a.M, [&](auto kernel, int) {
-                kernel<<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            with_mix_kernel<T>(a.C, a.M, [&](auto kernel, int, int) {
+                launch(kernel, pl, s, a);
             });
         else
-            mix_fwd_v<T><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            launch(mix_fwd_v<T>, pl, s, a);
     });
     GOOSE_CUDA_LAUNCH_CHECK();
     return true;
@@ -714,15 +837,18 @@ bool prep_vec_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backwar
         a.rows = rows;
         a.C = C;
         a.N = N;
-        const Plan pl = prep_plan<T>(rows, C, N, backward);
+        const Plan pl = prep_plan<T>(rows, C, N, backward, a.vl != nullptr);
         a.L = pl.L;
+        a.step = int64_t(pl.blocks) * pl.R;  // the slots of the grid
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
-            with_prep_kernel<T>(C, N, a.vl != nullptr, [&](auto kernel, int) {
-                kernel<<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            with_prep_kernel<T>(C, N, a.vl != nullptr, [&](auto kernel, int, int) {
+                launch(kernel, pl, s, a);
             });
+        else if (a.vl)
+            launch(prep_fwd_v<T, vec_of<T>(), true>, pl, s, a);
         else
-            prep_fwd_v<T><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            launch(prep_fwd_v<T, vec_of<T>(), false>, pl, s, a);
     });
     GOOSE_CUDA_LAUNCH_CHECK();
     return true;
@@ -744,11 +870,12 @@ bool out_vec_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, boo
         a.eps = eps;
         const Plan pl = out_plan<T>(rows, C, backward);
         a.L = pl.L;
+        a.step = int64_t(pl.blocks) * pl.R;  // the slots of the grid
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
-            out_bwd_v<T><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            launch(out_bwd_v<T>, pl, s, a);
         else
-            out_fwd_v<T><<<pl.blocks, pl.threads, pl.smem, s>>>(a);
+            launch(out_fwd_v<T>, pl, s, a);
     });
     GOOSE_CUDA_LAUNCH_CHECK();
     return true;
