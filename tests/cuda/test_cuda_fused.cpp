@@ -105,6 +105,25 @@ TEST(CudaFused, Rwkv7PrepMatchesReference) {
         }
 }
 
+// v_first (not a leaf) feeding the gated prep of three layers: the earlier layers' backwards add
+// the gradient it already has (GradIO::prior) inside the kernel.
+TEST(CudaFused, Rwkv7PrepFoldsVFirstGradient) {
+    if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
+    Rng rng(4, "prep fan-out");
+    const test_cases::Case k = test_cases::prep_case(2, 19, 12, 64, true, rng);
+    const Fn three_layers = [&k](const std::vector<Var>& v) {
+        std::vector<Var> in = v;
+        in[5] = ag::mul(v[5], v[5]);  // v_first as an intermediate
+        std::vector<Var> outs;
+        for (int layer = 0; layer < 3; ++layer) {
+            in[2] = ag::add(v[2], in[5]);  // a different v_raw per layer
+            for (const Var& o : k.fn(in)) outs.push_back(o);
+        }
+        return outs;
+    };
+    check("rwkv7_prep x3 sharing v_first", three_layers, k.inputs);
+}
+
 TEST(CudaFused, Rwkv7OutMatchesReference) {
     if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
     Rng rng(3, "out");

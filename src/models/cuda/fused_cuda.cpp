@@ -82,10 +82,20 @@ Rwkv7Prep rwkv7_prep_cuda(const Var& w_lora, const Var& k_raw, const Var& v_raw,
         ag::record(op, std::move(inputs), std::move(outs), [in, gate, N](GradIO& io) {
             std::vector<Tensor> gys;
             for (int i = 0; i < (gate ? 5 : 4); ++i) gys.push_back(io.gy(i).contiguous());
-            std::vector<Tensor> d = ck::rwkv7_prep_backward(*in, gys, N);
-            for (int i = 0; i < 11; ++i)
-                if (d[static_cast<size_t>(i)].defined() && io.needs(i))
-                    io.set(i, std::move(d[static_cast<size_t>(i)]));
+            // v_first's gradient so far (later layers) is added in by the kernel
+            const Tensor& vf_prior = io.prior(5);
+            const bool fold = gate && vf_prior.defined() && vf_prior.dtype() == in->vf.dtype() &&
+                              vf_prior.is_contiguous() && vf_prior.shape() == in->vf.shape();
+            std::vector<Tensor> d =
+                ck::rwkv7_prep_backward(*in, gys, N, fold ? vf_prior : Tensor());
+            for (int i = 0; i < 11; ++i) {
+                Tensor& di = d[static_cast<size_t>(i)];
+                if (!di.defined() || !io.needs(i)) continue;
+                if (i == 5 && fold)
+                    io.set_summed(i, std::move(di));
+                else
+                    io.set(i, std::move(di));
+            }
         });
     Rwkv7Prep p;
     p.w = res[0];

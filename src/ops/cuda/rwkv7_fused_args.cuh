@@ -27,6 +27,7 @@ struct PrepView {
     T *w, *k, *aa, *bb, *v;             // forward outputs
     const T *gw, *gk, *gaa, *gbb, *gv;  // backward inputs
     T *dkr, *dvr, *dal, *dvl, *dvf;     // backward row outputs
+    const T* dvf_add;                   // rows added into dvf, or null
     float* part;                        // (chunks, 5, C): w0, a0, v0, kk, ka
 };
 
@@ -80,6 +81,7 @@ PrepView<T> view_of(const PrepPtrs& p) {
     a.gv = c<T>(p.gv);
     a.dkr = m<T>(p.dkr), a.dvr = m<T>(p.dvr), a.dal = m<T>(p.dal), a.dvl = m<T>(p.dvl);
     a.dvf = m<T>(p.dvf);
+    a.dvf_add = c<T>(p.dvf_add);
     a.part = p.part;
     return a;
 }

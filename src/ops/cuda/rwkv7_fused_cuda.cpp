@@ -122,7 +122,7 @@ std::vector<Tensor> rwkv7_prep_forward(const PrepInputs& in, int64_t head_size) 
 }
 
 std::vector<Tensor> rwkv7_prep_backward(const PrepInputs& in, const std::vector<Tensor>& gys,
-                                        int64_t head_size) {
+                                        int64_t head_size, const Tensor& dvf_add) {
     const int64_t C = in.kr.size(-1), rows = in.kr.numel() / C;
     const DType dt = in.kr.dtype();
     const bool bf16 = is_bf16("rwkv7_prep", dt);
@@ -147,6 +147,7 @@ std::vector<Tensor> rwkv7_prep_backward(const PrepInputs& in, const std::vector<
     p.dal = mp(dal);
     p.dvl = mp(dvl);
     p.dvf = mp(dvf);
+    if (gate && dvf_add.defined()) p.dvf_add = cp(dvf_add);
     p.part = static_cast<float*>(part.raw_data());
     if (rows > 0) {
         const int chunks = prep_launch(p, rows, Ci, Ni, true, bf16, cuda::current_stream());

@@ -27,8 +27,9 @@ struct PrepInputs {
 std::vector<Tensor> rwkv7_prep_forward(const PrepInputs& in, int64_t head_size);
 // gys: gradients of w, k, a, b, [v]. Returns the gradients of the 11 inputs in PrepInputs order
 // (undefined where the input is absent).
+// dvf_add (rows like vf, or undefined) is added into v_first's gradient.
 std::vector<Tensor> rwkv7_prep_backward(const PrepInputs& in, const std::vector<Tensor>& gys,
-                                        int64_t head_size);
+                                        int64_t head_size, const Tensor& dvf_add = Tensor());
 
 // rwkv7_out: y (B, T, H, N), r k v g (B, T, C), r_k (H, N), ln_w ln_b (C).
 struct OutInputs {

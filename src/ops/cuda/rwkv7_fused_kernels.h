@@ -47,7 +47,8 @@ struct PrepPtrs {
     void *w = nullptr, *k = nullptr, *aa = nullptr, *bb = nullptr, *v = nullptr;  // forward
     const void *gw = nullptr, *gk = nullptr, *gaa = nullptr, *gbb = nullptr, *gv = nullptr;
     void *dkr = nullptr, *dvr = nullptr, *dal = nullptr, *dvl = nullptr, *dvf = nullptr;
-    float* part = nullptr;  // (chunks, 5, C): w0, a0, v0, kk, ka
+    const void* dvf_add = nullptr;  // rows added into dvf (v_first's gradient so far), or null
+    float* part = nullptr;          // (chunks, 5, C): w0, a0, v0, kk, ka
 };
 int prep_launch(const PrepPtrs& p, int64_t rows, int C, int N, bool backward, bool bf16,
                 void* stream);

@@ -371,7 +371,14 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
                     acc[2][j] += vf[j];
                 }
                 stv(a.dvr + off, vr);
-                stv(a.dvf + off, gv);
+                if (a.dvf_add) {  // v_first's gradient gathered so far
+                    ldv(a.dvf_add + off, t);
+#pragma unroll
+                    for (int j = 0; j < V; ++j) t[j] += gv[j];
+                    stv(a.dvf + off, t);
+                } else {
+                    stv(a.dvf + off, gv);
+                }
                 stv(a.dvl + off, vf);
             }
             float t1[V], t2[V], s[V];
