@@ -100,8 +100,9 @@ __device__ __forceinline__ void bwd_decays(const T* st, int n, int j, int q, flo
 
 // ---- pre-pass: one block of 256 threads per (chunk, h, b) ------------------------------------
 
-template <class T>
-__global__ void __launch_bounds__(kPreThreads, 4)
+// PB: blocks per SM the registers must allow (the shared memory allows six).
+template <class T, int PB>
+__global__ void __launch_bounds__(kPreThreads, PB)
     wkv7_tc_bwd_prepass_kernel(Dims D, BwdArgs<T> A, float* records) {
     using namespace detail;
     constexpr int NT = kPreThreads, RS = raw_stride<T>();
@@ -183,19 +184,70 @@ __global__ void __launch_bounds__(kPreThreads, 4)
     }
 }
 
-// ---- state-gradient pass: one warp per 16 value rows, four warps per head ---------------------
+// ---- state-gradient pass: four groups of 16 value rows per head, KH warps per group ----------
+// KH = 1: a warp holds its 16 rows of Gh over all 64 keys. KH = 2: two warps per 16 rows, each
+// holding 32 keys of Gh; the two partial products of dU^T (over their keys; the dY^T part in the
+// second warp) are summed through shared memory (a named barrier per warp pair), then each warp
+// updates its own 32 keys of Gh.
+// kBulk: gh and du go to shared memory and out by bulk copies (cp.async.bulk, one per row of 64
+// floats, issued one step later), instead of each lane's scattered global stores.
+// kPreSplit: the record's shared operands (X and [At; Rt], read by every warp) are split into
+// TF32 big + small once per block (each thread a part, one step ahead, four record stages)
+// instead of by every warp at every use.
 
-constexpr int kBwdStateThreads = 128;
+namespace detail {
 
-template <class T>
-__global__ void __launch_bounds__(kBwdStateThreads, 1)
-    wkv7_tc_bwd_state_kernel(Dims D, BwdArgs<T> A, float* scratch) {
-    using namespace detail;
-    constexpr int NT = kBwdStateThreads, REC = kBwdRecord;
-    extern __shared__ __align__(16) float sm[];  // [kStages][REC]
+__device__ __forceinline__ void pair_barrier(int id) {
+    asm volatile("bar.sync %0, 64;\n" ::"r"(id) : "memory");
+}
+__device__ __forceinline__ void fence_proxy_async_smem() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+// bytes (multiple of 16, both addresses 16-byte aligned) from shared to global memory
+__device__ __forceinline__ void bulk_store(float* gdst, const float* ssrc, int bytes) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(ssrc));
+    asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(gdst),
+                 "r"(s), "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void bulk_commit() {
+    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+template <int Nw>
+__device__ __forceinline__ void bulk_wait_read() {
+    asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(Nw) : "memory");
+}
+__device__ __forceinline__ void bulk_wait_all() {
+    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+}
+
+constexpr int kShared = kBDYo;  // X and [At; Rt]: the record's first kShared floats
+constexpr int kGhRow = N + 8;   // gh staging row (float2 stores conflict-free per half warp)
+constexpr int kDuRow = N + 4;   // du staging row (scalar stores conflict-free)
+
+template <int KH, bool kBulk, bool kPreSplit>
+struct BwdStateSmem {
+    static constexpr int kStagesRec = kPreSplit ? 4 : 3;
+    static constexpr int kRaw = 0;
+    static constexpr int kSplitBuf = kStagesRec * kBwdRecord;          // [2][big, small][kShared]
+    static constexpr int kGh = kSplitBuf + (kPreSplit ? 4 * kShared : 0);  // [2][64][kGhRow]
+    static constexpr int kDu = kGh + (kBulk ? 2 * N * kGhRow : 0);     // [2][16][kDuRow]
+    static constexpr int kXch = kDu + (kBulk ? 2 * L * kDuRow : 0);    // [4][KH][32][8]
+    static constexpr int kFloats = kXch + (KH == 2 ? 4 * 2 * 32 * 8 : 0);
+    static constexpr size_t bytes() { return kFloats * sizeof(float); }
+};
+
+// One warp's whole state-gradient pass: value rows 16 w .., key n-tiles NK KHI .. (NK = 8 / KH).
+template <class T, int KH, int KHI, bool kBulk, bool kPreSplit>
+__device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& A, float* scratch,
+                                               float* sm, int w) {
+    using Sm = BwdStateSmem<KH, kBulk, kPreSplit>;
+    constexpr int NT = 128 * KH, REC = kBwdRecord, NK = 8 / KH, NK0 = NK * KHI;
+    constexpr int NS = Sm::kStagesRec;
+    // k pairs (16 keys, or the 16 steps of dY^T at kp 4) of the dU^T product this warp sums
+    constexpr int KP0 = (NK / 2) * KHI, KP1 = KP0 + NK / 2 + (KHI == KH - 1 ? 1 : 0);
     const int h = blockIdx.x, bb = blockIdx.y, tid = threadIdx.x, lane = tid & 31;
-    const int w = tid >> 5, i0 = 16 * w;
-    const int g = lane >> 2, t4 = lane & 3;
+    const int i0 = 16 * w, g = lane >> 2, t4 = lane & 3;
     const int Tn = D.T, H = D.H, NC = D.chunks();
     const int64_t HN = static_cast<int64_t>(H) * N;
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;
@@ -204,34 +256,88 @@ __global__ void __launch_bounds__(kBwdStateThreads, 1)
     float* gh_all = scratch + static_cast<size_t>(D.B) * Tn * H * N + bh_state * NC;
     const float* recs =
         scratch + backward_records_offset(D) + (static_cast<int64_t>(bb) * H + h) * NC * REC;
+    float* xch = sm + Sm::kXch;  // [4 w][KH][lane 32][8]: partial dU^T fragments
 
-    // S[nt] = accumulator fragment of Gh, keys 8 nt ..: {S[g][k], S[g][k+1], S[g+8][k],
-    // S[g+8][k+1]} with k = 8 nt + 2 t4 (rows relative to i0)
-    float S[8][4];
+    // S[n] = accumulator fragment of Gh, keys 8 (NK0 + n) ..: {S[g][k], S[g][k+1], S[g+8][k],
+    // S[g+8][k+1]} with k = 8 (NK0 + n) + 2 t4 (rows relative to i0)
+    float S[NK][4];
 #pragma unroll
-    for (int ntl = 0; ntl < 8; ++ntl)
+    for (int n = 0; n < NK; ++n)
 #pragma unroll
         for (int h2 = 0; h2 < 2; ++h2) {
             float2 v = make_float2(0.f, 0.f);
             if (A.dstate_out)
                 v = *reinterpret_cast<const float2*>(A.dstate_out + bh_state +
-                                                     (i0 + g + 8 * h2) * N + 8 * ntl + 2 * t4);
-            S[ntl][2 * h2] = v.x;
-            S[ntl][2 * h2 + 1] = v.y;
+                                                     (i0 + g + 8 * h2) * N + 8 * (NK0 + n) +
+                                                     2 * t4);
+            S[n][2 * h2] = v.x;
+            S[n][2 * h2 + 1] = v.y;
         }
 
-    // step s handles chunk NC - 1 - s (reverse time), in buffer s % kStages
+    // step s handles chunk NC - 1 - s (reverse time), in buffer s % NS
     auto issue = [&](int s) {
         if (s < NC) {
             const float* src = recs + static_cast<int64_t>(NC - 1 - s) * REC;
-            float* dst = sm + (s % kStages) * REC;
+            float* dst = sm + Sm::kRaw + (s % NS) * REC;
             for (int p = tid; p < REC / 4; p += NT)
                 goose_wkv7::detail::cp_async16(dst + 4 * p, src + 4 * p);
         }
         cp_async_commit();
     };
-    for (int s = 0; s < kStages - 1; ++s) issue(s);
+    // the shared operands of step s (landed) split into SB[s & 1] (big, then small)
+    auto presplit = [&](int s) {
+        const float* raw = sm + Sm::kRaw + (s % NS) * REC;
+        float* big = sm + Sm::kSplitBuf + (s & 1) * 2 * kShared;
+        for (int p = tid; p < kShared / 4; p += NT) {
+            const float4 v = ld4(raw + 4 * p);
+            const float x[4] = {v.x, v.y, v.z, v.w};
+            uint32_t bg[4], sl[4];
+            split4(x, bg, sl);
+            st4(big + 4 * p, make_float4(__uint_as_float(bg[0]), __uint_as_float(bg[1]),
+                                         __uint_as_float(bg[2]), __uint_as_float(bg[3])));
+            st4(big + kShared + 4 * p,
+                make_float4(__uint_as_float(sl[0]), __uint_as_float(sl[1]),
+                            __uint_as_float(sl[2]), __uint_as_float(sl[3])));
+        }
+    };
+    // bulk copies of step s's staged gh (chunk NC - 1 - s) and du: threads 0-63 one gh row
+    // each, threads 64-79 one du row (step) each
+    auto bulk_out = [&](int s) {
+        const int c = NC - 1 - s;
+        if (tid < N) {
+            bulk_store(gh_all + static_cast<int64_t>(c) * N * N + tid * N,
+                       sm + Sm::kGh + (s & 1) * N * kGhRow + tid * kGhRow, N * 4);
+            bulk_commit();
+        } else if (tid < N + L) {
+            const int t = tid - N;
+            if (t < min(L, Tn - c * L)) {
+                bulk_store(du + base + static_cast<int64_t>(c * L + t) * HN,
+                           sm + Sm::kDu + (s & 1) * L * kDuRow + t * kDuRow, N * 4);
+                bulk_commit();
+            }
+        }
+    };
+    for (int s = 0; s < NS - 1; ++s) issue(s);
+    if constexpr (kPreSplit) {
+        cp_async_wait<NS - 2>();
+        __syncthreads();
+        presplit(0);
+    }
 
+    // a B fragment (float4 at off of the record) as big / small TF32 parts
+    auto fragB = [&](const float* rc, const float* sb, int off, uint32_t* big, uint32_t* small) {
+        if constexpr (kPreSplit) {
+            const float4 v = ld4(sb + off), m = ld4(sb + kShared + off);
+            big[0] = __float_as_uint(v.x), big[1] = __float_as_uint(v.y);
+            big[2] = __float_as_uint(v.z), big[3] = __float_as_uint(v.w);
+            small[0] = __float_as_uint(m.x), small[1] = __float_as_uint(m.y);
+            small[2] = __float_as_uint(m.z), small[3] = __float_as_uint(m.w);
+        } else {
+            const float4 v = ld4(rc + off);
+            const float x[4] = {v.x, v.y, v.z, v.w};
+            split4(x, big, small);
+        }
+    };
     auto frag = [&](const float* rc, int off, uint32_t* big, uint32_t* small) {
         const float4 v = ld4(rc + off);
         const float x[4] = {v.x, v.y, v.z, v.w};
@@ -243,50 +349,66 @@ __global__ void __launch_bounds__(kBwdStateThreads, 1)
     };
 
     for (int s = 0; s < NC; ++s) {
-        cp_async_wait<kStages - 2>();
-        __syncthreads();  // step s's record landed (all threads); step s-1's buffer free
-        issue(s + kStages - 1);
+        cp_async_wait<1>();
+        if constexpr (kBulk) bulk_wait_read<0>();  // step s-2's copies read its staging
+        __syncthreads();  // record s (kPreSplit: and s + 1) landed, SB[s & 1] split, step s-1
+                          // done with every buffer step s + NS - 1 and s + 1 reuse
+        issue(s + NS - 1);
+        if constexpr (kBulk)
+            if (s > 0) bulk_out(s - 1);
         const int c = NC - 1 - s;
-        const float* rc = sm + (s % kStages) * REC;
+        const float* rc = sm + Sm::kRaw + (s % NS) * REC;
+        const float* sbuf = sm + Sm::kSplitBuf + (s & 1) * 2 * kShared;
         const int t0 = c * L, ntv = min(L, Tn - t0);
 
         // the gradient at this chunk's exit, for phase B
-        float* gh = gh_all + static_cast<int64_t>(c) * N * N;
+        if constexpr (kBulk) {
+            float* st = sm + Sm::kGh + (s & 1) * N * kGhRow;
 #pragma unroll
-        for (int n = 0; n < 8; ++n)
+            for (int n = 0; n < NK; ++n)
 #pragma unroll
-            for (int h2 = 0; h2 < 2; ++h2) {
-                const int off = (i0 + g + 8 * h2) * N + 8 * n + 2 * t4;
-                *reinterpret_cast<float2*>(gh + off) =
-                    make_float2(S[n][2 * h2], S[n][2 * h2 + 1]);
-            }
+                for (int h2 = 0; h2 < 2; ++h2)
+                    *reinterpret_cast<float2*>(st + (i0 + g + 8 * h2) * kGhRow + 8 * (NK0 + n) +
+                                               2 * t4) = make_float2(S[n][2 * h2], S[n][2 * h2 + 1]);
+        } else {
+            float* gh = gh_all + static_cast<int64_t>(c) * N * N;
+#pragma unroll
+            for (int n = 0; n < NK; ++n)
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const int off = (i0 + g + 8 * h2) * N + 8 * (NK0 + n) + 2 * t4;
+                    __stcs(reinterpret_cast<float2*>(gh + off),
+                           make_float2(S[n][2 * h2], S[n][2 * h2 + 1]));
+                }
+        }
 
         uint32_t yb[2][4], ys[2][4];  // dY^T A fragments, k steps 0 and 1
 #pragma unroll
         for (int kv = 0; kv < 2; ++kv)
             frag(rc, kBDYo + ((w * 2 + kv) * 32 + lane) * 4, yb[kv], ys[kv]);
 
-        // ---- dU^T = [Gh | dY^T] X^T: n-tiles 0, 1 (steps 0-7, 8-15)
+        // ---- dU^T = [Gh | dY^T] X^T (this warp's k pairs): n-tiles 0, 1 (steps 0-7, 8-15)
         float o[2][4], ox[2][4], oy[2][4];
 #pragma unroll
         for (int n = 0; n < 2; ++n)
 #pragma unroll
             for (int q = 0; q < 4; ++q) o[n][q] = ox[n][q] = oy[n][q] = 0.f;
         {
-            uint32_t sb[8][4], ss[8][4];
+            uint32_t sb[NK][4], ss[NK][4];
 #pragma unroll
-            for (int k = 0; k < 8; ++k) acc_to_a(S[k], sb[k], ss[k]);
+            for (int k = 0; k < NK; ++k) acc_to_a(S[k], sb[k], ss[k]);
 #pragma unroll
-            for (int kp = 0; kp < 5; ++kp)
+            for (int kp = KP0; kp < KP1; ++kp)
 #pragma unroll
                 for (int n = 0; n < 2; ++n) {
                     uint32_t xb[4], xs[4];
-                    frag(rc, kBXo + ((n * 5 + kp) * 32 + lane) * 4, xb, xs);
+                    fragB(rc, sbuf, kBXo + ((n * 5 + kp) * 32 + lane) * 4, xb, xs);
 #pragma unroll
                     for (int hk = 0; hk < 2; ++hk) {
                         const int ks = 2 * kp + hk;
-                        const uint32_t* ab = ks < 8 ? sb[ks] : yb[ks - 8];
-                        const uint32_t* as = ks < 8 ? ss[ks] : ys[ks - 8];
+                        const int kl = ks < 8 ? ks - NK0 : 0, ky = ks < 8 ? 0 : ks - 8;
+                        const uint32_t* ab = ks < 8 ? sb[kl] : yb[ky];
+                        const uint32_t* as = ks < 8 ? ss[kl] : ys[ky];
                         mma_tf32(ox[n], ab, xs + 2 * hk);
                         mma_tf32(oy[n], as, xb + 2 * hk);
                         mma_tf32(o[n], ab, xb + 2 * hk);
@@ -297,28 +419,46 @@ __global__ void __launch_bounds__(kBwdStateThreads, 1)
         for (int n = 0; n < 2; ++n)
 #pragma unroll
             for (int q = 0; q < 4; ++q) o[n][q] += ox[n][q] + oy[n][q];
+        if constexpr (KH == 2) {  // dU^T = the two warps' partials (the same sum in both)
+            float* mine = xch + ((w * 2 + KHI) * 32 + lane) * 8;
+            const float* other = xch + ((w * 2 + (1 - KHI)) * 32 + lane) * 8;
+            st4(mine, make_float4(o[0][0], o[0][1], o[0][2], o[0][3]));
+            st4(mine + 4, make_float4(o[1][0], o[1][1], o[1][2], o[1][3]));
+            pair_barrier(1 + w);
+            const float4 p0 = ld4(other), p1 = ld4(other + 4);
+            o[0][0] += p0.x, o[0][1] += p0.y, o[0][2] += p0.z, o[0][3] += p0.w;
+            o[1][0] += p1.x, o[1][1] += p1.y, o[1][2] += p1.z, o[1][3] += p1.w;
+        }
         // o[n][q]: row (value) i0 + g + 8 (q >> 1), column (step) 8 n + 2 t4 + (q & 1)
 #pragma unroll
-        for (int n = 0; n < 2; ++n)
+        for (int n = 0; n < 2; ++n) {
+            if (KH == 2 && n != KHI) continue;  // each warp of a pair stores one n-tile
 #pragma unroll
             for (int q = 0; q < 4; ++q) {
                 const int t = 8 * n + 2 * t4 + (q & 1), i = i0 + g + 8 * (q >> 1);
-                if (t < ntv) du[base + static_cast<int64_t>(t0 + t) * HN + i] = o[n][q];
+                if constexpr (kBulk) {
+                    sm[Sm::kDu + (s & 1) * L * kDuRow + t * kDuRow + i] = o[n][q];
+                } else {
+                    if (t < ntv) __stcs(du + base + static_cast<int64_t>(t0 + t) * HN + i, o[n][q]);
+                }
             }
+        }
+        if constexpr (kBulk) fence_proxy_async_smem();  // staging visible to the bulk copies
 
-        // ---- Gh_0 = Gh o e^lam_L + [dU^T | dY^T] [At; Rt]
-        float el[16];
+        // ---- Gh_0 = Gh o e^lam_L + [dU^T | dY^T] [At; Rt] (this warp's keys)
+        float el[2 * NK];
 #pragma unroll
-        for (int q = 0; q < 4; ++q) {
-            const float4 e4 = ld4(rc + kBELo + 16 * t4 + 4 * q);
-            el[4 * q] = e4.x, el[4 * q + 1] = e4.y, el[4 * q + 2] = e4.z, el[4 * q + 3] = e4.w;
+        for (int n = 0; n < NK; ++n) {
+            const float2 e2 =
+                *reinterpret_cast<const float2*>(rc + kBELo + 16 * t4 + 2 * (NK0 + n));
+            el[2 * n] = e2.x, el[2 * n + 1] = e2.y;
         }
         uint32_t ub[2][4], us[2][4];
 #pragma unroll
         for (int k = 0; k < 2; ++k) acc_to_a(o[k], ub[k], us[k]);
-        float sx[8][4];
+        float sx[NK][4];
 #pragma unroll
-        for (int n = 0; n < 8; ++n) {
+        for (int n = 0; n < NK; ++n) {
             S[n][0] *= el[2 * n];
             S[n][1] *= el[2 * n + 1];
             S[n][2] *= el[2 * n];
@@ -329,9 +469,9 @@ __global__ void __launch_bounds__(kBwdStateThreads, 1)
 #pragma unroll
         for (int kp = 0; kp < 2; ++kp)
 #pragma unroll
-            for (int n = 0; n < 8; ++n) {
+            for (int n = 0; n < NK; ++n) {
                 uint32_t mb[4], ms[4];
-                frag(rc, kBARo + ((n * 2 + kp) * 32 + lane) * 4, mb, ms);
+                fragB(rc, sbuf, kBARo + (((NK0 + n) * 2 + kp) * 32 + lane) * 4, mb, ms);
 #pragma unroll
                 for (int hk = 0; hk < 2; ++hk) {
                     const uint32_t* ab = kp == 0 ? ub[hk] : yb[hk];
@@ -341,29 +481,56 @@ __global__ void __launch_bounds__(kBwdStateThreads, 1)
                     mma_tf32(S[n], ab, mb + 2 * hk);
                 }
             }
+        if constexpr (kPreSplit)
+            if (s + 1 < NC) presplit(s + 1);
 #pragma unroll
-        for (int n = 0; n < 8; ++n)
+        for (int n = 0; n < NK; ++n)
 #pragma unroll
             for (int q = 0; q < 4; ++q) S[n][q] += sx[n][q];
     }
+    if constexpr (kBulk) {
+        __syncthreads();  // the last step's staging written (and fenced) by every warp
+        bulk_out(NC - 1);
+        bulk_wait_all();
+    }
 #pragma unroll
-    for (int n = 0; n < 8; ++n)
+    for (int n = 0; n < NK; ++n)
 #pragma unroll
         for (int h2 = 0; h2 < 2; ++h2) {
-            const int off = (i0 + g + 8 * h2) * N + 8 * n + 2 * t4;
+            const int off = (i0 + g + 8 * h2) * N + 8 * (NK0 + n) + 2 * t4;
             *reinterpret_cast<float2*>(A.dstate_in + bh_state + off) =
                 make_float2(S[n][2 * h2], S[n][2 * h2 + 1]);
         }
 }
 
+}  // namespace detail
+
+template <int KH, bool kBulk, bool kPreSplit>
+__host__ __device__ constexpr size_t bwd_state_smem_bytes() {
+    return detail::BwdStateSmem<KH, kBulk, kPreSplit>::bytes();
+}
+
+// grid (H, B), 128 KH threads: warp = KHI * 4 + w (value rows 16 w .., key half KHI).
+template <class T, int KH, bool kBulk, bool kPreSplit>
+__global__ void __launch_bounds__(128 * KH, 1)
+    wkv7_tc_bwd_state_kernel(Dims D, BwdArgs<T> A, float* scratch) {
+    static_assert(KH == 1 || KH == 2, "KH: warps per 16 value rows");
+    extern __shared__ __align__(16) float sm[];
+    const int warp = threadIdx.x >> 5, w = warp & 3;
+    if (KH == 1 || warp < 4)
+        detail::bwd_state_warp<T, KH, 0, kBulk, kPreSplit>(D, A, scratch, sm, w);
+    else
+        detail::bwd_state_warp<T, KH, KH - 1, kBulk, kPreSplit>(D, A, scratch, sm, w);
+}
+
 // ---- launchers --------------------------------------------------------------------------------
 
 // The pre-pass alone (records at scratch + backward_records_offset(D)).
-template <class T>
+template <class T, int PB = 4>
 cudaError_t launch_backward_prepass(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                     cudaStream_t stream) {
     constexpr size_t smem = detail::BwdPreSmem::bytes<T>();
-    auto kp = wkv7_tc_bwd_prepass_kernel<T>;
+    auto kp = wkv7_tc_bwd_prepass_kernel<T, PB>;
     cudaError_t e = cudaFuncSetAttribute(kp, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
@@ -373,28 +540,29 @@ cudaError_t launch_backward_prepass(const Dims& D, const BwdArgs<T>& A, float* s
 }
 
 // The state-gradient pass alone (reads the pre-pass's records).
-template <class T>
+template <class T, int KH = 1, bool kBulk = true, bool kPreSplit = true>
 cudaError_t launch_backward_state_pass(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                        cudaStream_t stream) {
-    constexpr size_t smem = kStages * kBwdRecord * sizeof(float);
-    auto ks = wkv7_tc_bwd_state_kernel<T>;
+    constexpr size_t smem = bwd_state_smem_bytes<KH, kBulk, kPreSplit>();
+    auto ks = wkv7_tc_bwd_state_kernel<T, KH, kBulk, kPreSplit>;
     cudaError_t e = cudaFuncSetAttribute(ks, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
-    ks<<<dim3(D.H, D.B), kBwdStateThreads, smem, stream>>>(D, A, scratch);
+    ks<<<dim3(D.H, D.B), 128 * KH, smem, stream>>>(D, A, scratch);
     return cudaGetLastError();
 }
 
 // Phase A: scratch holds backward_state_scratch_floats(D) floats; on return (stream order) its
 // first chunked::backward_scratch_floats(D) floats are BwdScratch{du, gh} as phase B reads them,
 // and A.dstate_in is written (A.dstate_out may be null: zeros). Every record is written before
-// it is read.
-template <class T>
+// it is read. KH, kBulk, kPreSplit: the state pass's variants (above; measured in
+// bench/kernels/wkv7/README.md), PB: the pre-pass's blocks per SM.
+template <class T, int KH = 1, bool kBulk = true, bool kPreSplit = true, int PB = 4>
 cudaError_t launch_backward_state(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                   cudaStream_t stream) {
-    cudaError_t e = launch_backward_prepass<T>(D, A, scratch, stream);
+    cudaError_t e = launch_backward_prepass<T, PB>(D, A, scratch, stream);
     if (e != cudaSuccess) return e;
-    return launch_backward_state_pass<T>(D, A, scratch, stream);
+    return launch_backward_state_pass<T, KH, kBulk, kPreSplit>(D, A, scratch, stream);
 }
 
 }  // namespace chunked_tc
