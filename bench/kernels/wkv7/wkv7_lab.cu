@@ -75,11 +75,11 @@ cudaError_t chunked_phase_b(const Dims& D, const goose_wkv7::BwdArgs<T>& A, floa
     kb<<<dim3(D.chunks(), D.H, D.B), ck::NTB, smem_b, s>>>(D, A, W);
     return cudaGetLastError();
 }
-template <class T, int KH = 1, bool kBulk = true, bool kPreSplit = true>
+template <class T, bool kDyIn = goose_wkv7::chunked_tc::kBwdDyIn, int KH = 1>
 cudaError_t tc_a_fma_b_bwd(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float* scratch,
                            cudaStream_t s) {
     const cudaError_t e =
-        goose_wkv7::chunked_tc::launch_backward_state<T, KH, kBulk, kPreSplit>(D, A, scratch, s);
+        goose_wkv7::chunked_tc::launch_backward_state<T, kDyIn, KH>(D, A, scratch, s);
     return e != cudaSuccess ? e : chunked_phase_b<T>(D, A, scratch, s);
 }
 // The existing one-pass phase A alone (kMma: its tensor-core path).
@@ -156,13 +156,14 @@ std::vector<Variant<T>> variants() {
         {"tc W4 split | C32 K1", 64, tc::launch_forward<T, 4, true>, seq_bwd<T, 64, 32, 1>},
         {"tc W2 split | C32 K1", 64, tc::launch_forward<T, 2, true>, seq_bwd<T, 64, 32, 1>},
         // two-pass tensor-core backward phase A (wkv7_chunked_tc_bwd_a.cuh) + the FMA phase B
-        // state pass <KH warps per 16 value rows, bulk-copied gh / du, pre-split shared operands>
+        // <dY read from the input by the state pass (not in the record), KH warps per 16 value
+        // rows in the state pass>
         {"tc W4 mg | tc A fma B", 64, tc::launch_forward<T, 4, false, false, true>,
-         tc_a_fma_b_bwd<T, 1, true, true>},
-        {"tc W4 mg | tc A plain fma B", 64, tc::launch_forward<T, 4, false, false, true>,
-         tc_a_fma_b_bwd<T, 1, false, false>},
+         tc_a_fma_b_bwd<T>},
+        {"tc W4 mg | tc A dyrec fma B", 64, tc::launch_forward<T, 4, false, false, true>,
+         tc_a_fma_b_bwd<T, false, 1>},
         {"tc W4 mg | tc A KH2 fma B", 64, tc::launch_forward<T, 4, false, false, true>,
-         tc_a_fma_b_bwd<T, 2, true, true>},
+         tc_a_fma_b_bwd<T, true, 2>},
         {"default N32: C8 RT2 | C8 K2", 32, seq_fwd<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
         {"default N16: C4 RT2 | C4 K2", 16, seq_fwd<T, 16, 4, 2, 16>, seq_bwd<T, 16, 4, 2>},
     };
@@ -659,8 +660,10 @@ void phase_a_report(int& failures) {
     const char* dt = sizeof(T) == 2 ? "bf16" : "f32";
     std::printf("\nphase A alone, %s, ms (median of 15): tc A = tc pre-pass + tc state pass; "
                 "one-pass = chunked::wkv7_chunked_bwd_state_kernel (FMA / mma)\n", dt);
-    std::printf("| shape | tc A | tc pre | tc pre PB5 | tc state | state plain | state bulk | state presplit | state KH2 | one-pass FMA | one-pass mma | FMA / tc A | "
-                "FMA phase B | full sequential bwd | tc A + FMA B |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| shape | tc A | pre | state | pre dyrec PB4 | pre dyrec PB5 | state dyrec | "
+                "pre dyin PB4 | state KH2 | one-pass FMA | one-pass mma | FMA / tc A | "
+                "FMA phase B | full sequential bwd | tc A + FMA B |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     const int shapes[3][3] = {{8, 4096, 12}, {16, 2048, 12}, {16, 512, 12}};
     for (const auto& sh : shapes) {
         const Dims D{sh[0], sh[1], sh[2], 64};
@@ -672,22 +675,29 @@ void phase_a_report(int& failures) {
         CHECK((seq_fwd<T, 64, 8, 2, 64>(D, d.fwd(false), nullptr, 0)));
         CHECK(cudaDeviceSynchronize());
         const auto A = d.bwd(false);
-        const float t_tc = median_ms([&] { CHECK(tc::launch_backward_state<T>(D, A, d.scratch, 0)); }, 3, 15);
-        const float t_pre = median_ms([&] { CHECK(tc::launch_backward_prepass<T>(D, A, d.scratch, 0)); }, 3, 15);
-        const float t_pre5 = median_ms([&] { CHECK((tc::launch_backward_prepass<T, 5>(D, A, d.scratch, 0))); }, 3, 15);
-        const float t_st = median_ms([&] { CHECK(tc::launch_backward_state_pass<T>(D, A, d.scratch, 0)); }, 3, 15);
-        const float t_plain = median_ms([&] { CHECK((tc::launch_backward_state_pass<T, 1, false, false>(D, A, d.scratch, 0))); }, 3, 15);
-        const float t_bulk = median_ms([&] { CHECK((tc::launch_backward_state_pass<T, 1, true, false>(D, A, d.scratch, 0))); }, 3, 15);
-        const float t_psplit = median_ms([&] { CHECK((tc::launch_backward_state_pass<T, 1, false, true>(D, A, d.scratch, 0))); }, 3, 15);
-        const float t_kh2 = median_ms([&] { CHECK((tc::launch_backward_state_pass<T, 2, true, true>(D, A, d.scratch, 0))); }, 3, 15);
-        const float t_fma = median_ms([&] { CHECK((chunked_phase_a<T, false>(D, A, d.scratch, 0))); }, 3, 15);
-        const float t_mma = median_ms([&] { CHECK((chunked_phase_a<T, true>(D, A, d.scratch, 0))); }, 3, 15);
-        const float t_b = median_ms([&] { CHECK(chunked_phase_b<T>(D, A, d.scratch, 0)); }, 3, 15);
-        const float t_seq = median_ms([&] { CHECK((seq_bwd<T, 64, 32, 1>(D, A, nullptr, 0))); }, 3, 15);
-        const float t_all = median_ms([&] { CHECK(tc_a_fma_b_bwd<T>(D, A, d.scratch, 0)); }, 3, 15);
-        std::printf("| B%d T%d H%d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.2fx | %.3f | %.3f | %.3f |\n",
-                    sh[0], sh[1], sh[2], t_tc, t_pre, t_pre5, t_st, t_plain, t_bulk, t_psplit, t_kh2, t_fma, t_mma, t_fma / t_tc, t_b, t_seq,
-                    t_all);
+        auto ms = [&](auto&& f) { return median_ms([&] { CHECK(f()); }, 3, 15); };
+        float* W = d.scratch;
+        const float t_tc = ms([&] { return tc::launch_backward_state<T>(D, A, W, 0); });
+        const float t_pre = ms([&] { return tc::launch_backward_prepass<T>(D, A, W, 0); });
+        const float t_st = ms([&] { return tc::launch_backward_state_pass<T>(D, A, W, 0); });
+        const float t_pr4 =
+            ms([&] { return tc::launch_backward_prepass<T, false, 4>(D, A, W, 0); });
+        const float t_pr5 =
+            ms([&] { return tc::launch_backward_prepass<T, false, 5>(D, A, W, 0); });
+        const float t_str =
+            ms([&] { return tc::launch_backward_state_pass<T, false>(D, A, W, 0); });
+        const float t_pi4 = ms([&] { return tc::launch_backward_prepass<T, true, 4>(D, A, W, 0); });
+        const float t_kh2 =
+            ms([&] { return tc::launch_backward_state_pass<T, true, 2>(D, A, W, 0); });
+        const float t_fma = ms([&] { return chunked_phase_a<T, false>(D, A, W, 0); });
+        const float t_mma = ms([&] { return chunked_phase_a<T, true>(D, A, W, 0); });
+        const float t_b = ms([&] { return chunked_phase_b<T>(D, A, W, 0); });
+        const float t_seq = ms([&] { return seq_bwd<T, 64, 32, 1>(D, A, nullptr, 0); });
+        const float t_all = ms([&] { return tc_a_fma_b_bwd<T>(D, A, W, 0); });
+        std::printf("| B%d T%d H%d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | "
+                    "%.3f | %.3f | %.2fx | %.3f | %.3f | %.3f |\n",
+                    sh[0], sh[1], sh[2], t_tc, t_pre, t_st, t_pr4, t_pr5, t_str, t_pi4, t_kh2,
+                    t_fma, t_mma, t_fma / t_tc, t_b, t_seq, t_all);
         std::fflush(stdout);
         if (sh[1] != 512) continue;
         // du, gh and dstate_in (with a state-out gradient) against the one-pass FMA phase A
@@ -739,7 +749,10 @@ int main(int argc, char** argv) {
     int failures = 0;
     run_all<bf16>(rows, verbose, true, failures, only);
     run_all<float>(rows, verbose, true, failures, only);
-    if (selected("tc A phase", only)) phase_a_report<bf16>(failures), phase_a_report<float>(failures);
+    if (selected("tc A phase", only)) {  // phase A alone (wkv7_chunked_tc_bwd_a.cuh)
+        phase_a_report<bf16>(failures);
+        phase_a_report<float>(failures);
+    }
     std::printf("\n| variant | dtype | shape | ms fwd | ms bwd | GB/s fwd | GB/s bwd | "
                 "%% of copy fwd/bwd | rel err fwd | rel err bwd | check |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");

@@ -9,12 +9,16 @@
 //   Gh_0 (16 x 64) = Gh o e^lam_L + [dU^T | dY^T] (16 x 32) [At; Rt] (32 x 64).
 // Pre-pass, one block per (chunk, h, b): decays, Ab = At Bs^T and Rb = Rt Bs^T on tensor cores
 // (chunked_tc::detail::gram_mma, 3xTF32), the upper-triangular solve for X, and a record of X,
-// [At; Rt], dY and e^lam_L in mma fragment order. State pass, one warp per 16 value rows, four
-// warps per head, records streamed in by cp.async (three stages), the same permuted-k fragment
-// trick as the forward (an accumulator fragment is directly the next product's A fragment).
+// [At; Rt] and e^lam_L in mma fragment order (13.6 KB; with kDyIn false also dY, 17.7 KB).
+// State pass, one warp per 16 value rows, four warps per head (KH 2: eight), records and the
+// chunk's dY rows streamed in by cp.async (three stages), the same permuted-k fragment trick as
+// the forward (an accumulator fragment is directly the next product's A fragment); gh and du
+// leave as streaming stores. 156 mma.sync per warp and chunk (3xTF32).
 // Output contract as chunked::wkv7_chunked_bwd_state_kernel: BwdScratch{du, gh} (gh = Gh at the
-// exit of every chunk) and A.dstate_in, consumed unchanged by chunked::wkv7_chunked_bwd_grads_kernel.
+// exit of every chunk) and A.dstate_in, consumed unchanged by
+// chunked::wkv7_chunked_bwd_grads_kernel.
 // Helpers defined here (the forward's headers lack them): bwd_decays (the decays without k).
+// Measured variants and why: bench/kernels/wkv7/README.md, "Two-pass chunked backward, phase A".
 #pragma once
 
 #include "wkv7_chunked_common.cuh"
@@ -33,13 +37,23 @@ namespace chunked_tc {
 constexpr int kBXo = 0, kBARo = 2 * 5 * 128, kBDYo = kBARo + 8 * 2 * 128,
               kBELo = kBDYo + 4 * 2 * 128, kBwdRecord = kBELo + N;
 
+// kDyIn: the record leaves out dY (the state pass reads dY from the input itself): X, [At; Rt],
+// then e^lam_L.
+__host__ __device__ constexpr int bwd_record_floats(bool dy_in) {
+    return dy_in ? kBDYo + N : kBwdRecord;
+}
+__host__ __device__ constexpr int bwd_el_offset(bool dy_in) { return dy_in ? kBDYo : kBELo; }
+
+// The default: dY read from the input (bf16: 0.714 against 0.734 ms at B8 T4096, fewer bytes).
+constexpr bool kBwdDyIn = true;
+
 // Floats before the records: du (B, T, H, N) then gh (B, H, chunks, N, N), laid out exactly as
 // chunked::backward_scratch_floats (wkv7_chunked.cuh) so that phase B reads them unchanged.
 __host__ __device__ inline size_t backward_records_offset(const Dims& D) {
     return static_cast<size_t>(D.B) * D.T * D.H * N +
            static_cast<size_t>(D.B) * D.H * D.chunks() * N * N;
 }
-// du + gh + the pre-pass records.
+// du + gh + the pre-pass records (sized for the larger record).
 inline size_t backward_state_scratch_floats(const Dims& D) {
     return backward_records_offset(D) +
            static_cast<size_t>(D.B) * D.H * D.chunks() * kBwdRecord;
@@ -100,8 +114,9 @@ __device__ __forceinline__ void bwd_decays(const T* st, int n, int j, int q, flo
 
 // ---- pre-pass: one block of 256 threads per (chunk, h, b) ------------------------------------
 
-// PB: blocks per SM the registers must allow (the shared memory allows six).
-template <class T, int PB>
+// PB: blocks per SM the registers must allow (the shared memory allows six). kDyIn: no dY in
+// the record.
+template <class T, int PB, bool kDyIn>
 __global__ void __launch_bounds__(kPreThreads, PB)
     wkv7_tc_bwd_prepass_kernel(Dims D, BwdArgs<T> A, float* records) {
     using namespace detail;
@@ -124,7 +139,7 @@ __global__ void __launch_bounds__(kPreThreads, PB)
     {
         constexpr int kPer = 16 / static_cast<int>(sizeof(T)), kPieces = N / kPer;
 #pragma unroll
-        for (int m = 0; m < 5; ++m)
+        for (int m = 0; m < (kDyIn ? 4 : 5); ++m)
             for (int e = tid; e < nt * kPieces; e += NT) {
                 const int t = e / kPieces, p = e % kPieces;
                 goose_wkv7::detail::cp_async16(st + (m * L + t) * RS + p * kPer,
@@ -153,7 +168,7 @@ __global__ void __launch_bounds__(kPreThreads, PB)
         }
     }
     __syncthreads();
-    float* rec = records + ((static_cast<int64_t>(bb) * H + h) * NC + c) * kBwdRecord;
+    float* rec = records + ((static_cast<int64_t>(bb) * H + h) * NC + c) * bwd_record_floats(kDyIn);
     // X^T B fragments: n-tile nt = rows (steps) 8 nt + g of X, k step ks: columns 8 ks + 2 t4 + b
     for (int e = tid; e < 2 * 5 * 32; e += NT) {
         const int lane = e & 31, kp = (e >> 5) % 5, ntl = (e >> 5) / 5;
@@ -170,7 +185,7 @@ __global__ void __launch_bounds__(kPreThreads, PB)
                                              m[(t + 8) * SP + j], m[(t + 9) * SP + j]));
     }
     // dY^T A fragments: rows (values) 16 w + g (+ 8), k step kv: steps 8 kv + 2 t4 + {0, 1}
-    for (int e = tid; e < 4 * 2 * 32; e += NT) {
+    for (int e = tid; e < (kDyIn ? 0 : 4 * 2 * 32); e += NT) {
         const int lane = e & 31, kv = (e >> 5) & 1, w = e >> 6;
         const int g = lane >> 2, t4 = lane & 3, i = 16 * w + g, t = 8 * kv + 2 * t4;
         const T* dy = st + 4 * L * RS;
@@ -180,7 +195,7 @@ __global__ void __launch_bounds__(kPreThreads, PB)
     }
     if (tid < N) {  // eL[t4][nt][b] = e^lam_L of key 8 nt + 2 t4 + b
         const int t4 = tid >> 4, ntl = (tid >> 1) & 7, b = tid & 1;
-        rec[kBELo + tid] = eL[8 * ntl + 2 * t4 + b];
+        rec[bwd_el_offset(kDyIn) + tid] = eL[8 * ntl + 2 * t4 + b];
     }
 }
 
@@ -189,61 +204,33 @@ __global__ void __launch_bounds__(kPreThreads, PB)
 // holding 32 keys of Gh; the two partial products of dU^T (over their keys; the dY^T part in the
 // second warp) are summed through shared memory (a named barrier per warp pair), then each warp
 // updates its own 32 keys of Gh.
-// kBulk: gh and du go to shared memory and out by bulk copies (cp.async.bulk, one per row of 64
-// floats, issued one step later), instead of each lane's scattered global stores.
-// kPreSplit: the record's shared operands (X and [At; Rt], read by every warp) are split into
-// TF32 big + small once per block (each thread a part, one step ahead, four record stages)
-// instead of by every warp at every use.
+// kDyIn: dY comes from the input (its rows staged by cp.async beside the record) instead of
+// the record. gh and du leave as streaming (evict-first) stores: phase B reads them much later.
 
 namespace detail {
 
 __device__ __forceinline__ void pair_barrier(int id) {
     asm volatile("bar.sync %0, 64;\n" ::"r"(id) : "memory");
 }
-__device__ __forceinline__ void fence_proxy_async_smem() {
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-// bytes (multiple of 16, both addresses 16-byte aligned) from shared to global memory
-__device__ __forceinline__ void bulk_store(float* gdst, const float* ssrc, int bytes) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(ssrc));
-    asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(gdst),
-                 "r"(s), "r"(bytes)
-                 : "memory");
-}
-__device__ __forceinline__ void bulk_commit() {
-    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-}
-template <int Nw>
-__device__ __forceinline__ void bulk_wait_read() {
-    asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(Nw) : "memory");
-}
-__device__ __forceinline__ void bulk_wait_all() {
-    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
-}
-
-constexpr int kShared = kBDYo;  // X and [At; Rt]: the record's first kShared floats
-constexpr int kGhRow = N + 8;   // gh staging row (float2 stores conflict-free per half warp)
-constexpr int kDuRow = N + 4;   // du staging row (scalar stores conflict-free)
-
-template <int KH, bool kBulk, bool kPreSplit>
+template <class T, int KH, bool kDyIn>
 struct BwdStateSmem {
-    static constexpr int kStagesRec = kPreSplit ? 4 : 3;
-    static constexpr int kRaw = 0;
-    static constexpr int kSplitBuf = kStagesRec * kBwdRecord;          // [2][big, small][kShared]
-    static constexpr int kGh = kSplitBuf + (kPreSplit ? 4 * kShared : 0);  // [2][64][kGhRow]
-    static constexpr int kDu = kGh + (kBulk ? 2 * N * kGhRow : 0);     // [2][16][kDuRow]
-    static constexpr int kXch = kDu + (kBulk ? 2 * L * kDuRow : 0);    // [4][KH][32][8]
+    static constexpr int kStagesRec = kStages;
+    static constexpr int kRec = bwd_record_floats(kDyIn);
+    static constexpr int kDy = kStagesRec * kRec;  // kDyIn: [stages][L][raw_stride<T>] of T
+    static constexpr int kDyFloats =
+        kDyIn ? kStagesRec * L * raw_stride<T>() * static_cast<int>(sizeof(T)) / 4 : 0;
+    static constexpr int kXch = kDy + kDyFloats;  // KH 2: [4][2][32][8]
     static constexpr int kFloats = kXch + (KH == 2 ? 4 * 2 * 32 * 8 : 0);
     static constexpr size_t bytes() { return kFloats * sizeof(float); }
 };
 
 // One warp's whole state-gradient pass: value rows 16 w .., key n-tiles NK KHI .. (NK = 8 / KH).
-template <class T, int KH, int KHI, bool kBulk, bool kPreSplit>
+template <class T, int KH, int KHI, bool kDyIn>
 __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                                float* sm, int w) {
-    using Sm = BwdStateSmem<KH, kBulk, kPreSplit>;
-    constexpr int NT = 128 * KH, REC = kBwdRecord, NK = 8 / KH, NK0 = NK * KHI;
-    constexpr int NS = Sm::kStagesRec;
+    using Sm = BwdStateSmem<T, KH, kDyIn>;
+    constexpr int NT = 128 * KH, REC = Sm::kRec, NK = 8 / KH, NK0 = NK * KHI;
+    constexpr int NS = Sm::kStagesRec, RS = raw_stride<T>(), EL = bwd_el_offset(kDyIn);
     // k pairs (16 keys, or the 16 steps of dY^T at kp 4) of the dU^T product this warp sums
     constexpr int KP0 = (NK / 2) * KHI, KP1 = KP0 + NK / 2 + (KHI == KH - 1 ? 1 : 0);
     const int h = blockIdx.x, bb = blockIdx.y, tid = threadIdx.x, lane = tid & 31;
@@ -256,7 +243,8 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
     float* gh_all = scratch + static_cast<size_t>(D.B) * Tn * H * N + bh_state * NC;
     const float* recs =
         scratch + backward_records_offset(D) + (static_cast<int64_t>(bb) * H + h) * NC * REC;
-    float* xch = sm + Sm::kXch;  // [4 w][KH][lane 32][8]: partial dU^T fragments
+    T* dys = reinterpret_cast<T*>(sm + Sm::kDy);  // kDyIn: [NS][L][RS]
+    float* xch = sm + Sm::kXch;                   // [4 w][KH][lane 32][8]: partial dU^T
 
     // S[n] = accumulator fragment of Gh, keys 8 (NK0 + n) ..: {S[g][k], S[g][k+1], S[g+8][k],
     // S[g+8][k+1]} with k = 8 (NK0 + n) + 2 t4 (rows relative to i0)
@@ -277,67 +265,26 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
     // step s handles chunk NC - 1 - s (reverse time), in buffer s % NS
     auto issue = [&](int s) {
         if (s < NC) {
-            const float* src = recs + static_cast<int64_t>(NC - 1 - s) * REC;
-            float* dst = sm + Sm::kRaw + (s % NS) * REC;
+            const int c = NC - 1 - s;
+            const float* src = recs + static_cast<int64_t>(c) * REC;
+            float* dst = sm + (s % NS) * REC;
             for (int p = tid; p < REC / 4; p += NT)
                 goose_wkv7::detail::cp_async16(dst + 4 * p, src + 4 * p);
+            if constexpr (kDyIn) {
+                constexpr int kPer = 16 / static_cast<int>(sizeof(T)), kPieces = N / kPer;
+                const int t0 = c * L, nt = min(L, Tn - t0);
+                T* dd = dys + (s % NS) * L * RS;
+                for (int e = tid; e < nt * kPieces; e += NT) {
+                    const int t = e / kPieces, p = e % kPieces;
+                    goose_wkv7::detail::cp_async16(dd + t * RS + p * kPer,
+                                                   A.dy + base + (t0 + t) * HN + p * kPer);
+                }
+            }
         }
         cp_async_commit();
     };
-    // the shared operands of step s (landed) split into SB[s & 1] (big, then small)
-    auto presplit = [&](int s) {
-        const float* raw = sm + Sm::kRaw + (s % NS) * REC;
-        float* big = sm + Sm::kSplitBuf + (s & 1) * 2 * kShared;
-        for (int p = tid; p < kShared / 4; p += NT) {
-            const float4 v = ld4(raw + 4 * p);
-            const float x[4] = {v.x, v.y, v.z, v.w};
-            uint32_t bg[4], sl[4];
-            split4(x, bg, sl);
-            st4(big + 4 * p, make_float4(__uint_as_float(bg[0]), __uint_as_float(bg[1]),
-                                         __uint_as_float(bg[2]), __uint_as_float(bg[3])));
-            st4(big + kShared + 4 * p,
-                make_float4(__uint_as_float(sl[0]), __uint_as_float(sl[1]),
-                            __uint_as_float(sl[2]), __uint_as_float(sl[3])));
-        }
-    };
-    // bulk copies of step s's staged gh (chunk NC - 1 - s) and du: threads 0-63 one gh row
-    // each, threads 64-79 one du row (step) each
-    auto bulk_out = [&](int s) {
-        const int c = NC - 1 - s;
-        if (tid < N) {
-            bulk_store(gh_all + static_cast<int64_t>(c) * N * N + tid * N,
-                       sm + Sm::kGh + (s & 1) * N * kGhRow + tid * kGhRow, N * 4);
-            bulk_commit();
-        } else if (tid < N + L) {
-            const int t = tid - N;
-            if (t < min(L, Tn - c * L)) {
-                bulk_store(du + base + static_cast<int64_t>(c * L + t) * HN,
-                           sm + Sm::kDu + (s & 1) * L * kDuRow + t * kDuRow, N * 4);
-                bulk_commit();
-            }
-        }
-    };
     for (int s = 0; s < NS - 1; ++s) issue(s);
-    if constexpr (kPreSplit) {
-        cp_async_wait<NS - 2>();
-        __syncthreads();
-        presplit(0);
-    }
 
-    // a B fragment (float4 at off of the record) as big / small TF32 parts
-    auto fragB = [&](const float* rc, const float* sb, int off, uint32_t* big, uint32_t* small) {
-        if constexpr (kPreSplit) {
-            const float4 v = ld4(sb + off), m = ld4(sb + kShared + off);
-            big[0] = __float_as_uint(v.x), big[1] = __float_as_uint(v.y);
-            big[2] = __float_as_uint(v.z), big[3] = __float_as_uint(v.w);
-            small[0] = __float_as_uint(m.x), small[1] = __float_as_uint(m.y);
-            small[2] = __float_as_uint(m.z), small[3] = __float_as_uint(m.w);
-        } else {
-            const float4 v = ld4(rc + off);
-            const float x[4] = {v.x, v.y, v.z, v.w};
-            split4(x, big, small);
-        }
-    };
     auto frag = [&](const float* rc, int off, uint32_t* big, uint32_t* small) {
         const float4 v = ld4(rc + off);
         const float x[4] = {v.x, v.y, v.z, v.w};
@@ -349,43 +296,38 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
     };
 
     for (int s = 0; s < NC; ++s) {
-        cp_async_wait<1>();
-        if constexpr (kBulk) bulk_wait_read<0>();  // step s-2's copies read its staging
-        __syncthreads();  // record s (kPreSplit: and s + 1) landed, SB[s & 1] split, step s-1
-                          // done with every buffer step s + NS - 1 and s + 1 reuse
+        cp_async_wait<NS - 2>();
+        __syncthreads();  // step s's record landed (all threads); step s-1's buffers free
         issue(s + NS - 1);
-        if constexpr (kBulk)
-            if (s > 0) bulk_out(s - 1);
         const int c = NC - 1 - s;
-        const float* rc = sm + Sm::kRaw + (s % NS) * REC;
-        const float* sbuf = sm + Sm::kSplitBuf + (s & 1) * 2 * kShared;
+        const float* rc = sm + (s % NS) * REC;
         const int t0 = c * L, ntv = min(L, Tn - t0);
 
         // the gradient at this chunk's exit, for phase B
-        if constexpr (kBulk) {
-            float* st = sm + Sm::kGh + (s & 1) * N * kGhRow;
+        float* gh = gh_all + static_cast<int64_t>(c) * N * N;
 #pragma unroll
-            for (int n = 0; n < NK; ++n)
+        for (int n = 0; n < NK; ++n)
 #pragma unroll
-                for (int h2 = 0; h2 < 2; ++h2)
-                    *reinterpret_cast<float2*>(st + (i0 + g + 8 * h2) * kGhRow + 8 * (NK0 + n) +
-                                               2 * t4) = make_float2(S[n][2 * h2], S[n][2 * h2 + 1]);
-        } else {
-            float* gh = gh_all + static_cast<int64_t>(c) * N * N;
-#pragma unroll
-            for (int n = 0; n < NK; ++n)
-#pragma unroll
-                for (int h2 = 0; h2 < 2; ++h2) {
-                    const int off = (i0 + g + 8 * h2) * N + 8 * (NK0 + n) + 2 * t4;
-                    __stcs(reinterpret_cast<float2*>(gh + off),
-                           make_float2(S[n][2 * h2], S[n][2 * h2 + 1]));
-                }
-        }
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const int off = (i0 + g + 8 * h2) * N + 8 * (NK0 + n) + 2 * t4;
+                __stcs(reinterpret_cast<float2*>(gh + off),
+                       make_float2(S[n][2 * h2], S[n][2 * h2 + 1]));
+            }
 
         uint32_t yb[2][4], ys[2][4];  // dY^T A fragments, k steps 0 and 1
 #pragma unroll
-        for (int kv = 0; kv < 2; ++kv)
-            frag(rc, kBDYo + ((w * 2 + kv) * 32 + lane) * 4, yb[kv], ys[kv]);
+        for (int kv = 0; kv < 2; ++kv) {
+            if constexpr (kDyIn) {
+                // rows (values) i0 + g (+ 8), steps 8 kv + 2 t4 (+ 1); zero past the last step
+                const T* dd = dys + (s % NS) * L * RS;
+                const int t = 8 * kv + 2 * t4, i = i0 + g;
+                auto at = [&](int tt, int ii) { return tt < ntv ? to_f(dd[tt * RS + ii]) : 0.f; };
+                const float x[4] = {at(t, i), at(t, i + 8), at(t + 1, i), at(t + 1, i + 8)};
+                split4(x, yb[kv], ys[kv]);
+            } else {
+                frag(rc, kBDYo + ((w * 2 + kv) * 32 + lane) * 4, yb[kv], ys[kv]);
+            }
+        }
 
         // ---- dU^T = [Gh | dY^T] X^T (this warp's k pairs): n-tiles 0, 1 (steps 0-7, 8-15)
         float o[2][4], ox[2][4], oy[2][4];
@@ -402,7 +344,7 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
 #pragma unroll
                 for (int n = 0; n < 2; ++n) {
                     uint32_t xb[4], xs[4];
-                    fragB(rc, sbuf, kBXo + ((n * 5 + kp) * 32 + lane) * 4, xb, xs);
+                    frag(rc, kBXo + ((n * 5 + kp) * 32 + lane) * 4, xb, xs);
 #pragma unroll
                     for (int hk = 0; hk < 2; ++hk) {
                         const int ks = 2 * kp + hk;
@@ -436,21 +378,15 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
 #pragma unroll
             for (int q = 0; q < 4; ++q) {
                 const int t = 8 * n + 2 * t4 + (q & 1), i = i0 + g + 8 * (q >> 1);
-                if constexpr (kBulk) {
-                    sm[Sm::kDu + (s & 1) * L * kDuRow + t * kDuRow + i] = o[n][q];
-                } else {
-                    if (t < ntv) __stcs(du + base + static_cast<int64_t>(t0 + t) * HN + i, o[n][q]);
-                }
+                if (t < ntv) __stcs(du + base + static_cast<int64_t>(t0 + t) * HN + i, o[n][q]);
             }
         }
-        if constexpr (kBulk) fence_proxy_async_smem();  // staging visible to the bulk copies
 
         // ---- Gh_0 = Gh o e^lam_L + [dU^T | dY^T] [At; Rt] (this warp's keys)
         float el[2 * NK];
 #pragma unroll
         for (int n = 0; n < NK; ++n) {
-            const float2 e2 =
-                *reinterpret_cast<const float2*>(rc + kBELo + 16 * t4 + 2 * (NK0 + n));
+            const float2 e2 = *reinterpret_cast<const float2*>(rc + EL + 16 * t4 + 2 * (NK0 + n));
             el[2 * n] = e2.x, el[2 * n + 1] = e2.y;
         }
         uint32_t ub[2][4], us[2][4];
@@ -471,7 +407,7 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
 #pragma unroll
             for (int n = 0; n < NK; ++n) {
                 uint32_t mb[4], ms[4];
-                fragB(rc, sbuf, kBARo + (((NK0 + n) * 2 + kp) * 32 + lane) * 4, mb, ms);
+                frag(rc, kBARo + (((NK0 + n) * 2 + kp) * 32 + lane) * 4, mb, ms);
 #pragma unroll
                 for (int hk = 0; hk < 2; ++hk) {
                     const uint32_t* ab = kp == 0 ? ub[hk] : yb[hk];
@@ -481,17 +417,10 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
                     mma_tf32(S[n], ab, mb + 2 * hk);
                 }
             }
-        if constexpr (kPreSplit)
-            if (s + 1 < NC) presplit(s + 1);
 #pragma unroll
         for (int n = 0; n < NK; ++n)
 #pragma unroll
             for (int q = 0; q < 4; ++q) S[n][q] += sx[n][q];
-    }
-    if constexpr (kBulk) {
-        __syncthreads();  // the last step's staging written (and fenced) by every warp
-        bulk_out(NC - 1);
-        bulk_wait_all();
     }
 #pragma unroll
     for (int n = 0; n < NK; ++n)
@@ -505,32 +434,28 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
 
 }  // namespace detail
 
-template <int KH, bool kBulk, bool kPreSplit>
-__host__ __device__ constexpr size_t bwd_state_smem_bytes() {
-    return detail::BwdStateSmem<KH, kBulk, kPreSplit>::bytes();
-}
-
 // grid (H, B), 128 KH threads: warp = KHI * 4 + w (value rows 16 w .., key half KHI).
-template <class T, int KH, bool kBulk, bool kPreSplit>
+template <class T, int KH, bool kDyIn>
 __global__ void __launch_bounds__(128 * KH, 1)
     wkv7_tc_bwd_state_kernel(Dims D, BwdArgs<T> A, float* scratch) {
     static_assert(KH == 1 || KH == 2, "KH: warps per 16 value rows");
     extern __shared__ __align__(16) float sm[];
     const int warp = threadIdx.x >> 5, w = warp & 3;
     if (KH == 1 || warp < 4)
-        detail::bwd_state_warp<T, KH, 0, kBulk, kPreSplit>(D, A, scratch, sm, w);
+        detail::bwd_state_warp<T, KH, 0, kDyIn>(D, A, scratch, sm, w);
     else
-        detail::bwd_state_warp<T, KH, KH - 1, kBulk, kPreSplit>(D, A, scratch, sm, w);
+        detail::bwd_state_warp<T, KH, KH - 1, kDyIn>(D, A, scratch, sm, w);
 }
 
 // ---- launchers --------------------------------------------------------------------------------
 
-// The pre-pass alone (records at scratch + backward_records_offset(D)).
-template <class T, int PB = 4>
+// The pre-pass alone (records at scratch + backward_records_offset(D)). PB: blocks per SM
+// (bf16: 5, measured faster; f32: 4).
+template <class T, bool kDyIn = kBwdDyIn, int PB = sizeof(T) == 2 ? 5 : 4>
 cudaError_t launch_backward_prepass(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                     cudaStream_t stream) {
     constexpr size_t smem = detail::BwdPreSmem::bytes<T>();
-    auto kp = wkv7_tc_bwd_prepass_kernel<T, PB>;
+    auto kp = wkv7_tc_bwd_prepass_kernel<T, PB, kDyIn>;
     cudaError_t e = cudaFuncSetAttribute(kp, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
@@ -539,12 +464,12 @@ cudaError_t launch_backward_prepass(const Dims& D, const BwdArgs<T>& A, float* s
     return cudaGetLastError();
 }
 
-// The state-gradient pass alone (reads the pre-pass's records).
-template <class T, int KH = 1, bool kBulk = true, bool kPreSplit = true>
+// The state-gradient pass alone (reads the pre-pass's records; kDyIn as the pre-pass's).
+template <class T, bool kDyIn = kBwdDyIn, int KH = 1>
 cudaError_t launch_backward_state_pass(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                        cudaStream_t stream) {
-    constexpr size_t smem = bwd_state_smem_bytes<KH, kBulk, kPreSplit>();
-    auto ks = wkv7_tc_bwd_state_kernel<T, KH, kBulk, kPreSplit>;
+    constexpr size_t smem = detail::BwdStateSmem<T, KH, kDyIn>::bytes();
+    auto ks = wkv7_tc_bwd_state_kernel<T, KH, kDyIn>;
     cudaError_t e = cudaFuncSetAttribute(ks, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
@@ -555,14 +480,13 @@ cudaError_t launch_backward_state_pass(const Dims& D, const BwdArgs<T>& A, float
 // Phase A: scratch holds backward_state_scratch_floats(D) floats; on return (stream order) its
 // first chunked::backward_scratch_floats(D) floats are BwdScratch{du, gh} as phase B reads them,
 // and A.dstate_in is written (A.dstate_out may be null: zeros). Every record is written before
-// it is read. KH, kBulk, kPreSplit: the state pass's variants (above; measured in
-// bench/kernels/wkv7/README.md), PB: the pre-pass's blocks per SM.
-template <class T, int KH = 1, bool kBulk = true, bool kPreSplit = true, int PB = 4>
+// it is read. kDyIn, KH, PB: the variants above (measured in bench/kernels/wkv7/README.md).
+template <class T, bool kDyIn = kBwdDyIn, int KH = 1, int PB = sizeof(T) == 2 ? 5 : 4>
 cudaError_t launch_backward_state(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                   cudaStream_t stream) {
-    cudaError_t e = launch_backward_prepass<T, PB>(D, A, scratch, stream);
+    cudaError_t e = launch_backward_prepass<T, kDyIn, PB>(D, A, scratch, stream);
     if (e != cudaSuccess) return e;
-    return launch_backward_state_pass<T, KH, kBulk, kPreSplit>(D, A, scratch, stream);
+    return launch_backward_state_pass<T, kDyIn, KH>(D, A, scratch, stream);
 }
 
 }  // namespace chunked_tc
