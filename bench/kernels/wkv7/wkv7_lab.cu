@@ -13,6 +13,7 @@
 
 #include "wkv7_chunked.cuh"
 #include "wkv7_chunked_tc.cuh"
+#include "wkv7_chunked_tc_bwd_a.cuh"
 #include "wkv7_kernels.cuh"
 #include "wkv7_split_bwd.cuh"
 
@@ -59,6 +60,43 @@ template <class T, int R, int C, int E>
 cudaError_t split_bwd(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float*, cudaStream_t s) {
     return goose_wkv7::launch_backward_split<T, 64, R, C, E>(D, A, s);
 }
+
+// ---- tc phase A (wkv7_chunked_tc_bwd_a.cuh) + the FMA phase B of wkv7_chunked_bwd_b.cuh ----
+template <class T>
+cudaError_t chunked_phase_b(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float* scratch,
+                            cudaStream_t s) {
+    namespace ck = goose_wkv7::chunked;
+    const ck::BwdScratch W{scratch, scratch + static_cast<size_t>(D.B) * D.T * D.H * ck::N};
+    constexpr size_t smem_b = ck::BwdBSmem::bytes();
+    auto kb = ck::wkv7_chunked_bwd_grads_kernel<T, false>;
+    cudaError_t e = cudaFuncSetAttribute(kb, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem_b));
+    if (e != cudaSuccess) return e;
+    kb<<<dim3(D.chunks(), D.H, D.B), ck::NTB, smem_b, s>>>(D, A, W);
+    return cudaGetLastError();
+}
+template <class T, bool kDyIn = goose_wkv7::chunked_tc::kBwdDyIn, int KH = 1>
+cudaError_t tc_a_fma_b_bwd(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float* scratch,
+                           cudaStream_t s) {
+    const cudaError_t e =
+        goose_wkv7::chunked_tc::launch_backward_state<T, kDyIn, KH>(D, A, scratch, s);
+    return e != cudaSuccess ? e : chunked_phase_b<T>(D, A, scratch, s);
+}
+// The existing one-pass phase A alone (kMma: its tensor-core path).
+template <class T, bool kMma>
+cudaError_t chunked_phase_a(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float* scratch,
+                            cudaStream_t s) {
+    namespace ck = goose_wkv7::chunked;
+    const ck::BwdScratch W{scratch, scratch + static_cast<size_t>(D.B) * D.T * D.H * ck::N};
+    constexpr size_t smem = ck::BwdASmem<T, 64>::bytes();
+    auto ka = ck::wkv7_chunked_bwd_state_kernel<T, 64, 256, kMma>;
+    cudaError_t e = cudaFuncSetAttribute(ka, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem));
+    if (e != cudaSuccess) return e;
+    ka<<<dim3(D.H, D.B, 1), 256, smem, s>>>(D, A, W);
+    return cudaGetLastError();
+}
+// ---- end tc phase A ----
 
 template <class T>
 struct Variant {
@@ -117,6 +155,15 @@ std::vector<Variant<T>> variants() {
          seq_bwd<T, 64, 32, 1>},
         {"tc W4 split | C32 K1", 64, tc::launch_forward<T, 4, true>, seq_bwd<T, 64, 32, 1>},
         {"tc W2 split | C32 K1", 64, tc::launch_forward<T, 2, true>, seq_bwd<T, 64, 32, 1>},
+        // two-pass tensor-core backward phase A (wkv7_chunked_tc_bwd_a.cuh) + the FMA phase B
+        // <dY read from the input by the state pass (not in the record), KH warps per 16 value
+        // rows in the state pass>
+        {"tc W4 mg | tc A fma B", 64, tc::launch_forward<T, 4, false, false, true>,
+         tc_a_fma_b_bwd<T>},
+        {"tc W4 mg | tc A dyrec fma B", 64, tc::launch_forward<T, 4, false, false, true>,
+         tc_a_fma_b_bwd<T, false, 1>},
+        {"tc W4 mg | tc A KH2 fma B", 64, tc::launch_forward<T, 4, false, false, true>,
+         tc_a_fma_b_bwd<T, true, 2>},
         {"default N32: C8 RT2 | C8 K2", 32, seq_fwd<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
         {"default N16: C4 RT2 | C4 K2", 16, seq_fwd<T, 16, 4, 2, 16>, seq_bwd<T, 16, 4, 2>},
     };
@@ -286,7 +333,7 @@ struct DevBufs {
         CHECK(cudaMalloc(&sa, E * sizeof(float)));
         CHECK(cudaMalloc(&snaps, SN * sizeof(float)));
         if (D.N == 64) {
-            const size_t n = goose_wkv7::chunked::backward_scratch_floats(D);
+            const size_t n = goose_wkv7::chunked_tc::backward_state_scratch_floats(D);
             CHECK(cudaMalloc(&scratch, n * sizeof(float)));
             CHECK(cudaMemset(scratch, 0xff, n * sizeof(float)));  // NaN: must be written first
             const size_t nf = goose_wkv7::chunked_tc::forward_scratch_floats<true>(D);
@@ -586,6 +633,101 @@ void profile_once(const std::string& only) {
     }
 }
 
+// ---- tc phase A alone (wkv7_chunked_tc_bwd_a.cuh): times against the one-pass phase A, and its
+// du / gh / dstate_in against the one-pass FMA phase A's on the same inputs ----
+__global__ void fill_unif(float* x, size_t n, uint64_t seed, float scale) {
+    const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+    if (i < n) x[i] = scale * unif(i, seed);
+}
+
+double rel_diff_dev(const float* x, const float* ref, size_t n) {
+    std::vector<float> hx(n), hr(n);
+    CHECK(cudaMemcpy(hx.data(), x, n * sizeof(float), cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(hr.data(), ref, n * sizeof(float), cudaMemcpyDeviceToHost));
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(hx[i]) || !std::isfinite(hr[i])) return NAN;
+        num += (double(hx[i]) - hr[i]) * (double(hx[i]) - hr[i]);
+        den += double(hr[i]) * hr[i];
+    }
+    return std::sqrt(num / std::max(den, 1e-300));
+}
+
+template <class T>
+void phase_a_report(int& failures) {
+    namespace tc = goose_wkv7::chunked_tc;
+    namespace ck = goose_wkv7::chunked;
+    const char* dt = sizeof(T) == 2 ? "bf16" : "f32";
+    std::printf("\nphase A alone, %s, ms (median of 15): tc A = tc pre-pass + tc state pass; "
+                "one-pass = chunked::wkv7_chunked_bwd_state_kernel (FMA / mma)\n", dt);
+    std::printf("| shape | tc A | pre | state | pre dyrec PB4 | pre dyrec PB5 | state dyrec | "
+                "pre dyin PB4 | state KH2 | one-pass FMA | one-pass mma | FMA / tc A | "
+                "FMA phase B | full sequential bwd | tc A + FMA B |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    const int shapes[3][3] = {{8, 4096, 12}, {16, 2048, 12}, {16, 512, 12}};
+    for (const auto& sh : shapes) {
+        const Dims D{sh[0], sh[1], sh[2], 64};
+        DevBufs<T> d(D);
+        const size_t rows = d.E / 64;
+        init_inputs<T><<<(rows + 255) / 256, 256>>>(rows, 64, d.r, d.w, d.k, d.v, d.a, d.b, d.dy);
+        fill_unif<<<(d.S + 255) / 256, 256>>>(d.ds_out, d.S, 9, 0.1f);
+        CHECK(cudaGetLastError());
+        CHECK((seq_fwd<T, 64, 8, 2, 64>(D, d.fwd(false), nullptr, 0)));
+        CHECK(cudaDeviceSynchronize());
+        const auto A = d.bwd(false);
+        auto ms = [&](auto&& f) { return median_ms([&] { CHECK(f()); }, 3, 15); };
+        float* W = d.scratch;
+        const float t_tc = ms([&] { return tc::launch_backward_state<T>(D, A, W, 0); });
+        const float t_pre = ms([&] { return tc::launch_backward_prepass<T>(D, A, W, 0); });
+        const float t_st = ms([&] { return tc::launch_backward_state_pass<T>(D, A, W, 0); });
+        const float t_pr4 =
+            ms([&] { return tc::launch_backward_prepass<T, false, 4>(D, A, W, 0); });
+        const float t_pr5 =
+            ms([&] { return tc::launch_backward_prepass<T, false, 5>(D, A, W, 0); });
+        const float t_str =
+            ms([&] { return tc::launch_backward_state_pass<T, false>(D, A, W, 0); });
+        const float t_pi4 = ms([&] { return tc::launch_backward_prepass<T, true, 4>(D, A, W, 0); });
+        const float t_kh2 =
+            ms([&] { return tc::launch_backward_state_pass<T, true, 2>(D, A, W, 0); });
+        const float t_fma = ms([&] { return chunked_phase_a<T, false>(D, A, W, 0); });
+        const float t_mma = ms([&] { return chunked_phase_a<T, true>(D, A, W, 0); });
+        const float t_b = ms([&] { return chunked_phase_b<T>(D, A, W, 0); });
+        const float t_seq = ms([&] { return seq_bwd<T, 64, 32, 1>(D, A, nullptr, 0); });
+        const float t_all = ms([&] { return tc_a_fma_b_bwd<T>(D, A, W, 0); });
+        std::printf("| B%d T%d H%d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | "
+                    "%.3f | %.3f | %.2fx | %.3f | %.3f | %.3f |\n",
+                    sh[0], sh[1], sh[2], t_tc, t_pre, t_st, t_pr4, t_pr5, t_str, t_pi4, t_kh2,
+                    t_fma, t_mma, t_fma / t_tc, t_b, t_seq, t_all);
+        std::fflush(stdout);
+        if (sh[1] != 512) continue;
+        // du, gh and dstate_in (with a state-out gradient) against the one-pass FMA phase A
+        const size_t n = ck::backward_scratch_floats(D);
+        float *ref = nullptr, *ds_ref = nullptr;
+        CHECK(cudaMalloc(&ref, n * sizeof(float)));
+        CHECK(cudaMalloc(&ds_ref, d.S * sizeof(float)));
+        CHECK(cudaMemset(ref, 0xff, n * sizeof(float)));
+        CHECK(cudaMemset(d.scratch, 0xff, n * sizeof(float)));
+        auto As = d.bwd(true);
+        CHECK(tc::launch_backward_state<T>(D, As, d.scratch, 0));
+        As.dstate_in = ds_ref;
+        CHECK((chunked_phase_a<T, false>(D, As, ref, 0)));
+        CHECK(cudaDeviceSynchronize());
+        const size_t ndu = d.E;
+        const double e_du = rel_diff_dev(d.scratch, ref, ndu);
+        const double e_gh = rel_diff_dev(d.scratch + ndu, ref + ndu, n - ndu);
+        const double e_ds = rel_diff_dev(d.ds_in, ds_ref, d.S);
+        const double worst_e = worst(worst(e_du, e_gh), e_ds);
+        const bool ok = worst_e <= 1e-4;
+        if (!ok) ++failures;
+        std::printf("tc A vs one-pass FMA phase A, %s B%d T%d H%d with state-out gradient: "
+                    "du %.2e gh %.2e dstate_in %.2e (tol 1e-4) %s\n", dt, sh[0], sh[1], sh[2],
+                    e_du, e_gh, e_ds, ok ? "ok" : "FAIL");
+        cudaFree(ref);
+        cudaFree(ds_ref);
+    }
+}
+// ---- end tc phase A alone ----
+
 int main(int argc, char** argv) {
     bool verbose = false;
     std::string only;  // --only NAME,...: the variants whose names contain one of the parts
@@ -607,6 +749,10 @@ int main(int argc, char** argv) {
     int failures = 0;
     run_all<bf16>(rows, verbose, true, failures, only);
     run_all<float>(rows, verbose, true, failures, only);
+    if (selected("tc A phase", only)) {  // phase A alone (wkv7_chunked_tc_bwd_a.cuh)
+        phase_a_report<bf16>(failures);
+        phase_a_report<float>(failures);
+    }
     std::printf("\n| variant | dtype | shape | ms fwd | ms bwd | GB/s fwd | GB/s bwd | "
                 "%% of copy fwd/bwd | rel err fwd | rel err bwd | check |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
