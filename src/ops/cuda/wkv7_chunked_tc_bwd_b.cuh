@@ -45,8 +45,9 @@ struct Smem {
     static constexpr int kDY = kGh + N * SS, kDU = kDY + L * SK, kV = kDU + L * SK,
                          kU = kV + L * SK, kKh = kU + L * SK;
     static constexpr int kAt = kKh + L * SK, kRt = kAt + L * SS, kBs = kRt + L * SS,
-                         kKs = kBs + L * SS, kLam = kKs + L * SS, kLamp = kLam + L * SS;
-    static constexpr int kDwf = kLamp + L * SS, kCoef = kDwf + L * N;
+                         kKs = kBs + L * SS, kE1 = kKs + L * SS, kE0 = kE1 + L * SS,
+                         kEm = kE0 + L * SS;  // e^lam_t, e^lam_{t-1}, e^-lam_t
+    static constexpr int kCoef = kEm + L * SS;
     static constexpr int kEL = kCoef + kCoefs * L * SC, kCL1 = kEL + N, kCL2 = kCL1 + N,
                          kPart = kCL2 + N;
     static constexpr int kFloats = kPart + 4 * N;
@@ -203,10 +204,57 @@ __device__ __forceinline__ float ld_in(const T* p, int64_t i, bool ok) {
     return ok ? to_f(p[i]) : 0.f;
 }
 
+// Everything block `lin` of the grid (chunks, H, B) reads, into L2, one 128-byte line per
+// prefetch (kPrefetch: each block prefetches for the block one wave of resident blocks later).
+template <class T>
+__device__ __forceinline__ void prefetch_block(const Dims& D, const BwdArgs<T>& A,
+                                               const chunked::BwdScratch& W, int64_t lin,
+                                               int tid) {
+    const int NC = D.chunks();
+    if (lin >= static_cast<int64_t>(NC) * D.H * D.B) return;
+    const int c = static_cast<int>(lin % NC), h = static_cast<int>((lin / NC) % D.H),
+              bb = static_cast<int>(lin / (static_cast<int64_t>(NC) * D.H));
+    const int64_t bh_state = (static_cast<int64_t>(bb) * D.H + h) * N * N;
+    auto line = [](const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); };
+    const float* st = tid < 128 ? (c > 0 ? A.snaps + bh_state * NC + static_cast<int64_t>(c - 1) * N * N
+                                   : A.state_in ? A.state_in + bh_state
+                                                : nullptr)
+                                : W.gh + bh_state * NC + static_cast<int64_t>(c) * N * N;
+    if (st) line(st + 32 * (tid & 127));
+    constexpr int kRowLines = N * sizeof(T) / 128;  // lines of one input row (1 bf16, 2 f32)
+    constexpr int kLines = L * (7 * kRowLines + 2 * 2);
+    const int t0 = c * L, nt = min(L, D.T - t0);
+    const int64_t HN = static_cast<int64_t>(D.H) * N;
+    const int64_t gi0 = (static_cast<int64_t>(bb) * D.T * D.H + h) * N + t0 * HN;
+    for (int k = tid; k < kLines; k += kThreads) {
+        const int t = k % L, m = k / L;  // m: 7 kRowLines input lines, then 4 f32 lines
+        if (t >= nt) continue;
+        const int64_t gi = gi0 + t * HN;
+        if (m < 7 * kRowLines) {
+            const int a = m / kRowLines, part = m % kRowLines;
+            const T* src = a == 0   ? A.r
+                           : a == 1 ? A.w
+                           : a == 2 ? A.k
+                           : a == 3 ? A.v
+                           : a == 4 ? A.a
+                           : a == 5 ? A.b
+                                    : A.dy;
+            line(src + gi + part * (128 / sizeof(T)));
+        } else {
+            const int mm = m - 7 * kRowLines;
+            line((mm < 2 ? A.sa : W.du) + gi + 32 * (mm & 1));
+        }
+    }
+}
+
 }  // namespace bwdb
 
-// One block of 256 threads per (chunk, h, b); grid (chunks, H, B).
-template <class T, bool kReadSL>
+// One block of 256 threads per (chunk, h, b); grid (chunks, H, B). kSkeleton (lab timing only,
+// wrong results): loads, decays, stores and dw without the products. kInputsFirst: the decay
+// pass's global loads are issued before the cp.async of S0, Gh, U, dU. kPrefetch: each block
+// first prefetches into L2 what the block 2 x SMs later in the grid will read.
+template <class T, bool kReadSL, bool kSkeleton = false, bool kInputsFirst = true,
+          bool kPrefetch = false>
 __global__ void __launch_bounds__(bwdb::kThreads, 2)
     wkv7_tc_bwd_grads_kernel(Dims D, BwdArgs<T> A, chunked::BwdScratch W) {
     using namespace bwdb;
@@ -215,8 +263,8 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
     extern __shared__ __align__(16) float sm[];
     float *S0 = sm + Sm::kS0, *Gh = sm + Sm::kGh, *DY = sm + Sm::kDY, *DU = sm + Sm::kDU,
           *V = sm + Sm::kV, *U = sm + Sm::kU, *Kh = sm + Sm::kKh, *At = sm + Sm::kAt,
-          *Rt = sm + Sm::kRt, *Bs = sm + Sm::kBs, *Ks = sm + Sm::kKs, *Lam = sm + Sm::kLam,
-          *Lamp = sm + Sm::kLamp, *Dwf = sm + Sm::kDwf, *Cf = sm + Sm::kCoef, *eL = sm + Sm::kEL,
+          *Rt = sm + Sm::kRt, *Bs = sm + Sm::kBs, *Ks = sm + Sm::kKs, *E1 = sm + Sm::kE1,
+          *E0 = sm + Sm::kE0, *Em = sm + Sm::kEm, *Cf = sm + Sm::kCoef, *eL = sm + Sm::kEL,
           *cL1 = sm + Sm::kCL1, *cL2 = sm + Sm::kCL2, *part = sm + Sm::kPart;
     auto coef = [&](int i) { return Cf + i * L * SC; };
 
@@ -227,9 +275,35 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
     const int64_t HN = static_cast<int64_t>(H) * N;
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N + t0 * HN;
     const int64_t bh_state = (static_cast<int64_t>(bb) * H + h) * N * N;
+    if constexpr (kPrefetch) {
+        unsigned sms;
+        asm("mov.u32 %0, %%nsmid;" : "=r"(sms));
+        const int64_t lin = c + static_cast<int64_t>(NC) * (h + static_cast<int64_t>(H) * bb);
+        prefetch_block(D, A, W, lin + 2 * static_cast<int64_t>(sms), tid);
+    }
 
-    // ---- loads: S0, Gh (cp.async), U = sa, dU (cp.async, zero past step nt)
-    {
+    // ---- loads: S0, Gh, U = sa, dU (cp.async, zero past step nt); the decay pass's inputs
+    // (key column jd, steps 4 qd .. 4 qd + 3) into registers, issued first (kInputsFirst) or
+    // after the cp.async
+    const int jd = tid & (N - 1), qd = tid >> 6;  // decay and dw passes: column, steps 4 qd ..
+    float dwf[4];                                  // d(log decay) / dw of my 4 steps
+    float wv[4], rv[4], kv[4], av[4], bv[4], dyv[4], vv[4];
+    auto load_inputs = [&] {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int t = 4 * qd + e;
+            const bool ok = t < nt;
+            const int64_t gi = base + t * HN + jd;
+            wv[e] = ld_in(A.w, gi, ok);
+            rv[e] = ld_in(A.r, gi, ok);
+            kv[e] = ld_in(A.k, gi, ok);
+            av[e] = ld_in(A.a, gi, ok);
+            bv[e] = ld_in(A.b, gi, ok);
+            dyv[e] = ld_in(A.dy, gi, ok);
+            vv[e] = ld_in(A.v, gi, ok);
+        }
+    };
+    auto issue_state_loads = [&] {
         const float* s0 = c > 0 ? A.snaps + bh_state * NC + static_cast<int64_t>(c - 1) * N * N
                           : A.state_in ? A.state_in + bh_state
                                        : nullptr;
@@ -250,26 +324,28 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
             st4(DU + t * SK + j, make_float4(0.f, 0.f, 0.f, 0.f));
         }
         cp_async_commit();
+    };
+    if constexpr (kInputsFirst) {
+        load_inputs();
+        issue_state_loads();
+    } else {
+        issue_state_loads();
+        load_inputs();
     }
     // ---- decays: key column j, steps 4 q .. 4 q + 3
     {
-        const int j = tid & (N - 1), q = tid >> 6;
-        float x[4], rv[4], kv[4], av[4], bv[4], run = 0.f;
+        const int j = jd, q = qd;
+        float x[4], run = 0.f;
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int t = 4 * q + e;
             const bool ok = t < nt;
-            const int64_t gi = base + t * HN + j;
-            const float sg = sigmoid_f(ld_in(A.w, gi, ok));
+            const float sg = sigmoid_f(wv[e]);
             run += ok ? -kDecayScale * sg : 0.f;
             x[e] = run;
-            Dwf[t * N + j] = ok ? -kDecayScale * sg * (1.f - sg) : 0.f;
-            rv[e] = ld_in(A.r, gi, ok);
-            kv[e] = ld_in(A.k, gi, ok);
-            av[e] = ld_in(A.a, gi, ok);
-            bv[e] = ld_in(A.b, gi, ok);
-            DY[t * SK + j] = ld_in(A.dy, gi, ok);
-            V[t * SK + j] = ld_in(A.v, gi, ok);
+            dwf[e] = -kDecayScale * sg * (1.f - sg);
+            DY[t * SK + j] = dyv[e];
+            V[t * SK + j] = vv[e];
         }
         part[q * N + j] = run;
         __syncthreads();
@@ -280,19 +356,23 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
             off += p < q ? v : 0.f;
             lamL += v;
         }
-        if (q == 0) eL[j] = expf(lamL);
+        const float el = expf(lamL);
+        if (q == 0) eL[j] = el;
+        float ep = expf(off);  // e^lam_{t-1}
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int t = 4 * q + e, p = t * SS + j;
-            const float lam = off + x[e], lamp = off + (e > 0 ? x[e - 1] : 0.f);
-            const float em = expf(-lam);
-            At[p] = av[e] * expf(lamp);
-            Rt[p] = rv[e] * expf(lam);
+            const float lam = off + x[e];
+            const float ev = expf(lam), em = expf(-lam);
+            At[p] = av[e] * ep;
+            Rt[p] = rv[e] * ev;
             Bs[p] = bv[e] * em;
             Ks[p] = kv[e] * em;
-            Kh[t * SK + j] = kv[e] * expf(lamL - lam);
-            Lam[p] = lam;
-            Lamp[p] = lamp;
+            Kh[t * SK + j] = kv[e] * (el * em);  // k e^(lam_L - lam_t)
+            E1[p] = ev;
+            E0[p] = ep;
+            Em[p] = em;
+            ep = ev;
         }
     }
     cp_async_wait<0>();
@@ -305,7 +385,8 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
     for (int a = 0; a < 4; ++a)
 #pragma unroll
         for (int q = 0; q < 4; ++q) acc1[a][q] = acc2[a][q] = 0.f;
-    if (warp < 2) {
+    if (kSkeleton) {
+    } else if (warp < 2) {
         pair_big<kExact>(acc1, acc2, DY, DU, S0, c0, g, t4);  // dY S0, dU S0
     } else if (warp < 4) {
         pair_big<kExact>(acc1, acc2, V, U, Gh, c0, g, t4);  // V Gh, U Gh
@@ -406,7 +487,8 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
     float* XBK = S0 + 2 * L * SS;
     if (warp < 4) {
         const bool rd = warp < 2;
-        if (rd)
+        if (kSkeleton) {
+        } else if (rd)
             pair_chunk(acc1, acc2, coef(cDr1), coef(cDr2), coef(cDa3), coef(cDa4), Bs, Ks, c0, g,
                        t4);
         else
@@ -420,14 +502,14 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
                 const int q = 2 * rh + half, p = t * SS + j0 + 4 * half;
-                const float4 l1 = ld4(Lam + p), l2 = ld4((rd ? Lamp : Lam) + p);
+                const float4 l1 = ld4((rd ? E1 : Em) + p), l2 = ld4((rd ? E0 : Em) + p);
                 const float4 m1 = ld4((rd ? Rt : Ks) + p), m2 = ld4((rd ? At : Bs) + p);
 #pragma unroll
                 for (int n4 = 0; n4 < 4; ++n4) {
                     const int c8 = 4 * half + n4;
                     const float v1 = acc1[n4][q], v2 = acc2[n4][q];
-                    o1[c8] = v1 * expf(rd ? comp(l1, n4) : -comp(l1, n4));
-                    o2[c8] = v2 * expf(rd ? comp(l2, n4) : -comp(l2, n4));
+                    o1[c8] = v1 * comp(l1, n4);
+                    o2[c8] = v2 * comp(l2, n4);
                     x1[c8] = comp(m1, n4) * v1;  // r dr (= Rt acc) or k dk (= Ks acc)
                     x2[c8] = comp(m2, n4) * v2;  // a da (= At acc) or b db (= Bs acc)
                 }
@@ -452,7 +534,7 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
     } else if (warp < 6) {
         // dv += Rk^T dY + Ak^T dU: B [k = s][n = value] row strips with dv's column permutation
 #pragma unroll
-        for (int ks = 0; ks < L / 8; ++ks) {
+        for (int ks = 0; ks < (kSkeleton ? 0 : L / 8); ++ks) {
             uint32_t rb[4], rs[4], ab[4], as[4];
             a_frag(coef(cRk), SC, ks, g, t4, rb, rs);
             a_frag(coef(cAk), SC, ks, g, t4, ab, as);
@@ -494,7 +576,7 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
 
     // ---- dw: dl_t = sum_{s>=t} (XR - XBK)_s + sum_{s>t} Z_s + c_L, key column j, steps 4 q ..
     {
-        const int j = tid & (N - 1), q = tid >> 6;
+        const int j = jd, q = qd;
         float y[4], z[4], tot = 0.f;
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
@@ -512,7 +594,7 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
         for (int e = 3; e >= 0; --e) {
             const int t = 4 * q + e;
             acc += y[e];
-            if (t < nt) A.dw[base + t * HN + j] = from_f<T>(acc * Dwf[t * N + j]);
+            if (t < nt) A.dw[base + t * HN + j] = from_f<T>(acc * dwf[e]);
             acc += z[e];
         }
     }
@@ -520,11 +602,12 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
 
 // Phase B of the chunked backward (after chunked phase A has written W.du and W.gh): dr, dw,
 // dk, dv, da, db. kReadSL: c_L from the forward's exit snapshot instead of the identity.
-template <class T, bool kReadSL = false>
+template <class T, bool kReadSL = false, bool kSkeleton = false, bool kInputsFirst = true,
+          bool kPrefetch = false>
 cudaError_t launch_backward_grads(const Dims& D, const BwdArgs<T>& A, const chunked::BwdScratch& W,
                                   cudaStream_t stream) {
     constexpr size_t smem = bwdb::Smem::bytes();
-    auto kernel = wkv7_tc_bwd_grads_kernel<T, kReadSL>;
+    auto kernel = wkv7_tc_bwd_grads_kernel<T, kReadSL, kSkeleton, kInputsFirst, kPrefetch>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
