@@ -92,16 +92,14 @@ cudaError_t fma_phase_b(const Dims& D, const goose_wkv7::BwdArgs<T>& A,
 inline goose_wkv7::chunked::BwdScratch scratch_of(const Dims& D, float* scratch) {
     return {scratch, scratch + static_cast<size_t>(D.B) * D.T * D.H * 64};
 }
-// Backward = FMA phase A + tensor-core phase B (kReadSL: c_L from the exit snapshot;
-// kPrefetch: L2 prefetch one wave ahead).
-template <class T, bool kReadSL, bool kPrefetch = false>
+// Backward = FMA phase A + tensor-core phase B (kReadSL: c_L from the exit snapshot).
+template <class T, bool kReadSL>
 cudaError_t fma_a_tc_b(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float* scratch,
                        cudaStream_t s) {
     const auto W = scratch_of(D, scratch);
     cudaError_t e = fma_phase_a<T>(D, A, W, s);
     if (e != cudaSuccess) return e;
-    return goose_wkv7::chunked_tc::launch_backward_grads<T, kReadSL, false, true, kPrefetch>(D, A,
-                                                                                           W, s);
+    return goose_wkv7::chunked_tc::launch_backward_grads<T, kReadSL>(D, A, W, s);
 }
 }  // namespace tcb
 
@@ -166,8 +164,6 @@ std::vector<Variant<T>> variants() {
         // the exit snapshot instead of computed from S0
         {"C8 RT2 | fma A | tc B", 64, seq_fwd<T, 64, 8, 2, 64>, tcb::fma_a_tc_b<T, false>},
         {"C8 RT2 | fma A | tc B sl", 64, seq_fwd<T, 64, 8, 2, 64>, tcb::fma_a_tc_b<T, true>},
-        {"C8 RT2 | fma A | tc B pf", 64, seq_fwd<T, 64, 8, 2, 64>,
-         tcb::fma_a_tc_b<T, false, true>},
         {"default N32: C8 RT2 | C8 K2", 32, seq_fwd<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
         {"default N16: C4 RT2 | C4 K2", 16, seq_fwd<T, 16, 4, 2, 16>, seq_bwd<T, 16, 4, 2>},
     };
@@ -645,28 +641,21 @@ void time_phase_b(double copy_gbs) {
             [&] { CHECK((tc::launch_backward_grads<T, true>(D, args, W, 0))); }, 3, 15);
         const float ms_sk = median_ms(
             [&] { CHECK((tc::launch_backward_grads<T, false, true>(D, args, W, 0))); }, 3, 15);
-        const float ms_pf = median_ms(
-            [&] { CHECK((tc::launch_backward_grads<T, false, false, true, true>(D, args, W, 0))); },
-            3, 15);
-        const float ms_ia = median_ms(
-            [&] { CHECK((tc::launch_backward_grads<T, false, false, false>(D, args, W, 0))); }, 3,
-            15);
         // fewest bytes: S0 and Gh per chunk (f32), U and dU (f32), 7 inputs, 6 outputs
         const double bytes = 2.0 * d.SN * 4 + 2.0 * d.E * 4 + 13.0 * d.E * sizeof(T);
         const double gbs = bytes / (ms_tc * 1e-3) / 1e9;
-        std::printf("| phase B | %s | B%d T%d H%d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.2fx "
-                    "| %.0f | %.0f%% | %.3f |\n",
-                    sizeof(T) == 2 ? "bf16" : "f32", sh[0], sh[1], sh[2], ms_fma, ms_tc, ms_pf, ms_ia,
-                    ms_sl, ms_sk,
-                    ms_fma / ms_tc, gbs, 100 * gbs / copy_gbs, bytes / (copy_gbs * 1e9) * 1e3);
+        std::printf("| phase B | %s | B%d T%d H%d | %.3f | %.3f | %.3f | %.3f | %.2fx | %.0f | "
+                    "%.0f%% | %.3f |\n",
+                    sizeof(T) == 2 ? "bf16" : "f32", sh[0], sh[1], sh[2], ms_fma, ms_tc, ms_sl,
+                    ms_sk, ms_fma / ms_tc, gbs, 100 * gbs / copy_gbs,
+                    bytes / (copy_gbs * 1e9) * 1e3);
     }
 }
 
 void print_phase_b_timings(double copy_gbs) {
-    std::printf("\n| phase B | dtype | shape | ms FMA | ms tc | ms tc L2 prefetch | "
-                "ms tc inputs after cp.async | ms tc sl | ms tc skeleton (no products) | FMA / tc | "
-                "GB/s tc | %% of copy | ms at copy bw |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("\n| phase B | dtype | shape | ms FMA | ms tc | ms tc sl | "
+                "ms tc skeleton (no products) | FMA / tc | GB/s tc | %% of copy | ms at copy bw |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|\n");
     time_phase_b<bf16>(copy_gbs);
     time_phase_b<float>(copy_gbs);
 }

@@ -20,8 +20,10 @@
 // products against a row-major N-column operand is permuted so that a lane's B fragments of four
 // n-tiles are one float4 (column 32 h + 4 n + nt for logical column n of n-tile nt) and its
 // accumulators are 8 consecutive columns of a row. Shared-memory strides are chosen so that
-// every big operand read is free of bank conflicts.
-// Helpers defined here that the shared headers lack: the fragment loaders, store8 / store4.
+// the big products' operand reads are free of bank conflicts. 105 KB of shared memory: two
+// blocks per SM. Measured (phase B alone, H100, B8 T4096 H12 bf16): 0.78 ms against 1.93 for the
+// FMA kernel (bench/kernels/wkv7/README.md, "Phase B on tensor cores").
+// Helpers defined here that the shared headers lack: the fragment loaders, mma3, store8 / store4v.
 #pragma once
 
 #include "wkv7_chunked_common.cuh"
@@ -98,8 +100,10 @@ __device__ __forceinline__ void store8(T* p, const float* x) {
         st4(reinterpret_cast<float*>(p) + 4, make_float4(x[4], x[5], x[6], x[7]));
     } else {
         uint4 u;
-        __nv_bfloat162 q0 = __floats2bfloat162_rn(x[0], x[1]), q1 = __floats2bfloat162_rn(x[2], x[3]),
-                       q2 = __floats2bfloat162_rn(x[4], x[5]), q3 = __floats2bfloat162_rn(x[6], x[7]);
+        __nv_bfloat162 q0 = __floats2bfloat162_rn(x[0], x[1]);
+        __nv_bfloat162 q1 = __floats2bfloat162_rn(x[2], x[3]);
+        __nv_bfloat162 q2 = __floats2bfloat162_rn(x[4], x[5]);
+        __nv_bfloat162 q3 = __floats2bfloat162_rn(x[6], x[7]);
         u.x = *reinterpret_cast<unsigned*>(&q0);
         u.y = *reinterpret_cast<unsigned*>(&q1);
         u.z = *reinterpret_cast<unsigned*>(&q2);
@@ -113,7 +117,8 @@ __device__ __forceinline__ void store4v(T* p, const float* x) {
         st4(reinterpret_cast<float*>(p), make_float4(x[0], x[1], x[2], x[3]));
     } else {
         uint2 u;
-        __nv_bfloat162 q0 = __floats2bfloat162_rn(x[0], x[1]), q1 = __floats2bfloat162_rn(x[2], x[3]);
+        __nv_bfloat162 q0 = __floats2bfloat162_rn(x[0], x[1]);
+        __nv_bfloat162 q1 = __floats2bfloat162_rn(x[2], x[3]);
         u.x = *reinterpret_cast<unsigned*>(&q0);
         u.y = *reinterpret_cast<unsigned*>(&q1);
         *reinterpret_cast<uint2*>(p) = u;
@@ -204,57 +209,11 @@ __device__ __forceinline__ float ld_in(const T* p, int64_t i, bool ok) {
     return ok ? to_f(p[i]) : 0.f;
 }
 
-// Everything block `lin` of the grid (chunks, H, B) reads, into L2, one 128-byte line per
-// prefetch (kPrefetch: each block prefetches for the block one wave of resident blocks later).
-template <class T>
-__device__ __forceinline__ void prefetch_block(const Dims& D, const BwdArgs<T>& A,
-                                               const chunked::BwdScratch& W, int64_t lin,
-                                               int tid) {
-    const int NC = D.chunks();
-    if (lin >= static_cast<int64_t>(NC) * D.H * D.B) return;
-    const int c = static_cast<int>(lin % NC), h = static_cast<int>((lin / NC) % D.H),
-              bb = static_cast<int>(lin / (static_cast<int64_t>(NC) * D.H));
-    const int64_t bh_state = (static_cast<int64_t>(bb) * D.H + h) * N * N;
-    auto line = [](const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); };
-    const float* st = tid < 128 ? (c > 0 ? A.snaps + bh_state * NC + static_cast<int64_t>(c - 1) * N * N
-                                   : A.state_in ? A.state_in + bh_state
-                                                : nullptr)
-                                : W.gh + bh_state * NC + static_cast<int64_t>(c) * N * N;
-    if (st) line(st + 32 * (tid & 127));
-    constexpr int kRowLines = N * sizeof(T) / 128;  // lines of one input row (1 bf16, 2 f32)
-    constexpr int kLines = L * (7 * kRowLines + 2 * 2);
-    const int t0 = c * L, nt = min(L, D.T - t0);
-    const int64_t HN = static_cast<int64_t>(D.H) * N;
-    const int64_t gi0 = (static_cast<int64_t>(bb) * D.T * D.H + h) * N + t0 * HN;
-    for (int k = tid; k < kLines; k += kThreads) {
-        const int t = k % L, m = k / L;  // m: 7 kRowLines input lines, then 4 f32 lines
-        if (t >= nt) continue;
-        const int64_t gi = gi0 + t * HN;
-        if (m < 7 * kRowLines) {
-            const int a = m / kRowLines, part = m % kRowLines;
-            const T* src = a == 0   ? A.r
-                           : a == 1 ? A.w
-                           : a == 2 ? A.k
-                           : a == 3 ? A.v
-                           : a == 4 ? A.a
-                           : a == 5 ? A.b
-                                    : A.dy;
-            line(src + gi + part * (128 / sizeof(T)));
-        } else {
-            const int mm = m - 7 * kRowLines;
-            line((mm < 2 ? A.sa : W.du) + gi + 32 * (mm & 1));
-        }
-    }
-}
-
 }  // namespace bwdb
 
 // One block of 256 threads per (chunk, h, b); grid (chunks, H, B). kSkeleton (lab timing only,
-// wrong results): loads, decays, stores and dw without the products. kInputsFirst: the decay
-// pass's global loads are issued before the cp.async of S0, Gh, U, dU. kPrefetch: each block
-// first prefetches into L2 what the block 2 x SMs later in the grid will read.
-template <class T, bool kReadSL, bool kSkeleton = false, bool kInputsFirst = true,
-          bool kPrefetch = false>
+// wrong results): loads, decays, stores and dw without the products.
+template <class T, bool kReadSL, bool kSkeleton = false>
 __global__ void __launch_bounds__(bwdb::kThreads, 2)
     wkv7_tc_bwd_grads_kernel(Dims D, BwdArgs<T> A, chunked::BwdScratch W) {
     using namespace bwdb;
@@ -275,16 +234,10 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
     const int64_t HN = static_cast<int64_t>(H) * N;
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N + t0 * HN;
     const int64_t bh_state = (static_cast<int64_t>(bb) * H + h) * N * N;
-    if constexpr (kPrefetch) {
-        unsigned sms;
-        asm("mov.u32 %0, %%nsmid;" : "=r"(sms));
-        const int64_t lin = c + static_cast<int64_t>(NC) * (h + static_cast<int64_t>(H) * bb);
-        prefetch_block(D, A, W, lin + 2 * static_cast<int64_t>(sms), tid);
-    }
 
-    // ---- loads: S0, Gh, U = sa, dU (cp.async, zero past step nt); the decay pass's inputs
-    // (key column jd, steps 4 qd .. 4 qd + 3) into registers, issued first (kInputsFirst) or
-    // after the cp.async
+    // ---- loads: the decay pass's inputs (key column jd, steps 4 qd .. 4 qd + 3) into registers,
+    // issued first (their latency then overlaps the cp.async of S0, Gh, U = sa, dU behind them);
+    // zero past step nt
     const int jd = tid & (N - 1), qd = tid >> 6;  // decay and dw passes: column, steps 4 qd ..
     float dwf[4];                                  // d(log decay) / dw of my 4 steps
     float wv[4], rv[4], kv[4], av[4], bv[4], dyv[4], vv[4];
@@ -325,13 +278,8 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
         }
         cp_async_commit();
     };
-    if constexpr (kInputsFirst) {
-        load_inputs();
-        issue_state_loads();
-    } else {
-        issue_state_loads();
-        load_inputs();
-    }
+    load_inputs();
+    issue_state_loads();
     // ---- decays: key column j, steps 4 q .. 4 q + 3
     {
         const int j = jd, q = qd;
@@ -602,12 +550,11 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
 
 // Phase B of the chunked backward (after chunked phase A has written W.du and W.gh): dr, dw,
 // dk, dv, da, db. kReadSL: c_L from the forward's exit snapshot instead of the identity.
-template <class T, bool kReadSL = false, bool kSkeleton = false, bool kInputsFirst = true,
-          bool kPrefetch = false>
+template <class T, bool kReadSL = false, bool kSkeleton = false>
 cudaError_t launch_backward_grads(const Dims& D, const BwdArgs<T>& A, const chunked::BwdScratch& W,
                                   cudaStream_t stream) {
     constexpr size_t smem = bwdb::Smem::bytes();
-    auto kernel = wkv7_tc_bwd_grads_kernel<T, kReadSL, kSkeleton, kInputsFirst, kPrefetch>;
+    auto kernel = wkv7_tc_bwd_grads_kernel<T, kReadSL, kSkeleton>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
