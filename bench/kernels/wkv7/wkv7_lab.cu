@@ -14,6 +14,7 @@
 #include "wkv7_chunked.cuh"
 #include "wkv7_chunked_tc.cuh"
 #include "wkv7_chunked_tc_bwd_a.cuh"
+#include "wkv7_chunked_tc_bwd_b.cuh"
 #include "wkv7_kernels.cuh"
 #include "wkv7_split_bwd.cuh"
 
@@ -98,6 +99,58 @@ cudaError_t chunked_phase_a(const Dims& D, const goose_wkv7::BwdArgs<T>& A, floa
 }
 // ---- end tc phase A ----
 
+// ---- chunked backward: FMA phase A + phase B on tensor cores (wkv7_chunked_tc_bwd_b.cuh) -----
+
+namespace tcb {
+template <class T>
+cudaError_t fma_phase_a(const Dims& D, const goose_wkv7::BwdArgs<T>& A,
+                        const goose_wkv7::chunked::BwdScratch& W, cudaStream_t s) {
+    namespace ck = goose_wkv7::chunked;
+    constexpr size_t smem = ck::BwdASmem<T, 64>::bytes();
+    auto ka = ck::wkv7_chunked_bwd_state_kernel<T, 64, 256, false>;
+    cudaError_t e = cudaFuncSetAttribute(ka, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem));
+    if (e != cudaSuccess) return e;
+    ka<<<dim3(D.H, D.B, 1), 256, smem, s>>>(D, A, W);
+    return cudaGetLastError();
+}
+// The FMA phase B alone (chunked::launch_backward's second launch).
+template <class T>
+cudaError_t fma_phase_b(const Dims& D, const goose_wkv7::BwdArgs<T>& A,
+                        const goose_wkv7::chunked::BwdScratch& W, cudaStream_t s) {
+    namespace ck = goose_wkv7::chunked;
+    constexpr size_t smem = ck::BwdBSmem::bytes();
+    auto kb = ck::wkv7_chunked_bwd_grads_kernel<T, false>;
+    cudaError_t e = cudaFuncSetAttribute(kb, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem));
+    if (e != cudaSuccess) return e;
+    kb<<<dim3(D.chunks(), D.H, D.B), ck::NTB, smem, s>>>(D, A, W);
+    return cudaGetLastError();
+}
+inline goose_wkv7::chunked::BwdScratch scratch_of(const Dims& D, float* scratch) {
+    return {scratch, scratch + static_cast<size_t>(D.B) * D.T * D.H * 64};
+}
+// Backward = FMA phase A + tensor-core phase B (kReadSL: c_L from the exit snapshot).
+template <class T, bool kReadSL>
+cudaError_t fma_a_tc_b(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float* scratch,
+                       cudaStream_t s) {
+    const auto W = scratch_of(D, scratch);
+    cudaError_t e = fma_phase_a<T>(D, A, W, s);
+    if (e != cudaSuccess) return e;
+    return goose_wkv7::chunked_tc::launch_backward_grads<T, kReadSL>(D, A, W, s);
+}
+}  // namespace tcb
+
+// Both phases on tensor cores: the op's backward for N = 64 from T 512 (wkv7_launch.cu).
+template <class T>
+cudaError_t tc_a_tc_b_bwd(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float* scratch,
+                          cudaStream_t s) {
+    const cudaError_t e = goose_wkv7::chunked_tc::launch_backward_state<T>(D, A, scratch, s);
+    return e != cudaSuccess ? e
+                            : goose_wkv7::chunked_tc::launch_backward_grads<T>(
+                                  D, A, tcb::scratch_of(D, scratch), s);
+}
+
 template <class T>
 struct Variant {
     const char* name;
@@ -155,6 +208,10 @@ std::vector<Variant<T>> variants() {
          seq_bwd<T, 64, 32, 1>},
         {"tc W4 split | C32 K1", 64, tc::launch_forward<T, 4, true>, seq_bwd<T, 64, 32, 1>},
         {"tc W2 split | C32 K1", 64, tc::launch_forward<T, 2, true>, seq_bwd<T, 64, 32, 1>},
+        // the op's default from T 512: two-pass forward, two-pass tensor-core backward (phase A
+        // of wkv7_chunked_tc_bwd_a.cuh, phase B of wkv7_chunked_tc_bwd_b.cuh)
+        {"tc W4 mg | tc A tc B", 64, tc::launch_forward<T, 4, false, false, true>,
+         tc_a_tc_b_bwd<T>},
         // two-pass tensor-core backward phase A (wkv7_chunked_tc_bwd_a.cuh) + the FMA phase B
         // <dY read from the input by the state pass (not in the record), KH warps per 16 value
         // rows in the state pass>
@@ -164,6 +221,10 @@ std::vector<Variant<T>> variants() {
          tc_a_fma_b_bwd<T, false, 1>},
         {"tc W4 mg | tc A KH2 fma B", 64, tc::launch_forward<T, 4, false, false, true>,
          tc_a_fma_b_bwd<T, true, 2>},
+        // chunked backward: FMA phase A + phase B on tensor cores (3xTF32); "sl": c_L read from
+        // the exit snapshot instead of computed from S0
+        {"C8 RT2 | fma A | tc B", 64, seq_fwd<T, 64, 8, 2, 64>, tcb::fma_a_tc_b<T, false>},
+        {"C8 RT2 | fma A | tc B sl", 64, seq_fwd<T, 64, 8, 2, 64>, tcb::fma_a_tc_b<T, true>},
         {"default N32: C8 RT2 | C8 K2", 32, seq_fwd<T, 32, 8, 2, 32>, seq_bwd<T, 32, 8, 2>},
         {"default N16: C4 RT2 | C4 K2", 16, seq_fwd<T, 16, 4, 2, 16>, seq_bwd<T, 16, 4, 2>},
     };
@@ -617,6 +678,49 @@ void print_split_occupancy() {
     split_occupancy<float, 32, 16, 16>("f32");
 }
 
+// Phase B of the chunked backward alone (FMA vs tensor cores), after one forward and one full
+// chunked backward have filled the scratch (dU, Gh), at the lab's three shapes.
+template <class T>
+void time_phase_b(double copy_gbs) {
+    const int shapes[3][3] = {{8, 4096, 12}, {16, 2048, 12}, {16, 512, 12}};
+    for (const auto& sh : shapes) {
+        const Dims D{sh[0], sh[1], sh[2], 64};
+        DevBufs<T> d(D);
+        const size_t rows = d.E / 64;
+        init_inputs<T><<<(rows + 255) / 256, 256>>>(rows, 64, d.r, d.w, d.k, d.v, d.a, d.b, d.dy);
+        CHECK(cudaGetLastError());
+        CHECK((seq_fwd<T, 64, 8, 2, 64>(D, d.fwd(false), d.fscratch, 0)));
+        CHECK((tcb::fma_a_tc_b<T, false>(D, d.bwd(false), d.scratch, 0)));
+        CHECK(cudaDeviceSynchronize());
+        const auto W = tcb::scratch_of(D, d.scratch);
+        const auto args = d.bwd(false);
+        const float ms_fma = median_ms([&] { CHECK(tcb::fma_phase_b<T>(D, args, W, 0)); }, 3, 15);
+        namespace tc = goose_wkv7::chunked_tc;
+        const float ms_tc = median_ms(
+            [&] { CHECK((tc::launch_backward_grads<T, false>(D, args, W, 0))); }, 3, 15);
+        const float ms_sl = median_ms(
+            [&] { CHECK((tc::launch_backward_grads<T, true>(D, args, W, 0))); }, 3, 15);
+        const float ms_sk = median_ms(
+            [&] { CHECK((tc::launch_backward_grads<T, false, true>(D, args, W, 0))); }, 3, 15);
+        // fewest bytes: S0 and Gh per chunk (f32), U and dU (f32), 7 inputs, 6 outputs
+        const double bytes = 2.0 * d.SN * 4 + 2.0 * d.E * 4 + 13.0 * d.E * sizeof(T);
+        const double gbs = bytes / (ms_tc * 1e-3) / 1e9;
+        std::printf("| phase B | %s | B%d T%d H%d | %.3f | %.3f | %.3f | %.3f | %.2fx | %.0f | "
+                    "%.0f%% | %.3f |\n",
+                    sizeof(T) == 2 ? "bf16" : "f32", sh[0], sh[1], sh[2], ms_fma, ms_tc, ms_sl,
+                    ms_sk, ms_fma / ms_tc, gbs, 100 * gbs / copy_gbs,
+                    bytes / (copy_gbs * 1e9) * 1e3);
+    }
+}
+
+void print_phase_b_timings(double copy_gbs) {
+    std::printf("\n| phase B | dtype | shape | ms FMA | ms tc | ms tc sl | "
+                "ms tc skeleton (no products) | FMA / tc | GB/s tc | %% of copy | ms at copy bw |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|\n");
+    time_phase_b<bf16>(copy_gbs);
+    time_phase_b<float>(copy_gbs);
+}
+
 // One forward and one backward of every N=64 bf16 variant at B=8 T=4096 (for a profiler), or
 // of those whose name contains one of the comma-separated parts of `only`.
 void profile_once(const std::string& only) {
@@ -767,6 +871,7 @@ int main(int argc, char** argv) {
                     r.t.fwd_gbs, r.t.bwd_gbs, 100 * r.t.fwd_gbs / copy_gbs,
                     100 * r.t.bwd_gbs / copy_gbs, r.e.fwd, r.e.bwd, r.ok ? "ok" : "FAIL");
     }
+    if (selected("C8 RT2 | fma A | tc B", only)) print_phase_b_timings(copy_gbs);
     std::printf("\ncopy bandwidth %.0f GB/s; %d variant(s) failed the check\n", copy_gbs, failures);
     return failures == 0 ? 0 : 1;
 }

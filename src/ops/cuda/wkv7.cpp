@@ -41,6 +41,10 @@ Tensor packed(const Tensor& t) {
     return c;
 }
 
+// packed(t) for a defined t; its device address or null.
+Tensor packed_or_null(const Tensor& t) { return t.defined() ? packed(t) : t; }
+const void* raw_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
+
 // Device address of an f32 tensor (data<float>() is for CPU tensors only).
 float* f32_ptr(const Tensor& t) { return static_cast<float*>(t.raw_data()); }
 const float* f32_or_null(const Tensor& t) { return t.defined() ? f32_ptr(t) : nullptr; }
@@ -167,15 +171,21 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
     for (Tensor* x : {&g.r, &g.w, &g.k, &g.v, &g.a, &g.b})
         *x = Tensor::empty(r.shape(), r.dtype(), dev);                        // (B, T, H, N)
     g.state = Tensor::empty(Shape{D.B, D.H, D.N, D.N}, DType::f32, dev);      // (B, H, N, N)
+    // gradients gathered elsewhere, added in by the kernel where it can
+    const bool adds = wkv7_cuda::backward_adds(D);
+    const Tensor ar = adds ? packed_or_null(add.r) : Tensor(),
+                 ak = adds ? packed_or_null(add.k) : Tensor(),
+                 av = adds ? packed_or_null(add.v) : Tensor();
     wkv7_cuda::backward(r.dtype() == DType::bf16, D, rc.raw_data(), wc.raw_data(), kc.raw_data(),
                         vc.raw_data(), ac.raw_data(), bc.raw_data(), gyc.raw_data(),
                         f32_or_null(sc), f32_or_null(gsc), f32_ptr(f.sa), f32_ptr(f.snapshots),
                         g.r.raw_data(), g.w.raw_data(), g.k.raw_data(), g.v.raw_data(),
-                        g.a.raw_data(), g.b.raw_data(), f32_ptr(g.state), scratch_ptr(scratch),
+                        g.a.raw_data(), g.b.raw_data(), f32_ptr(g.state), raw_or_null(ar),
+                        raw_or_null(ak), raw_or_null(av), scratch_ptr(scratch),
                         cuda::current_stream());
     if (state_in.defined() && state_in.dtype() != DType::f32)  // gradient in the input's dtype
         g.state = g.state.to(state_in.dtype());
-    wkv7_add_in(g, add);
+    if (!adds) wkv7_add_in(g, add);
     return g;
 }
 

@@ -55,6 +55,9 @@ struct BwdArgs {
     T *dr, *dw, *dk, *dv, *da, *db;
     float* dstate_in;         // (B, H, N, N)
     const float* state_in;    // the forward's state_in or null (zeros); the chunked form reads it
+    // Gradients gathered elsewhere, added into dr, dk and dv (each may be null); only the
+    // two-pass backward (wkv7_chunked_tc_bwd_b.cuh) reads them.
+    const T *dr_add = nullptr, *dk_add = nullptr, *dv_add = nullptr;
 };
 
 namespace detail {

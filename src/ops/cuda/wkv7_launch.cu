@@ -4,8 +4,9 @@
 #include <cuda_runtime.h>
 
 #include "core/cuda/cuda_check.h"
-#include "ops/cuda/wkv7_chunked.cuh"
 #include "ops/cuda/wkv7_chunked_tc.cuh"
+#include "ops/cuda/wkv7_chunked_tc_bwd_a.cuh"
+#include "ops/cuda/wkv7_chunked_tc_bwd_b.cuh"
 #include "ops/cuda/wkv7_kernels.cuh"
 #include "ops/cuda/wkv7_launch.h"
 
@@ -51,14 +52,17 @@ void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, float* scratch, cu
     GOOSE_CUDA_CHECK(e);
 }
 
-// The chunked backward (wkv7_chunked.cuh, needs scratch) measured slower than the sequential one
-// at every training shape (bench/kernels/wkv7/README.md: 3.47 vs 3.39 ms at B8 T4096, 0.90 vs
-// 0.65 ms at B16 T512): off. Switching it on for N = 64 and T >= kChunkedBackwardMinT is checked
-// (the lab, and test_cuda built with it on at any T).
-constexpr bool kUseChunkedBackward = false;
-constexpr int kChunkedBackwardMinT = 2048;
-bool chunked_backward(const Dims& d) {
-    return kUseChunkedBackward && d.N == 64 && d.T >= kChunkedBackwardMinT;
+// The two-pass chunked backward on tensor cores for N = 64 from kTwoPassBackwardMinT steps:
+// phase A (wkv7_chunked_tc_bwd_a.cuh: a parallel pre-pass of the state-independent work of every
+// chunk, then the state-gradient pass with the gradient as its own mma accumulator) writes dL/du
+// and the state gradient at every chunk exit to scratch; phase B (wkv7_chunked_tc_bwd_b.cuh)
+// computes every chunk's input gradients in parallel. Kernel lab (bench/kernels/wkv7/README.md,
+// bf16, ms): phase A 0.71 + phase B 0.79 against 3.28 for the sequential backward at B8 T4096
+// H12, 0.18 + 0.21 against 0.64 at B16 T512. The sequential kernels elsewhere; the chunked FMA
+// backward of wkv7_chunked.cuh (slower than both) is lab only.
+constexpr int kTwoPassBackwardMinT = 512;
+bool two_pass_backward(const Dims& d) {
+    return d.N == 64 && d.T >= kTwoPassBackwardMinT;
 }
 
 template <class T>
@@ -67,9 +71,14 @@ void backward_typed(const Dims& d, const k7::BwdArgs<T>& args, float* scratch, c
     cudaError_t e = cudaErrorInvalidValue;
     switch (d.N) {  // backward <N, C entries per thread, K keys/values per thread>
         case 64:
-            e = chunked_backward(d)
-                    ? k7::chunked::launch_backward<T, 64>(D, args, scratch, s)
-                    : k7::launch_backward<T, 64, 32, 1>(D, args, s);
+            if (two_pass_backward(d)) {
+                e = k7::chunked_tc::launch_backward_state<T>(D, args, scratch, s);
+                const k7::chunked::BwdScratch w{
+                    scratch, scratch + static_cast<size_t>(d.B) * d.T * d.H * d.N};
+                if (e == cudaSuccess) e = k7::chunked_tc::launch_backward_grads<T>(D, args, w, s);
+            } else {
+                e = k7::launch_backward<T, 64, 32, 1>(D, args, s);
+            }
             break;
         case 32: e = k7::launch_backward<T, 32, 8, 2>(D, args, s); break;
         case 16: e = k7::launch_backward<T, 16, 4, 2>(D, args, s); break;
@@ -94,14 +103,14 @@ void backward_as(const Dims& d, const void* r, const void* w, const void* k, con
                  const void* a, const void* b, const void* dy, const float* state_in,
                  const float* dstate_out, const float* sa, const float* snaps, void* dr,
                  void* dw, void* dk, void* dv, void* da, void* db, float* dstate_in,
-                 float* scratch, void* stream) {
-    const k7::BwdArgs<T> args{static_cast<const T*>(r), static_cast<const T*>(w),
-                              static_cast<const T*>(k), static_cast<const T*>(v),
-                              static_cast<const T*>(a), static_cast<const T*>(b),
-                              static_cast<const T*>(dy), dstate_out, sa, snaps,
-                              static_cast<T*>(dr), static_cast<T*>(dw), static_cast<T*>(dk),
-                              static_cast<T*>(dv), static_cast<T*>(da), static_cast<T*>(db),
-                              dstate_in, state_in};
+                 const void* dr_add, const void* dk_add, const void* dv_add, float* scratch,
+                 void* stream) {
+    auto c = [](const void* p) { return static_cast<const T*>(p); };
+    auto m = [](void* p) { return static_cast<T*>(p); };
+    k7::BwdArgs<T> args{c(r),  c(w),  c(k),  c(v),  c(a),      c(b),       c(dy),
+                        dstate_out, sa, snaps, m(dr), m(dw), m(dk), m(dv),
+                        m(da), m(db), dstate_in, state_in};
+    args.dr_add = c(dr_add), args.dk_add = c(dk_add), args.dv_add = c(dv_add);
     backward_typed<T>(d, args, scratch, static_cast<cudaStream_t>(stream));
 }
 }  // namespace
@@ -124,22 +133,26 @@ size_t forward_scratch_floats(const Dims& d) {
 }
 
 size_t backward_scratch_floats(const Dims& d) {
-    return chunked_backward(d)
-               ? k7::chunked::backward_scratch_floats(k7::Dims{d.B, d.T, d.H, d.N})
-               : 0;
+    return two_pass_backward(d) ? k7::chunked_tc::backward_state_scratch_floats(
+                                      k7::Dims{d.B, d.T, d.H, d.N})
+                                : 0;
 }
+
+bool backward_adds(const Dims& d) { return two_pass_backward(d); }
 
 void backward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
               const void* v, const void* a, const void* b, const void* dy,
               const float* state_in, const float* dstate_out, const float* sa,
               const float* snaps, void* dr, void* dw, void* dk, void* dv, void* da, void* db,
-              float* dstate_in, float* scratch, void* stream) {
+              float* dstate_in, const void* dr_add, const void* dk_add, const void* dv_add,
+              float* scratch, void* stream) {
     if (bf16)
         backward_as<__nv_bfloat16>(d, r, w, k, v, a, b, dy, state_in, dstate_out, sa, snaps, dr,
-                                   dw, dk, dv, da, db, dstate_in, scratch, stream);
+                                   dw, dk, dv, da, db, dstate_in, dr_add, dk_add, dv_add,
+                                   scratch, stream);
     else
         backward_as<float>(d, r, w, k, v, a, b, dy, state_in, dstate_out, sa, snaps, dr, dw, dk,
-                           dv, da, db, dstate_in, scratch, stream);
+                           dv, da, db, dstate_in, dr_add, dk_add, dv_add, scratch, stream);
 }
 
 }  // namespace goose::ops::wkv7_cuda

@@ -17,15 +17,19 @@ inline constexpr int kChunk = 16;  // steps between the states saved for the bac
 // The forward needs forward_scratch_floats(d) floats of device scratch (null when that is 0),
 // free again when it returns (stream order). The backward reads the forward's state_in (or null)
 // and needs backward_scratch_floats(d) floats of device scratch (null when that is 0).
+// backward_adds(d): whether the backward adds dr_add, dk_add and dv_add (gradients gathered
+// elsewhere, each may be null) into dr, dk and dv itself; otherwise it ignores them.
 void forward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
              const void* v, const void* a, const void* b, const float* state_in, void* y,
              float* sa, float* snaps, float* state_out, float* scratch, void* stream);
 size_t forward_scratch_floats(const Dims& d);
 size_t backward_scratch_floats(const Dims& d);
+bool backward_adds(const Dims& d);
 void backward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
               const void* v, const void* a, const void* b, const void* dy,
               const float* state_in, const float* dstate_out, const float* sa,
               const float* snaps, void* dr, void* dw, void* dk, void* dv, void* da, void* db,
-              float* dstate_in, float* scratch, void* stream);
+              float* dstate_in, const void* dr_add, const void* dk_add, const void* dv_add,
+              float* scratch, void* stream);
 
 }  // namespace goose::ops::wkv7_cuda
