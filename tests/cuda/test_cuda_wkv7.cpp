@@ -1,8 +1,10 @@
 // WKV-7 on CUDA against the double reference: forward (y, final state) and every gradient
 // (r, w, k, v, a, b, state in), f32 and bf16, head sizes 16/32/64 (and 8, 37 through zero
 // padding), T not a multiple of 16, with and without carried state, each forward kernel
-// (sequential with one or two blocks per head below T 512, two-pass chunked from T 512); the
-// backward without saved data; a bf16 state; clear errors.
+// (sequential with one or two blocks per head below T 512, two-pass chunked from T 512) and
+// each backward (sequential below T 512, two-pass chunked on tensor cores from T 512); gradients
+// gathered elsewhere added into dr, dk, dv; the backward without saved data; a bf16 state;
+// clear errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +15,7 @@
 #include "goose/core/cuda.h"
 #include "goose/core/rng.h"
 #include "goose/core/tensor.h"
+#include "goose/ops/binary.h"
 #include "goose/ops/wkv7.h"
 
 namespace goose {
@@ -134,6 +137,41 @@ TEST(CudaWkv7, MatchesReferenceBf16) {
     check_case(16, 21, 12, 64, DType::bf16, false, 15);  // 192 heads: two blocks per head
     check_case(2, 2063, 3, 64, DType::bf16, true, 16);   // two-pass chunked forward
     check_case(16, 515, 12, 64, DType::bf16, false, 17);  // the same at 192 heads
+}
+
+// ops::Wkv7AddIn: dr, dk, dv come back with the given tensors added (inside the two-pass
+// backward's kernel from T 512, by an add below), the other gradients unchanged.
+TEST(CudaWkv7, BackwardAddsGatheredGradients) {
+    GOOSE_REQUIRE_GPU();
+    for (DType dt : {DType::f32, DType::bf16})
+        for (int64_t T : {45, 515}) {
+            SCOPED_TRACE(std::string(dtype_name(dt)) + " T" + std::to_string(T));
+            const Inputs in = make_inputs(2, T, 3, 64, dt, true, 40 + T);
+            const Tensor r = on_gpu(in.r, dt), w = on_gpu(in.w, dt), k = on_gpu(in.k, dt),
+                         v = on_gpu(in.v, dt), a = on_gpu(in.a, dt), b = on_gpu(in.b, dt),
+                         gy = on_gpu(in.gy, dt), s0 = on_gpu(in.state, DType::f32);
+            Rng rng(50 + T, "wkv7-add");
+            auto extra = [&] {
+                return on_gpu(Tensor::uniform(r.shape(), rng, DType::f64, -1, 1), dt);
+            };
+            const ops::Wkv7AddIn add{extra(), extra(), extra()};
+            const ops::Wkv7Forward f = ops::wkv7_forward(r, w, k, v, a, b, s0);
+            const ops::Wkv7Grads plain = ops::wkv7_backward(gy, Tensor(), r, w, k, v, a, b, s0, f);
+            const ops::Wkv7Grads added =
+                ops::wkv7_backward(gy, Tensor(), r, w, k, v, a, b, s0, f, add);
+            // f32: the same sum; bf16: one rounding of the sum against two (an ulp, ~4e-3)
+            const double tol = dt == DType::f32 ? 1e-6 : 5e-3;
+            auto sum = [](const Tensor& x, const Tensor& y) {
+                return ops::binary_forward(BinaryOp::add, x.to(Device::cpu()).to(DType::f64),
+                                           y.to(Device::cpu()).to(DType::f64));
+            };
+            EXPECT_LT(rel_err(added.r, sum(plain.r, add.r)), tol) << "dr";
+            EXPECT_LT(rel_err(added.k, sum(plain.k, add.k)), tol) << "dk";
+            EXPECT_LT(rel_err(added.v, sum(plain.v, add.v)), tol) << "dv";
+            for (auto [x, y] : {std::pair{&added.w, &plain.w}, {&added.a, &plain.a},
+                                {&added.b, &plain.b}, {&added.state, &plain.state}})
+                EXPECT_EQ(rel_err(*x, y->to(Device::cpu()).to(DType::f64)), 0.0);
+        }
 }
 
 TEST(CudaWkv7, BackwardWithoutSavedDataRecomputes) {
