@@ -26,14 +26,9 @@ Wkv7Result record_wkv7(const Var& r, const Var& w, const Var& k, const Var& v, c
                 return p.defined() && p.dtype() == rv.dtype() ? p.reshape(rv.shape()) : Tensor();
             };
             const ops::Wkv7AddIn add{prior(0), prior(2), prior(3)};
-            // A latency-bound kernel of a block per head (at most two per SM): deferred weight
-            // gradients run on the SMs it leaves idle or half used.
+            // Deferred weight gradients run on the SMs the backward leaves idle or half used.
             ops::Wkv7Grads g;
-            const int64_t heads = rv.size(0) * rv.size(2);  // (B, T, H, N)
-            const int64_t sms = rv.device().is_cuda() ? cuda::multiprocessor_count() : 0;
-            // SMs without a block (heads < SMs) or with one block instead of two
-            const int free_sms = static_cast<int>(
-                heads < sms ? sms - heads : (heads < 2 * sms ? 2 * sms - heads : 0));
+            const int free_sms = ops::wkv7_backward_free_sms(rv.shape(), rv.device());
             run_beside_deferred(
                 [&] {
                     g = ops::wkv7_backward(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in, *fwd,

@@ -50,14 +50,16 @@ bool lean_projections(const Var& x, bool lean) {
     return lean && x.value().device().is_cuda() && ag::grad_enabled();
 }
 
-// Training on CUDA with fewer WKV heads (B·H) than twice the SMs: the WKV-7 backward runs a block
-// per head (at most two per SM), so SMs are left idle or half used, and the blocks' weight
-// gradients wait to run beside the next WKV backward there (ag::DeferWeightGrads; L12 C768 model:
-// B8 T4096 H12 232k -> 241k tokens/s, peak 23.5 -> 23.9 GiB; B16 T512 241.0k -> 245.4k, peak
-// unchanged).
-bool defer_weight_grads(const Var& x, int64_t n_head) {
+// Training on CUDA where the WKV-7 backward leaves SMs idle or half used (the sequential kernel,
+// a block per head, with fewer heads B·H than twice the SMs): the blocks' weight gradients wait
+// to run beside the next WKV backward there (ag::DeferWeightGrads; L12 C768 model with that
+// kernel: B8 T4096 H12 232k -> 241k tokens/s, peak 23.5 -> 23.9 GiB; B16 T512 241.0k -> 245.4k).
+// The two-pass backward (head size 64 from T 512) fills the GPU: weight gradients beside it
+// only slowed it down (B8 T4096 301.0k -> 279.3k, B16 T512 270.5k -> 268.0k).
+bool defer_weight_grads(const Var& x, int64_t head_size) {
     if (!x.value().device().is_cuda() || !ag::grad_enabled()) return false;
-    return x.size(0) * n_head < 2 * int64_t(cuda::multiprocessor_count());
+    const Shape heads{x.size(0), x.size(1), x.size(2) / head_size, head_size};
+    return ops::wkv7_backward_free_sms(heads, x.value().device()) > 0;
 }
 
 // (B, T, C) -> packed copy of the last token's row (B, C), detached
@@ -371,7 +373,7 @@ Var Rwkv7::forward_hidden(const Var& input, Rwkv7State* state) const {
     Var v_first;
     const bool checkpoint = checkpointing_ && !state && ag::grad_enabled();
     const ag::DeferWeightGrads defer(!checkpoint &&
-                                     defer_weight_grads(input, cfg_.n_embd / cfg_.head_size));
+                                     defer_weight_grads(input, cfg_.head_size));
     Residual res{input, Var()};
     for (size_t l = 0; l < blocks->size(); ++l)
         res = checkpoint ? Residual{block_checkpointed(block(l), res.sum(), v_first), Var()}

@@ -86,6 +86,14 @@ Wkv7Grads wkv7_backward(const Tensor& gy, const Tensor& gstate, const Tensor& r,
     return g;
 }
 
+int wkv7_backward_free_sms(const Shape& s, Device dev) {
+#ifdef GOOSE_CUDA
+    if (dev.is_cuda() && s.ndim() == 4) return wkv7_backward_free_sms_cuda(s);
+#endif
+    (void)s, (void)dev;
+    return 0;
+}
+
 void wkv7_add_in(Wkv7Grads& g, const Wkv7AddIn& add) {
     const std::pair<Tensor*, const Tensor*> pairs[] = {{&g.r, &add.r}, {&g.k, &add.k},
                                                        {&g.v, &add.v}};

@@ -48,6 +48,11 @@ Wkv7Grads wkv7_backward(const Tensor& gy, const Tensor& gstate, const Tensor& r,
 // g.r += add.r, g.k += add.k, g.v += add.v (the defined ones), as new tensors.
 void wkv7_add_in(Wkv7Grads& g, const Wkv7AddIn& add);
 
+// The SMs the backward of (B, T, H, N) inputs on `dev` leaves idle or half used, where other
+// work can run beside it: on CUDA the sequential backward runs a block per head (at most two
+// per SM); the two-pass backward (head size 64 from T 512) fills the GPU. 0 off CUDA.
+int wkv7_backward_free_sms(const Shape& r_shape, Device dev);
+
 Wkv7Forward wkv7_forward_ref(const Tensor& r, const Tensor& w, const Tensor& k, const Tensor& v,
                              const Tensor& a, const Tensor& b, const Tensor& state_in);
 Wkv7Grads wkv7_backward_ref(const Tensor& gy, const Tensor& gstate, const Tensor& r,
@@ -59,6 +64,7 @@ Wkv7Grads wkv7_backward_cpu(const Tensor& gy, const Tensor& gstate, const Tensor
                             const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a,
                             const Tensor& b, const Tensor& state_in, const Wkv7Forward& fwd);
 #ifdef GOOSE_CUDA
+int wkv7_backward_free_sms_cuda(const Shape& r_shape);
 Wkv7Forward wkv7_forward_cuda(const Tensor& r, const Tensor& w, const Tensor& k, const Tensor& v,
                               const Tensor& a, const Tensor& b, const Tensor& state_in);
 Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tensor& r,

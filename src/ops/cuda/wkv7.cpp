@@ -101,6 +101,16 @@ bool saved_by_cuda(const Wkv7Forward& f, const Tensor& r, int64_t chunks) {
 }
 }  // namespace
 
+int wkv7_backward_free_sms_cuda(const Shape& s) {
+    const int64_t N = s[3], np = kernel_head(N);
+    const wkv7_cuda::Dims D{static_cast<int>(s[0]), static_cast<int>(s[1]),
+                            static_cast<int>(s[2]), static_cast<int>(np)};
+    if (wkv7_cuda::backward_fills_gpu(D)) return 0;
+    const int64_t heads = s[0] * s[2], sms = cuda::multiprocessor_count();
+    // SMs without a block (heads < SMs) or with one block instead of two
+    return static_cast<int>(heads < sms ? sms - heads : heads < 2 * sms ? 2 * sms - heads : 0);
+}
+
 Wkv7Forward wkv7_forward_cuda(const Tensor& r, const Tensor& w, const Tensor& k, const Tensor& v,
                               const Tensor& a, const Tensor& b, const Tensor& state_in) {
     check_cuda_inputs(r);

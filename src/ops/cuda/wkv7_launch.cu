@@ -139,6 +139,7 @@ size_t backward_scratch_floats(const Dims& d) {
 }
 
 bool backward_adds(const Dims& d) { return two_pass_backward(d); }
+bool backward_fills_gpu(const Dims& d) { return two_pass_backward(d); }
 
 void backward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
               const void* v, const void* a, const void* b, const void* dy,

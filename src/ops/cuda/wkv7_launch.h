@@ -25,6 +25,8 @@ void forward(bool bf16, const Dims& d, const void* r, const void* w, const void*
 size_t forward_scratch_floats(const Dims& d);
 size_t backward_scratch_floats(const Dims& d);
 bool backward_adds(const Dims& d);
+// Whether the backward runs in parallel over every chunk (fills the GPU; else a block per head).
+bool backward_fills_gpu(const Dims& d);
 void backward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
               const void* v, const void* a, const void* b, const void* dy,
               const float* state_in, const float* dstate_out, const float* sa,
