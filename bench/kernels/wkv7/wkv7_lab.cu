@@ -80,7 +80,7 @@ template <class T, bool kDyIn = goose_wkv7::chunked_tc::kBwdDyIn, int KH = 1>
 cudaError_t tc_a_fma_b_bwd(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float* scratch,
                            cudaStream_t s) {
     namespace tc = goose_wkv7::chunked_tc;
-    using C = tc::BwdAConfig<kDyIn, KH, tc::BwdADefault<T>::PB, 1, false, false>;
+    using C = tc::BwdAConfig<kDyIn, KH, tc::BwdADefault<T>::PB, 0, false, false>;
     const cudaError_t e = tc::launch_backward_state<T, C>(D, A, scratch, s);
     return e != cudaSuccess ? e : chunked_phase_b<T>(D, A, scratch, s);
 }
@@ -799,24 +799,18 @@ template <class T>
 void phase_a_report(int& failures) {
     namespace tc = goose_wkv7::chunked_tc;
     const char* dt = sizeof(T) == 2 ? "bf16" : "f32";
-    constexpr int PB = tc::BwdADefault<T>::PB, PB2 = sizeof(T) == 2 ? 4 : 3;
-    // BwdAConfig<kDyIn, KH, PB, CPB, kFast, kPdl>
-    using Base = tc::BwdAConfig<true, 1, PB, 1, false, false>;
-    using P2 = tc::BwdAConfig<true, 1, PB, 2, false, false>;
-    using P4 = tc::BwdAConfig<true, 1, PB, 4, false, false>;
-    using P2b = tc::BwdAConfig<true, 1, PB2, 2, false, false>;
-    using Fast = tc::BwdAConfig<true, 1, PB, 1, true, false>;
-    using P2F = tc::BwdAConfig<true, 1, PB, 2, true, false>;
-    using P2FP = tc::BwdAConfig<true, 1, PB, 2, true, true>;
-    using P4FP = tc::BwdAConfig<true, 1, PB, 4, true, true>;
-    using P1FP = tc::BwdAConfig<true, 1, PB, 1, true, true>;
-    std::printf("\nphase A alone, %s, ms (median of 15); configs <CPB chunks per pre-pass block, "
-                "F: fast split in the state pass, P: PDL launch>; PB %d (pb%d: PB %d)\n", dt, PB,
-                PB2, PB2);
-    std::printf("| shape | default | base | base pre | base state | pre CPB2 | pre CPB4 | "
-                "pre CPB2 pb%d | state F | CPB2 F | CPB2 F P | CPB4 F P | CPB1 F P | "
-                "one-pass FMA | FMA / default |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", PB2);
+    constexpr int PB = tc::BwdADefault<T>::PB;
+    // BwdAConfig<kDyIn, KH, PB, OV, kFast, kPdl>
+    using Base = tc::BwdAConfig<true, 1, PB, 0, false, false>;
+    using Ov1 = tc::BwdAConfig<true, 1, 5, 1, false, false>;
+    using Ov2 = tc::BwdAConfig<true, 1, 5, 2, false, false>;
+    using Fast = tc::BwdAConfig<true, 1, PB, 0, true, false>;
+    using Pdl = tc::BwdAConfig<true, 1, PB, 0, false, true>;
+    std::printf("\nphase A alone, %s, ms (median of 15): default = pre-pass (PB %d) + state pass; "
+                "ovN: persistent pre-pass (N blocks per SM) + state pass at once (flags); F: "
+                "two-instruction split in the state pass; P: state pass as PDL launch\n", dt, PB);
+    std::printf("| shape | default | pre | state | ov1 | ov2 | F | P | one-pass FMA | "
+                "FMA / default |\n|---|---|---|---|---|---|---|---|---|---|\n");
     const int shapes[3][3] = {{8, 4096, 12}, {16, 2048, 12}, {16, 512, 12}};
     for (const auto& sh : shapes) {
         const Dims D{sh[0], sh[1], sh[2], 64};
@@ -831,38 +825,32 @@ void phase_a_report(int& failures) {
         auto ms = [&](auto&& f) { return median_ms([&] { CHECK(f()); }, 3, 15); };
         float* W = d.scratch;
         const float t_def = ms([&] { return tc::launch_backward_state<T>(D, A, W, 0); });
-        const float t_base = ms([&] { return tc::launch_backward_state<T, Base>(D, A, W, 0); });
         const float t_pre = ms([&] { return tc::launch_backward_prepass<T, Base>(D, A, W, 0); });
         const float t_st =
             ms([&] { return tc::launch_backward_state_pass<T, Base>(D, A, W, 0); });
-        const float t_p2 = ms([&] { return tc::launch_backward_prepass<T, P2>(D, A, W, 0); });
-        const float t_p4 = ms([&] { return tc::launch_backward_prepass<T, P4>(D, A, W, 0); });
-        const float t_p2b = ms([&] { return tc::launch_backward_prepass<T, P2b>(D, A, W, 0); });
-        const float t_sf =
-            ms([&] { return tc::launch_backward_state_pass<T, Fast>(D, A, W, 0); });
-        const float t_2f = ms([&] { return tc::launch_backward_state<T, P2F>(D, A, W, 0); });
-        const float t_2fp = ms([&] { return tc::launch_backward_state<T, P2FP>(D, A, W, 0); });
-        const float t_4fp = ms([&] { return tc::launch_backward_state<T, P4FP>(D, A, W, 0); });
-        const float t_1fp = ms([&] { return tc::launch_backward_state<T, P1FP>(D, A, W, 0); });
+        const bool ov = std::getenv("WKV7_LAB_NO_OV") == nullptr;  // the spinning variants
+        const float t_ov1 =
+            ov ? ms([&] { return tc::launch_backward_state<T, Ov1>(D, A, W, 0); }) : 0.f;
+        const float t_ov2 =
+            ov ? ms([&] { return tc::launch_backward_state<T, Ov2>(D, A, W, 0); }) : 0.f;
+        const float t_f = ms([&] { return tc::launch_backward_state<T, Fast>(D, A, W, 0); });
+        const float t_p = ms([&] { return tc::launch_backward_state<T, Pdl>(D, A, W, 0); });
         const float t_fma = ms([&] { return chunked_phase_a<T, false>(D, A, W, 0); });
         std::printf("| B%d T%d H%d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | "
-                    "%.3f | %.3f | %.3f | %.3f | %.3f | %.2fx |\n",
-                    sh[0], sh[1], sh[2], t_def, t_base, t_pre, t_st, t_p2, t_p4, t_p2b, t_sf,
-                    t_2f, t_2fp, t_4fp, t_1fp, t_fma, t_fma / t_def);
+                    "%.2fx |\n", sh[0], sh[1], sh[2], t_def, t_pre, t_st, t_ov1, t_ov2, t_f, t_p,
+                    t_fma, t_fma / t_def);
         std::fflush(stdout);
     }
     // du, gh, dstate_in of every config against the one-pass FMA phase A
-    const char* names[] = {"default", "base", "CPB2", "CPB4", "CPB2 pb", "F", "CPB2 F",
-                           "CPB2 F P", "CPB4 F P", "CPB1 F P"};
-    const double errs[] = {phase_a_check<T, tc::BwdADefault<T>>(), phase_a_check<T, Base>(),
-                           phase_a_check<T, P2>(), phase_a_check<T, P4>(),
-                           phase_a_check<T, P2b>(), phase_a_check<T, Fast>(),
-                           phase_a_check<T, P2F>(), phase_a_check<T, P2FP>(),
-                           phase_a_check<T, P4FP>(), phase_a_check<T, P1FP>()};
-    for (int i = 0; i < 10; ++i) {
+    const char* names[] = {"default", "ov1", "ov2", "F", "P"};
+    const bool ov = std::getenv("WKV7_LAB_NO_OV") == nullptr;
+    const double errs[] = {phase_a_check<T, tc::BwdADefault<T>>(),
+                           ov ? phase_a_check<T, Ov1>() : 0.0, ov ? phase_a_check<T, Ov2>() : 0.0,
+                           phase_a_check<T, Fast>(), phase_a_check<T, Pdl>()};
+    for (int i = 0; i < 5; ++i) {
         const bool ok = errs[i] <= 1e-4;  // false for NaN
         if (!ok) ++failures;
-        std::printf("tc A %-9s vs one-pass FMA phase A, %s (B16 T512 H12, B2 T45 H3, B1 T300 H2, "
+        std::printf("tc A %-7s vs one-pass FMA phase A, %s (B16 T512 H12, B2 T45 H3, B1 T300 H2, "
                     "B3 T16 H1; state-out gradient): du/gh/dstate_in worst %.2e (tol 1e-4) %s\n",
                     names[i], dt, errs[i], ok ? "ok" : "FAIL");
     }

@@ -112,7 +112,7 @@ __device__ __forceinline__ void bwd_decays(const T* st, int n, int j, int q, flo
 
 }  // namespace detail
 
-// ---- pre-pass: one block of 256 threads per CPB consecutive chunks of one (h, b) --------------
+// ---- pre-pass: one block of 256 threads per (chunk, h, b) (or a persistent grid) -------------
 
 namespace detail {
 // The upper-triangular solve X = (I - Ab^T)^-1 x for one column of [Bh | Rb^T], right-looking:
@@ -139,21 +139,17 @@ __device__ __forceinline__ void solve_column(const float* Ab, const float* Bh, c
 }
 }  // namespace detail
 
-// PB: blocks per SM the registers must allow (the shared memory allows six). kDyIn: no dY in
-// the record. CPB: chunks per block (kDyIn only): the next chunk's inputs are loaded by cp.async
-// while this one's products, solve and record writes run (the raw rows are dead after the
-// decays). The [At; Rt] and e^lam_L records are written by warps 2-7 while warps 0-1 compute the
-// Gram products. kPdl: lets the state pass launch early (programmatic dependent launch).
-template <class T, int PB, bool kDyIn, int CPB = 1, bool kPdl = false>
-__global__ void __launch_bounds__(kPreThreads, PB)
-    wkv7_tc_bwd_prepass_kernel(Dims D, BwdArgs<T> A, float* records) {
-    using namespace detail;
+namespace detail {
+// One pre-pass record: chunk c of head h, batch bb, by the block's 256 threads (shared memory
+// free on entry; on return every thread's record writes are issued). The [At; Rt] and e^lam_L
+// records are written by warps 2-7 while warps 0-1 compute the Gram products.
+template <class T, bool kDyIn>
+__device__ __forceinline__ void bwd_prepass_chunk(const Dims& D, const BwdArgs<T>& A,
+                                                  float* records, unsigned char* smem, int c,
+                                                  int h, int bb) {
     constexpr int NT = kPreThreads, RS = raw_stride<T>();
     static_assert(NT == 4 * N, "four lanes per key column");
-    static_assert(CPB == 1 || kDyIn, "several chunks per block need dY outside the record");
-    if constexpr (kPdl) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-    extern __shared__ __align__(16) unsigned char smem[];
-    const int h = blockIdx.y, bb = blockIdx.z, tid = threadIdx.x;
+    const int tid = threadIdx.x;
     T* st = reinterpret_cast<T*>(smem);  // raw r w a b dy [5][L][RS]
     float* f = reinterpret_cast<float*>(smem + 5 * L * RS * sizeof(T));
     float *At = f, *Rt = f + LN, *Bs = f + 2 * LN, *Bh = f + 3 * LN;
@@ -164,9 +160,9 @@ __global__ void __launch_bounds__(kPreThreads, PB)
     const int Tn = D.T, H = D.H, NC = D.chunks();
     const int64_t HN = static_cast<int64_t>(H) * N;
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;
-    auto load = [&](int c) {  // the input pointers stay kernel parameters (no live registers)
+    const int t0 = c * L, nt = min(L, Tn - t0);
+    {  // the input pointers stay kernel parameters (no live registers)
         constexpr int kPer = 16 / static_cast<int>(sizeof(T)), kPieces = N / kPer;
-        const int t0 = c * L, nt = min(L, Tn - t0);
 #pragma unroll
         for (int m = 0; m < (kDyIn ? 4 : 5); ++m) {
             const T* src = m == 0 ? A.r : m == 1 ? A.w : m == 2 ? A.a : m == 3 ? A.b : A.dy;
@@ -176,60 +172,87 @@ __global__ void __launch_bounds__(kPreThreads, PB)
                                                src + base + (t0 + t) * HN + p * kPer);
             }
         }
-        cp_async_commit();
-    };
-    const int c0 = blockIdx.x * CPB;
-    load(c0);
-#pragma unroll 1
-    for (int ci = 0; ci < CPB; ++ci) {
-        const int c = c0 + ci;
-        if (c >= NC) break;
-        const int nt = min(L, Tn - c * L);
-        cp_async_wait<0>();
-        __syncthreads();  // chunk c's rows landed; the previous chunk's smem reads are done
-        bwd_decays<T, RS>(st, nt, tid / 4, tid % 4, At, Rt, Bs, Bh, eL);
-        __syncthreads();
-        if (CPB > 1 && ci + 1 < CPB && c + 1 < NC) load(c + 1);
-        float* rec = records +
-                     ((static_cast<int64_t>(bb) * H + h) * NC + c) * bwd_record_floats(kDyIn);
-        if (tid < 64) {
-            // Ab = At Bs^T (strictly lower) into G, Rb = Rt Bs^T (lower) into G + 512
-            gram_mma(G, At, Rt, Bs, Bs, 2 * (tid >> 5), tid & 31);
-        } else {
-            const int te = tid - 64;
-            // [At; Rt] B fragments: n-tile nt = keys 8 nt + g, k step: steps 2 t4 + {0,1,8,9}
-            for (int e = te; e < 8 * 2 * 32; e += NT - 64) {
-                const int lane = e & 31, kp = (e >> 5) & 1, ntl = e >> 6;
-                const int g = lane >> 2, t4 = lane & 3, j = 8 * ntl + g, t = 2 * t4;
-                const float* m = kp ? Rt : At;
-                st4(rec + kBARo + 4 * e, make_float4(m[t * SP + j], m[(t + 1) * SP + j],
-                                                     m[(t + 8) * SP + j], m[(t + 9) * SP + j]));
-            }
-            if (te < N) {  // eL[t4][nt][b] = e^lam_L of key 8 nt + 2 t4 + b
-                const int t4 = te >> 4, ntl = (te >> 1) & 7, b = te & 1;
-                rec[bwd_el_offset(kDyIn) + te] = eL[8 * ntl + 2 * t4 + b];
-            }
+    }
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    bwd_decays<T, RS>(st, nt, tid / 4, tid % 4, At, Rt, Bs, Bh, eL);
+    __syncthreads();
+    float* rec =
+        records + ((static_cast<int64_t>(bb) * H + h) * NC + c) * bwd_record_floats(kDyIn);
+    if (tid < 64) {
+        // Ab = At Bs^T (strictly lower) into G, Rb = Rt Bs^T (lower) into G + 512
+        gram_mma(G, At, Rt, Bs, Bs, 2 * (tid >> 5), tid & 31);
+    } else {
+        const int te = tid - 64;
+        // [At; Rt] B fragments: n-tile nt = keys 8 nt + g, k step: steps 2 t4 + {0, 1, 8, 9}
+        for (int e = te; e < 8 * 2 * 32; e += NT - 64) {
+            const int lane = e & 31, kp = (e >> 5) & 1, ntl = e >> 6;
+            const int g = lane >> 2, t4 = lane & 3, j = 8 * ntl + g, t = 2 * t4;
+            const float* m = kp ? Rt : At;
+            st4(rec + kBARo + 4 * e, make_float4(m[t * SP + j], m[(t + 1) * SP + j],
+                                                 m[(t + 8) * SP + j], m[(t + 9) * SP + j]));
         }
-        __syncthreads();
-        // columns of [Bh | Rb^T]: X = (I - Ab^T)^-1 x
-        if (tid < N + L) solve_column(G, Bh, G + 512, tid, X);
-        __syncthreads();
-        // X^T B fragments: n-tile nt = rows (steps) 8 nt + g of X, k step ks: columns
-        // 8 ks + 2 t4 + b
-        for (int e = tid; e < 2 * 5 * 32; e += NT) {
-            const int lane = e & 31, kp = (e >> 5) % 5, ntl = (e >> 5) / 5;
-            const int g = lane >> 2, t4 = lane & 3, row = 8 * ntl + g, col = 16 * kp + 2 * t4;
-            const float* x = X + row * XS + col;
-            st4(rec + kBXo + 4 * e, make_float4(x[0], x[1], x[8], x[9]));
+        if (te < N) {  // eL[t4][nt][b] = e^lam_L of key 8 nt + 2 t4 + b
+            const int t4 = te >> 4, ntl = (te >> 1) & 7, b = te & 1;
+            rec[bwd_el_offset(kDyIn) + te] = eL[8 * ntl + 2 * t4 + b];
         }
-        // dY^T A fragments: rows (values) 16 w + g (+ 8), k step kv: steps 8 kv + 2 t4 + {0, 1}
-        for (int e = tid; e < (kDyIn ? 0 : 4 * 2 * 32); e += NT) {
-            const int lane = e & 31, kv = (e >> 5) & 1, w = e >> 6;
-            const int g = lane >> 2, t4 = lane & 3, i = 16 * w + g, t = 8 * kv + 2 * t4;
-            const T* dy = st + 4 * L * RS;
-            auto at = [&](int tt, int ii) { return tt < nt ? to_f(dy[tt * RS + ii]) : 0.f; };
-            st4(rec + kBDYo + 4 * e,
-                make_float4(at(t, i), at(t, i + 8), at(t + 1, i), at(t + 1, i + 8)));
+    }
+    __syncthreads();
+    // columns of [Bh | Rb^T]: X = (I - Ab^T)^-1 x
+    if (tid < N + L) solve_column(G, Bh, G + 512, tid, X);
+    __syncthreads();
+    // X^T B fragments: n-tile nt = rows (steps) 8 nt + g of X, k step ks: columns 8 ks + 2 t4 + b
+    for (int e = tid; e < 2 * 5 * 32; e += NT) {
+        const int lane = e & 31, kp = (e >> 5) % 5, ntl = (e >> 5) / 5;
+        const int g = lane >> 2, t4 = lane & 3, row = 8 * ntl + g, col = 16 * kp + 2 * t4;
+        const float* x = X + row * XS + col;
+        st4(rec + kBXo + 4 * e, make_float4(x[0], x[1], x[8], x[9]));
+    }
+    // dY^T A fragments: rows (values) 16 w + g (+ 8), k step kv: steps 8 kv + 2 t4 + {0, 1}
+    for (int e = tid; e < (kDyIn ? 0 : 4 * 2 * 32); e += NT) {
+        const int lane = e & 31, kv = (e >> 5) & 1, w = e >> 6;
+        const int g = lane >> 2, t4 = lane & 3, i = 16 * w + g, t = 8 * kv + 2 * t4;
+        const T* dy = st + 4 * L * RS;
+        auto at = [&](int tt, int ii) { return tt < nt ? to_f(dy[tt * RS + ii]) : 0.f; };
+        st4(rec + kBDYo + 4 * e,
+            make_float4(at(t, i), at(t, i + 8), at(t + 1, i), at(t + 1, i + 8)));
+    }
+}
+
+// The ready flags of the overlapped launch: one u32 per record, in the scratch the larger
+// (dY) record size leaves free after the kDyIn records.
+__host__ __device__ inline size_t backward_flags_offset(const Dims& D) {
+    return backward_records_offset(D) +
+           static_cast<size_t>(D.B) * D.H * D.chunks() * bwd_record_floats(true);
+}
+}  // namespace detail
+
+// PB: blocks per SM the registers must allow (the shared memory allows six). kDyIn: no dY in
+// the record. kPdl: lets the state pass launch early (programmatic dependent launch).
+// kFlags false: one block per (chunk, h, b), grid (chunks, H, B). kFlags true: a persistent grid
+// walking the records in the order the state pass reads them (last chunk of every head first),
+// setting each record's ready flag (release) for the state pass running at the same time.
+template <class T, int PB, bool kDyIn, bool kPdl = false, bool kFlags = false>
+__global__ void __launch_bounds__(kPreThreads, PB)
+    wkv7_tc_bwd_prepass_kernel(Dims D, BwdArgs<T> A, float* scratch) {
+    using namespace detail;
+    static_assert(!kFlags || kDyIn, "the flags sit where the dY of the larger record would");
+    if constexpr (kPdl || kFlags) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    extern __shared__ __align__(16) unsigned char smem[];
+    float* records = scratch + backward_records_offset(D);
+    if constexpr (!kFlags) {
+        bwd_prepass_chunk<T, kDyIn>(D, A, records, smem, blockIdx.x, blockIdx.y, blockIdx.z);
+    } else {
+        const int BH = D.B * D.H, NC = D.chunks();
+        const int64_t total = static_cast<int64_t>(BH) * NC;
+        unsigned* flags = reinterpret_cast<unsigned*>(scratch + backward_flags_offset(D));
+        for (int64_t rr = blockIdx.x; rr < total; rr += gridDim.x) {
+            const int c = NC - 1 - static_cast<int>(rr / BH), bh = static_cast<int>(rr % BH);
+            bwd_prepass_chunk<T, kDyIn>(D, A, records, smem, c, bh % D.H, bh / D.H);
+            __threadfence();
+            __syncthreads();  // every thread's part written and fenced; shared memory free again
+            if (threadIdx.x == 0) st_release(flags + static_cast<int64_t>(bh) * NC + c, 1u);
         }
     }
 }
@@ -276,7 +299,7 @@ struct BwdStateSmem {
 };
 
 // One warp's whole state-gradient pass: value rows 16 w .., key n-tiles NK KHI .. (NK = 8 / KH).
-template <class T, int KH, int KHI, bool kDyIn, bool kFast>
+template <class T, int KH, int KHI, bool kDyIn, bool kFast, bool kFlags>
 __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                                float* sm, int w) {
     using Sm = BwdStateSmem<T, KH, kDyIn>;
@@ -317,6 +340,12 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
     auto issue = [&](int s) {
         if (s < NC) {
             const int c = NC - 1 - s;
+            if constexpr (kFlags) {  // the overlapped pre-pass's record c is written
+                const unsigned* flag =
+                    reinterpret_cast<const unsigned*>(scratch + backward_flags_offset(D)) +
+                    (static_cast<int64_t>(bb) * H + h) * NC + c;
+                while (ld_acquire(flag) == 0) __nanosleep(100);
+            }
             const float* src = recs + static_cast<int64_t>(c) * REC;
             float* dst = sm + (s % NS) * REC;
             for (int p = tid; p < REC / 4; p += NT)
@@ -487,7 +516,8 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
 
 // grid (H, B), 128 KH threads: warp = KHI * 4 + w (value rows 16 w .., key half KHI).
 // kPdl: launched as the pre-pass's programmatic dependent (waits for it to end first).
-template <class T, int KH, bool kDyIn, bool kFast = false, bool kPdl = false>
+// kFlags: runs beside the persistent pre-pass, waiting on each record's ready flag.
+template <class T, int KH, bool kDyIn, bool kFast = false, bool kPdl = false, bool kFlags = false>
 __global__ void __launch_bounds__(128 * KH, 1)
     wkv7_tc_bwd_state_kernel(Dims D, BwdArgs<T> A, float* scratch) {
     static_assert(KH == 1 || KH == 2, "KH: warps per 16 value rows");
@@ -495,51 +525,51 @@ __global__ void __launch_bounds__(128 * KH, 1)
     extern __shared__ __align__(16) float sm[];
     const int warp = threadIdx.x >> 5, w = warp & 3;
     if (KH == 1 || warp < 4)
-        detail::bwd_state_warp<T, KH, 0, kDyIn, kFast>(D, A, scratch, sm, w);
+        detail::bwd_state_warp<T, KH, 0, kDyIn, kFast, kFlags>(D, A, scratch, sm, w);
     else
-        detail::bwd_state_warp<T, KH, KH - 1, kDyIn, kFast>(D, A, scratch, sm, w);
+        detail::bwd_state_warp<T, KH, KH - 1, kDyIn, kFast, kFlags>(D, A, scratch, sm, w);
 }
 
 // ---- launchers --------------------------------------------------------------------------------
 
 // Variants of phase A (measured in bench/kernels/wkv7/README.md).
-//   PB: pre-pass blocks per SM the registers allow; CPB: chunks per pre-pass block;
+//   PB: pre-pass blocks per SM the registers allow; OV > 0: the overlapped launch, a persistent
+//   pre-pass of OV blocks per SM with the state pass beside it (ready flags, PDL launch);
 //   kFast: the state pass's two-instruction TF32 split; kPdl: the state pass as the pre-pass's
-//   programmatic dependent launch.
-template <bool kDyIn_, int KH_, int PB_, int CPB_, bool kFast_, bool kPdl_>
+//   programmatic dependent launch (waiting for its end).
+template <bool kDyIn_, int KH_, int PB_, int OV_, bool kFast_, bool kPdl_>
 struct BwdAConfig {
     static constexpr bool kDyIn = kDyIn_, kFast = kFast_, kPdl = kPdl_;
-    static constexpr int KH = KH_, PB = PB_, CPB = CPB_;
+    static constexpr int KH = KH_, PB = PB_, OV = OV_;
 };
 template <class T>
-using BwdADefault = BwdAConfig<kBwdDyIn, 1, sizeof(T) == 2 ? 5 : 4, 2, true, true>;
+using BwdADefault = BwdAConfig<kBwdDyIn, 1, sizeof(T) == 2 ? 5 : 4, 0, false, false>;
 
-// The pre-pass alone (records at scratch + backward_records_offset(D)).
+// The pre-pass alone (records at scratch + backward_records_offset(D)); one block per record.
 template <class T, class C = BwdADefault<T>>
 cudaError_t launch_backward_prepass(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                     cudaStream_t stream) {
     constexpr size_t smem = detail::BwdPreSmem::bytes<T>();
-    auto kp = wkv7_tc_bwd_prepass_kernel<T, C::PB, C::kDyIn, C::CPB, C::kPdl>;
+    auto kp = wkv7_tc_bwd_prepass_kernel<T, C::PB, C::kDyIn, C::kPdl>;
     cudaError_t e = cudaFuncSetAttribute(kp, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
-    const int groups = (D.chunks() + C::CPB - 1) / C::CPB;
-    kp<<<dim3(groups, D.H, D.B), kPreThreads, smem, stream>>>(
-        D, A, scratch + backward_records_offset(D));
+    kp<<<dim3(D.chunks(), D.H, D.B), kPreThreads, smem, stream>>>(D, A, scratch);
     return cudaGetLastError();
 }
 
-// The state-gradient pass alone (reads the pre-pass's records). With C::kPdl it is launched as
-// a programmatic dependent of the kernel before it in the stream (waiting for its end).
-template <class T, class C = BwdADefault<T>>
+// The state-gradient pass (reads the pre-pass's records). kFlags: beside the overlapped
+// pre-pass. With C::kPdl or kFlags it is launched as a programmatic dependent of the kernel
+// before it in the stream.
+template <class T, class C = BwdADefault<T>, bool kFlags = false>
 cudaError_t launch_backward_state_pass(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                        cudaStream_t stream) {
     constexpr size_t smem = detail::BwdStateSmem<T, C::KH, C::kDyIn>::bytes();
-    auto ks = wkv7_tc_bwd_state_kernel<T, C::KH, C::kDyIn, C::kFast, C::kPdl>;
+    auto ks = wkv7_tc_bwd_state_kernel<T, C::KH, C::kDyIn, C::kFast, C::kPdl, kFlags>;
     cudaError_t e = cudaFuncSetAttribute(ks, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
-    if constexpr (!C::kPdl) {
+    if constexpr (!C::kPdl && !kFlags) {
         ks<<<dim3(D.H, D.B), 128 * C::KH, smem, stream>>>(D, A, scratch);
         return cudaGetLastError();
     } else {
@@ -564,9 +594,31 @@ cudaError_t launch_backward_state_pass(const Dims& D, const BwdArgs<T>& A, float
 template <class T, class C = BwdADefault<T>>
 cudaError_t launch_backward_state(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                   cudaStream_t stream) {
-    cudaError_t e = launch_backward_prepass<T, C>(D, A, scratch, stream);
-    if (e != cudaSuccess) return e;
-    return launch_backward_state_pass<T, C>(D, A, scratch, stream);
+    if constexpr (C::OV == 0) {
+        cudaError_t e = launch_backward_prepass<T, C>(D, A, scratch, stream);
+        if (e != cudaSuccess) return e;
+        return launch_backward_state_pass<T, C>(D, A, scratch, stream);
+    } else {
+        static_assert(C::kDyIn && !C::kPdl, "the overlapped launch: dY from the input, flags");
+        const int64_t records = static_cast<int64_t>(D.B) * D.H * D.chunks();
+        cudaError_t e = cudaMemsetAsync(scratch + detail::backward_flags_offset(D), 0,
+                                        records * sizeof(unsigned), stream);
+        if (e != cudaSuccess) return e;
+        int dev = 0, sms = 0;
+        e = cudaGetDevice(&dev);
+        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+        if (e != cudaSuccess) return e;
+        constexpr size_t smem = detail::BwdPreSmem::bytes<T>();
+        auto kp = wkv7_tc_bwd_prepass_kernel<T, C::PB, true, false, true>;
+        e = cudaFuncSetAttribute(kp, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(smem));
+        if (e != cudaSuccess) return e;
+        const int64_t blocks = std::min<int64_t>(records, static_cast<int64_t>(C::OV) * sms);
+        kp<<<static_cast<unsigned>(blocks), kPreThreads, smem, stream>>>(D, A, scratch);
+        e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+        return launch_backward_state_pass<T, C, true>(D, A, scratch, stream);
+    }
 }
 
 }  // namespace chunked_tc
