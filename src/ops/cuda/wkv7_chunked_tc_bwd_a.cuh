@@ -8,8 +8,10 @@
 //   dU^T (16 x L) = [Gh | dY^T] (16 x 80) X^T,  X = [M Bh | M Rb^T] (L x 80),
 //   Gh_0 (16 x 64) = Gh o e^lam_L + [dU^T | dY^T] (16 x 32) [At; Rt] (32 x 64).
 // Pre-pass, one block per (chunk, h, b): decays, Ab = At Bs^T and Rb = Rt Bs^T on tensor cores
-// (chunked_tc::detail::gram_mma, 3xTF32), the upper-triangular solve for X, and a record of X,
-// [At; Rt] and e^lam_L in mma fragment order (13.6 KB; with kDyIn false also dY, 17.7 KB).
+// (chunked_tc::detail::gram_mma, 3xTF32; the [At; Rt] record written meanwhile by the other six
+// warps), the upper-triangular solve for X (right-looking: a 16-FMA dependent chain), and a
+// record of X, [At; Rt] and e^lam_L in mma fragment order (13.6 KB; with kDyIn false also dY,
+// 17.7 KB).
 // State pass, one warp per 16 value rows, four warps per head (KH 2: eight), records and the
 // chunk's dY rows streamed in by cp.async (three stages), the same permuted-k fragment trick as
 // the forward (an accumulator fragment is directly the next product's A fragment); gh and du
@@ -18,6 +20,8 @@
 // exit of every chunk) and A.dstate_in, consumed unchanged by
 // chunked::wkv7_chunked_bwd_grads_kernel.
 // Helpers defined here (the forward's headers lack them): bwd_decays (the decays without k).
+// Measured and slower, kept as BwdAConfig switches: the overlapped launch (OV), the two-
+// instruction TF32 split (kFast), the state pass as a PDL launch (kPdl).
 // Measured variants and why: bench/kernels/wkv7/README.md, "Two-pass chunked backward, phase A".
 #pragma once
 
