@@ -79,8 +79,9 @@ cudaError_t chunked_phase_b(const Dims& D, const goose_wkv7::BwdArgs<T>& A, floa
 template <class T, bool kDyIn = goose_wkv7::chunked_tc::kBwdDyIn, int KH = 1>
 cudaError_t tc_a_fma_b_bwd(const Dims& D, const goose_wkv7::BwdArgs<T>& A, float* scratch,
                            cudaStream_t s) {
-    const cudaError_t e =
-        goose_wkv7::chunked_tc::launch_backward_state<T, kDyIn, KH>(D, A, scratch, s);
+    namespace tc = goose_wkv7::chunked_tc;
+    using C = tc::BwdAConfig<kDyIn, KH, tc::BwdADefault<T>::PB, 0, false, false>;
+    const cudaError_t e = tc::launch_backward_state<T, C>(D, A, scratch, s);
     return e != cudaSuccess ? e : chunked_phase_b<T>(D, A, scratch, s);
 }
 // The existing one-pass phase A alone (kMma: its tensor-core path).
@@ -757,17 +758,59 @@ double rel_diff_dev(const float* x, const float* ref, size_t n) {
     return std::sqrt(num / std::max(den, 1e-300));
 }
 
+// du, gh and dstate_in of tc A config C against the one-pass FMA phase A (with a state-out
+// gradient), worst relative error over shapes with a partial last chunk and with many chunks.
+template <class T, class C>
+double phase_a_check() {
+    namespace tc = goose_wkv7::chunked_tc;
+    namespace ck = goose_wkv7::chunked;
+    const int shapes[4][3] = {{16, 512, 12}, {2, 45, 3}, {1, 300, 2}, {3, 16, 1}};
+    double worst_e = 0;
+    for (const auto& sh : shapes) {
+        const Dims D{sh[0], sh[1], sh[2], 64};
+        DevBufs<T> d(D);
+        const size_t rows = d.E / 64;
+        init_inputs<T><<<(rows + 255) / 256, 256>>>(rows, 64, d.r, d.w, d.k, d.v, d.a, d.b, d.dy);
+        fill_unif<<<(d.S + 255) / 256, 256>>>(d.ds_out, d.S, 9, 0.1f);
+        CHECK(cudaGetLastError());
+        CHECK((seq_fwd<T, 64, 8, 2, 64>(D, d.fwd(false), nullptr, 0)));
+        const size_t n = ck::backward_scratch_floats(D);
+        float *ref = nullptr, *ds_ref = nullptr;
+        CHECK(cudaMalloc(&ref, n * sizeof(float)));
+        CHECK(cudaMalloc(&ds_ref, d.S * sizeof(float)));
+        CHECK(cudaMemset(ref, 0xff, n * sizeof(float)));
+        CHECK(cudaMemset(d.scratch, 0xff, n * sizeof(float)));
+        auto As = d.bwd(true);
+        CHECK((tc::launch_backward_state<T, C>(D, As, d.scratch, 0)));
+        As.dstate_in = ds_ref;
+        CHECK((chunked_phase_a<T, false>(D, As, ref, 0)));
+        CHECK(cudaDeviceSynchronize());
+        const size_t ndu = d.E;
+        worst_e = worst(worst_e, rel_diff_dev(d.scratch, ref, ndu));
+        worst_e = worst(worst_e, rel_diff_dev(d.scratch + ndu, ref + ndu, n - ndu));
+        worst_e = worst(worst_e, rel_diff_dev(d.ds_in, ds_ref, d.S));
+        cudaFree(ref);
+        cudaFree(ds_ref);
+    }
+    return worst_e;
+}
+
 template <class T>
 void phase_a_report(int& failures) {
     namespace tc = goose_wkv7::chunked_tc;
-    namespace ck = goose_wkv7::chunked;
     const char* dt = sizeof(T) == 2 ? "bf16" : "f32";
-    std::printf("\nphase A alone, %s, ms (median of 15): tc A = tc pre-pass + tc state pass; "
-                "one-pass = chunked::wkv7_chunked_bwd_state_kernel (FMA / mma)\n", dt);
-    std::printf("| shape | tc A | pre | state | pre dyrec PB4 | pre dyrec PB5 | state dyrec | "
-                "pre dyin PB4 | state KH2 | one-pass FMA | one-pass mma | FMA / tc A | "
-                "FMA phase B | full sequential bwd | tc A + FMA B |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    constexpr int PB = tc::BwdADefault<T>::PB;
+    // BwdAConfig<kDyIn, KH, PB, OV, kFast, kPdl>
+    using Base = tc::BwdAConfig<true, 1, PB, 0, false, false>;
+    using Ov1 = tc::BwdAConfig<true, 1, 5, 1, false, false>;
+    using Ov2 = tc::BwdAConfig<true, 1, 5, 2, false, false>;
+    using Fast = tc::BwdAConfig<true, 1, PB, 0, true, false>;
+    using Pdl = tc::BwdAConfig<true, 1, PB, 0, false, true>;
+    std::printf("\nphase A alone, %s, ms (median of 15): default = pre-pass (PB %d) + state pass; "
+                "ovN: persistent pre-pass (N blocks per SM) + state pass at once (flags); F: "
+                "two-instruction split in the state pass; P: state pass as PDL launch\n", dt, PB);
+    std::printf("| shape | default | pre | state | ov1 | ov2 | F | P | one-pass FMA | "
+                "FMA / default |\n|---|---|---|---|---|---|---|---|---|---|\n");
     const int shapes[3][3] = {{8, 4096, 12}, {16, 2048, 12}, {16, 512, 12}};
     for (const auto& sh : shapes) {
         const Dims D{sh[0], sh[1], sh[2], 64};
@@ -781,53 +824,35 @@ void phase_a_report(int& failures) {
         const auto A = d.bwd(false);
         auto ms = [&](auto&& f) { return median_ms([&] { CHECK(f()); }, 3, 15); };
         float* W = d.scratch;
-        const float t_tc = ms([&] { return tc::launch_backward_state<T>(D, A, W, 0); });
-        const float t_pre = ms([&] { return tc::launch_backward_prepass<T>(D, A, W, 0); });
-        const float t_st = ms([&] { return tc::launch_backward_state_pass<T>(D, A, W, 0); });
-        const float t_pr4 =
-            ms([&] { return tc::launch_backward_prepass<T, false, 4>(D, A, W, 0); });
-        const float t_pr5 =
-            ms([&] { return tc::launch_backward_prepass<T, false, 5>(D, A, W, 0); });
-        const float t_str =
-            ms([&] { return tc::launch_backward_state_pass<T, false>(D, A, W, 0); });
-        const float t_pi4 = ms([&] { return tc::launch_backward_prepass<T, true, 4>(D, A, W, 0); });
-        const float t_kh2 =
-            ms([&] { return tc::launch_backward_state_pass<T, true, 2>(D, A, W, 0); });
+        const float t_def = ms([&] { return tc::launch_backward_state<T>(D, A, W, 0); });
+        const float t_pre = ms([&] { return tc::launch_backward_prepass<T, Base>(D, A, W, 0); });
+        const float t_st =
+            ms([&] { return tc::launch_backward_state_pass<T, Base>(D, A, W, 0); });
+        const bool ov = std::getenv("WKV7_LAB_NO_OV") == nullptr;  // the spinning variants
+        const float t_ov1 =
+            ov ? ms([&] { return tc::launch_backward_state<T, Ov1>(D, A, W, 0); }) : 0.f;
+        const float t_ov2 =
+            ov ? ms([&] { return tc::launch_backward_state<T, Ov2>(D, A, W, 0); }) : 0.f;
+        const float t_f = ms([&] { return tc::launch_backward_state<T, Fast>(D, A, W, 0); });
+        const float t_p = ms([&] { return tc::launch_backward_state<T, Pdl>(D, A, W, 0); });
         const float t_fma = ms([&] { return chunked_phase_a<T, false>(D, A, W, 0); });
-        const float t_mma = ms([&] { return chunked_phase_a<T, true>(D, A, W, 0); });
-        const float t_b = ms([&] { return chunked_phase_b<T>(D, A, W, 0); });
-        const float t_seq = ms([&] { return seq_bwd<T, 64, 32, 1>(D, A, nullptr, 0); });
-        const float t_all = ms([&] { return tc_a_fma_b_bwd<T>(D, A, W, 0); });
         std::printf("| B%d T%d H%d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | "
-                    "%.3f | %.3f | %.2fx | %.3f | %.3f | %.3f |\n",
-                    sh[0], sh[1], sh[2], t_tc, t_pre, t_st, t_pr4, t_pr5, t_str, t_pi4, t_kh2,
-                    t_fma, t_mma, t_fma / t_tc, t_b, t_seq, t_all);
+                    "%.2fx |\n", sh[0], sh[1], sh[2], t_def, t_pre, t_st, t_ov1, t_ov2, t_f, t_p,
+                    t_fma, t_fma / t_def);
         std::fflush(stdout);
-        if (sh[1] != 512) continue;
-        // du, gh and dstate_in (with a state-out gradient) against the one-pass FMA phase A
-        const size_t n = ck::backward_scratch_floats(D);
-        float *ref = nullptr, *ds_ref = nullptr;
-        CHECK(cudaMalloc(&ref, n * sizeof(float)));
-        CHECK(cudaMalloc(&ds_ref, d.S * sizeof(float)));
-        CHECK(cudaMemset(ref, 0xff, n * sizeof(float)));
-        CHECK(cudaMemset(d.scratch, 0xff, n * sizeof(float)));
-        auto As = d.bwd(true);
-        CHECK(tc::launch_backward_state<T>(D, As, d.scratch, 0));
-        As.dstate_in = ds_ref;
-        CHECK((chunked_phase_a<T, false>(D, As, ref, 0)));
-        CHECK(cudaDeviceSynchronize());
-        const size_t ndu = d.E;
-        const double e_du = rel_diff_dev(d.scratch, ref, ndu);
-        const double e_gh = rel_diff_dev(d.scratch + ndu, ref + ndu, n - ndu);
-        const double e_ds = rel_diff_dev(d.ds_in, ds_ref, d.S);
-        const double worst_e = worst(worst(e_du, e_gh), e_ds);
-        const bool ok = worst_e <= 1e-4;
+    }
+    // du, gh, dstate_in of every config against the one-pass FMA phase A
+    const char* names[] = {"default", "ov1", "ov2", "F", "P"};
+    const bool ov = std::getenv("WKV7_LAB_NO_OV") == nullptr;
+    const double errs[] = {phase_a_check<T, tc::BwdADefault<T>>(),
+                           ov ? phase_a_check<T, Ov1>() : 0.0, ov ? phase_a_check<T, Ov2>() : 0.0,
+                           phase_a_check<T, Fast>(), phase_a_check<T, Pdl>()};
+    for (int i = 0; i < 5; ++i) {
+        const bool ok = errs[i] <= 1e-4;  // false for NaN
         if (!ok) ++failures;
-        std::printf("tc A vs one-pass FMA phase A, %s B%d T%d H%d with state-out gradient: "
-                    "du %.2e gh %.2e dstate_in %.2e (tol 1e-4) %s\n", dt, sh[0], sh[1], sh[2],
-                    e_du, e_gh, e_ds, ok ? "ok" : "FAIL");
-        cudaFree(ref);
-        cudaFree(ds_ref);
+        std::printf("tc A %-7s vs one-pass FMA phase A, %s (B16 T512 H12, B2 T45 H3, B1 T300 H2, "
+                    "B3 T16 H1; state-out gradient): du/gh/dstate_in worst %.2e (tol 1e-4) %s\n",
+                    names[i], dt, errs[i], ok ? "ok" : "FAIL");
     }
 }
 // ---- end tc phase A alone ----

@@ -8,8 +8,10 @@
 //   dU^T (16 x L) = [Gh | dY^T] (16 x 80) X^T,  X = [M Bh | M Rb^T] (L x 80),
 //   Gh_0 (16 x 64) = Gh o e^lam_L + [dU^T | dY^T] (16 x 32) [At; Rt] (32 x 64).
 // Pre-pass, one block per (chunk, h, b): decays, Ab = At Bs^T and Rb = Rt Bs^T on tensor cores
-// (chunked_tc::detail::gram_mma, 3xTF32), the upper-triangular solve for X, and a record of X,
-// [At; Rt] and e^lam_L in mma fragment order (13.6 KB; with kDyIn false also dY, 17.7 KB).
+// (chunked_tc::detail::gram_mma, 3xTF32; the [At; Rt] record written meanwhile by the other six
+// warps), the upper-triangular solve for X (right-looking: a 16-FMA dependent chain), and a
+// record of X, [At; Rt] and e^lam_L in mma fragment order (13.6 KB; with kDyIn false also dY,
+// 17.7 KB).
 // State pass, one warp per 16 value rows, four warps per head (KH 2: eight), records and the
 // chunk's dY rows streamed in by cp.async (three stages), the same permuted-k fragment trick as
 // the forward (an accumulator fragment is directly the next product's A fragment); gh and du
@@ -18,6 +20,8 @@
 // exit of every chunk) and A.dstate_in, consumed unchanged by
 // chunked::wkv7_chunked_bwd_grads_kernel.
 // Helpers defined here (the forward's headers lack them): bwd_decays (the decays without k).
+// Measured and slower, kept as BwdAConfig switches: the overlapped launch (OV), the two-
+// instruction TF32 split (kFast), the state pass as a PDL launch (kPdl).
 // Measured variants and why: bench/kernels/wkv7/README.md, "Two-pass chunked backward, phase A".
 #pragma once
 
@@ -112,18 +116,44 @@ __device__ __forceinline__ void bwd_decays(const T* st, int n, int j, int q, flo
 
 }  // namespace detail
 
-// ---- pre-pass: one block of 256 threads per (chunk, h, b) ------------------------------------
+// ---- pre-pass: one block of 256 threads per (chunk, h, b) (or a persistent grid) -------------
 
-// PB: blocks per SM the registers must allow (the shared memory allows six). kDyIn: no dY in
-// the record.
-template <class T, int PB, bool kDyIn>
-__global__ void __launch_bounds__(kPreThreads, PB)
-    wkv7_tc_bwd_prepass_kernel(Dims D, BwdArgs<T> A, float* records) {
-    using namespace detail;
+namespace detail {
+// The upper-triangular solve X = (I - Ab^T)^-1 x for one column of [Bh | Rb^T], right-looking:
+// once x_u is known it updates every s_t (t < u), so the dependent chain is 16 FMAs (the
+// left-looking dot products made it 120); Ab rows read as float4 broadcasts.
+__device__ __forceinline__ void solve_column(const float* Ab, const float* Bh, const float* Rb,
+                                             int col, float* X) {
+    float s[L];
+#pragma unroll
+    for (int t = 0; t < L; ++t) s[t] = col < N ? Bh[t * SP + col] : Rb[(col - N) * 16 + t];
+#pragma unroll
+    for (int u = L - 1; u >= 0; --u) {
+        const float xu = s[u];
+        X[u * XS + col] = xu;
+#pragma unroll
+        for (int q = 0; 4 * q < u; ++q) {
+            const float4 a = ld4(Ab + u * 16 + 4 * q);
+            const float av[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                if (4 * q + e < u) s[4 * q + e] = fmaf(av[e], xu, s[4 * q + e]);
+        }
+    }
+}
+}  // namespace detail
+
+namespace detail {
+// One pre-pass record: chunk c of head h, batch bb, by the block's 256 threads (shared memory
+// free on entry; on return every thread's record writes are issued). The [At; Rt] and e^lam_L
+// records are written by warps 2-7 while warps 0-1 compute the Gram products.
+template <class T, bool kDyIn>
+__device__ __forceinline__ void bwd_prepass_chunk(const Dims& D, const BwdArgs<T>& A,
+                                                  float* records, unsigned char* smem, int c,
+                                                  int h, int bb) {
     constexpr int NT = kPreThreads, RS = raw_stride<T>();
     static_assert(NT == 4 * N, "four lanes per key column");
-    extern __shared__ __align__(16) unsigned char smem[];
-    const int c = blockIdx.x, h = blockIdx.y, bb = blockIdx.z, tid = threadIdx.x;
+    const int tid = threadIdx.x;
     T* st = reinterpret_cast<T*>(smem);  // raw r w a b dy [5][L][RS]
     float* f = reinterpret_cast<float*>(smem + 5 * L * RS * sizeof(T));
     float *At = f, *Rt = f + LN, *Bs = f + 2 * LN, *Bh = f + 3 * LN;
@@ -135,54 +165,53 @@ __global__ void __launch_bounds__(kPreThreads, PB)
     const int64_t HN = static_cast<int64_t>(H) * N;
     const int64_t base = (static_cast<int64_t>(bb) * Tn * H + h) * N;
     const int t0 = c * L, nt = min(L, Tn - t0);
-    const T* src[5] = {A.r + base, A.w + base, A.a + base, A.b + base, A.dy + base};
-    {
+    {  // the input pointers stay kernel parameters (no live registers)
         constexpr int kPer = 16 / static_cast<int>(sizeof(T)), kPieces = N / kPer;
 #pragma unroll
-        for (int m = 0; m < (kDyIn ? 4 : 5); ++m)
+        for (int m = 0; m < (kDyIn ? 4 : 5); ++m) {
+            const T* src = m == 0 ? A.r : m == 1 ? A.w : m == 2 ? A.a : m == 3 ? A.b : A.dy;
             for (int e = tid; e < nt * kPieces; e += NT) {
                 const int t = e / kPieces, p = e % kPieces;
                 goose_wkv7::detail::cp_async16(st + (m * L + t) * RS + p * kPer,
-                                               src[m] + (t0 + t) * HN + p * kPer);
+                                               src + base + (t0 + t) * HN + p * kPer);
             }
+        }
     }
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();
     bwd_decays<T, RS>(st, nt, tid / 4, tid % 4, At, Rt, Bs, Bh, eL);
     __syncthreads();
-    // Ab = At Bs^T (strictly lower) into G, Rb = Rt Bs^T (lower) into G + 512
-    if (tid < 64) gram_mma(G, At, Rt, Bs, Bs, 2 * (tid >> 5), tid & 31);
-    __syncthreads();
-    if (tid < N + L) {  // columns of [Bh | Rb^T]: X = (I - Ab^T)^-1 x, solved from t = 15 down
-        const int col = tid;
-        const float *Ab = G, *Rb = G + 512;
-        float xs[L];
-#pragma unroll
-        for (int t = L - 1; t >= 0; --t) {
-            float s = col < N ? Bh[t * SP + col] : Rb[(col - N) * 16 + t];
-#pragma unroll
-            for (int u = t + 1; u < L; ++u) s = fmaf(Ab[u * 16 + t], xs[u], s);
-            xs[t] = s;
-            X[t * XS + col] = s;
+    float* rec =
+        records + ((static_cast<int64_t>(bb) * H + h) * NC + c) * bwd_record_floats(kDyIn);
+    if (tid < 64) {
+        // Ab = At Bs^T (strictly lower) into G, Rb = Rt Bs^T (lower) into G + 512
+        gram_mma(G, At, Rt, Bs, Bs, 2 * (tid >> 5), tid & 31);
+    } else {
+        const int te = tid - 64;
+        // [At; Rt] B fragments: n-tile nt = keys 8 nt + g, k step: steps 2 t4 + {0, 1, 8, 9}
+        for (int e = te; e < 8 * 2 * 32; e += NT - 64) {
+            const int lane = e & 31, kp = (e >> 5) & 1, ntl = e >> 6;
+            const int g = lane >> 2, t4 = lane & 3, j = 8 * ntl + g, t = 2 * t4;
+            const float* m = kp ? Rt : At;
+            st4(rec + kBARo + 4 * e, make_float4(m[t * SP + j], m[(t + 1) * SP + j],
+                                                 m[(t + 8) * SP + j], m[(t + 9) * SP + j]));
+        }
+        if (te < N) {  // eL[t4][nt][b] = e^lam_L of key 8 nt + 2 t4 + b
+            const int t4 = te >> 4, ntl = (te >> 1) & 7, b = te & 1;
+            rec[bwd_el_offset(kDyIn) + te] = eL[8 * ntl + 2 * t4 + b];
         }
     }
     __syncthreads();
-    float* rec = records + ((static_cast<int64_t>(bb) * H + h) * NC + c) * bwd_record_floats(kDyIn);
+    // columns of [Bh | Rb^T]: X = (I - Ab^T)^-1 x
+    if (tid < N + L) solve_column(G, Bh, G + 512, tid, X);
+    __syncthreads();
     // X^T B fragments: n-tile nt = rows (steps) 8 nt + g of X, k step ks: columns 8 ks + 2 t4 + b
     for (int e = tid; e < 2 * 5 * 32; e += NT) {
         const int lane = e & 31, kp = (e >> 5) % 5, ntl = (e >> 5) / 5;
         const int g = lane >> 2, t4 = lane & 3, row = 8 * ntl + g, col = 16 * kp + 2 * t4;
         const float* x = X + row * XS + col;
         st4(rec + kBXo + 4 * e, make_float4(x[0], x[1], x[8], x[9]));
-    }
-    // [At; Rt] B fragments: n-tile nt = keys 8 nt + g, k step: steps 2 t4 + {0, 1, 8, 9}
-    for (int e = tid; e < 8 * 2 * 32; e += NT) {
-        const int lane = e & 31, kp = (e >> 5) & 1, ntl = e >> 6;
-        const int g = lane >> 2, t4 = lane & 3, j = 8 * ntl + g, t = 2 * t4;
-        const float* m = kp ? Rt : At;
-        st4(rec + kBARo + 4 * e, make_float4(m[t * SP + j], m[(t + 1) * SP + j],
-                                             m[(t + 8) * SP + j], m[(t + 9) * SP + j]));
     }
     // dY^T A fragments: rows (values) 16 w + g (+ 8), k step kv: steps 8 kv + 2 t4 + {0, 1}
     for (int e = tid; e < (kDyIn ? 0 : 4 * 2 * 32); e += NT) {
@@ -193,9 +222,42 @@ __global__ void __launch_bounds__(kPreThreads, PB)
         st4(rec + kBDYo + 4 * e,
             make_float4(at(t, i), at(t, i + 8), at(t + 1, i), at(t + 1, i + 8)));
     }
-    if (tid < N) {  // eL[t4][nt][b] = e^lam_L of key 8 nt + 2 t4 + b
-        const int t4 = tid >> 4, ntl = (tid >> 1) & 7, b = tid & 1;
-        rec[bwd_el_offset(kDyIn) + tid] = eL[8 * ntl + 2 * t4 + b];
+}
+
+// The ready flags of the overlapped launch: one u32 per record, in the scratch the larger
+// (dY) record size leaves free after the kDyIn records.
+__host__ __device__ inline size_t backward_flags_offset(const Dims& D) {
+    return backward_records_offset(D) +
+           static_cast<size_t>(D.B) * D.H * D.chunks() * bwd_record_floats(true);
+}
+}  // namespace detail
+
+// PB: blocks per SM the registers must allow (the shared memory allows six). kDyIn: no dY in
+// the record. kPdl: lets the state pass launch early (programmatic dependent launch).
+// kFlags false: one block per (chunk, h, b), grid (chunks, H, B). kFlags true: a persistent grid
+// walking the records in the order the state pass reads them (last chunk of every head first),
+// setting each record's ready flag (release) for the state pass running at the same time.
+template <class T, int PB, bool kDyIn, bool kPdl = false, bool kFlags = false>
+__global__ void __launch_bounds__(kPreThreads, PB)
+    wkv7_tc_bwd_prepass_kernel(Dims D, BwdArgs<T> A, float* scratch) {
+    using namespace detail;
+    static_assert(!kFlags || kDyIn, "the flags sit where the dY of the larger record would");
+    if constexpr (kPdl || kFlags) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    extern __shared__ __align__(16) unsigned char smem[];
+    float* records = scratch + backward_records_offset(D);
+    if constexpr (!kFlags) {
+        bwd_prepass_chunk<T, kDyIn>(D, A, records, smem, blockIdx.x, blockIdx.y, blockIdx.z);
+    } else {
+        const int BH = D.B * D.H, NC = D.chunks();
+        const int64_t total = static_cast<int64_t>(BH) * NC;
+        unsigned* flags = reinterpret_cast<unsigned*>(scratch + backward_flags_offset(D));
+        for (int64_t rr = blockIdx.x; rr < total; rr += gridDim.x) {
+            const int c = NC - 1 - static_cast<int>(rr / BH), bh = static_cast<int>(rr % BH);
+            bwd_prepass_chunk<T, kDyIn>(D, A, records, smem, c, bh % D.H, bh / D.H);
+            __threadfence();
+            __syncthreads();  // every thread's part written and fenced; shared memory free again
+            if (threadIdx.x == 0) st_release(flags + static_cast<int64_t>(bh) * NC + c, 1u);
+        }
     }
 }
 
@@ -208,6 +270,22 @@ __global__ void __launch_bounds__(kPreThreads, PB)
 // the record. gh and du leave as streaming (evict-first) stores: phase B reads them much later.
 
 namespace detail {
+
+// kFast: x = big + small with big = x itself (the tensor core reads a TF32 operand's top 19 bits,
+// i.e. truncates) and small = x - trunc(x) exactly: two instructions instead of three, error
+// <= 2^-20 |x| instead of 2^-21.
+template <bool kFast>
+__device__ __forceinline__ void bsplit4(const float* x, uint32_t* big, uint32_t* small) {
+    if constexpr (kFast) {
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            big[q] = __float_as_uint(x[q]);
+            small[q] = __float_as_uint(x[q] - __uint_as_float(big[q] & 0xffffe000u));
+        }
+    } else {
+        split4(x, big, small);
+    }
+}
 
 __device__ __forceinline__ void pair_barrier(int id) {
     asm volatile("bar.sync %0, 64;\n" ::"r"(id) : "memory");
@@ -225,7 +303,7 @@ struct BwdStateSmem {
 };
 
 // One warp's whole state-gradient pass: value rows 16 w .., key n-tiles NK KHI .. (NK = 8 / KH).
-template <class T, int KH, int KHI, bool kDyIn>
+template <class T, int KH, int KHI, bool kDyIn, bool kFast, bool kFlags>
 __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                                float* sm, int w) {
     using Sm = BwdStateSmem<T, KH, kDyIn>;
@@ -266,6 +344,12 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
     auto issue = [&](int s) {
         if (s < NC) {
             const int c = NC - 1 - s;
+            if constexpr (kFlags) {  // the overlapped pre-pass's record c is written
+                const unsigned* flag =
+                    reinterpret_cast<const unsigned*>(scratch + backward_flags_offset(D)) +
+                    (static_cast<int64_t>(bb) * H + h) * NC + c;
+                while (ld_acquire(flag) == 0) __nanosleep(100);
+            }
             const float* src = recs + static_cast<int64_t>(c) * REC;
             float* dst = sm + (s % NS) * REC;
             for (int p = tid; p < REC / 4; p += NT)
@@ -288,11 +372,11 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
     auto frag = [&](const float* rc, int off, uint32_t* big, uint32_t* small) {
         const float4 v = ld4(rc + off);
         const float x[4] = {v.x, v.y, v.z, v.w};
-        split4(x, big, small);
+        bsplit4<kFast>(x, big, small);
     };
     auto acc_to_a = [&](const float* cfr, uint32_t* big, uint32_t* small) {
         const float x[4] = {cfr[0], cfr[2], cfr[1], cfr[3]};
-        split4(x, big, small);
+        bsplit4<kFast>(x, big, small);
     };
 
     for (int s = 0; s < NC; ++s) {
@@ -323,7 +407,7 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
                 const int t = 8 * kv + 2 * t4, i = i0 + g;
                 auto at = [&](int tt, int ii) { return tt < ntv ? to_f(dd[tt * RS + ii]) : 0.f; };
                 const float x[4] = {at(t, i), at(t, i + 8), at(t + 1, i), at(t + 1, i + 8)};
-                split4(x, yb[kv], ys[kv]);
+                bsplit4<kFast>(x, yb[kv], ys[kv]);
             } else {
                 frag(rc, kBDYo + ((w * 2 + kv) * 32 + lane) * 4, yb[kv], ys[kv]);
             }
@@ -435,58 +519,110 @@ __device__ __forceinline__ void bwd_state_warp(const Dims& D, const BwdArgs<T>& 
 }  // namespace detail
 
 // grid (H, B), 128 KH threads: warp = KHI * 4 + w (value rows 16 w .., key half KHI).
-template <class T, int KH, bool kDyIn>
+// kPdl: launched as the pre-pass's programmatic dependent (waits for it to end first).
+// kFlags: runs beside the persistent pre-pass, waiting on each record's ready flag.
+template <class T, int KH, bool kDyIn, bool kFast = false, bool kPdl = false, bool kFlags = false>
 __global__ void __launch_bounds__(128 * KH, 1)
     wkv7_tc_bwd_state_kernel(Dims D, BwdArgs<T> A, float* scratch) {
     static_assert(KH == 1 || KH == 2, "KH: warps per 16 value rows");
+    if constexpr (kPdl) asm volatile("griddepcontrol.wait;\n" ::: "memory");
     extern __shared__ __align__(16) float sm[];
     const int warp = threadIdx.x >> 5, w = warp & 3;
     if (KH == 1 || warp < 4)
-        detail::bwd_state_warp<T, KH, 0, kDyIn>(D, A, scratch, sm, w);
+        detail::bwd_state_warp<T, KH, 0, kDyIn, kFast, kFlags>(D, A, scratch, sm, w);
     else
-        detail::bwd_state_warp<T, KH, KH - 1, kDyIn>(D, A, scratch, sm, w);
+        detail::bwd_state_warp<T, KH, KH - 1, kDyIn, kFast, kFlags>(D, A, scratch, sm, w);
 }
 
 // ---- launchers --------------------------------------------------------------------------------
 
-// The pre-pass alone (records at scratch + backward_records_offset(D)). PB: blocks per SM
-// (bf16: 5, measured faster; f32: 4).
-template <class T, bool kDyIn = kBwdDyIn, int PB = sizeof(T) == 2 ? 5 : 4>
+// Variants of phase A (measured in bench/kernels/wkv7/README.md).
+//   PB: pre-pass blocks per SM the registers allow; OV > 0: the overlapped launch, a persistent
+//   pre-pass of OV blocks per SM with the state pass beside it (ready flags, PDL launch);
+//   kFast: the state pass's two-instruction TF32 split; kPdl: the state pass as the pre-pass's
+//   programmatic dependent launch (waiting for its end).
+template <bool kDyIn_, int KH_, int PB_, int OV_, bool kFast_, bool kPdl_>
+struct BwdAConfig {
+    static constexpr bool kDyIn = kDyIn_, kFast = kFast_, kPdl = kPdl_;
+    static constexpr int KH = KH_, PB = PB_, OV = OV_;
+};
+template <class T>
+using BwdADefault = BwdAConfig<kBwdDyIn, 1, sizeof(T) == 2 ? 5 : 4, 0, false, false>;
+
+// The pre-pass alone (records at scratch + backward_records_offset(D)); one block per record.
+template <class T, class C = BwdADefault<T>>
 cudaError_t launch_backward_prepass(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                     cudaStream_t stream) {
     constexpr size_t smem = detail::BwdPreSmem::bytes<T>();
-    auto kp = wkv7_tc_bwd_prepass_kernel<T, PB, kDyIn>;
+    auto kp = wkv7_tc_bwd_prepass_kernel<T, C::PB, C::kDyIn, C::kPdl>;
     cudaError_t e = cudaFuncSetAttribute(kp, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
-    kp<<<dim3(D.chunks(), D.H, D.B), kPreThreads, smem, stream>>>(
-        D, A, scratch + backward_records_offset(D));
+    kp<<<dim3(D.chunks(), D.H, D.B), kPreThreads, smem, stream>>>(D, A, scratch);
     return cudaGetLastError();
 }
 
-// The state-gradient pass alone (reads the pre-pass's records; kDyIn as the pre-pass's).
-template <class T, bool kDyIn = kBwdDyIn, int KH = 1>
+// The state-gradient pass (reads the pre-pass's records). kFlags: beside the overlapped
+// pre-pass. With C::kPdl or kFlags it is launched as a programmatic dependent of the kernel
+// before it in the stream.
+template <class T, class C = BwdADefault<T>, bool kFlags = false>
 cudaError_t launch_backward_state_pass(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                        cudaStream_t stream) {
-    constexpr size_t smem = detail::BwdStateSmem<T, KH, kDyIn>::bytes();
-    auto ks = wkv7_tc_bwd_state_kernel<T, KH, kDyIn>;
+    constexpr size_t smem = detail::BwdStateSmem<T, C::KH, C::kDyIn>::bytes();
+    auto ks = wkv7_tc_bwd_state_kernel<T, C::KH, C::kDyIn, C::kFast, C::kPdl, kFlags>;
     cudaError_t e = cudaFuncSetAttribute(ks, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
-    ks<<<dim3(D.H, D.B), 128 * KH, smem, stream>>>(D, A, scratch);
-    return cudaGetLastError();
+    if constexpr (!C::kPdl && !kFlags) {
+        ks<<<dim3(D.H, D.B), 128 * C::KH, smem, stream>>>(D, A, scratch);
+        return cudaGetLastError();
+    } else {
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3(D.H, D.B);
+        cfg.blockDim = dim3(128 * C::KH);
+        cfg.dynamicSmemBytes = smem;
+        cfg.stream = stream;
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        return cudaLaunchKernelEx(&cfg, ks, D, A, scratch);
+    }
 }
 
 // Phase A: scratch holds backward_state_scratch_floats(D) floats; on return (stream order) its
 // first chunked::backward_scratch_floats(D) floats are BwdScratch{du, gh} as phase B reads them,
 // and A.dstate_in is written (A.dstate_out may be null: zeros). Every record is written before
-// it is read. kDyIn, KH, PB: the variants above (measured in bench/kernels/wkv7/README.md).
-template <class T, bool kDyIn = kBwdDyIn, int KH = 1, int PB = sizeof(T) == 2 ? 5 : 4>
+// it is read.
+template <class T, class C = BwdADefault<T>>
 cudaError_t launch_backward_state(const Dims& D, const BwdArgs<T>& A, float* scratch,
                                   cudaStream_t stream) {
-    cudaError_t e = launch_backward_prepass<T, kDyIn, PB>(D, A, scratch, stream);
-    if (e != cudaSuccess) return e;
-    return launch_backward_state_pass<T, kDyIn, KH>(D, A, scratch, stream);
+    if constexpr (C::OV == 0) {
+        cudaError_t e = launch_backward_prepass<T, C>(D, A, scratch, stream);
+        if (e != cudaSuccess) return e;
+        return launch_backward_state_pass<T, C>(D, A, scratch, stream);
+    } else {
+        static_assert(C::kDyIn && !C::kPdl, "the overlapped launch: dY from the input, flags");
+        const int64_t records = static_cast<int64_t>(D.B) * D.H * D.chunks();
+        cudaError_t e = cudaMemsetAsync(scratch + detail::backward_flags_offset(D), 0,
+                                        records * sizeof(unsigned), stream);
+        if (e != cudaSuccess) return e;
+        int dev = 0, sms = 0;
+        e = cudaGetDevice(&dev);
+        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+        if (e != cudaSuccess) return e;
+        constexpr size_t smem = detail::BwdPreSmem::bytes<T>();
+        auto kp = wkv7_tc_bwd_prepass_kernel<T, C::PB, true, false, true>;
+        e = cudaFuncSetAttribute(kp, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(smem));
+        if (e != cudaSuccess) return e;
+        const int64_t blocks = std::min<int64_t>(records, static_cast<int64_t>(C::OV) * sms);
+        kp<<<static_cast<unsigned>(blocks), kPreThreads, smem, stream>>>(D, A, scratch);
+        e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+        return launch_backward_state_pass<T, C, true>(D, A, scratch, stream);
+    }
 }
 
 }  // namespace chunked_tc
