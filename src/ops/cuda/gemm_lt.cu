@@ -2,7 +2,8 @@
 // concurrent streams must not share one), plans cached per shape.
 // With goose::cuda::gemm_autotune() on, a plan made outside graph capture is tuned: the call's
 // own operands are multiplied by each of the heuristic's first kTuneCandidates algorithms into
-// a scratch output (C is read, never written), timed on the call's stream, the fastest kept.
+// a scratch output (C is read, never written), timed on the call's stream, and the fastest kept
+// if it beats the heuristic's first by more than kTuneMinGain.
 // Row-major C = op(A) op(B) is computed as the column-major product Cᵀ = op(B)ᵀ op(A)ᵀ, which
 // reads the same memory: the row-major (r, c) matrix with leading dim ld is the column-major
 // (c, r) one, so A and B swap places and keep their transpose flags.
@@ -31,6 +32,9 @@ constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS's own default on
 constexpr int kMaxDevices = 16;
 constexpr int kTuneCandidates = 16;  // heuristic results timed per plan when tuning
 constexpr int kTuneWarmup = 2, kTuneReps = 10, kTuneRounds = 2;
+// The heuristic's first choice is kept unless another is faster by more than this fraction
+// (timing noise of a few percent would otherwise swap algorithms for nothing).
+constexpr float kTuneMinGain = 0.02f;
 
 [[noreturn]] void lt_fail(const char* what, int status, const GemmArgs& g) {
     throw std::runtime_error(
@@ -307,7 +311,7 @@ struct TuneResources {
 };
 
 // Times the heuristic's first kTuneCandidates algorithms for this call and stores the fastest
-// in the plan. D goes to a scratch buffer laid out as C (C is only read), so the caller's data
+// in the plan (the heuristic's first unless beaten by more than kTuneMinGain). D goes to a scratch buffer laid out as C (C is only read), so the caller's data
 // is untouched; the real product runs afterwards with the chosen algorithm. Algorithms that
 // need more workspace than ours, or that fail, are skipped; if none runs, the plan keeps the
 // heuristic's first.
@@ -380,16 +384,18 @@ void tune_plan(Plan& p, const Key& key, const GemmArgs& g, Device& d, cudaStream
     for (int i = 0; i < count; ++i)
         if (ms[i] >= 0 && (best < 0 || ms[i] < ms[best])) best = i;
     if (best < 0) return;
+    const int fastest = best;
+    if (ms[0] > 0 && ms[best] > ms[0] * (1 - kTuneMinGain)) best = 0;
     p.algo = cand[best].algo;
     if (tune_log())
         std::fprintf(stderr,
                      "goose gemm tune: m=%lld n=%lld k=%lld batch=%lld ta=%d tb=%d ab=%d c=%d "
-                     "beta0=%d bias=%d sms=%d: %d algos, heuristic first %.2f us, best #%d %.2f "
-                     "us (%.3fx)\n",
+                     "beta0=%d bias=%d sms=%d: %d algos, heuristic first %.2f us, fastest #%d "
+                     "%.2f us (%.3fx), kept #%d\n",
                      (long long)g.m, (long long)g.n, (long long)g.k, (long long)g.batch,
                      int(g.trans_a), int(g.trans_b), int(key.ab), int(key.c), int(key.beta_zero),
-                     int(key.has_bias), key.sm_target, found, 1e3 * ms[0], best,
-                     1e3 * ms[best], ms[0] > 0 ? double(ms[0]) / ms[best] : 0.0);
+                     int(key.has_bias), key.sm_target, found, 1e3 * ms[0], fastest,
+                     1e3 * ms[fastest], ms[0] > 0 ? double(ms[0]) / ms[fastest] : 0.0, best);
 }
 
 bool stream_capturing(cudaStream_t s) {
