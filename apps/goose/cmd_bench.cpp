@@ -45,6 +45,9 @@ void add_bench(CLI::App& app) {
                     "CUDA graph and replayed)");
     train->add_flag("--compare-eager", tr->compare_eager,
                     "CUDA: time eager steps too (graph / eager ratio) and the AdamW step alone");
+    train->add_flag("--gemm-tune", tr->gemm_tune,
+                    "CUDA: time several cuBLASLt algorithms per GEMM shape in the warm-up steps "
+                    "and keep the fastest (GOOSE_GEMM_TUNE=0/1 overrides)");
     train->callback([tr] { bench::run_train_bench(*tr); });
 
     auto dc = std::make_shared<bench::DecodeBenchConfig>();

@@ -132,7 +132,11 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
                                                     : "this build has no CUDA backend (make build CUDA=1)");
     std::printf("goose bench train: %s, GPU %s\n", machine_summary().c_str(),
                 cuda::device_name().c_str());
-    print_header(cfg, dtype == DType::bf16 ? "bf16 (f32 master weights and AdamW state)" : "f32");
+    if (cfg.gemm_tune) cuda::set_gemm_autotune(true);
+    const std::string dtype_text =
+        std::string(dtype == DType::bf16 ? "bf16 (f32 master weights and AdamW state)" : "f32") +
+        (cuda::gemm_autotune() ? ", GEMM autotune on" : ", GEMM autotune off");
+    print_header(cfg, dtype_text.c_str());
     if (cfg.checkpoint) std::printf("activation checkpointing: every block recomputed in the backward\n");
     if (cfg.no_lean)
         std::printf("activations: token mixes and relu(k)^2 kept for the backward (--no-lean)\n");

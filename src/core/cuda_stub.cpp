@@ -29,6 +29,15 @@ SmTarget::~SmTarget() = default;
 int sm_target() {
     return 0;
 }
+namespace {
+bool g_gemm_autotune = false;  // no GEMMs to tune without CUDA; kept for symmetry
+}  // namespace
+void set_gemm_autotune(bool on) {
+    g_gemm_autotune = on;
+}
+bool gemm_autotune() {
+    return g_gemm_autotune;
+}
 void run_parallel(const std::vector<std::function<void()>>& branches) {
     for (const auto& b : branches) b();
 }

@@ -24,6 +24,7 @@ struct TrainBenchConfig {
     bool no_lean = false;        // CUDA: keep the token mixes and relu(k)^2 (faster, more memory)
     bool no_graph = false;       // CUDA: time eager steps, not replays of a CUDA graph of one
     bool compare_eager = false;  // CUDA: time eager steps too, beside the graph, and AdamW alone
+    bool gemm_tune = false;      // CUDA: autotune the cuBLASLt GEMMs (cuda::set_gemm_autotune)
 };
 
 void run_train_bench(const TrainBenchConfig& cfg);

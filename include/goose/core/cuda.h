@@ -51,6 +51,12 @@ class SmTarget {
     int prev_;
 };
 int sm_target();
+// GEMM autotuning: when on, a cuBLASLt plan made outside CUDA-graph capture times up to 16 of
+// the heuristic's algorithms on the call's own operands (the output goes to a scratch buffer)
+// and keeps the fastest; off, the heuristic's first choice is taken. Off by default; the
+// environment variable GOOSE_GEMM_TUNE=0/1 overrides the setting.
+void set_gemm_autotune(bool on);
+bool gemm_autotune();
 // Waits for all work on the current stream, then checks for asynchronous errors
 // (throws goose::Error naming the CUDA error).
 void synchronize();

@@ -2,6 +2,10 @@
 // reports device-side check failures) and the CUDA error path of GOOSE_CUDA_CHECK.
 #include <cuda_runtime_api.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
 #include "core/cuda/cuda_check.h"
 #include "goose/core/cuda.h"
 #include "goose/core/error.h"
@@ -120,6 +124,24 @@ SmTarget::~SmTarget() {
 }
 int sm_target() {
     return t_sm_target;
+}
+
+namespace {
+std::atomic<bool> g_gemm_autotune{false};
+}  // namespace
+void set_gemm_autotune(bool on) {
+    g_gemm_autotune = on;
+}
+bool gemm_autotune() {
+    static const int env = [] {  // -1: unset
+        const char* v = std::getenv("GOOSE_GEMM_TUNE");
+        if (!v || !*v) return -1;
+        const std::string s = v;
+        if (s == "0") return 0;
+        if (s == "1") return 1;
+        fail("GOOSE_GEMM_TUNE='{}': expected 0 or 1", s);
+    }();
+    return env >= 0 ? env == 1 : g_gemm_autotune.load();
 }
 
 void synchronize() {

@@ -1,5 +1,9 @@
 // cuBLASLt GEMMs on raw pointers: one handle per device, a workspace per stream (GEMMs on
 // concurrent streams must not share one), plans cached per shape.
+// With goose::cuda::gemm_autotune() on, a plan made outside graph capture is tuned: the call's
+// own operands are multiplied by each of the heuristic's first kTuneCandidates algorithms into
+// a scratch output (C is read, never written), timed on the call's stream, and the fastest kept
+// if it beats the heuristic's first by more than kTuneMinGain.
 // Row-major C = op(A) op(B) is computed as the column-major product Cᵀ = op(B)ᵀ op(A)ᵀ, which
 // reads the same memory: the row-major (r, c) matrix with leading dim ld is the column-major
 // (c, r) one, so A and B swap places and keep their transpose flags.
@@ -7,6 +11,9 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -23,6 +30,11 @@ namespace {
 
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS's own default on Hopper is 32 MiB
 constexpr int kMaxDevices = 16;
+constexpr int kTuneCandidates = 16;  // heuristic results timed per plan when tuning
+constexpr int kTuneWarmup = 2, kTuneReps = 10, kTuneRounds = 2;
+// The heuristic's first choice is kept unless another is faster by more than this fraction
+// (timing noise of a few percent would otherwise swap algorithms for nothing).
+constexpr float kTuneMinGain = 0.02f;
 
 [[noreturn]] void lt_fail(const char* what, int status, const GemmArgs& g) {
     throw std::runtime_error(
@@ -75,6 +87,7 @@ struct Key {
     uint32_t align_a, align_b, align_c, align_bias;
     uint8_t ta, tb, ab, c, beta_zero, has_bias;
     int device, sm_target;
+    uint8_t tune;  // planned with autotuning on (such plans are tuned once, outside capture)
     bool operator==(const Key& o) const { return std::memcmp(this, &o, sizeof(Key)) == 0; }
 };
 struct KeyHash {
@@ -90,6 +103,7 @@ struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
     cublasLtMatmulAlgo_t algo{};
+    bool tuned = false;  // the algorithm was picked by timing (else the heuristic's first)
 };
 
 std::mutex g_mutex;
@@ -128,6 +142,8 @@ void set_layout_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride, c
                                               &stride, sizeof(stride)),
              "layout batch stride");
 }
+
+cublasLtMatmulPreference_t make_preference(const Key& key, const GemmArgs& g);
 
 Plan make_plan(const Key& key, const GemmArgs& g, Device& d) {
     Plan p;
@@ -173,6 +189,20 @@ Plan make_plan(const Key& key, const GemmArgs& g, Device& d) {
     set_layout_batch(p.lb, g.batch, g.stride_a, g);
     set_layout_batch(p.lc, g.batch, g.stride_c, g);
 
+    cublasLtMatmulPreference_t pref = make_preference(key, g);
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(d.handle, p.desc, p.la, p.lb, p.lc,
+                                                             p.lc, pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+        lt_fail("heuristic (no algorithm for these types/shapes)", int(st), g);
+    p.algo = result.algo;
+    return p;
+}
+
+// The plan's preference: our workspace, the operands' alignments.
+cublasLtMatmulPreference_t make_preference(const Key& key, const GemmArgs& g) {
     cublasLtMatmulPreference_t pref = nullptr;
     LT_CHECK(cublasLtMatmulPreferenceCreate(&pref), "preference");
     const uint64_t ws = kWorkspaceBytes;
@@ -192,15 +222,7 @@ Plan make_plan(const Key& key, const GemmArgs& g, Device& d) {
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                                                   &ac, sizeof(ac)),
              "alignment of D");
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(d.handle, p.desc, p.la, p.lb, p.lc,
-                                                             p.lc, pref, 1, &result, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || found == 0)
-        lt_fail("heuristic (no algorithm for these types/shapes)", int(st), g);
-    p.algo = result.algo;
-    return p;
+    return pref;
 }
 
 // C = beta C (+ bias) where the product is empty (k = 0). Row-major, batch at stride_c.
@@ -255,6 +277,136 @@ void scale_c(const GemmArgs& g, cudaStream_t s) {
     cuda_check(cudaGetLastError(), "launch of the k = 0 kernel");
 }
 
+// ---- autotuning ----
+
+// Holds the GPU for about `cycles` clocks, so that the host queues a timed run's launches
+// before it starts: the events then time the GEMMs back to back, not the host's launch rate.
+__global__ void hold_kernel(long long cycles) {
+    const long long t0 = clock64();
+    while (clock64() - t0 < cycles) {
+    }
+}
+
+size_t type_bytes(GemmType t) {
+    return t == GemmType::f64 ? 8 : t == GemmType::bf16 ? 2 : 4;
+}
+
+bool tune_log() {
+    static const bool on = [] {
+        const char* v = std::getenv("GOOSE_GEMM_TUNE_LOG");
+        return v && *v && std::strcmp(v, "0") != 0;
+    }();
+    return on;
+}
+
+// Everything a tuning run owns; released on every exit path.
+struct TuneResources {
+    void* scratch = nullptr;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    ~TuneResources() {
+        if (start) cudaEventDestroy(start);
+        if (stop) cudaEventDestroy(stop);
+        if (scratch) cudaFree(scratch);
+    }
+};
+
+// Times the heuristic's first kTuneCandidates algorithms for this call and stores the fastest
+// in the plan (the heuristic's first unless beaten by more than kTuneMinGain). D goes to a scratch buffer laid out as C (C is only read), so the caller's data
+// is untouched; the real product runs afterwards with the chosen algorithm. Algorithms that
+// need more workspace than ours, or that fail, are skipped; if none runs, the plan keeps the
+// heuristic's first.
+void tune_plan(Plan& p, const Key& key, const GemmArgs& g, Device& d, cudaStream_t s,
+               const void* alpha, const void* beta, void* ws) {
+    cublasLtMatmulPreference_t pref = make_preference(key, g);
+    cublasLtMatmulHeuristicResult_t cand[kTuneCandidates] = {};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+        d.handle, p.desc, p.la, p.lb, p.lc, p.lc, pref, kTuneCandidates, cand, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found <= 1) return;  // nothing to choose between
+    const int count = std::min(found, kTuneCandidates);
+
+    TuneResources r;
+    const size_t elems =
+        size_t((g.batch - 1) * (g.batch > 1 ? g.stride_c : 0) + (g.m - 1) * g.ldc + g.n);
+    cuda_check(cudaDeviceSynchronize(), "synchronize before GEMM tuning");  // time it alone
+    if (cudaMalloc(&r.scratch, elems * type_bytes(g.c_type)) != cudaSuccess) {
+        cudaGetLastError();  // no room for a scratch output: keep the heuristic's choice
+        r.scratch = nullptr;
+        return;
+    }
+    cuda_check(cudaEventCreate(&r.start), "event");
+    cuda_check(cudaEventCreate(&r.stop), "event");
+    int dev = 0, clock_khz = 0;
+    cuda_check(cudaGetDevice(&dev), "cudaGetDevice");
+    cuda_check(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, dev), "clock rate");
+    const long long hold_cycles = static_cast<long long>(clock_khz) * 1000 / 2000;  // ~0.5 ms
+
+    auto run = [&](const cublasLtMatmulAlgo_t& algo) {
+        return cublasLtMatmul(d.handle, p.desc, alpha, g.b, p.la, g.a, p.lb, beta, g.c, p.lc,
+                              r.scratch, p.lc, &algo, ws, kWorkspaceBytes, s);
+    };
+    // Milliseconds per product, best over the rounds; < 0: the algorithm is unusable.
+    float ms[kTuneCandidates];
+    for (int i = 0; i < count; ++i) {
+        ms[i] = -1.f;
+        if (cand[i].state != CUBLAS_STATUS_SUCCESS || cand[i].workspaceSize > kWorkspaceBytes)
+            continue;
+        bool ok = true;
+        for (int w = 0; w < kTuneWarmup && ok; ++w) ok = run(cand[i].algo) == CUBLAS_STATUS_SUCCESS;
+        if (!ok || cudaStreamSynchronize(s) != cudaSuccess) {
+            cudaGetLastError();
+            continue;
+        }
+        ms[i] = 0;
+    }
+    for (int round = 0; round < kTuneRounds; ++round)
+        for (int i = 0; i < count; ++i) {
+            if (ms[i] < 0) continue;
+            hold_kernel<<<1, 1, 0, s>>>(hold_cycles);
+            cuda_check(cudaEventRecord(r.start, s), "event record");
+            bool ok = true;
+            for (int rep = 0; rep < kTuneReps && ok; ++rep)
+                ok = run(cand[i].algo) == CUBLAS_STATUS_SUCCESS;
+            cuda_check(cudaEventRecord(r.stop, s), "event record");
+            float t = 0;
+            if (!ok || cudaEventSynchronize(r.stop) != cudaSuccess ||
+                cudaEventElapsedTime(&t, r.start, r.stop) != cudaSuccess) {
+                cudaGetLastError();
+                ms[i] = -1;
+                continue;
+            }
+            t /= kTuneReps;
+            ms[i] = round == 0 ? t : std::min(ms[i], t);
+        }
+    cuda_check(cudaGetLastError(), "GEMM tuning");
+    int best = -1;
+    for (int i = 0; i < count; ++i)
+        if (ms[i] >= 0 && (best < 0 || ms[i] < ms[best])) best = i;
+    if (best < 0) return;
+    const int fastest = best;
+    if (ms[0] > 0 && ms[best] > ms[0] * (1 - kTuneMinGain)) best = 0;
+    p.algo = cand[best].algo;
+    if (tune_log())
+        std::fprintf(stderr,
+                     "goose gemm tune: m=%lld n=%lld k=%lld batch=%lld ta=%d tb=%d ab=%d c=%d "
+                     "beta0=%d bias=%d sms=%d: %d algos, heuristic first %.2f us, fastest #%d "
+                     "%.2f us (%.3fx), kept #%d\n",
+                     (long long)g.m, (long long)g.n, (long long)g.k, (long long)g.batch,
+                     int(g.trans_a), int(g.trans_b), int(key.ab), int(key.c), int(key.beta_zero),
+                     int(key.has_bias), key.sm_target, found, 1e3 * ms[0], fastest,
+                     1e3 * ms[fastest], ms[0] > 0 ? double(ms[0]) / ms[fastest] : 0.0, best);
+}
+
+bool stream_capturing(cudaStream_t s) {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(s, &status) != cudaSuccess) {
+        cudaGetLastError();
+        return true;  // unknown: do not risk synchronising
+    }
+    return status != cudaStreamCaptureStatusNone;
+}
+
 }  // namespace
 
 void gemm(const GemmArgs& g, void* stream) {
@@ -281,6 +433,7 @@ void gemm(const GemmArgs& g, void* stream) {
     key.beta_zero = g.beta == 0, key.has_bias = g.bias != nullptr;
     key.device = dev;
     key.sm_target = goose::cuda::sm_target();
+    key.tune = goose::cuda::gemm_autotune();
 
     std::unique_lock<std::mutex> lock(g_mutex);
     Device& d = device_state(dev, g);
@@ -295,8 +448,14 @@ void gemm(const GemmArgs& g, void* stream) {
     const bool f64 = g.ab_type == GemmType::f64;
     const void* alpha = f64 ? static_cast<const void*>(&g.alpha) : &alpha_f;
     const void* beta = f64 ? static_cast<const void*>(&g.beta) : &beta_f;
+    void* ws = workspace(d, s);
+    // A plan made under capture waits for the first call outside it to be tuned.
+    if (key.tune && !p.tuned && !stream_capturing(s) && !goose::cuda::capturing()) {
+        tune_plan(p, key, g, d, s, alpha, beta, ws);
+        p.tuned = true;
+    }
     LT_CHECK(cublasLtMatmul(d.handle, p.desc, alpha, g.b, p.la, g.a, p.lb, beta, g.c, p.lc, g.c,
-                            p.lc, &p.algo, workspace(d, s), kWorkspaceBytes, s),
+                            p.lc, &p.algo, ws, kWorkspaceBytes, s),
              "matmul");
 }
 
