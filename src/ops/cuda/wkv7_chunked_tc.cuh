@@ -76,15 +76,13 @@ struct PreSmem {
     }
 };
 
-// The decay quantities of one chunk for key column j (as chunked::detail::decay_column, raw
-// rows RS apart): steps 4 q .. 4 q + 3, the four lanes of a column adjacent.
+// The log-decay prefix of key column j (raw decay rows RS apart) for steps 4 q .. 4 q + 3, the
+// four lanes of a column adjacent: x[e] sums this lane's steps up to 4 q + e, off is the sum of
+// the steps before 4 q, lamL the whole chunk's (padded steps t >= n add 0).
 template <class T, int RS>
-__device__ __forceinline__ void decays(const T* st, int n, int j, int q, float* At, float* Rt,
-                                       float* Bs, float* Ks, float* Bh, float* Kh, float* eL) {
+__device__ __forceinline__ void log_decay_prefix(const T* ww, int n, int j, int q, float (&x)[4],
+                                                 float& off, float& lamL) {
     constexpr int E = 4, QN = 4;
-    const T *rr = st, *ww = st + L * RS, *kk = st + 2 * L * RS, *aa = st + 4 * L * RS,
-            *bb = st + 5 * L * RS;
-    float x[E];
     float run = 0.f;
 #pragma unroll
     for (int e = 0; e < E; ++e) {
@@ -98,8 +96,20 @@ __device__ __forceinline__ void decays(const T* st, int n, int j, int q, float* 
         const float up = __shfl_up_sync(0xffffffffu, incl, d, QN);
         if (q >= d) incl += up;
     }
-    const float off = incl - run;
-    const float lamL = __shfl_sync(0xffffffffu, incl, QN - 1, QN);
+    off = incl - run;
+    lamL = __shfl_sync(0xffffffffu, incl, QN - 1, QN);
+}
+
+// The decay quantities of one chunk for key column j (as chunked::detail::decay_column, raw
+// rows RS apart): steps 4 q .. 4 q + 3, the four lanes of a column adjacent.
+template <class T, int RS>
+__device__ __forceinline__ void decays(const T* st, int n, int j, int q, float* At, float* Rt,
+                                       float* Bs, float* Ks, float* Bh, float* Kh, float* eL) {
+    constexpr int E = 4;
+    const T *rr = st, *ww = st + L * RS, *kk = st + 2 * L * RS, *aa = st + 4 * L * RS,
+            *bb = st + 5 * L * RS;
+    float x[E], off, lamL;
+    log_decay_prefix<T, RS>(ww, n, j, q, x, off, lamL);
     if (q == 0) eL[j] = expf(lamL);
 #pragma unroll
     for (int e = 0; e < E; ++e) {

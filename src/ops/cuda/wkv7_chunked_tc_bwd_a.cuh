@@ -81,24 +81,10 @@ struct BwdPreSmem {
 template <class T, int RS>
 __device__ __forceinline__ void bwd_decays(const T* st, int n, int j, int q, float* At, float* Rt,
                                            float* Bs, float* Bh, float* eL) {
-    constexpr int E = 4, QN = 4;
+    constexpr int E = 4;
     const T *rr = st, *ww = st + L * RS, *aa = st + 2 * L * RS, *bb = st + 3 * L * RS;
-    float x[E];
-    float run = 0.f;
-#pragma unroll
-    for (int e = 0; e < E; ++e) {
-        const int t = E * q + e;
-        run += t < n ? -kDecayScale * sigmoid_f(to_f(ww[t * RS + j])) : 0.f;
-        x[e] = run;
-    }
-    float incl = run;
-#pragma unroll
-    for (int d = 1; d < QN; d <<= 1) {
-        const float up = __shfl_up_sync(0xffffffffu, incl, d, QN);
-        if (q >= d) incl += up;
-    }
-    const float off = incl - run;
-    const float lamL = __shfl_sync(0xffffffffu, incl, QN - 1, QN);
+    float x[E], off, lamL;
+    log_decay_prefix<T, RS>(ww, n, j, q, x, off, lamL);
     if (q == 0) eL[j] = expf(lamL);
 #pragma unroll
     for (int e = 0; e < E; ++e) {
