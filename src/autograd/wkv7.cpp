@@ -8,11 +8,14 @@
 namespace goose::ag {
 
 namespace {
-// Both forms: the inputs seen as `heads` (B, T, H, N), the gradients given back in the inputs'
-// shape, with what r, k and v had already gathered added in by the backward itself.
+// Both forms: the inputs as they are (heads undefined: the op checks their shapes) or, checked
+// by the caller to share r's shape, seen as `heads` (B, T, H, N); the gradients given back in the
+// inputs' shape, with what r, k and v had already gathered added in by the backward itself.
 Wkv7Result record_wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a,
                        const Var& b, const Var& state_in, const Shape& heads) {
-    auto shaped = [&](const Var& x) { return x.value().reshape(heads); };
+    auto shaped = [&](const Var& x) {
+        return heads.ndim() == 0 ? x.value() : x.value().reshape(heads);
+    };
     const Tensor rv = shaped(r), wv = shaped(w), kv = shaped(k), vv = shaped(v), av = shaped(a),
                  bv = shaped(b);
     const Tensor s_in = state_in.defined() ? state_in.value() : Tensor();
@@ -54,7 +57,7 @@ Wkv7Result record_wkv7(const Var& r, const Var& w, const Var& k, const Var& v, c
 
 Wkv7Result wkv7(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a, const Var& b,
                 const Var& state_in) {
-    return record_wkv7(r, w, k, v, a, b, state_in, r.value().shape());
+    return record_wkv7(r, w, k, v, a, b, state_in, Shape());
 }
 
 Wkv7Result wkv7_heads(const Var& r, const Var& w, const Var& k, const Var& v, const Var& a,
