@@ -39,13 +39,11 @@ Wkv7Result record_wkv7(const Var& r, const Var& w, const Var& k, const Var& v, c
                 },
                 free_sms);
             auto back = [&](Tensor& x) { return x.defined() ? x.reshape(in_shape) : x; };
-            const std::pair<int, const Tensor*> summed[] = {{0, &add.r}, {2, &add.k}, {3, &add.v}};
             Tensor* gs[] = {&g.r, &g.w, &g.k, &g.v, &g.a, &g.b};
+            const Tensor* added[] = {&add.r, nullptr, &add.k, &add.v, nullptr, nullptr};
             for (int i = 0; i < 6; ++i) {
-                bool has_prior = false;
-                for (auto [j, x] : summed) has_prior = has_prior || (j == i && x->defined());
-                if (has_prior)
-                    io.set_summed(i, back(*gs[i]));
+                if (added[i] && added[i]->defined())
+                    io.set_summed(i, back(*gs[i]));  // the prior is in it
                 else
                     io.set(i, back(*gs[i]));
             }
