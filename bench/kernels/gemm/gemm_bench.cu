@@ -633,6 +633,14 @@ static int run(int argc, char** argv) {
     return g_failures ? 1 : 0;
 }
 
+// gemm_lt.cu reads three settings of the goose CUDA runtime (src/core/cuda/runtime.cpp), which
+// this standalone program does not link: no SM-count target, no autotuning, no graph capture.
+namespace goose::cuda {
+int sm_target() { return 0; }
+bool gemm_autotune() { return false; }
+bool capturing() { return false; }
+}  // namespace goose::cuda
+
 int main(int argc, char** argv) {
     try {
         return run(argc, argv);
