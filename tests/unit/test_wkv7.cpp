@@ -1,4 +1,5 @@
-// WKV-7 recurrence: argument errors (goose::Error naming the op and the tensors); on both CPU
+// WKV-7 recurrence: argument errors (goose::Error naming the op and the tensors; also of the
+// (B, T, C) form wkv7_heads); on both CPU
 // backends a hand-computed example and splitting the sequence across calls with the carried
 // state; the fast backward after a reference forward.
 #include <gtest/gtest.h>
@@ -30,6 +31,19 @@ TEST(Wkv7Errors, ShapeMismatchBetweenRAndK) {
             ag::wkv7(Var(Tensor::zeros(Shape{4, 2, 8})), x, x, x, x, x);
         },
         {"wkv7", "r (B, T, H, N) must be 4-d", "f32[4, 2, 8]"});
+}
+
+TEST(Wkv7Errors, HeadsFormShapes) {
+    const Var x(Tensor::zeros(Shape{1, 4, 16})), k(Tensor::zeros(Shape{1, 4, 8}));
+    expect_error([&] { ag::wkv7_heads(x, x, x, x, x, x, 5); },
+                 {"wkv7_heads", "multiple of head_size 5", "f32[1, 4, 16]"});
+    expect_error([&] { ag::wkv7_heads(x, x, k, x, x, x, 8); },
+                 {"wkv7_heads", "must have r's shape [1, 4, 16]", "f32[1, 4, 8]"});
+    expect_error([&] { ag::wkv7_heads(Var(Tensor::zeros(Shape{1, 4, 2, 8})), x, x, x, x, x, 8); },
+                 {"wkv7_heads", "(B, T, C)", "f32[1, 4, 2, 8]"});
+    // a (B, H, N, N) state of the wrong size is the op's error
+    expect_error([&] { ag::wkv7_heads(x, x, x, x, x, x, 8, Var(Tensor::zeros(Shape{1, 2, 8, 7}))); },
+                 {"wkv7", "state must be (B, H, N, N) = [1, 2, 8, 8]"});
 }
 
 TEST(Wkv7Errors, WrongStateShape) {
