@@ -42,7 +42,8 @@ TEST(Wkv7Errors, HeadsFormShapes) {
     expect_error([&] { ag::wkv7_heads(Var(Tensor::zeros(Shape{1, 4, 2, 8})), x, x, x, x, x, 8); },
                  {"wkv7_heads", "(B, T, C)", "f32[1, 4, 2, 8]"});
     // a (B, H, N, N) state of the wrong size is the op's error
-    expect_error([&] { ag::wkv7_heads(x, x, x, x, x, x, 8, Var(Tensor::zeros(Shape{1, 2, 8, 7}))); },
+    const Var bad_state(Tensor::zeros(Shape{1, 2, 8, 7}));
+    expect_error([&] { ag::wkv7_heads(x, x, x, x, x, x, 8, bad_state); },
                  {"wkv7", "state must be (B, H, N, N) = [1, 2, 8, 8]"});
 }
 
