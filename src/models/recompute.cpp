@@ -2,9 +2,11 @@
 // the backward (see recompute.h).
 #include "models/recompute.h"
 
+#include <functional>
 #include <utility>
 
 #include "goose/autograd.h"
+#include "goose/core/cuda.h"
 #include "goose/ops/binary.h"
 #include "goose/ops/matmul.h"
 #include "goose/ops/unary.h"
@@ -29,6 +31,35 @@ std::pair<Tensor, Tensor> project_backward(const Tensor& gy, const Tensor& m, co
     return {std::move(g.a), std::move(g.b)};
 }
 
+bool is_chain(const MixProjection& p) { return p.up.defined(); }
+
+// The projections each concurrent branch runs (cuda::run_parallel): with LoRA chains on CUDA the
+// plain projections (the (C, C) Linears: each fills the GPU) on the current stream and the
+// chains (narrow, memory-bound GEMMs and their activations: L12 C768 B16 T512 one layer's four
+// chains 218 us alone, 33% of that saved beside the Linears, bench/kernels/gemm/NOTES.md) spread
+// over the side streams; otherwise one branch with all of them in order.
+std::vector<std::vector<size_t>> projection_branches(const std::vector<MixProjection>& proj,
+                                                     bool cuda) {
+    const size_t side = cuda::kMaxParallelBranches - 1;
+    std::vector<std::vector<size_t>> br(cuda ? 1 + side : 1);
+    size_t chains = 0;
+    for (size_t p = 0; p < proj.size(); ++p)
+        br[cuda && is_chain(proj[p]) ? 1 + chains++ % side : 0].push_back(p);
+    while (br.size() > 1 && br.back().empty()) br.pop_back();
+    return br;
+}
+
+// f(p) for every projection, branch by branch (concurrently on CUDA).
+void for_each_projection(const std::vector<std::vector<size_t>>& branches,
+                         const std::function<void(size_t)>& f) {
+    std::vector<std::function<void()>> work;
+    for (const std::vector<size_t>& b : branches)
+        work.emplace_back([&b, &f] {
+            for (size_t p : b) f(p);
+        });
+    cuda::run_parallel(work);
+}
+
 // bf16 weights train only on CUDA with bf16 activations (as ag::linear).
 void check_trainable(const Var& x, const Var& w, const char* op) {
     const bool cuda_bf16 = x.dtype() == DType::bf16 && x.value().device().is_cuda();
@@ -45,20 +76,36 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
         if (p.mix >= mu.size())
             fail("mix_project: projection of mix {} but only {} mixing vectors", p.mix, mu.size());
         if (!p.w.defined()) fail("mix_project: a projection weight is undefined");
+        if (p.act && !is_chain(p)) fail("mix_project: an activation without an up matrix");
+        if (is_chain(p) && p.transposed) fail("mix_project: a LoRA chain with a Linear weight");
         check_trainable(x, p.w, "mix_project");
+        if (is_chain(p)) check_trainable(x, p.up, "mix_project");
     }
-    std::vector<Tensor> outs;
+    const size_t M = mu.size(), P = proj.size();
+    const auto branches = projection_branches(proj, x.value().device().is_cuda());
+    // per chain: the down product h (the activation's input) and act(h) (the up's input)
+    std::vector<Tensor> outs(P), hidden(P), activated(P);
     {
         ag::NoGradGuard no_grad;
         const std::vector<Var> mixes = fused::token_mix(x, prev, mu);
-        for (const MixProjection& p : proj)
-            outs.push_back(project_forward(mixes[p.mix].value(), p.w.value(), p.transposed));
+        for_each_projection(branches, [&](size_t p) {
+            const MixProjection& q = proj[p];
+            Tensor y = project_forward(mixes[q.mix].value(), q.w.value(), q.transposed);
+            if (!is_chain(q)) {
+                outs[p] = std::move(y);
+                return;
+            }
+            activated[p] = q.act ? ops::unary_forward(*q.act, y) : y;
+            outs[p] = ops::matmul_forward(activated[p], q.up.value());
+            hidden[p] = std::move(y);
+        });
     }  // the mixes die here
-    const size_t M = mu.size(), P = proj.size();
     std::vector<Var> inputs{x, prev};
-    std::vector<Tensor> muv, wv;
+    std::vector<Tensor> muv, wv, upv;
     std::vector<size_t> which;
     std::vector<bool> transposed;
+    std::vector<std::optional<UnaryOp>> acts;
+    std::vector<int> up_index(P, -1);
     for (const Var& m : mu) {
         inputs.push_back(m);
         muv.push_back(m.value());
@@ -66,29 +113,44 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
     for (const MixProjection& p : proj) {
         inputs.push_back(p.w);
         wv.push_back(p.w.value());
+        upv.push_back(is_chain(p) ? p.up.value() : Tensor());
+        acts.push_back(p.act);
         which.push_back(p.mix);
         transposed.push_back(p.transposed);
     }
+    for (size_t p = 0; p < P; ++p)
+        if (is_chain(proj[p])) {
+            up_index[p] = static_cast<int>(inputs.size());
+            inputs.push_back(proj[p].up);
+        }
     const Tensor xv = x.value(), pv = prev.defined() ? prev.value() : Tensor();
     return ag::record(
         "mix_project", std::move(inputs), std::move(outs),
-        [xv, pv, muv, wv, which, transposed, M, P,
-         defer = ag::weight_grads_deferred()](GradIO& io) {
+        [xv, pv, muv, wv, upv, hidden, activated, acts, up_index, which, transposed, M, P,
+         branches, defer = ag::weight_grads_deferred()](GradIO& io) {
             // The mixes again, on a tape of their own when x, prev or a mixing vector needs a
-            // gradient; then the projections' backward by hand and the tape from the mixes.
+            // gradient; then the projections' backward by hand (the chains' up, activation and
+            // down) and the tape from the mixes.
             Var xi(xv, io.needs(0));
             Var pi = pv.defined() ? Var(pv, io.needs(1)) : Var();
             std::vector<Var> mui;
             auto mu_index = [](size_t m) { return static_cast<int>(2 + m); };
             for (size_t m = 0; m < M; ++m) mui.emplace_back(muv[m], io.needs(mu_index(m)));
             const std::vector<Var> mixes = fused::token_mix(xi, pi, mui);
-            std::vector<Tensor> dmix(M);
-            for (size_t p = 0; p < P; ++p) {
+            std::vector<Tensor> dm(P);
+            for_each_projection(branches, [&](size_t p) {
                 const int wi = static_cast<int>(2 + M + p);
-                const Tensor& gy = io.gy(static_cast<int>(p));
+                Tensor gy = io.gy(static_cast<int>(p));
+                if (upv[p].defined()) {  // y = act(h) up: d act(h), d up, then dh
+                    const int ui = up_index[p];
+                    ops::MatmulGrads g = ops::matmul_backward(gy, activated[p], upv[p], false,
+                                                              false, true, io.needs(ui));
+                    io.set(ui, std::move(g.b));
+                    gy = acts[p] ? ops::unary_backward(*acts[p], g.a, hidden[p]) : std::move(g.a);
+                }
                 const Tensor& mix = mixes[which[p]].value();
                 const bool defer_w = defer && io.needs(wi);
-                auto [dm, dw] =
+                auto [d, dw] =
                     project_backward(gy, mix, wv[p], transposed[p], true, io.needs(wi) && !defer_w);
                 if (defer_w)
                     io.defer(wi, [gy, mix, w = wv[p], t = transposed[p]] {
@@ -96,8 +158,13 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
                     });
                 else
                     io.set(wi, std::move(dw));
+                dm[p] = std::move(d);
+            });
+            std::vector<Tensor> dmix(M);
+            for (size_t p = 0; p < P; ++p) {
                 Tensor& acc = dmix[which[p]];
-                acc = acc.defined() ? ops::binary_forward(BinaryOp::add, acc, dm) : std::move(dm);
+                acc = acc.defined() ? ops::binary_forward(BinaryOp::add, acc, dm[p])
+                                    : std::move(dm[p]);
             }
             std::vector<Var> roots;
             std::vector<Tensor> seeds;

@@ -5,22 +5,30 @@
 // extra elementwise pass in the backward. Any device and dtype the composed ops support.
 #pragma once
 #include <cstddef>
+#include <optional>
 #include <vector>
 
 #include "goose/autograd/var.h"
+#include "goose/ops/unary.h"
 
 namespace goose::models::recompute {
 
 // A projection of one token mix: y = mix[mix] wᵀ (transposed, a Linear weight (out, C)) or
-// y = mix[mix] w (w (C, out), a LoRA's first matrix).
+// y = mix[mix] w (w (C, out), a LoRA's first matrix). With `up` (a LoRA's second matrix
+// (rank, out2)) the whole LoRA chain: y = act(mix[mix] w) up, act tanh / sigmoid or none.
 struct MixProjection {
     size_t mix;
     Var w;
     bool transposed;
+    Var up = Var();
+    std::optional<UnaryOp> act = std::nullopt;
 };
 
 // fused::token_mix(x, prev, mu) followed by the projections, returning their outputs in order.
-// Keeps x and prev (not the B·T·C mixes); the backward rebuilds the mixes.
+// Keeps x and prev (not the B·T·C mixes); the backward rebuilds the mixes. On CUDA the LoRA
+// chains (projections with `up`) run on side streams beside the others (cuda::run_parallel), in
+// the forward and in the backward; elsewhere in order. Same values and gradients as the composed
+// ops (the same kernels on the same inputs).
 std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Var>& mu,
                              const std::vector<MixProjection>& proj);
 

@@ -1,6 +1,7 @@
 // The memory-lean functions of src/models/recompute.h against the same functions composed from
 // ag:: ops: values and every input gradient agree to rounding (f64), with and without prev, a
-// mix feeding two projections, both projection layouts, inputs that need no gradient.
+// mix feeding two projections, both projection layouts, LoRA chains (down, tanh / sigmoid /
+// none, up), inputs that need no gradient.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -92,6 +93,42 @@ TEST(Recompute, MixProjectMatchesTokenMixThenProducts) {
         }
 }
 
+TEST(Recompute, MixProjectLoraChainsMatchComposed) {
+    Rng rng(6, "mix_project chains");
+    const int64_t b = 2, t = 5, c = 8;
+    for (bool with_prev : {false, true}) {
+        // x, prev, two mixing vectors, a Linear weight (6, C); chains: tanh (C, 3) (3, 5),
+        // sigmoid (C, 4) (4, 6), none (C, 2) (2, 7) reading the Linear's mix
+        std::vector<Tensor> in{randn(Shape{b, t, c}, rng),
+                               with_prev ? randn(Shape{b, c}, rng) : Tensor(),
+                               randn(Shape{1, 1, c}, rng, 0.5), randn(Shape{1, 1, c}, rng, 0.5),
+                               randn(Shape{6, c}, rng),
+                               randn(Shape{c, 3}, rng), randn(Shape{3, 5}, rng),
+                               randn(Shape{c, 4}, rng), randn(Shape{4, 6}, rng),
+                               randn(Shape{c, 2}, rng), randn(Shape{2, 7}, rng)};
+        const std::vector<bool> needs(in.size(), true);
+        const Fn lean = [](const std::vector<Var>& v) {
+            return mix_project(v[0], v[1], {v[2], v[3]},
+                               {{0, v[4], true},
+                                {1, v[5], false, v[6], UnaryOp::tanh},
+                                {1, v[7], false, v[8], UnaryOp::sigmoid},
+                                {0, v[9], false, v[10]}});
+        };
+        const Fn composed = [](const std::vector<Var>& v) {
+            const std::vector<Var> m = fused::token_mix(v[0], v[1], {v[2], v[3]});
+            return std::vector<Var>{ag::linear(m[0], v[4]),
+                                    ag::matmul(ag::tanh(ag::matmul(m[1], v[5])), v[6]),
+                                    ag::matmul(ag::sigmoid(ag::matmul(m[1], v[7])), v[8]),
+                                    ag::matmul(ag::matmul(m[0], v[9]), v[10])};
+        };
+        expect_same(lean, composed, in, needs,
+                    std::string("mix_project chains") + (with_prev ? " prev" : ""));
+        std::vector<bool> weights_only(in.size(), true);
+        for (size_t i = 0; i < 4; ++i) weights_only[i] = false;
+        expect_same(lean, composed, in, weights_only, "mix_project chains, weights only");
+    }
+}
+
 TEST(Recompute, Relu2LinearMatchesComposed) {
     Rng rng(2, "relu2_linear");
     std::vector<Tensor> in{randn(Shape{3, 4, 10}, rng), randn(Shape{5, 10}, rng)};
@@ -113,6 +150,14 @@ TEST(Recompute, BadProjectionsAreNamed) {
         FAIL() << "a projection of a missing mix must fail";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("projection of mix 1 but only 1"), std::string::npos)
+            << e.what();
+    }
+    try {
+        (void)mix_project(x, Var(), {mu}, {{0, Var(randn(Shape{4, 2}, rng)), false, Var(),
+                                            UnaryOp::tanh}});
+        FAIL() << "an activation without an up matrix must fail";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("activation without an up"), std::string::npos)
             << e.what();
     }
 }
