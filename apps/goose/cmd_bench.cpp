@@ -38,8 +38,8 @@ void add_bench(CLI::App& app) {
     train->add_flag("--checkpoint", tr->checkpoint,
                     "CUDA: activation checkpointing (blocks recomputed in the backward)");
     train->add_flag("--no-lean", tr->no_lean,
-                    "CUDA: keep the time mix's token mixes and relu(k)^2 for the backward instead "
-                    "of rebuilding them (faster, more memory)");
+                    "CUDA: keep the time mix's token mixes for the backward instead of rebuilding "
+                    "them (faster, more memory)");
     train->add_flag("--no-graph", tr->no_graph,
                     "CUDA: time eager steps instead of the default (the whole step captured in a "
                     "CUDA graph and replayed)");

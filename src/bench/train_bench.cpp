@@ -139,7 +139,7 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
     print_header(cfg, dtype_text.c_str());
     if (cfg.checkpoint) std::printf("activation checkpointing: every block recomputed in the backward\n");
     if (cfg.no_lean)
-        std::printf("activations: token mixes and relu(k)^2 kept for the backward (--no-lean)\n");
+        std::printf("activations: the time mix's token mixes kept for the backward (--no-lean)\n");
     if (!cfg.no_graph)
         std::printf("CUDA graph: the whole step captured once after 2 eager steps, then replayed "
                     "(--no-graph: eager steps)\n");

@@ -1,5 +1,5 @@
-// Memory-lean differentiable functions of the RWKV-7 blocks: the intermediates are rebuilt in
-// the backward (see recompute.h).
+// Memory-lean differentiable functions of the RWKV-7 blocks: fewer wide tensors kept for the
+// backward (see recompute.h).
 #include "models/recompute.h"
 
 #include <functional>
@@ -185,30 +185,41 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
         });
 }
 
-Var relu2_linear(const Var& h, const Var& w) {
-    if (!h.defined() || !w.defined()) fail("relu2_linear: h or w is undefined");
-    check_trainable(h, w, "relu2_linear");
-    Tensor y = ops::linear_forward(ops::unary_forward(UnaryOp::relu2, h.value()), w.value());
-    return ag::record("relu2_linear", {h, w}, std::move(y),
-                      [hv = h.value(), wv = w.value(),
-                       defer = ag::weight_grads_deferred()](GradIO& io) {
-                          const bool defer_w = defer && io.needs(1);
-                          ops::LinearGrads g;
-                          {
-                              Tensor a = ops::unary_forward(UnaryOp::relu2, hv);
-                              g = ops::linear_backward(io.gy(), a, wv, false, io.needs(0),
-                                                       io.needs(1) && !defer_w, false);
-                              if (defer_w)  // relu(h)^2 lives on until then
-                                  io.defer(1, [gy = io.gy(), a, wv] {
-                                      return ops::linear_backward(gy, a, wv, false, false, true,
-                                                                  false)
-                                          .w;
-                                  });
-                          }  // else relu(h)^2 dies before dh is made
-                          if (io.needs(0))
-                              io.set(0, ops::unary_backward(UnaryOp::relu2, g.x, hv));
-                          if (!defer_w) io.set(1, std::move(g.w));
-                      });
+Var relu2_mlp(const Var& x, const Var& w_in, const Var& w_out) {
+    if (!x.defined() || !w_in.defined() || !w_out.defined())
+        fail("relu2_mlp: x, w_in or w_out is undefined");
+    check_trainable(x, w_in, "relu2_mlp");
+    check_trainable(x, w_out, "relu2_mlp");
+    // h = x w_inᵀ lives only until relu(h)² is made
+    Tensor a = ops::unary_forward(UnaryOp::relu2, ops::linear_forward(x.value(), w_in.value()));
+    Tensor y = ops::linear_forward(a, w_out.value());
+    return ag::record(
+        "relu2_mlp", {x, w_in, w_out}, std::move(y),
+        [xv = x.value(), a, wi = w_in.value(), wo = w_out.value(),
+         defer = ag::weight_grads_deferred()](GradIO& io) {
+            // One product's backward, its weight gradient handed over when deferred.
+            auto backward = [&io, defer](int wi_index, const Tensor& gy, const Tensor& in,
+                                         const Tensor& w, bool need_in) {
+                const bool need_w = io.needs(wi_index), defer_w = defer && need_w;
+                ops::LinearGrads g =
+                    ops::linear_backward(gy, in, w, false, need_in, need_w && !defer_w, false);
+                if (defer_w)
+                    io.defer(wi_index, [gy, in, w] {
+                        return ops::linear_backward(gy, in, w, false, false, true, false).w;
+                    });
+                else if (need_w)
+                    io.set(wi_index, std::move(g.w));
+                return std::move(g.x);
+            };
+            const bool need_h = io.needs(0) || io.needs(1);
+            Tensor da = backward(2, io.gy(), a, wo, need_h);
+            if (!need_h) return;
+            // d relu(h)² / dh = 2 relu(h) = 2 √a
+            const Tensor dh = ops::unary_backward_from_output(UnaryOp::relu2, da, a);
+            da = Tensor();
+            Tensor dx = backward(1, dh, xv, wi, io.needs(0));
+            if (io.needs(0)) io.set(0, std::move(dx));
+        });
 }
 
 }  // namespace goose::models::recompute

@@ -1,8 +1,8 @@
 // Memory-lean differentiable functions of the RWKV-7 blocks (internal to src/models): each keeps
-// only its cheap-to-rebuild inputs for the backward and recomputes the wide intermediate there,
-// instead of the tape holding it from the forward to the backward. Values and gradients are
-// exactly those of the composed functions (the same ops run on the same inputs); the cost is one
-// extra elementwise pass in the backward. Any device and dtype the composed ops support.
+// fewer wide tensors for the backward than the composed ops would. mix_project keeps its cheap
+// inputs and rebuilds the wide intermediate in the backward (exactly the composed values and
+// gradients, for one extra elementwise pass); relu2_mlp keeps one wide tensor instead of two
+// and rebuilds nothing. Any device and dtype the composed ops support.
 #pragma once
 #include <cstddef>
 #include <optional>
@@ -32,7 +32,11 @@ struct MixProjection {
 std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Var>& mu,
                              const std::vector<MixProjection>& proj);
 
-// relu(h)^2 wᵀ (w a Linear weight (out, F)): keeps h, not relu(h)^2.
-Var relu2_linear(const Var& h, const Var& w);
+// relu(x w_inᵀ)² w_outᵀ, the channel mix's two products (w_in (F, C), w_out (C, F), Linear
+// weights): keeps x and relu(x w_inᵀ)² (the second product's weight gradient needs it), not
+// h = x w_inᵀ as well: h's gradient comes from the output, d relu(h)²/dh = 2 relu(h) =
+// 2 √(relu(h)²). One (B, T, F) tensor kept instead of two and nothing rebuilt; the gradients
+// differ from the composed ones by the rounding of the √.
+Var relu2_mlp(const Var& x, const Var& w_in, const Var& w_out);
 
 }  // namespace goose::models::recompute

@@ -43,11 +43,10 @@ Var lora(const Var& x, const Var& m1, const Var& m2) {
 }
 
 // Training on CUDA, where activation memory bounds the batch: the time mix's six token mixes
-// and the channel mix's relu(k)^2 (4C wide) are rebuilt in the backward instead of kept
-// (recompute.h; same values and gradients): at B16 T512 of the L12 C768 model this took the
-// step's peak from 9.8 to 8.4 GiB (H100; Rwkv7::set_lean_activations). The channel mix's one
-// (B, T, C) mix is kept (it would save a tenth of that for a third of the time). The CPU keeps
-// everything (small models, where the extra passes would only cost time).
+// are rebuilt in the backward instead of kept (recompute.h; same values and gradients;
+// Rwkv7::set_lean_activations). The channel mix's one (B, T, C) mix is kept (it would save a
+// sixth of that for a third of the time). The CPU keeps everything (small models, where the
+// extra pass would only cost time).
 bool lean_projections(const Var& x, bool lean) {
     return lean && x.value().device().is_cuda() && ag::grad_enabled();
 }
@@ -246,9 +245,9 @@ Rwkv7ChannelMix::Rwkv7ChannelMix(const Rwkv7Config& cfg, DType dtype) {
 
 Var Rwkv7ChannelMix::forward(const Var& x, const Var& prev) const {
     Var kx = fused::token_mix(x, prev, {x_k})[0];  // (B, T, C)
-    Var k = ag::linear(kx, key->weight);            // (B, T, 4C)
-    if (lean_projections(x, lean)) return recompute::relu2_linear(k, value->weight);
-    return ag::linear(ag::relu2(k), value->weight);  // relu(.)^2
+    // relu(kx keyᵀ)^2 valueᵀ, keeping relu(.)^2 (4C wide) for the backward, not the key output
+    // as well (recompute.h)
+    return recompute::relu2_mlp(kx, key->weight, value->weight);
 }
 
 Rwkv7Block::Rwkv7Block(const Rwkv7Config& cfg, int layer_id, DType dtype) : layer(layer_id) {
@@ -281,10 +280,7 @@ Rwkv7::Rwkv7(const Rwkv7Config& cfg, DType dtype) : cfg_(cfg), dtype_(dtype) {
 
 void Rwkv7::set_lean_activations(bool on) {
     lean_ = on;
-    for (size_t l = 0; l < blocks->size(); ++l) {
-        block(l).att->lean = on;
-        block(l).ffn->lean = on;
-    }
+    for (size_t l = 0; l < blocks->size(); ++l) block(l).att->lean = on;
 }
 
 void Rwkv7::check_state(const Rwkv7State& s, int64_t batch) const {

@@ -3,6 +3,7 @@
 
 #include "goose/ops/backend.h"
 #include "goose/ops/check.h"
+#include "ops/unary_math.h"
 #ifdef GOOSE_CUDA
 #include "ops/cuda/cuda_ops.h"
 #endif
@@ -56,6 +57,28 @@ Tensor unary_backward(UnaryOp op, const Tensor& gy, const Tensor& x) {
         case Backend::cuda: return unary_backward_cuda(op, gy, x);
 #endif
         default: no_kernel(name, backend_of(x));
+    }
+}
+
+bool unary_has_output_derivative(UnaryOp op) { return unary_math::has_output_derivative(op); }
+
+Tensor unary_backward_from_output(UnaryOp op, const Tensor& gy, const Tensor& y) {
+    const char* name = unary_name(op);
+    if (!unary_has_output_derivative(op))
+        fail("{}: its derivative is not a function of its output (exp, tanh, sigmoid, relu and "
+             "relu2 have one); pass the input to unary_backward instead",
+             name);
+    check::defined(name, y, "output");
+    check::float_dtype(name, y);
+    check::same_shape(name, gy, y);
+    check::same_dtype(name, gy, y);
+    switch (backend_of(name, {&gy, &y})) {
+        case Backend::ref: return unary_backward_from_output_ref(op, gy, y);
+        case Backend::cpu: return unary_backward_from_output_cpu(op, gy, y);
+#ifdef GOOSE_CUDA
+        case Backend::cuda: return unary_backward_from_output_cuda(op, gy, y);
+#endif
+        default: no_kernel(name, backend_of(y));
     }
 }
 

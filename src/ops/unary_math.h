@@ -62,4 +62,23 @@ inline T derivative(UnaryOp op, T x) {
     return T(0);
 }
 
+// d f / d x in terms of y = f(x), for the ops where it is a function of y alone (see
+// unary.h); NaN for the others (the front end refuses them first).
+inline bool has_output_derivative(UnaryOp op) {
+    return op == UnaryOp::exp || op == UnaryOp::tanh || op == UnaryOp::sigmoid ||
+           op == UnaryOp::relu || op == UnaryOp::relu2;
+}
+
+template <class T>
+inline T derivative_from_output(UnaryOp op, T y) {
+    switch (op) {
+        case UnaryOp::exp: return y;
+        case UnaryOp::tanh: return T(1) - y * y;
+        case UnaryOp::sigmoid: return y * (T(1) - y);
+        case UnaryOp::relu: return y > T(0) ? T(1) : T(0);
+        case UnaryOp::relu2: return y > T(0) ? T(2) * std::sqrt(y) : T(0);  // 2 relu(x)
+        default: return std::nan("");
+    }
+}
+
 }  // namespace goose::unary_math

@@ -82,6 +82,22 @@ TEST(CudaUnary, EveryOpForwardAndBackward) {
     }
 }
 
+TEST(CudaUnary, BackwardFromTheOutput) {
+    GOOSE_REQUIRE_GPU();
+    for (DType dt : kDtypes) {
+        const Tol t = tol_for(dt);
+        for (UnaryOp op : {UnaryOp::exp, UnaryOp::tanh, UnaryOp::sigmoid, UnaryOp::relu,
+                           UnaryOp::relu2}) {
+            const Tensor y = ops::unary_forward(op, randn(kBTC, 13, 0, 2));  // CPU, f32
+            const Tensor gy = randn(kBTC, 14);
+            const std::string what = std::string(unary_name(op)) + " from y " + dname(dt);
+            expect_close(ops::unary_backward_from_output(op, gpu(gy, dt), gpu(y, dt)),
+                         ops::unary_backward_from_output(op, as_seen(gy, dt), as_seen(y, dt)),
+                         t.atol, t.rtol, what);
+        }
+    }
+}
+
 TEST(CudaSelect, WhereAndMaskedFillBroadcast) {
     GOOSE_REQUIRE_GPU();
     Tensor cond = Tensor::empty(Shape{1024, 1}, DType::u8);

@@ -15,6 +15,7 @@
 #include "goose/core/rng.h"
 #include "goose/ops/binary.h"
 #include "goose/ops/matmul.h"
+#include "models/recompute.h"
 
 namespace goose {
 namespace {
@@ -113,32 +114,37 @@ TEST(CudaParallel, AFailingBranchRejoinsAndRethrows) {
     expect_error([&] { cuda::run_parallel(too_many); }, "at most");
 }
 
-// Two bf16 linear layers and an entry that runs its backward beside the deferred weight
-// gradients (as ag::wkv7 does): the same gradients with and without deferral, bit for bit.
-std::vector<std::vector<double>> linear_grads(bool defer) {
+// Two bf16 linear layers (or the channel mix's relu2_mlp and a linear layer) and an entry that
+// runs its backward beside the deferred weight gradients (as ag::wkv7 does): the same gradients
+// with and without deferral, bit for bit.
+std::vector<std::vector<double>> linear_grads(bool defer, bool mlp = false) {
     Rng rng(21, "deferred");
     auto leaf = [&](Shape s) {
         return Var(Tensor::randn(s, rng, DType::bf16).to(Device::cuda()), true);
     };
-    Var x = leaf(Shape{4, 96, 128}), w1 = leaf(Shape{256, 128}), w2 = leaf(Shape{128, 256});
+    Var x = leaf(Shape{4, 96, 128}), w1 = leaf(Shape{256, 128}), w2 = leaf(Shape{128, 256}),
+        w3 = leaf(Shape{64, 128});
     Var y;
     {
         const ag::DeferWeightGrads guard(defer);
-        Var h = ag::linear(x, w1);
+        Var h = mlp ? models::recompute::relu2_mlp(x, w1, w2) : ag::linear(x, w1);
         h = ag::record("beside", {h}, h.value().clone(), [](GradIO& io) {
             ag::run_beside_deferred([&] { io.set(0, io.gy().clone()); });
         });
-        y = ag::sum(ag::linear(h, w2));
+        y = ag::sum(ag::linear(h, mlp ? w3 : w2));
     }
     ag::backward(y);
     std::vector<std::vector<double>> g;
-    for (const Var* v : {&x, &w1, &w2}) g.push_back(v->grad().to(Device::cpu()).to_vector());
+    for (const Var* v : {&x, &w1, &w2, &w3})
+        g.push_back(v->grad().defined() ? v->grad().to(Device::cpu()).to_vector()
+                                        : std::vector<double>{});
     return g;
 }
 
 TEST(CudaParallel, DeferredWeightGradientsEqualImmediateOnes) {
     GOOSE_REQUIRE_GPU();
     EXPECT_EQ(linear_grads(true), linear_grads(false));
+    EXPECT_EQ(linear_grads(true, true), linear_grads(false, true));  // relu2_mlp
 }
 
 }  // namespace

@@ -129,17 +129,20 @@ TEST(Recompute, MixProjectLoraChainsMatchComposed) {
     }
 }
 
-TEST(Recompute, Relu2LinearMatchesComposed) {
-    Rng rng(2, "relu2_linear");
-    std::vector<Tensor> in{randn(Shape{3, 4, 10}, rng), randn(Shape{5, 10}, rng)};
+TEST(Recompute, Relu2MlpMatchesComposed) {
+    Rng rng(2, "relu2_mlp");
+    std::vector<Tensor> in{randn(Shape{3, 4, 10}, rng), randn(Shape{7, 10}, rng),
+                           randn(Shape{5, 7}, rng)};
     const Fn lean = [](const std::vector<Var>& v) {
-        return std::vector<Var>{relu2_linear(v[0], v[1])};
+        return std::vector<Var>{relu2_mlp(v[0], v[1], v[2])};
     };
     const Fn composed = [](const std::vector<Var>& v) {
-        return std::vector<Var>{ag::linear(ag::relu2(v[0]), v[1])};
+        return std::vector<Var>{ag::linear(ag::relu2(ag::linear(v[0], v[1])), v[2])};
     };
-    expect_same(lean, composed, in, {true, true}, "relu2_linear");
-    expect_same(lean, composed, in, {false, true}, "relu2_linear weight only");
+    expect_same(lean, composed, in, {true, true, true}, "relu2_mlp");
+    expect_same(lean, composed, in, {false, true, true}, "relu2_mlp weights only");
+    expect_same(lean, composed, in, {false, false, true}, "relu2_mlp second weight only");
+    expect_same(lean, composed, in, {true, false, false}, "relu2_mlp x only");
 }
 
 TEST(Recompute, BadProjectionsAreNamed) {

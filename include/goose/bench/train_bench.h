@@ -21,7 +21,7 @@ struct TrainBenchConfig {
     std::string peer_script;     // the CPU twin's timing script; empty: the one in the source tree
     bool no_peer = false;
     bool checkpoint = false;     // CUDA: activation checkpointing of every block
-    bool no_lean = false;        // CUDA: keep the token mixes and relu(k)^2 (faster, more memory)
+    bool no_lean = false;        // CUDA: keep the time mix's token mixes (faster, more memory)
     bool no_graph = false;       // CUDA: time eager steps, not replays of a CUDA graph of one
     bool compare_eager = false;  // CUDA: time eager steps too, beside the graph, and AdamW alone
     bool gemm_tune = false;      // CUDA: autotune the cuBLASLt GEMMs (cuda::set_gemm_autotune)

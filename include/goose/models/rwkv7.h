@@ -93,7 +93,6 @@ class Rwkv7ChannelMix : public nn::Module {
     // x: ln2 output (B, T, C); prev (B, C) or undefined -> (B, T, C)
     Var forward(const Var& x, const Var& prev) const;
 
-    bool lean = true;                         // training on CUDA: rebuild relu(k)^2
     Var x_k;                                  // (1, 1, C)
     std::shared_ptr<Rwkv7Weight> key, value;  // (F, C), (C, F)
 };
@@ -150,10 +149,9 @@ class Rwkv7 : public nn::Module {
     void set_activation_checkpointing(bool on) { checkpointing_ = on; }
     bool activation_checkpointing() const { return checkpointing_; }
     // Lean activations (on by default; training on CUDA only): the time mix keeps x and the
-    // shifted x instead of its six (B, T, C) token mixes, the channel mix its key output instead
-    // of relu(k)^2 (4C wide); the backward rebuilds them (same values and gradients, ~2-3% of
-    // the step). Off: faster when the activations fit (at B16 T512 of L12 C768, 9.8 instead of
-    // 8.4 GiB).
+    // shifted x instead of its six (B, T, C) token mixes; the backward rebuilds them (same
+    // values and gradients, ~1% of the step). Off: faster when the activations fit (0.9 GiB
+    // more at B16 T512 of L12 C768).
     void set_lean_activations(bool on);
     bool lean_activations() const { return lean_; }
 

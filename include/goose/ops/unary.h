@@ -1,4 +1,4 @@
-// Elementwise unary ops: y = f(x), dx = gy * f'(x). f32 and f64, any strides.
+// Elementwise unary ops: y = f(x), dx = gy * f'(x). f32 and f64 (and bf16 on CUDA), any strides.
 #pragma once
 #include "goose/core/tensor.h"
 
@@ -15,9 +15,17 @@ namespace ops {
 Tensor unary_forward(UnaryOp op, const Tensor& x);
 Tensor unary_backward(UnaryOp op, const Tensor& gy, const Tensor& x);  // -> dx
 
+// dx from the output y = f(x) instead of x, for the ops whose derivative is a function of y:
+// exp (y), tanh (1 - y²), sigmoid (y (1 - y)), relu (y > 0), relu2 (2 √y). A backward may then
+// keep y alone (relu2: the channel mix's relu(k)², which its next product needs anyway).
+bool unary_has_output_derivative(UnaryOp op);
+Tensor unary_backward_from_output(UnaryOp op, const Tensor& gy, const Tensor& y);  // -> dx
+
 Tensor unary_forward_ref(UnaryOp op, const Tensor& x);
 Tensor unary_backward_ref(UnaryOp op, const Tensor& gy, const Tensor& x);
+Tensor unary_backward_from_output_ref(UnaryOp op, const Tensor& gy, const Tensor& y);
 Tensor unary_forward_cpu(UnaryOp op, const Tensor& x);
 Tensor unary_backward_cpu(UnaryOp op, const Tensor& gy, const Tensor& x);
+Tensor unary_backward_from_output_cpu(UnaryOp op, const Tensor& gy, const Tensor& y);
 }  // namespace ops
 }  // namespace goose

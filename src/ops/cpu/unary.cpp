@@ -129,4 +129,19 @@ Tensor unary_backward_cpu(UnaryOp op, const Tensor& gy, const Tensor& x) {
     return gx;
 }
 
+Tensor unary_backward_from_output_cpu(UnaryOp op, const Tensor& gy, const Tensor& y) {
+    const Tensor yc = y.contiguous(), gc = gy.contiguous();
+    Tensor gx = Tensor::empty(y.shape(), y.dtype());
+    auto run = [&](auto* g, auto* yv, auto* out) {
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(g)>>;
+        map2(g, yv, out, y.numel(),
+             [op](T v) { return unary_math::derivative_from_output<T>(op, v); });
+    };
+    if (y.dtype() == DType::f32)
+        run(gc.data<float>(), yc.data<float>(), gx.data<float>());
+    else
+        run(gc.data<double>(), yc.data<double>(), gx.data<double>());
+    return gx;
+}
+
 }  // namespace goose::ops

@@ -29,6 +29,7 @@ std::array<Tensor, 3> lerp_backward_cuda(const Tensor& gy, const Tensor& a, cons
 // unary family
 Tensor unary_forward_cuda(UnaryOp op, const Tensor& x);
 Tensor unary_backward_cuda(UnaryOp op, const Tensor& gy, const Tensor& x);
+Tensor unary_backward_from_output_cuda(UnaryOp op, const Tensor& gy, const Tensor& y);
 
 // reductions (same contracts as the _cpu variants in reduce.h)
 Tensor sum_forward_cuda(const Tensor& x, std::span<const int> axes, double scale);

@@ -78,4 +78,15 @@ __device__ __forceinline__ T derivative(T x) {
     return T(0);
 }
 
+// derivative<op>(x) in terms of y = f(x) (unary_math.h's derivative_from_output)
+template <UnaryOp op, class T>
+__device__ __forceinline__ T derivative_from_output(T y) {
+    if constexpr (op == UnaryOp::exp) return y;
+    if constexpr (op == UnaryOp::tanh) return T(1) - y * y;
+    if constexpr (op == UnaryOp::sigmoid) return y * (T(1) - y);
+    if constexpr (op == UnaryOp::relu) return y > T(0) ? T(1) : T(0);
+    if constexpr (op == UnaryOp::relu2) return y > T(0) ? T(2) * sqrt_(y) : T(0);
+    return T(0) / T(0);
+}
+
 }  // namespace goose::ops::cuda_ops::dmath

@@ -22,6 +22,12 @@ struct UnaryBwd {  // gy * f'(x)
     __device__ A operator()(A g, A x) const { return g * dmath::derivative<op, A>(x); }
 };
 
+template <UnaryOp op>
+struct UnaryBwdFromOutput {  // gy * f'(x), f' from y = f(x)
+    template <class A>
+    __device__ A operator()(A g, A y) const { return g * dmath::derivative_from_output<op, A>(y); }
+};
+
 // Calls f(std::integral_constant<UnaryOp, op>) for the runtime op.
 template <class F>
 void with_op(UnaryOp op, F&& f) {
@@ -65,6 +71,29 @@ Tensor unary_backward_cuda(UnaryOp op, const Tensor& gy, const Tensor& x) {
                  UnaryBwd<decltype(opc)::value>{}, ptr<T>(gc), ptr<T>(xc));
         });
     });
+    check_launch(unary_name(op));
+    return dx;
+}
+
+Tensor unary_backward_from_output_cuda(UnaryOp op, const Tensor& gy, const Tensor& y) {
+    const Tensor yc = y.contiguous(), gc = gy.contiguous();
+    Tensor dx = empty_on(y.shape(), y.dtype(), y);
+    if (y.numel() == 0) return dx;
+    auto run = [&](auto opc) {
+        dispatch_float(y.dtype(), unary_name(op), [&](auto tag) {
+            using T = decltype(tag);
+            bmap(ptr<T>(dx), y.shape(), std::array<Shape, 2>{y.shape(), y.shape()},
+                 UnaryBwdFromOutput<decltype(opc)::value>{}, ptr<T>(gc), ptr<T>(yc));
+        });
+    };
+    switch (op) {  // the ops with an output derivative (the front end checked)
+        case UnaryOp::exp: run(std::integral_constant<UnaryOp, UnaryOp::exp>{}); break;
+        case UnaryOp::tanh: run(std::integral_constant<UnaryOp, UnaryOp::tanh>{}); break;
+        case UnaryOp::sigmoid: run(std::integral_constant<UnaryOp, UnaryOp::sigmoid>{}); break;
+        case UnaryOp::relu: run(std::integral_constant<UnaryOp, UnaryOp::relu>{}); break;
+        case UnaryOp::relu2: run(std::integral_constant<UnaryOp, UnaryOp::relu2>{}); break;
+        default: raise("{}: no derivative from the output", unary_name(op));
+    }
     check_launch(unary_name(op));
     return dx;
 }

@@ -31,4 +31,19 @@ Tensor unary_backward_ref(UnaryOp op, const Tensor& gy, const Tensor& x) {
     return gx;
 }
 
+Tensor unary_backward_from_output_ref(UnaryOp op, const Tensor& gy, const Tensor& y) {
+    Tensor gx = Tensor::empty(y.shape(), y.dtype());
+    const void* yp = y.raw_data();
+    const void* gp = gy.raw_data();
+    void* op_ = gx.raw_data();
+    int64_t i = 0;
+    for_each_index(y.shape(), [&](const int64_t* idx) {
+        const double v = load_as_double(yp, y.dtype(), offset_of(idx, y.strides()));
+        const double g = load_as_double(gp, gy.dtype(), offset_of(idx, gy.strides()));
+        store_from_double(op_, gx.dtype(), i++,
+                          g * unary_math::derivative_from_output<double>(op, v));
+    });
+    return gx;
+}
+
 }  // namespace goose::ops
