@@ -35,9 +35,9 @@ bool is_chain(const MixProjection& p) { return p.up.defined(); }
 
 // The projections each concurrent branch runs (cuda::run_parallel): with LoRA chains on CUDA the
 // plain projections (the (C, C) Linears: each fills the GPU) on the current stream and the
-// chains (narrow, memory-bound GEMMs and their activations: L12 C768 B16 T512 one layer's four
-// chains 218 us alone, 33% of that saved beside the Linears, bench/kernels/gemm/NOTES.md) spread
-// over the side streams; otherwise one branch with all of them in order.
+// chains (narrow, memory-bound GEMMs and their activations: at L12 C768 B16 T512 one layer's
+// four chains take 218 us alone, and 71 us less beside the Linears; bench/kernels/gemm/NOTES.md)
+// spread over the side streams; otherwise one branch with all of them in order.
 std::vector<std::vector<size_t>> projection_branches(const std::vector<MixProjection>& proj,
                                                      bool cuda) {
     const size_t side = cuda::kMaxParallelBranches - 1;

@@ -45,11 +45,11 @@ std::vector<Tensor> make_inputs(DType dt) {
     auto r = [&](const Shape& s, double std) {
         return Tensor::randn(s, rng, DType::f32, 0.0, std).to(dt).to(Device::cuda());
     };
-    return {r(Shape{kB, kT, kC}, 1.0),   r(Shape{1, 1, kC}, 0.5),  r(Shape{1, 1, kC}, 0.5),
-            r(Shape{1, 1, kC}, 0.5),     r(Shape{kC, kC}, 0.1),    r(Shape{kC, kC}, 0.1),
-            r(Shape{kC, 32}, 0.1),       r(Shape{32, kC}, 0.1),    r(Shape{kC, 32}, 0.1),
-            r(Shape{32, kC}, 0.1),       r(Shape{kC, 64}, 0.1),    r(Shape{64, kC}, 0.1),
-            r(Shape{kC, 16}, 0.1),       r(Shape{16, kC}, 0.1)};
+    return {r(Shape{kB, kT, kC}, 1.0), r(Shape{1, 1, kC}, 0.5), r(Shape{1, 1, kC}, 0.5),
+            r(Shape{1, 1, kC}, 0.5),   r(Shape{kC, kC}, 0.1),   r(Shape{kC, kC}, 0.1),
+            r(Shape{kC, 32}, 0.1),     r(Shape{32, kC}, 0.1),   r(Shape{kC, 32}, 0.1),
+            r(Shape{32, kC}, 0.1),     r(Shape{kC, 64}, 0.1),   r(Shape{64, kC}, 0.1),
+            r(Shape{kC, 16}, 0.1),     r(Shape{16, kC}, 0.1)};
 }
 
 const Fn kLean = [](const std::vector<Var>& v) {
@@ -103,7 +103,9 @@ void expect_close(const std::vector<Tensor>& a, const std::vector<Tensor>& b, do
     }
 }
 
-double tolerance(DType dt) { return dt == DType::bf16 ? 1e-2 : 1e-5; }
+double tolerance(DType dt) {
+    return dt == DType::bf16 ? 1e-2 : 1e-5;
+}
 
 TEST(CudaLoraChains, MatchTheComposedOps) {
     GOOSE_REQUIRE_GPU();

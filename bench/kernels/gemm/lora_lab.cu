@@ -33,13 +33,13 @@ using bf16 = __nv_bfloat16;
             std::exit(2);                                                                        \
         }                                                                                        \
     } while (0)
-#define BK(call)                                                                       \
-    do {                                                                               \
-        cublasStatus_t s_ = (call);                                                    \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                             \
-            std::printf("cuBLAS status %d at %s:%d\n", int(s_), __FILE__, __LINE__);   \
-            std::exit(2);                                                              \
-        }                                                                              \
+#define BK(call)                                                                     \
+    do {                                                                             \
+        cublasStatus_t s_ = (call);                                                  \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                           \
+            std::printf("cuBLAS status %d at %s:%d\n", int(s_), __FILE__, __LINE__); \
+            std::exit(2);                                                            \
+        }                                                                            \
     } while (0)
 
 // gemm_lt.cu reads three goose runtime settings; here the SM-count target and autotuning are
@@ -47,28 +47,34 @@ using bf16 = __nv_bfloat16;
 static int g_sm_target = 0;
 static bool g_autotune = false;
 namespace goose::cuda {
-int sm_target() { return g_sm_target; }
-bool gemm_autotune() { return g_autotune; }
-bool capturing() { return false; }
+int sm_target() {
+    return g_sm_target;
+}
+bool gemm_autotune() {
+    return g_autotune;
+}
+bool capturing() {
+    return false;
+}
 }  // namespace goose::cuda
 
 constexpr int64_t C = 768;
-constexpr int kL = 4;                                  // LoRAs: w, a, v, g
-constexpr int64_t kDim[kL] = {64, 64, 32, 128};        // L12 C768: d_decay, d_aaa, d_mv, d_gate
-constexpr int kAct[kL] = {1, 0, 0, 2};                 // 0 none, 1 tanh, 2 sigmoid
+constexpr int kL = 4;                            // LoRAs: w, a, v, g
+constexpr int64_t kDim[kL] = {64, 64, 32, 128};  // L12 C768: d_decay, d_aaa, d_mv, d_gate
+constexpr int kAct[kL] = {1, 0, 0, 2};           // 0 none, 1 tanh, 2 sigmoid
 constexpr const char* kName[kL] = {"w", "a", "v", "g"};
-constexpr int64_t kPad = 128;                          // padded rank of the batched variant
+constexpr int64_t kPad = 128;  // padded rank of the batched variant
 
 static int g_failures = 0;
 static bool g_soft_error = false;  // a variant's library call failed: the variant is skipped
-#define SOFT(call)                                                                     \
-    do {                                                                               \
-        cublasStatus_t s_ = (call);                                                    \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                             \
-            std::printf("  (cuBLAS status %d at line %d)\n", int(s_), __LINE__);       \
-            g_soft_error = true;                                                       \
-            return;                                                                    \
-        }                                                                              \
+#define SOFT(call)                                                               \
+    do {                                                                         \
+        cublasStatus_t s_ = (call);                                              \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                       \
+            std::printf("  (cuBLAS status %d at line %d)\n", int(s_), __LINE__); \
+            g_soft_error = true;                                                 \
+            return;                                                              \
+        }                                                                        \
     } while (0)
 
 // ---- small kernels ----------------------------------------------------------------------------
@@ -119,7 +125,8 @@ __global__ void diff_kernel(const Ta* a, int64_t lda, const bf16* b, int64_t ldb
     for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
          i += size_t(gridDim.x) * blockDim.x) {
         const int64_t r = i / cols, c = i % cols;
-        const double x = double(float(a[r * lda + c])), y = double(__bfloat162float(b[r * ldb + c]));
+        const double x = double(float(a[r * lda + c])),
+                     y = double(__bfloat162float(b[r * ldb + c]));
         num += (x - y) * (x - y);
         den += y * y;
     }
@@ -138,11 +145,11 @@ __global__ void diff_kernel(const Ta* a, int64_t lda, const bf16* b, int64_t ldb
 struct Lora {
     int64_t d;
     int act;
-    bf16 *x, *w1, *w2;          // inputs: the token mix (M, C), down (C, d), up (d, C)
-    bf16 *h, *a, *y;            // forward: x w1, act(h), a w2 (M, d), (M, d), (M, C)
-    bf16 *dy, *da, *dh, *dx;    // backward: dy (M, C) given; da, dh (M, d); dx (M, C)
-    bf16 *dw1, *dw2;            // (C, d), (d, C)
-    float *dw1f, *dw2f;         // f32 weight gradients (variant)
+    bf16 *x, *w1, *w2;        // inputs: the token mix (M, C), down (C, d), up (d, C)
+    bf16 *h, *a, *y;          // forward: x w1, act(h), a w2 (M, d), (M, d), (M, C)
+    bf16 *dy, *da, *dh, *dx;  // backward: dy (M, C) given; da, dh (M, d); dx (M, C)
+    bf16 *dw1, *dw2;          // (C, d), (d, C)
+    float *dw1f, *dw2f;       // f32 weight gradients (variant)
 };
 
 // Padded and stacked copies for the strided-batched variant: x, dy, y, dx stacked (4, M, C);
@@ -160,7 +167,8 @@ static bf16* dalloc(size_t n) {
 // ---- GEMM helpers (row-major, as goose's gemm_lt) ----------------------------------------------
 
 static GemmArgs args(int64_t m, int64_t n, int64_t k, bool ta, const void* a, int64_t lda, bool tb,
-                     const void* b, int64_t ldb, void* c, int64_t ldc, GemmType ct = GemmType::bf16) {
+                     const void* b, int64_t ldb, void* c, int64_t ldc,
+                     GemmType ct = GemmType::bf16) {
     GemmArgs g;
     g.m = m, g.n = n, g.k = k, g.trans_a = ta, g.trans_b = tb;
     g.a = a, g.lda = lda, g.b = b, g.ldb = ldb, g.c = c, g.ldc = ldc;
@@ -190,7 +198,9 @@ static GemmArgs g_dw1(const Lora& l, int64_t M, bool f32 = false) {  // dw1 = x�
                 f32 ? GemmType::f32 : GemmType::bf16);
 }
 
-static void gemm(const GemmArgs& g, cudaStream_t s) { goose::gemm_lt::gemm(g, s); }
+static void gemm(const GemmArgs& g, cudaStream_t s) {
+    goose::gemm_lt::gemm(g, s);
+}
 
 static void act_fwd(const Lora& l, int64_t M, cudaStream_t s) {
     if (l.act == 0) return;
@@ -228,8 +238,10 @@ struct NoSplit {
             BK(cublasLtMatmulDescCreate(&q.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
             const cublasOperation_t oa = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
             const cublasOperation_t ob = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-            BK(cublasLtMatmulDescSetAttribute(q.desc, CUBLASLT_MATMUL_DESC_TRANSA, &oa, sizeof(oa)));
-            BK(cublasLtMatmulDescSetAttribute(q.desc, CUBLASLT_MATMUL_DESC_TRANSB, &ob, sizeof(ob)));
+            BK(cublasLtMatmulDescSetAttribute(q.desc, CUBLASLT_MATMUL_DESC_TRANSA, &oa,
+                                              sizeof(oa)));
+            BK(cublasLtMatmulDescSetAttribute(q.desc, CUBLASLT_MATMUL_DESC_TRANSB, &ob,
+                                              sizeof(ob)));
             const cudaDataType_t tc = g.c_type == GemmType::f32 ? CUDA_R_32F : CUDA_R_16BF;
             BK(cublasLtMatrixLayoutCreate(&q.la, CUDA_R_16BF, g.trans_b ? g.k : g.n,
                                           g.trans_b ? g.n : g.k, g.ldb));
@@ -260,8 +272,8 @@ struct NoSplit {
             p = &plans.back();
         }
         const float one = 1.f, zero = 0.f;
-        SOFT(cublasLtMatmul(h, p->desc, &one, g.b, p->la, g.a, p->lb, &zero, g.c, p->lc, g.c,
-                            p->lc, &p->algo, ws, 32 << 20, s));
+        SOFT(cublasLtMatmul(h, p->desc, &one, g.b, p->la, g.a, p->lb, &zero, g.c, p->lc, g.c, p->lc,
+                            &p->algo, ws, 32 << 20, s));
     }
 };
 static NoSplit g_nosplit;
@@ -301,12 +313,11 @@ struct Grouped {
     }
     void run(const Set& s, cudaStream_t st) {
         SOFT(cublasSetStream(h, st));
-        SOFT(cublasGemmGroupedBatchedEx(h, s.ta.data(), s.tb.data(), s.m.data(), s.n.data(),
-                                      s.k.data(), s.alpha.data(), s.dev, CUDA_R_16BF,
-                                      s.lda.data(), s.dev + s.count, CUDA_R_16BF, s.ldb.data(),
-                                      s.beta.data(), (void* const*)(s.dev + 2 * s.count),
-                                      CUDA_R_16BF, s.ldc.data(), s.count, s.size.data(),
-                                      CUBLAS_COMPUTE_32F));
+        SOFT(cublasGemmGroupedBatchedEx(
+            h, s.ta.data(), s.tb.data(), s.m.data(), s.n.data(), s.k.data(), s.alpha.data(), s.dev,
+            CUDA_R_16BF, s.lda.data(), s.dev + s.count, CUDA_R_16BF, s.ldb.data(), s.beta.data(),
+            (void* const*)(s.dev + 2 * s.count), CUDA_R_16BF, s.ldc.data(), s.count, s.size.data(),
+            CUBLAS_COMPUTE_32F));
     }
 };
 static Grouped g_grouped;
@@ -457,8 +468,8 @@ static void check_against(const Variant& v, int64_t M, const Lora* ref) {
         else
             outs = {{"y", l.y, false, C, ref[i].y, C, M, C},
                     {"dx", l.dx, false, C, ref[i].dx, C, M, C},
-                    {"dw1", v.f32_grads ? (const void*)l.dw1f : l.dw1, v.f32_grads, l.d,
-                     ref[i].dw1, l.d, C, l.d},
+                    {"dw1", v.f32_grads ? (const void*)l.dw1f : l.dw1, v.f32_grads, l.d, ref[i].dw1,
+                     l.d, C, l.d},
                     {"dw2", v.f32_grads ? (const void*)l.dw2f : l.dw2, v.f32_grads, C, ref[i].dw2,
                      C, l.d, C}};
         for (const Out& o : outs) {
@@ -596,7 +607,8 @@ static void run_m(int64_t M) {
                       for (int i = 0; i < kL; ++i) chain_bwd(L[i], m, g_side[i]);
                       join(kL);
                       g_sm_target = 0;
-                  }, false, false, 1e-2});
+                  },
+                  false, false, 1e-2});
     vs.push_back({"8 streams (dW apart)",
                   [](int64_t m) {
                       fork(kL);
@@ -705,8 +717,7 @@ static void run_m(int64_t M) {
             v.bwd(M);
         });
         check_against(v, M, ref);
-        rows.push_back({v.name, time_graph([&] { v.fwd(M); }), time_graph([&] { v.bwd(M); }),
-                        fb});
+        rows.push_back({v.name, time_graph([&] { v.fwd(M); }), time_graph([&] { v.bwd(M); }), fb});
     }
     // context: mix_project with the three (C, C) projections (r, k, v) beside the LoRA downs
     {
@@ -733,9 +744,10 @@ static void run_m(int64_t M) {
         const double down_only = time_graph([&] {
             for (auto& l : L) gemm(g_down(l, M), g_main);
         });
-        std::printf("  context (mix_project fwd): r/k/v linears %.1f us + 4 downs %.1f us; "
-                    "serial %.1f us, downs on a side stream %.1f us (saves %.1f us)\n",
-                    lin_only, down_only, ser, par, ser - par);
+        std::printf(
+            "  context (mix_project fwd): r/k/v linears %.1f us + 4 downs %.1f us; "
+            "serial %.1f us, downs on a side stream %.1f us (saves %.1f us)\n",
+            lin_only, down_only, ser, par, ser - par);
         bf16 *dxr = A(M * C), *dwr = A(3 * C * C);
         auto lin_bwd = [&](int j, cudaStream_t s) {  // dx = dy w, dw = dyᵀ x
             gemm(args(M, C, C, false, L[j].dy, C, false, wr + j * C * C, C, dxr, C), s);
@@ -758,9 +770,10 @@ static void run_m(int64_t M) {
             for (int j = 0; j < 3; ++j) lin_bwd(j, g_main);
         });
         const double down_b = time_graph([&] { lora_down_bwd(g_main); });
-        std::printf("  context (mix_project bwd): r/k/v dx+dw %.1f us + 4 LoRA dx+dw1 %.1f us; "
-                    "serial %.1f us, LoRA on a side stream %.1f us (saves %.1f us)\n",
-                    lin_b, down_b, ser_b, par_b, ser_b - par_b);
+        std::printf(
+            "  context (mix_project bwd): r/k/v dx+dw %.1f us + 4 LoRA dx+dw1 %.1f us; "
+            "serial %.1f us, LoRA on a side stream %.1f us (saves %.1f us)\n",
+            lin_b, down_b, ser_b, par_b, ser_b - par_b);
     }
     // the whole time-mix projection set: r/k/v linears (fwd; dx + dw bwd) with the LoRA chains,
     // serial vs the linears on the main stream and the chains on side streams (dW apart)
@@ -786,8 +799,12 @@ static void run_m(int64_t M) {
                 gemm(g_dw1(L[i], m), w);
             }
         };
-        const double lf = time_graph([&] { for (int j = 0; j < 3; ++j) lin(j, g_main); });
-        const double lb = time_graph([&] { for (int j = 0; j < 3; ++j) lin_bwd(j, g_main); });
+        const double lf = time_graph([&] {
+            for (int j = 0; j < 3; ++j) lin(j, g_main);
+        });
+        const double lb = time_graph([&] {
+            for (int j = 0; j < 3; ++j) lin_bwd(j, g_main);
+        });
         const double sf = time_graph([&] {
             for (int j = 0; j < 3; ++j) lin(j, g_main);
             serial_fwd(M, g_main);
@@ -809,18 +826,19 @@ static void run_m(int64_t M) {
             join(2 * kL);
         });
         const double lora = rows[0].fb;
-        std::printf("  time mix projections (r/k/v + 4 LoRA chains): linears alone fwd %.1f bwd "
-                    "%.1f us; serial fwd %.1f bwd %.1f = %.1f us; linears on main + chains on "
-                    "side streams fwd %.1f bwd %.1f = %.1f us: saves %.1f us = %.0f%% of the LoRA "
-                    "time %.1f us\n",
-                    lf, lb, sf, sb, sf + sb, pf, pb, pf + pb, sf + sb - pf - pb,
-                    100 * (sf + sb - pf - pb) / lora, lora);
+        std::printf(
+            "  time mix projections (r/k/v + 4 LoRA chains): linears alone fwd %.1f bwd "
+            "%.1f us; serial fwd %.1f bwd %.1f = %.1f us; linears on main + chains on "
+            "side streams fwd %.1f bwd %.1f = %.1f us: saves %.1f us = %.0f%% of the LoRA "
+            "time %.1f us\n",
+            lf, lb, sf, sb, sf + sb, pf, pb, pf + pb, sf + sb - pf - pb,
+            100 * (sf + sb - pf - pb) / lora, lora);
     }
     // the four downs by the token-mix algebra: mix_i = x + (shift(x) - x) mu_i, so
     // mix_i w1_i = x (diag(1 - mu_i) w1_i) + shift(x) (diag(mu_i) w1_i): all downs (w, a, g; 256
     // columns, or 288 with v) in two GEMMs of n = 288 accumulating, without the mixes; the
     // backward: d[x | shift x] = dh_cat w_catᵀ (one GEMM, n = 2C) and the weight gradients
-    // from xᵀ dh_cat and (shift x - x)ᵀ dh_cat (the mixing vectors' gradients come from them too)
+    // from xᵀ dh_cat and (shift x - x)ᵀ dh_cat (the mixing vectors' gradients follow from them)
     {
         const int64_t R = 288;
         bf16 *wt = A(C * R), *wb = A(C * R), *wcat = A(2 * C * R), *hcat = A(M * R),
@@ -840,21 +858,26 @@ static void run_m(int64_t M) {
             gemm(args(C, R, M, true, dd, C, false, dhcat, R, dwb, R), g_main);
         };
         const double af = time_graph(down_fwd), ab = time_graph(down_bwd);
-        const double nf = time_graph([&] { for (auto& l : L) gemm(g_down(l, M), g_main); });
+        const double nf = time_graph([&] {
+            for (auto& l : L) gemm(g_down(l, M), g_main);
+        });
         const double nb = time_graph([&] {
             for (auto& l : L) gemm(g_dx(l, M), g_main), gemm(g_dw1(l, M), g_main);
         });
-        std::printf("  downs by the mix algebra (GEMMs only): fwd %.1f us (now 4 downs %.1f), bwd "
-                    "%.1f us (now 4 dx + 4 dw1 %.1f); saves %.1f us per layer before the token "
-                    "mix's own savings (3 fewer (M, C) mixes written, read and rebuilt)\n",
-                    af, nf, ab, nb, nf + nb - af - ab);
+        std::printf(
+            "  downs by the mix algebra (GEMMs only): fwd %.1f us (now 4 downs %.1f), bwd "
+            "%.1f us (now 4 dx + 4 dw1 %.1f); saves %.1f us per layer before the token "
+            "mix's own savings (3 fewer (M, C) mixes written, read and rebuilt)\n",
+            af, nf, ab, nb, nf + nb - af - ab);
     }
     const Row& base = rows[0];
-    std::printf("\n| M=%-6lld variant                  | fwd us | bwd us | fwd+bwd us | vs serial "
-                "| per step (x12) ms |\n",
-                (long long)M);
-    std::printf("|----------------------------------------|-------:|-------:|-----------:|------"
-                "----:|------------------:|\n");
+    std::printf(
+        "\n| M=%-6lld variant                  | fwd us | bwd us | fwd+bwd us | vs serial "
+        "| per step (x12) ms |\n",
+        (long long)M);
+    std::printf(
+        "|----------------------------------------|-------:|-------:|-----------:|------"
+        "----:|------------------:|\n");
     for (const Row& r : rows)
         std::printf("| %-38s | %6.1f | %6.1f | %10.1f | %8.2fx | %17.3f |\n", r.name.c_str(), r.f,
                     r.b, r.fb, base.fb / r.fb, 12 * r.fb / 1e3);
