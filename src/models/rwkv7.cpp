@@ -3,8 +3,6 @@
 #include "goose/models/rwkv7.h"
 
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 #include "goose/autograd.h"
 #include "goose/core/cuda.h"
@@ -61,18 +59,6 @@ bool defer_weight_grads(const Var& x, int64_t head_size) {
     if (!x.value().device().is_cuda() || !ag::grad_enabled()) return false;
     const Shape heads{x.size(0), x.size(1), x.size(2) / head_size, head_size};
     return ops::wkv7_backward_free_sms(heads, x.value().device()) > 0;
-}
-
-// The lean path's LoRA chains (down, activation, up) inside mix_project, which runs them on side
-// streams beside the (C, C) projections in both directions (recompute.h; L12 C768 H100 graph:
-// B16 T512 271.8k -> 274.9k tokens/s, 8.5 -> 8.4 GiB; B8 T4096 300.1k -> 302.3k).
-// GOOSE_LORA_CHAINS=0 keeps them as separate ops after it (for comparison).
-bool lora_chains_in_mix_project() {
-    static const bool on = [] {
-        const char* v = std::getenv("GOOSE_LORA_CHAINS");
-        return !(v && std::string(v) == "0");
-    }();
-    return on;
 }
 
 // (B, T, C) -> packed copy of the last token's row (B, C), detached
@@ -171,45 +157,28 @@ Rwkv7TimeMix::Out Rwkv7TimeMix::forward(const Var& x, const Var& prev, Var& v_fi
         // backward rebuilds them (recompute.h).
         using recompute::MixProjection;
         const bool a_fold = lora_folds(a1), v_fold = layer > 0 && lora_folds(v1);
-        if (lora_chains_in_mix_project()) {
-            // the LoRAs' whole chains in the same op, on side streams beside the Linears
-            std::vector<MixProjection> proj{{0, receptance->weight, true},
-                                            {1, w1, false, w2, UnaryOp::tanh},
-                                            {2, key->weight, true},
-                                            {3, value->weight, true},
-                                            a_fold ? MixProjection{4, ag::matmul(a1, a2), false}
-                                                   : MixProjection{4, a1, false, a2},
-                                            {5, g1, false, g2, UnaryOp::sigmoid}};
-            if (layer > 0)
-                proj.push_back(v_fold ? MixProjection{3, ag::matmul(v1, v2), false}
-                                      : MixProjection{3, v1, false, v2});
-            const std::vector<Var> y =
-                recompute::mix_project(x, prev, {x_r, x_w, x_k, x_v, x_a, x_g}, proj);
-            r = y[0];
-            w_lora = y[1];  // raw decay minus w0
-            k_raw = y[2];
-            v_raw = y[3];
-            a_lora = y[4];
-            g = y[5];
-            if (layer > 0) v_lora = y[6];
-        } else {
-            std::vector<MixProjection> proj{{0, receptance->weight, true},
-                                            {1, w1, false},
-                                            {2, key->weight, true},
-                                            {3, value->weight, true},
-                                            {4, a_fold ? ag::matmul(a1, a2) : a1, false},
-                                            {5, g1, false}};
-            if (layer > 0) proj.push_back({3, v_fold ? ag::matmul(v1, v2) : v1, false});
-            const std::vector<Var> y =
-                recompute::mix_project(x, prev, {x_r, x_w, x_k, x_v, x_a, x_g}, proj);
-            r = y[0];
-            w_lora = ag::matmul(ag::tanh(y[1]), w2);  // raw decay minus w0
-            k_raw = y[2];
-            v_raw = y[3];
-            a_lora = a_fold ? y[4] : ag::matmul(y[4], a2);
-            g = ag::matmul(ag::sigmoid(y[5]), g2);
-            if (layer > 0) v_lora = v_fold ? y[6] : ag::matmul(y[6], v2);
-        }
+        // The LoRAs' whole chains (down, activation, up) in the same op: on CUDA they run on
+        // side streams beside the (C, C) Linears, in both directions (L12 C768 H100 graph:
+        // B16 T512 271.8k -> 274.9k tokens/s, 8.5 -> 8.4 GiB; B8 T4096 300.1k -> 302.3k).
+        std::vector<MixProjection> proj{{0, receptance->weight, true},
+                                        {1, w1, false, w2, UnaryOp::tanh},
+                                        {2, key->weight, true},
+                                        {3, value->weight, true},
+                                        a_fold ? MixProjection{4, ag::matmul(a1, a2), false}
+                                               : MixProjection{4, a1, false, a2},
+                                        {5, g1, false, g2, UnaryOp::sigmoid}};
+        if (layer > 0)
+            proj.push_back(v_fold ? MixProjection{3, ag::matmul(v1, v2), false}
+                                  : MixProjection{3, v1, false, v2});
+        const std::vector<Var> y =
+            recompute::mix_project(x, prev, {x_r, x_w, x_k, x_v, x_a, x_g}, proj);
+        r = y[0];
+        w_lora = y[1];  // raw decay minus w0
+        k_raw = y[2];
+        v_raw = y[3];
+        a_lora = y[4];
+        g = y[5];
+        if (layer > 0) v_lora = y[6];
     } else {
         // x + (shift(x) - x) * x_r, ... in one pass: (B, T, C) each
         const std::vector<Var> mixed =
