@@ -214,7 +214,10 @@ Rwkv7ChannelMix::Rwkv7ChannelMix(const Rwkv7Config& cfg, DType dtype) {
 }
 
 Var Rwkv7ChannelMix::forward(const Var& x, const Var& prev) const {
-    Var kx = fused::token_mix(x, prev, {x_k})[0];  // (B, T, C)
+    return project(fused::token_mix(x, prev, {x_k})[0]);
+}
+
+Var Rwkv7ChannelMix::project(const Var& kx) const {
     // relu(kx keyᵀ)^2 valueᵀ, keeping relu(.)^2 (4C wide) for the backward, not the key output
     // as well (recompute.h)
     return recompute::relu2_mlp(kx, key->weight, value->weight);
@@ -325,6 +328,11 @@ Rwkv7::Residual Rwkv7::block_forward(const Rwkv7Block& blk, Residual in, Var& v_
         prev_f = Var(state->ffn_shift[l]);
     }
     Rwkv7TimeMix::Out att = blk.att->forward(xa, prev_a, v_first, s_in);
+    if (!state) {  // ln2 and the channel mix's token mix in one pass (CUDA): ln2's output unkept
+        const fused::AddNormMix mid = fused::add_layer_norm_mix(
+            pre.sum, att.y, blk.ln2->weight, blk.ln2->bias, blk.ln2->eps, blk.ffn->x_k, Var());
+        return {mid.sum, blk.ffn->project(mid.mixed)};
+    }
     const fused::AddNorm mid = add_norm(pre.sum, att.y, *blk.ln2);  // x + att.y and ln2 of it
     const Var& xf = mid.normed;
     Residual out{mid.sum, blk.ffn->forward(xf, prev_f)};
