@@ -1,11 +1,12 @@
 // CUDA add_layer_norm followed by a one-vector token_mix (the RWKV-7 channel mix's input): the
 // forward writes sum = x + a and mixed = n + (shift(n) - n) mu with n = layer_norm(sum), not n;
 // the backward rebuilds n from sum and the saved row statistics. One warp per row (lane l holds
-// 16-byte vectors l + 32 k), each warp L consecutive rows, carrying the previous row's n; a
-// warp's first row rebuilds its predecessor's n (forward: from x and a; backward: from sum and
-// its statistics). Rows are staged through shared memory some rows ahead (row_stages.cuh).
-// Parameter gradients (w, b, mu) are summed per warp, the block's warps in a fixed order, then the
-// blocks in order (deterministic). n is rounded to T as the composed ops store it.
+// 16-byte vectors l + 32 k). Forward: a block's warps share their rows' n through shared memory,
+// one extra warp computing the n of the row before the block's. Backward: each warp runs L
+// consecutive rows (staged through shared memory some rows ahead, row_stages.cuh), carrying the
+// previous row's n and rebuilding it for its first row. Parameter gradients (w, b, mu) are summed
+// per warp, the block's warps in a fixed order, then the blocks in order (deterministic). n is
+// rounded to T as the composed ops store it.
 #include "ops/cuda/ops_util.cuh"  // first (see there)
 
 #include <algorithm>
@@ -24,8 +25,9 @@ using cuda_util::ldv;
 using cuda_util::stv;
 using cuda_util::zero_v;
 
-constexpr int kWarps = 8;                       // warps per block
-constexpr int kFwdStages = 4, kBwdStages = 4;  // rows staged (S - 1 in flight; bwd: S - 2)
+constexpr int kWarps = 8;      // warps per block of the backward
+constexpr int kBwdStages = 4;  // rows staged by the backward (S - 2 in flight)
+constexpr int kFwdRows = 16;   // rows per block of the forward (plus one warp for the row before)
 
 template <class T>
 struct LnMixArgs {
@@ -100,86 +102,41 @@ __device__ __forceinline__ void load_prev(const T* prev, int64_t batch, int c, i
 }
 
 template <class T, int NV>
-using FwdStages = cuda_util::Stages<T, cuda_util::vec16_of<T>(), 2 * NV, kFwdStages>;
-template <class T, int NV>
 using BwdStages = cuda_util::Stages<T, cuda_util::vec16_of<T>(), 3 * NV, kBwdStages>;
 
+// Warp w of a block handles row rb + w - 1 (rb = blockIdx.x kFwdRows): warps 1.. their own rows
+// (sum, statistics, n), warp 0 the row before the block's (n only, where it is in the same
+// sequence). Each puts its n (rounded to T) in shared memory; after one barrier a row's mix reads
+// its predecessor's n there (prev or zeros at a sequence start).
 template <class T, int NV>
-__global__ void __launch_bounds__(32 * kWarps) ln_mix_fwd_kernel(LnMixArgs<T> p) {
-    constexpr int V = cuda_util::vec16_of<T>(), S = kFwdStages;
+__global__ void __launch_bounds__(32 * (kFwdRows + 1)) ln_mix_fwd_kernel(LnMixArgs<T> p) {
+    constexpr int V = cuda_util::vec16_of<T>();
     extern __shared__ __align__(16) char smem_raw[];
-    FwdStages<T, NV> st(smem_raw);
-    const int lane = threadIdx.x & 31, nvec = p.c / V, c = p.c;
-    const int64_t rb = warp_row() * p.L;
-    const int n = rb >= p.rows ? 0 : int(p.rows - rb < p.L ? p.rows - rb : p.L);
-    if (n == 0) return;  // no block barriers below
-    auto queue = [&](int i) {
-        const bool ok = i < n;
-        const int64_t off = (ok ? rb + i : rb) * c;
-#pragma unroll
-        for (int k = 0; k < NV; ++k) {
-            const int vi = lane + 32 * k;
-            if (vi >= nvec) break;
-            cuda_util::cp_async<16>(st.at(i, k), p.x + off + vi * V, ok);
-            cuda_util::cp_async<16>(st.at(i, NV + k), p.a + off + vi * V, ok);
-        }
-        cuda_util::cp_commit();
-    };
-    for (int i = 0; i < S - 1; ++i) queue(i);
-    int64_t t = rb % p.Tn;
-    float np[NV][V];  // the previous row's n
-    if (t == 0) {
-        load_prev<T, NV, V>(p.prev, rb / p.Tn, c, lane, nvec, np);
-    } else {  // rebuild row rb - 1 from x and a
-        float v[NV][V];
-        const int64_t off = (rb - 1) * c;
-#pragma unroll
-        for (int k = 0; k < NV; ++k) {
-            const int vi = lane + 32 * k;
-            if (vi < nvec) {
-                float u[V];
-                ldv(p.x + off + vi * V, v[k]);
-                ldv(p.a + off + vi * V, u);
-#pragma unroll
-                for (int j = 0; j < V; ++j) v[k][j] = to_acc(from_acc<T>(v[k][j] + u[j]));
-            } else {
-                zero_v(v[k]);
-            }
-        }
-        float m, rs;
-        row_stats(v, lane, nvec, c, p.eps, m, rs);
-#pragma unroll
-        for (int k = 0; k < NV; ++k) {
-            const int vi = lane + 32 * k;
-            if (vi >= nvec) break;
-#pragma unroll
-            for (int j = 0; j < V; ++j) v[k][j] = (v[k][j] - m) * rs;
-            normed_of<T, V>(v[k], p.w, p.b, vi, np[k]);
-        }
-    }
-    for (int i = 0; i < n; ++i) {
-        const int64_t r = rb + i;
-        queue(i + S - 1);
-        st.wait();
-        if (t == 0 && i > 0) load_prev<T, NV, V>(p.prev, r / p.Tn, c, lane, nvec, np);
+    T* sn = reinterpret_cast<T*>(smem_raw);  // (kFwdRows + 1, c): the n of each warp's row
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nvec = p.c / V, c = p.c;
+    const int64_t r = int64_t(blockIdx.x) * kFwdRows + w - 1;
+    const bool own = w > 0 && r < p.rows;
+    const bool halo = w == 0 && r >= 0 && (r + 1) % p.Tn != 0;  // row rb - 1, same sequence
+    float nc[NV][V];
+    if (own || halo) {
         float v[NV][V];
 #pragma unroll
         for (int k = 0; k < NV; ++k) {
             const int vi = lane + 32 * k;
             if (vi < nvec) {
                 float u[V];
-                st.get(i, k, v[k]);
-                st.get(i, NV + k, u);
+                ldv(p.x + r * c + vi * V, v[k]);
+                ldv(p.a + r * c + vi * V, u);
 #pragma unroll
                 for (int j = 0; j < V; ++j) v[k][j] = to_acc(from_acc<T>(v[k][j] + u[j]));
-                stv(p.sum + r * c + vi * V, v[k]);
+                if (own) stv(p.sum + r * c + vi * V, v[k]);
             } else {
                 zero_v(v[k]);
             }
         }
         float m, rs;
         row_stats(v, lane, nvec, c, p.eps, m, rs);
-        if (lane == 0) {
+        if (own && lane == 0) {
             p.mean[r] = m;
             p.rstd[r] = rs;
         }
@@ -187,19 +144,31 @@ __global__ void __launch_bounds__(32 * kWarps) ln_mix_fwd_kernel(LnMixArgs<T> p)
         for (int k = 0; k < NV; ++k) {
             const int vi = lane + 32 * k;
             if (vi >= nvec) break;
-            float xh[V], nc[V], mu[V], o[V];
+            float xh[V];
 #pragma unroll
             for (int j = 0; j < V; ++j) xh[j] = (v[k][j] - m) * rs;
-            normed_of<T, V>(xh, p.w, p.b, vi, nc);
-            ldv(p.mu + vi * V, mu);
-#pragma unroll
-            for (int j = 0; j < V; ++j) {
-                o[j] = nc[j] + (np[k][j] - nc[j]) * mu[j];
-                np[k][j] = nc[j];
-            }
-            stv(p.mixed + r * c + vi * V, o);
+            normed_of<T, V>(xh, p.w, p.b, vi, nc[k]);
+            stv(sn + w * c + vi * V, nc[k]);
         }
-        if (++t == p.Tn) t = 0;
+    }
+    __syncthreads();
+    if (!own) return;
+    const bool start = r % p.Tn == 0;
+#pragma unroll
+    for (int k = 0; k < NV; ++k) {
+        const int vi = lane + 32 * k;
+        if (vi >= nvec) break;
+        float np[V], mu[V], o[V];
+        if (!start)
+            ldv(sn + (w - 1) * c + vi * V, np);
+        else if (p.prev)
+            ldv(p.prev + (r / p.Tn) * c + vi * V, np);
+        else
+            zero_v(np);
+        ldv(p.mu + vi * V, mu);
+#pragma unroll
+        for (int j = 0; j < V; ++j) o[j] = nc[k][j] + (np[j] - nc[k][j]) * mu[j];
+        stv(p.mixed + r * c + vi * V, o);
     }
 }
 
@@ -452,8 +421,8 @@ bool add_layer_norm_mix_forward_cuda(const Tensor& x, const Tensor& a, const Ten
             done = with_nv<T>(c, [&](auto nv) {
                 constexpr int NV = decltype(nv)::value;
                 const auto kernel = ln_mix_fwd_kernel<T, NV>;
-                const int threads = 32 * kWarps;
-                const size_t smem = size_t(threads) * FwdStages<T, NV>::kPerThread;
+                const int threads = 32 * (kFwdRows + 1);
+                const size_t smem = size_t(kFwdRows + 1) * size_t(c) * sizeof(T);
                 check_cuda(cuda_util::allow_dynamic_smem(reinterpret_cast<const void*>(kernel),
                                                          smem),
                            "cudaFuncSetAttribute");
@@ -471,10 +440,8 @@ bool add_layer_norm_mix_forward_cuda(const Tensor& x, const Tensor& a, const Ten
                 p.rows = rows;
                 p.Tn = Tn;
                 p.c = int(c);
-                p.L = rows_per_warp(rows);
                 p.eps = eps;
-                const int64_t warps = (rows + p.L - 1) / p.L;
-                kernel<<<unsigned((warps + kWarps - 1) / kWarps), threads, smem, stream()>>>(p);
+                kernel<<<unsigned((rows + kFwdRows - 1) / kFwdRows), threads, smem, stream()>>>(p);
             });
     });
     if (!done) return false;
