@@ -803,6 +803,18 @@ AddNorm add_layer_norm(const Var& x, const Var& a, const Var& w, const Var& b, d
     return {sum, ag::layer_norm(sum, w, b, eps)};
 }
 
+AddNormMix add_layer_norm_mix(const Var& x, const Var& a, const Var& w, const Var& b, double eps,
+                              const Var& mu, const Var& prev) {
+#ifdef GOOSE_CUDA
+    if (on_cuda(x)) {
+        AddNormMix r = add_layer_norm_mix_cuda(x, a, w, b, eps, mu, prev);
+        if (r.sum.defined()) return r;
+    }
+#endif
+    const AddNorm n = add_layer_norm(x, a, w, b, eps);
+    return {n.sum, token_mix(n.normed, prev, {mu})[0]};
+}
+
 LstmCell lstm_cell(const Var& gates, const Var& c_prev) {
     if (!gates.defined() || gates.ndim() != 2 || gates.size(1) % 4 != 0)
         fail("lstm_cell: gates must be (B, 4C), got {}",

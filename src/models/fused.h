@@ -44,6 +44,17 @@ struct AddNorm {
 };
 AddNorm add_layer_norm(const Var& x, const Var& a, const Var& w, const Var& b, double eps);
 
+// add_layer_norm followed by a one-vector token_mix of the normed sum (the RWKV-7 channel mix's
+// input): {x + a, n + (shift(n) - n) mu} with n = layer_norm(x + a, w, b, eps). One pass in each
+// direction on CUDA, which keeps n in neither (its backward rebuilds n from the sum and the row
+// statistics); composed from add_layer_norm and token_mix elsewhere. x, a (B, T, C); w, b (C) or
+// undefined; mu (1, 1, C); prev (B, C) or undefined (zeros).
+struct AddNormMix {
+    Var sum, mixed;
+};
+AddNormMix add_layer_norm_mix(const Var& x, const Var& a, const Var& w, const Var& b, double eps,
+                              const Var& mu, const Var& prev);
+
 // One LSTM cell update from the pre-activation gates (B, 4C), in torch's order i, f, g, o, and
 // the previous cell (B, C): c = σ(f) c_prev + σ(i) tanh(g), h = σ(o) tanh(c).
 struct LstmCell {

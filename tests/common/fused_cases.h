@@ -38,6 +38,22 @@ inline Case token_mix_case(int64_t b, int64_t t, int64_t c, int64_t m, bool with
             std::move(in)};
 }
 
+// add_layer_norm_mix of x, a (B, T, C) with ln weight and bias, one mixing vector, prev (B, C)
+// or none; outputs sum and mixed.
+inline Case ln_mix_case(int64_t b, int64_t t, int64_t c, bool with_prev, Rng& rng) {
+    std::vector<Tensor> in{randn(Shape{b, t, c}, rng),      randn(Shape{b, t, c}, rng),
+                           randn(Shape{c}, rng, 0.5),       randn(Shape{c}, rng, 0.5),
+                           randn(Shape{1, 1, c}, rng, 0.5), with_prev ? randn(Shape{b, c}, rng)
+                                                                      : Tensor()};
+    return {"add_layer_norm_mix B" + std::to_string(b) + " T" + std::to_string(t) + " C" +
+                std::to_string(c) + (with_prev ? " prev" : ""),
+            [](const std::vector<Var>& v) {
+                const AddNormMix r = add_layer_norm_mix(v[0], v[1], v[2], v[3], 1e-5, v[4], v[5]);
+                return std::vector<Var>{r.sum, r.mixed};
+            },
+            std::move(in)};
+}
+
 // rwkv7_prep of H heads of N channels, with the v gate (layers > 0) or without; one head of
 // one row of k_raw is zero (its norm is clamped to eps).
 inline Case prep_case(int64_t b, int64_t t, int64_t h, int64_t n, bool gate, Rng& rng) {

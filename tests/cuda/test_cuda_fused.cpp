@@ -94,6 +94,19 @@ TEST(CudaFused, TokenMixMatchesReference) {
         }
 }
 
+// The fused kernels (bf16 at every width here; f32 up to C 512, composed beyond) with and
+// without prev, sequences of one token and several sequences per warp's run of rows.
+TEST(CudaFused, AddLayerNormMixMatchesReference) {
+    if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
+    Rng rng(5, "ln mix");
+    for (bool with_prev : {false, true})
+        for (auto [b, t, c] : {std::array<int64_t, 3>{2, 5, 8}, {3, 1, 16}, {2, 37, 768},
+                               {1, 20, 256}, {2, 3, 12}, {400, 3, 64}}) {
+            const test_cases::Case k = test_cases::ln_mix_case(b, t, c, with_prev, rng);
+            check(k.name, k.fn, k.inputs);
+        }
+}
+
 TEST(CudaFused, Rwkv7PrepMatchesReference) {
     if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
     Rng rng(2, "prep");

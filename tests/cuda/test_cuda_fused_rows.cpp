@@ -163,5 +163,26 @@ TEST(CudaFusedRows, AddLayerNorm) {
     }
 }
 
+// Many rows: each warp runs several rows, starting inside sequences (its first row rebuilds
+// the previous row's norm) and crossing sequence starts.
+TEST(CudaFusedRows, AddLayerNormMix) {
+    GOOSE_REQUIRE_GPU();
+    for (const Shape& s : {Shape{3, 1001, 512}, Shape{2, 2049, 768}, Shape{700, 5, 64}}) {
+        const int64_t b = s[0], c = s[2];
+        for (bool with_prev : {false, true}) {
+            const std::vector<Tensor> in{randn(s, 110, 0.3, 1.5), randn(s, 111),
+                                         randn(Shape{c}, 112, 1, 0.2), randn(Shape{c}, 113),
+                                         randn(Shape{1, 1, c}, 114, 0.5, 0.5),
+                                         with_prev ? randn(Shape{b, c}, 115) : Tensor()};
+            const Fn fn = [](const std::vector<Var>& v) {
+                const auto r =
+                    models::fused::add_layer_norm_mix(v[0], v[1], v[2], v[3], 1e-5, v[4], v[5]);
+                return std::vector<Var>{r.sum, r.mixed};
+            };
+            check("add_layer_norm_mix " + s.str() + (with_prev ? " prev" : ""), fn, in);
+        }
+    }
+}
+
 }  // namespace
 }  // namespace goose::test

@@ -84,6 +84,17 @@ TEST(Fused, TokenMixMatchesComposed) {
         }
 }
 
+// On the CPU add_layer_norm_mix is add_layer_norm then token_mix: the same function on both
+// backends (the fused token_mix on the fast one).
+TEST(Fused, AddLayerNormMixMatchesComposed) {
+    Rng rng(5, "ln mix");
+    for (bool with_prev : {false, true})
+        for (auto [b, t, c] : {std::array<int64_t, 3>{2, 5, 8}, {3, 1, 16}, {1, 9, 3}}) {
+            const test_cases::Case k = test_cases::ln_mix_case(b, t, c, with_prev, rng);
+            check(k.name, k.fn, k.inputs);
+        }
+}
+
 TEST(Fused, Rwkv7PrepMatchesComposed) {
     Rng rng(2, "prep");
     for (bool gate : {false, true})

@@ -92,6 +92,8 @@ class Rwkv7ChannelMix : public nn::Module {
     Rwkv7ChannelMix(const Rwkv7Config& cfg, DType dtype);
     // x: ln2 output (B, T, C); prev (B, C) or undefined -> (B, T, C)
     Var forward(const Var& x, const Var& prev) const;
+    // The rest after the token mix: kx = x + (shift(x) - x) x_k (B, T, C) -> (B, T, C)
+    Var project(const Var& kx) const;
 
     Var x_k;                                  // (1, 1, C)
     std::shared_ptr<Rwkv7Weight> key, value;  // (F, C), (C, F)

@@ -4,6 +4,7 @@
 #include "goose/autograd.h"
 #include "goose/ops/binary.h"
 #include "goose/ops/norm.h"
+#include "ops/cuda/ln_mix_cuda.h"
 #include "ops/cuda/norm_add_cuda.h"
 #include "ops/cuda/rwkv7_fused_cuda.h"
 
@@ -167,6 +168,35 @@ AddNorm add_layer_norm_cuda(const Var& x, const Var& a, const Var& w, const Var&
             io.set(1, g.dx);  // the tape never writes gradients in place
             if (need_dw) io.set(iw, std::move(g.dw));
             if (need_db) io.set(ib, std::move(g.db));
+        });
+    return {outs[0], outs[1]};
+}
+
+AddNormMix add_layer_norm_mix_cuda(const Var& x, const Var& a, const Var& w, const Var& b,
+                                   double eps, const Var& mu, const Var& prev) {
+    const Device dev = x.value().device();
+    for (const Var* v : {&a, &w, &b, &mu, &prev})
+        if (v->defined() && v->value().device() != dev) return {};
+    if (!mu.defined() || mu.value().shape() != Shape{1, 1, x.value().size(-1)}) return {};
+    const Tensor wv = packed(w), bv = packed(b), muv = packed(mu), pv = packed(prev);
+    if ((wv.defined() && wv.ndim() != 1) || (bv.defined() && bv.ndim() != 1)) return {};
+    ops::LnMixForward f;
+    if (!ops::add_layer_norm_mix_forward_cuda(x.value(), a.value(), wv, bv, muv, pv, eps, f))
+        return {};
+    // inputs: 0 x, 1 a, 2 w, 3 b, 4 mu, 5 prev (undefined Vars where absent)
+    std::vector<Var> outs = ag::record(
+        "add_layer_norm_mix", {x, a, w, b, mu, prev}, std::vector<Tensor>{f.sum, f.mixed},
+        [sum = f.sum, wv, bv, muv, pv, mean = f.mean, rstd = f.rstd](GradIO& io) {
+            ops::LnMixGrads g = ops::add_layer_norm_mix_backward_cuda(
+                io.gy(1), io.gy(0), sum, wv, bv, muv, pv, mean, rstd,
+                wv.defined() && io.needs(2), bv.defined() && io.needs(3), io.needs(4),
+                pv.defined() && io.needs(5));
+            io.set(0, g.dsum);
+            io.set(1, g.dsum);  // the tape never writes gradients in place
+            if (g.dw.defined()) io.set(2, std::move(g.dw));
+            if (g.db.defined()) io.set(3, std::move(g.db));
+            if (g.dmu.defined()) io.set(4, std::move(g.dmu));
+            if (g.dprev.defined()) io.set(5, std::move(g.dprev));
         });
     return {outs[0], outs[1]};
 }

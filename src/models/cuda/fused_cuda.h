@@ -13,6 +13,8 @@ Rwkv7Prep rwkv7_prep_cuda(const Var& w_lora, const Var& k_raw, const Var& v_raw,
                           int64_t head_size);
 // Undefined members where the vector kernels do not take the tensors (the caller composes).
 AddNorm add_layer_norm_cuda(const Var& x, const Var& a, const Var& w, const Var& b, double eps);
+AddNormMix add_layer_norm_mix_cuda(const Var& x, const Var& a, const Var& w, const Var& b,
+                                   double eps, const Var& mu, const Var& prev);
 Var rwkv7_out_cuda(const Var& y, const Var& r, const Var& k, const Var& v, const Var& r_k,
                    const Var& ln_w, const Var& ln_b, const Var& g, double eps);
 
