@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "ops/cuda/column_sums.h"
 #include "ops/cuda/ln_mix_cuda.h"
 #include "ops/cuda/row_stages.cuh"
 #include "ops/cuda/vec16.cuh"
@@ -326,31 +327,6 @@ __global__ void __launch_bounds__(32 * kWarps, 1) ln_mix_bwd_kernel(LnMixArgs<T>
     }
 }
 
-constexpr int kSumCols = 8, kSumLanes = 64;
-
-// out[k][j] = Σ_blocks part[block][k][j] for k < 3 (dw, db, dmu; null: skipped), kSumCols of the
-// 3 c columns per block: lane y adds blocks y, y + kSumLanes, ..., then a fixed tree.
-template <class T>
-__global__ void ln_mix_sum_parts_kernel(const float* __restrict__ part, int blocks, int c,
-                                        T* __restrict__ dw, T* __restrict__ db,
-                                        T* __restrict__ dmu) {
-    __shared__ float sh[kSumLanes][kSumCols];
-    const int i = blockIdx.x * kSumCols + threadIdx.x, K = 3 * c, y = threadIdx.y;
-    float s = 0.f;
-    if (i < K)
-        for (int b = y; b < blocks; b += kSumLanes) s += part[int64_t(b) * K + i];
-    sh[y][threadIdx.x] = s;
-    for (int half = kSumLanes / 2; half > 0; half /= 2) {
-        __syncthreads();
-        if (y < half) sh[y][threadIdx.x] += sh[y + half][threadIdx.x];
-    }
-    if (y == 0 && i < K) {
-        const int k = i / c;
-        T* out = k == 0 ? dw : (k == 1 ? db : dmu);
-        if (out) out[i - k * c] = from_acc<T>(sh[0][threadIdx.x]);
-    }
-}
-
 // Calls f(integral_constant<int, NV>) for the vectors per lane of c channels (NV <= 4), or
 // returns false when c does not fit.
 template <class T, class F>
@@ -503,13 +479,16 @@ LnMixGrads add_layer_norm_mix_backward_cuda(const Tensor& gmix, const Tensor& gs
                 Tensor part = sums ? empty_on(Shape{blocks, 3, c}, DType::f32, sum) : Tensor();
                 p.part = sums ? ptr<float>(part) : nullptr;
                 kernel<<<unsigned(blocks), threads, smem, stream()>>>(p);
-                if (sums)
-                    ln_mix_sum_parts_kernel<T>
-                        <<<unsigned((3 * c + kSumCols - 1) / kSumCols), dim3(kSumCols, kSumLanes),
-                           0, stream()>>>(ptr<float>(part), int(blocks), int(c),
-                                       need_dw ? ptr<T>(r.dw) : nullptr,
-                                       need_db ? ptr<T>(r.db) : nullptr,
-                                       need_dmu ? ptr<T>(r.dmu) : nullptr);
+                if (sums) {
+                    cuda_column_sums::PartialOuts outs;
+                    outs.n = 3;
+                    outs.out[0] = need_dw ? ptr<T>(r.dw) : nullptr;
+                    outs.out[1] = need_db ? ptr<T>(r.db) : nullptr;
+                    outs.out[2] = need_dmu ? ptr<T>(r.dmu) : nullptr;
+                    cuda_column_sums::sum_partials_launch(ptr<float>(part), outs, int(blocks),
+                                                          int(c), std::is_same_v<T, bf16>,
+                                                          stream());
+                }
             });
     });
     if (!done) raise("add_layer_norm_mix: no backward kernel for {}", sum.desc());

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "ops/cuda/column_sums.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/math.cuh"
 #include "ops/cuda/norm_add_cuda.h"
@@ -313,9 +314,10 @@ __global__ void l2_bwd_kernel(const T* __restrict__ gy, const T* __restrict__ x,
 // ---- layer_norm with 16-byte vectors (one group of c channels, c a multiple of V, at most
 // 32 NV V): one warp per row, lane l's vectors l + 32 k (k < NV) in registers. The backward
 // computes dx and, per warp, dw and db over L consecutive rows; the warps of a block add theirs
-// in a fixed order into one partial row per block (part (blocks, 2, c)), ln_sum_parts adds the
-// blocks in order (deterministic). Optional residual forms: the forward normalises x + a (and
-// stores it), the backward adds the residual's own gradient to dx (add_layer_norm).
+// in a fixed order into one partial row per block (part (blocks, 2, c)), and
+// sum_partials_launch (column_sums.h) adds the blocks in order (deterministic). Optional
+// residual forms: the forward normalises x + a (and stores it), the backward adds the
+// residual's own gradient to dx (add_layer_norm).
 using cuda_util::ldv;
 using cuda_util::stv;
 using cuda_util::zero_v;
@@ -506,30 +508,6 @@ __global__ void __launch_bounds__(256, NV <= 3 ? 2 : 1)
     }
 }
 
-constexpr int kSumCols = 8, kSumLanes = 64;
-
-// dw[j] = Σ_blocks part[block][0][j], db[j] = Σ part[block][1][j]: kSumCols of the 2 c columns
-// per block; lane y adds blocks y, y + kSumLanes, ..., then the lanes add up in a fixed tree
-// (deterministic).
-template <class T>
-__global__ void ln_sum_parts_kernel(const float* __restrict__ part, int blocks, int c,
-                                    T* __restrict__ dw, T* __restrict__ db) {
-    __shared__ float sh[kSumLanes][kSumCols];
-    const int i = blockIdx.x * kSumCols + threadIdx.x, K = 2 * c, y = threadIdx.y;
-    float s = 0.f;
-    if (i < K)
-        for (int b = y; b < blocks; b += kSumLanes) s += part[int64_t(b) * K + i];
-    sh[y][threadIdx.x] = s;
-    for (int half = kSumLanes / 2; half > 0; half /= 2) {
-        __syncthreads();
-        if (y < half) sh[y][threadIdx.x] += sh[y + half][threadIdx.x];
-    }
-    if (y == 0 && i < K) {
-        T* out = i < c ? dw : db;
-        if (out) out[i < c ? i : i - c] = from_acc<T>(sh[0][threadIdx.x]);
-    }
-}
-
 // Calls f(integral_constant<int, NV>) for the vectors per lane of c channels (NV <= 4), or
 // returns false when c does not fit the vector layer_norm.
 template <class T, class F>
@@ -647,12 +625,15 @@ bool ln_backward_vec(const Tensor& gc, const Tensor& xc, const Tensor& mc, const
                     ptr<T>(gc), ptr<T>(xc), ptr<float>(mc), ptr<float>(rc), ptr_or_null<T>(wc),
                     ptr_or_null<T>(gres), ptr<T>(r.dx), rows, int(c), int(L),
                     sums ? ptr<float>(part) : nullptr);
-                if (sums)
-                    ln_sum_parts_kernel<T>
-                        <<<unsigned((2 * c + kSumCols - 1) / kSumCols), dim3(kSumCols, kSumLanes),
-                           0, stream()>>>(ptr<float>(part), int(blocks), int(c),
-                                       need_dw ? ptr<T>(r.dw) : nullptr,
-                                       need_db ? ptr<T>(r.db) : nullptr);
+                if (sums) {
+                    cuda_column_sums::PartialOuts outs;
+                    outs.n = 2;
+                    outs.out[0] = need_dw ? ptr<T>(r.dw) : nullptr;
+                    outs.out[1] = need_db ? ptr<T>(r.db) : nullptr;
+                    cuda_column_sums::sum_partials_launch(ptr<float>(part), outs, int(blocks),
+                                                          int(c), std::is_same_v<T, bf16>,
+                                                          stream());
+                }
             });
     });
     return done;

@@ -8,6 +8,8 @@
 #pragma once
 #include <cstdint>
 
+#include "ops/cuda/column_sums.h"
+
 namespace goose::models::fused::cuda_kernels {
 
 constexpr int kRows = 16;   // rows per block, and per partial sum of a parameter gradient
@@ -17,14 +19,10 @@ constexpr int kMaxMix = 8;  // token_mix vectors at most
 int token_mix_max_chunks(int64_t rows, int64_t C, int M, bool bf16);
 int prep_max_chunks(int64_t rows, int C, int N, bool bf16);
 int out_max_chunks(int64_t rows, int C, int N, bool bf16);
-// outs.out[k][c] = Σ_chunk part[chunk][k][c] for k < outs.n, c < C, in chunk order, each into
-// its own tensor of C elements (f32 or bf16; null: skipped).
-struct PartialOuts {
-    void* out[kMaxMix] = {};
-    int n = 0;
-};
-void sum_partials_launch(const float* part, const PartialOuts& outs, int chunks, int C, bool bf16,
-                         void* stream);
+// Partial parameter-gradient sums reduced by sum_partials_launch (column_sums.h).
+using cuda_column_sums::PartialOuts;
+using cuda_column_sums::sum_partials_launch;
+static_assert(kMaxMix <= cuda_column_sums::kMaxOuts, "a partial sum per mixing vector");
 
 struct MixPtrs {
     const void* x = nullptr;     // (B, T, C)

@@ -7,7 +7,7 @@
 // slightly faster). Rows are staged through shared memory some rows ahead (row_stages.cuh).
 // Per-head sums: the N / V lanes of a head (aligned, a power of two, within one warp) reduce by
 // shuffles. Backward kernels sum their R slots in a fixed order into one partial row per block
-// (deterministic); sum_partials adds the blocks.
+// (deterministic); sum_partials_launch (column_sums.cu) adds the blocks.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -731,50 +731,7 @@ void by_dtype(bool bf16, F&& f) {
         f(float{});
 }
 
-// ---- sum_partials ----------------------------------------------------------------------------
-
-constexpr int kSumCols = 8, kSumLanes = 64;
-
-// outs.out[k][c] = Σ_chunk part[chunk][k][c] (i = k C + c), kSumCols columns per block: lane y
-// adds chunks y, y + kSumLanes, ..., then the lanes add up in a fixed tree (deterministic). Each
-// sum goes straight to its own tensor (null: not wanted, not summed).
-template <class T>
-__global__ void sum_partials_cols(const float* __restrict__ part, PartialOuts outs, int chunks,
-                                  int C) {
-    __shared__ float sh[kSumLanes][kSumCols];
-    const int K = outs.n * C, i = blockIdx.x * kSumCols + threadIdx.x, y = threadIdx.y;
-    T* out = nullptr;  // outs.out[i / C], picked by constant indices (no local-memory copy)
-    if (i < K) {
-        const int k = i / C;
-#pragma unroll
-        for (int j = 0; j < kMaxMix; ++j)
-            if (j == k) out = static_cast<T*>(outs.out[j]);
-    }
-    float s = 0.f;
-    if (out)
-        for (int ch = y; ch < chunks; ch += kSumLanes) s += part[static_cast<int64_t>(ch) * K + i];
-    sh[y][threadIdx.x] = s;
-    for (int half = kSumLanes / 2; half > 0; half /= 2) {
-        __syncthreads();
-        if (y < half) sh[y][threadIdx.x] += sh[y + half][threadIdx.x];
-    }
-    if (y == 0 && out) cuda_util::store_f(out + i % C, sh[0][threadIdx.x]);
-}
-
 }  // namespace
-
-void sum_partials_launch(const float* part, const PartialOuts& outs, int chunks, int C,
-                         bool bf16, void* st) {
-    const int K = outs.n * C;
-    if (K <= 0) return;
-    by_dtype(bf16, [&](auto tag) {
-        using T = decltype(tag);
-        const auto s = static_cast<cudaStream_t>(st);
-        sum_partials_cols<T><<<(K + kSumCols - 1) / kSumCols, dim3(kSumCols, kSumLanes), 0, s>>>(
-            part, outs, chunks, C);
-    });
-    GOOSE_CUDA_LAUNCH_CHECK();
-}
 
 // Whether the vector kernels take (C, N) in both directions (N = 0: no heads).
 bool vec_ok(int C, int N, bool bf16) {
