@@ -327,20 +327,6 @@ __global__ void __launch_bounds__(32 * kWarps, 1) ln_mix_bwd_kernel(LnMixArgs<T>
     }
 }
 
-// Calls f(integral_constant<int, NV>) for the vectors per lane of c channels (NV <= 4), or
-// returns false when c does not fit.
-template <class T, class F>
-bool with_nv(int64_t c, F&& f) {
-    constexpr int V = cuda_util::vec16_of<T>();
-    if (c % V != 0 || c > 32 * 4 * V) return false;
-    switch ((c / V + 31) / 32) {
-        case 1: f(std::integral_constant<int, 1>{}); return true;
-        case 2: f(std::integral_constant<int, 2>{}); return true;
-        case 3: f(std::integral_constant<int, 3>{}); return true;
-        default: f(std::integral_constant<int, 4>{}); return true;
-    }
-}
-
 int sm_count() {
     static const int n = [] {
         int v = 0;
@@ -394,7 +380,7 @@ bool add_layer_norm_mix_forward_cuda(const Tensor& x, const Tensor& a, const Ten
     dispatch_float(dt, "add_layer_norm_mix", [&](auto tag) {
         using T = decltype(tag);
         if constexpr (!std::is_same_v<T, double>)
-            done = with_nv<T>(c, [&](auto nv) {
+            done = cuda_util::with_lane_vectors<T>(c, [&](auto nv) {
                 constexpr int NV = decltype(nv)::value;
                 const auto kernel = ln_mix_fwd_kernel<T, NV>;
                 const int threads = 32 * (kFwdRows + 1);
@@ -449,7 +435,7 @@ LnMixGrads add_layer_norm_mix_backward_cuda(const Tensor& gmix, const Tensor& gs
     dispatch_float(dt, "add_layer_norm_mix", [&](auto tag) {
         using T = decltype(tag);
         if constexpr (!std::is_same_v<T, double>)
-            done = with_nv<T>(c, [&](auto nv) {
+            done = cuda_util::with_lane_vectors<T>(c, [&](auto nv) {
                 constexpr int NV = decltype(nv)::value;
                 const auto kernel = ln_mix_bwd_kernel<T, NV>;
                 const int threads = 32 * kWarps;

@@ -508,21 +508,6 @@ __global__ void __launch_bounds__(256, NV <= 3 ? 2 : 1)
     }
 }
 
-// Calls f(integral_constant<int, NV>) for the vectors per lane of c channels (NV <= 4), or
-// returns false when c does not fit the vector layer_norm.
-template <class T, class F>
-bool with_ln_nv(int64_t c, F&& f) {
-    constexpr int V = cuda_util::vec16_of<T>();
-    if (c % V != 0 || c > 32 * 4 * V) return false;
-    const int64_t nv = (c / V + 31) / 32;
-    switch (nv) {
-        case 1: f(std::integral_constant<int, 1>{}); return true;
-        case 2: f(std::integral_constant<int, 2>{}); return true;
-        case 3: f(std::integral_constant<int, 3>{}); return true;
-        default: f(std::integral_constant<int, 4>{}); return true;
-    }
-}
-
 constexpr int kLnWarps = 8;  // warps per block of the vector layer_norm kernels
 
 int sm_count() {
@@ -556,7 +541,7 @@ NormForward norm_forward(const Tensor& x, int64_t groups, bool group_dim, const 
         dispatch_float(x.dtype(), op, [&](auto tag) {
             using T = decltype(tag);
             if constexpr (!std::is_same_v<T, double>)
-                done = with_ln_nv<T>(c, [&](auto nv) {
+                done = cuda_util::with_lane_vectors<T>(c, [&](auto nv) {
                     ln_fwd_vec_kernel<T, decltype(nv)::value>
                         <<<warp_row_blocks(rows), 32 * kWarpRowsPerBlock, 0, stream()>>>(
                             ptr<T>(xc), nullptr, nullptr, ptr<T>(f.y), ptr<float>(f.mean),
@@ -601,7 +586,7 @@ bool ln_backward_vec(const Tensor& gc, const Tensor& xc, const Tensor& mc, const
     dispatch_float(xc.dtype(), "layer_norm", [&](auto tag) {
         using T = decltype(tag);
         if constexpr (!std::is_same_v<T, double>)
-            done = with_ln_nv<T>(c, [&](auto nv) {
+            done = cuda_util::with_lane_vectors<T>(c, [&](auto nv) {
                 const auto kernel = ln_bwd_vec_kernel<T, decltype(nv)::value>;
                 const int threads = 32 * kLnWarps;
                 constexpr int kNv = decltype(nv)::value;
@@ -717,7 +702,7 @@ bool add_layer_norm_forward_cuda(const Tensor& x, const Tensor& a, const Tensor&
     dispatch_float(x.dtype(), "add_layer_norm", [&](auto tag) {
         using T = decltype(tag);
         if constexpr (!std::is_same_v<T, double>)
-            done = with_ln_nv<T>(c, [&](auto nv) {
+            done = cuda_util::with_lane_vectors<T>(c, [&](auto nv) {
                 ln_fwd_vec_kernel<T, decltype(nv)::value>
                     <<<warp_row_blocks(rows), 32 * kWarpRowsPerBlock, 0, stream()>>>(
                         ptr<T>(xc), ptr<T>(ac), ptr<T>(o.sum), ptr<T>(o.y), ptr<float>(o.mean),

@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace goose::cuda_util {
 
@@ -12,6 +13,21 @@ namespace goose::cuda_util {
 template <class T>
 constexpr int vec16_of() {
     return 16 / static_cast<int>(sizeof(T));
+}
+
+// Row kernels with a warp per row of c channels (lane l holds vectors l + 32 k, k < NV): calls
+// f(std::integral_constant<int, NV>) with NV = 1..4 the vectors per lane c needs and returns
+// true, or returns false when c is not a whole number of vectors or needs more than 4 per lane.
+template <class T, class F>
+bool with_lane_vectors(int64_t c, F&& f) {
+    constexpr int V = vec16_of<T>();
+    if (c % V != 0 || c > 32 * 4 * V) return false;
+    switch ((c / V + 31) / 32) {
+        case 1: f(std::integral_constant<int, 1>{}); return true;
+        case 2: f(std::integral_constant<int, 2>{}); return true;
+        case 3: f(std::integral_constant<int, 3>{}); return true;
+        default: f(std::integral_constant<int, 4>{}); return true;
+    }
 }
 
 __device__ __forceinline__ void ldv(const float* p, float (&v)[4]) {
