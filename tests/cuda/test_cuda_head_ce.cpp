@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "cuda/cuda_test_util.h"
+#include "goose/autograd.h"
 #include "goose/core/rng.h"
 #include "goose/ops/head_ce.h"
 
@@ -132,6 +133,40 @@ TEST(CudaHeadCE, AllIgnoredGivesZeroLossAndGradients) {
     EXPECT_EQ(r.loss.to(Device::cpu()).item(), 0.0);
     for (double v : r.dx.to(Device::cpu()).to_vector()) EXPECT_EQ(v, 0.0);
     for (double v : r.dw.to(Device::cpu()).to_vector()) EXPECT_EQ(v, 0.0);
+}
+
+// Through the tape: a bf16 weight that is a leaf keeps the product's f32 gradient (what the
+// mixed-precision optimizer takes), bit for bit, also when an upstream gradient scales it; a bf16
+// weight made by another op gets a bf16 gradient; x's gradient has x's dtype.
+TEST(CudaHeadCE, Bf16LeafWeightKeepsTheF32Gradient) {
+    GOOSE_REQUIRE_GPU();
+    Rng rng(25);
+    const Tensor xv = Tensor::randn(Shape{2, 5, 16}, rng).to(DType::bf16).to(Device::cuda());
+    const Tensor wv =
+        Tensor::randn(Shape{96, 16}, rng, DType::f32, 0, 0.5).to(DType::bf16).to(Device::cuda());
+    const Tensor t = make_targets(Shape{2, 5}, 96, rng, DType::i64).to(Device::cuda());
+    HeadCrossEntropyOptions opt;
+    opt.l2wrap = true;
+    const HeadCrossEntropyResult want = head_cross_entropy(xv, wv, t, opt);
+    for (double scale : {1.0, 0.5}) {
+        Var x(xv, true), w(wv, true);
+        Var loss = ag::head_cross_entropy(x, w, t, true);
+        if (scale != 1.0) loss = ag::mul(loss, Var(Tensor::full(Shape{}, scale, DType::f32,
+                                                                Device::cuda())));
+        ag::backward(loss);
+        ASSERT_TRUE(w.grad().defined() && x.grad().defined());
+        EXPECT_EQ(w.grad().dtype(), DType::f32) << scale;
+        EXPECT_EQ(x.grad().dtype(), DType::bf16) << scale;
+        const auto g = w.grad().to(Device::cpu()).to_vector();
+        const auto d = want.dw.to(Device::cpu()).to_vector();
+        ASSERT_EQ(g.size(), d.size());
+        for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(g[i], scale * d[i]) << i << " " << scale;
+    }
+    Var w0(wv, true);
+    Var w = ag::mul(w0, Var(Tensor::full(Shape{}, 1.0, DType::bf16, Device::cuda())));
+    ag::backward(ag::head_cross_entropy(Var(xv), w, t, true));
+    ASSERT_TRUE(w0.grad().defined());
+    EXPECT_EQ(w0.grad().dtype(), DType::bf16);
 }
 
 TEST(CudaHeadCE, TargetOutsideVocabularyIsAClearError) {
