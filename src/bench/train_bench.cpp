@@ -179,11 +179,13 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
     };
     const double tokens = static_cast<double>(cfg.batch * cfg.ctx);
     // Memory: the peak of the live tensors; under a graph plus the blocks reserved for it (the
-    // replays allocate nothing, the graph's tensors live in those blocks).
+    // replays allocate nothing, the graph's tensors live in those blocks); plus the GEMM
+    // workspaces (outside the allocator; PyTorch's come from its allocator and count there).
+    const double gib_unit = 1024.0 * 1024 * 1024;
     auto report = [&](const char* what, const Timing& t, double reserved_gib = 0) {
         const double tps = tokens / t.median_s;
-        const double gib =
-            static_cast<double>(cuda::peak_memory()) / (1024.0 * 1024 * 1024) + reserved_gib;
+        const double gib = static_cast<double>(cuda::peak_memory()) / gib_unit + reserved_gib +
+                           static_cast<double>(cuda::gemm_workspace_bytes()) / gib_unit;
         std::printf("  goose%s: %.1f ms/step (min %.1f, max %.1f, %d steps), %.0f tokens/s, "
                     "MFU %.1f%% (%.2f GFLOP/token vs %.0f TFLOP/s), peak memory %.1f GiB, "
                     "loss %.3f\n",
@@ -231,12 +233,16 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
                 cuda::reset_peak_memory();
                 const Timing tg = time_fn(replay_step, 3, cfg.steps, 0.0, cfg.steps);
                 read_loss();
-                const double reserved = static_cast<double>(cuda::memory_stats().graph_cached) /
-                                        (1024.0 * 1024 * 1024);
+                const double reserved =
+                    static_cast<double>(cuda::memory_stats().graph_cached) / gib_unit;
+                const double workspaces =
+                    static_cast<double>(cuda::gemm_workspace_bytes()) / gib_unit;
                 const auto [g_tps, g_gib] = report(" (CUDA graph)", tg, reserved);
                 std::printf("  CUDA graph of the whole step: %zu nodes, memory %.1f GiB "
-                            "(tensors %.1f + blocks reserved for the graph %.1f)",
-                            graph.nodes(), g_gib, g_gib - reserved, reserved);
+                            "(tensors %.1f + blocks reserved for the graph %.1f + GEMM workspaces "
+                            "%.2f)",
+                            graph.nodes(), g_gib, g_gib - reserved - workspaces, reserved,
+                            workspaces);
                 if (compare) std::printf("; graph / eager: %.3fx tokens/s", g_tps / eager_tps);
                 std::printf("\n");
                 ours = g_tps;

@@ -38,6 +38,9 @@ void set_gemm_autotune(bool on) {
 bool gemm_autotune() {
     return g_gemm_autotune;
 }
+size_t gemm_workspace_bytes() {
+    return 0;
+}
 void run_parallel(const std::vector<std::function<void()>>& branches) {
     for (const auto& b : branches) b();
 }

@@ -35,8 +35,8 @@ void set_current_stream(void* stream);
 // branches. The host runs the branches one after another, branch 0 first; device blocks freed
 // meanwhile return to the cache only after the join.
 // Without a device, or with one branch, the branches simply run in order. At most
-// kMaxParallelBranches branches.
-constexpr size_t kMaxParallelBranches = 4;
+// kMaxParallelBranches branches (four side streams: one per LoRA chain of an RWKV-7 time mix).
+constexpr size_t kMaxParallelBranches = 5;
 void run_parallel(const std::vector<std::function<void()>>& branches);
 // While one lives, this thread's GEMMs are planned for `sms` SMs instead of the whole device
 // (cuBLASLt's SM-count target): for work beside a kernel that holds the others (0: all).
@@ -57,6 +57,9 @@ int sm_target();
 // environment variable GOOSE_GEMM_TUNE=0/1 overrides the setting.
 void set_gemm_autotune(bool on);
 bool gemm_autotune();
+// Device memory held by the GEMM workspaces (one per stream that ran a GEMM; outside the caching
+// allocator, so not in peak_memory()); 0 without CUDA.
+size_t gemm_workspace_bytes();
 // Waits for all work on the current stream, then checks for asynchronous errors
 // (throws goose::Error naming the CUDA error).
 void synchronize();

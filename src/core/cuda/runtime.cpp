@@ -9,6 +9,7 @@
 #include "core/cuda/cuda_check.h"
 #include "goose/core/cuda.h"
 #include "goose/core/error.h"
+#include "ops/cuda/gemm_lt.h"
 
 namespace goose {
 
@@ -142,6 +143,10 @@ bool gemm_autotune() {
         fail("GOOSE_GEMM_TUNE='{}': expected 0 or 1", s);
     }();
     return env >= 0 ? env == 1 : g_gemm_autotune.load();
+}
+
+size_t gemm_workspace_bytes() {
+    return gemm_lt::workspace_bytes();
 }
 
 void synchronize() {

@@ -1,6 +1,7 @@
 // cuBLASLt GEMMs on raw device pointers, row-major, shared by the CUDA matmul/linear glue, the
 // fused head + cross-entropy and the standalone GEMM bench (no goose or CUDA headers here).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace goose::gemm_lt {
@@ -34,11 +35,15 @@ struct GemmArgs {
 // makes the cuBLASLt handle and a workspace; a plan (descriptors, layouts and the algorithm the
 // heuristic picked; with goose::cuda::gemm_autotune() on, the fastest of up to 16 of its
 // choices, timed on the first call made outside graph capture) is cached per shape, leading dims,
-// types, pointer alignment, SM-count target and the autotune switch. Throws
-// std::runtime_error naming the call when cuBLASLt rejects it.
+// types, pointer alignment, SM-count target and the autotune switch. When the heuristic's choice
+// issues a memset (an idle gap in a CUDA graph), the plan is tuned that way at its first call
+// outside capture, the memset counted as graph time (gemm_lt.cu). Throws std::runtime_error
+// naming the call when cuBLASLt rejects it.
 void gemm(const GemmArgs& g, void* stream);
 
 // Plans cached so far (for tests and the bench).
 int64_t cached_plans();
+// Bytes of the workspaces made so far (one per device and stream).
+size_t workspace_bytes();
 
 }  // namespace goose::gemm_lt
