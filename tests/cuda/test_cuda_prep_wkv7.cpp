@@ -4,7 +4,9 @@
 // a state in, and gradients that r, v_raw / v_first and the outputs k, v gather elsewhere.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -85,7 +87,7 @@ Result run(bool fused, const std::vector<Tensor>& inputs, DType dt, bool priors)
     for (const Var& o : outs) {
         r.outputs.push_back(o.value().to(Device::cpu()).to(DType::f64));
         const Var seed(Tensor::randn(o.shape(), rng, DType::f64).to(o.dtype()).to(Device::cuda()));
-        const Var term = ag::sum(ag::mul(o, seed), {}, false);
+        const Var term = ag::cast(ag::sum(ag::mul(o, seed), {}, false), DType::f32);
         total = total.defined() ? ag::add(total, term) : term;
     }
     ag::backward(total);
@@ -96,46 +98,74 @@ Result run(bool fused, const std::vector<Tensor>& inputs, DType dt, bool priors)
     return r;
 }
 
-// ||got - want|| <= tol ||want|| (relative norm of the error).
-void expect_close(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
-    ASSERT_EQ(got.defined(), want.defined()) << what;
-    if (!want.defined()) return;
-    ASSERT_EQ(got.shape(), want.shape()) << what;
+// ||got - want|| / ||want|| (relative norm of the error); fails on a non-finite got.
+double rel_error(const Tensor& got, const Tensor& want, const std::string& what) {
+    EXPECT_EQ(got.defined(), want.defined()) << what;
+    if (!want.defined() || !got.defined()) return 0;
+    EXPECT_EQ(got.shape(), want.shape()) << what;
+    if (got.shape() != want.shape()) return 1;
     const auto g = got.to_vector(), w = want.to_vector();
     double num = 0, den = 0;
     for (size_t i = 0; i < w.size(); ++i) {
-        ASSERT_TRUE(std::isfinite(g[i])) << what << "[" << i << "]";
+        if (!std::isfinite(g[i])) {
+            ADD_FAILURE() << what << "[" << i << "] is " << g[i];
+            return 1;
+        }
         num += (g[i] - w[i]) * (g[i] - w[i]);
         den += w[i] * w[i];
     }
-    EXPECT_LE(std::sqrt(num), tol * std::sqrt(den) + 1e-12)
-        << what << ": relative error " << std::sqrt(num / std::max(den, 1e-300));
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
+Result run_or_fail(bool fused, const std::vector<Tensor>& in, DType dt, bool priors,
+                   const std::string& tag) {
+    try {
+        return run(fused, in, dt, priors);
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << tag << (fused ? " fused" : " composed") << ": " << e.what();
+        return {};
+    }
+}
+
+// f32: fused against composed, 1e-5 relative. bf16: outputs equal to the composition's (same
+// forward kernels); gradients against the f32 composition within 1e-2 relative, or no worse
+// than 1.25 x the bf16 composition's own error (the fused path keeps the recurrence's
+// gradients in f32 where the composition rounds them to bf16, so its sums differ).
 void check_case(int64_t B, int64_t T, int64_t H, bool gate, bool state, bool priors) {
     Rng rng(static_cast<uint64_t>(B * 1000 + T + 7 * gate + 11 * state + 13 * priors), "pw");
-    const std::vector<Tensor> in = make_inputs(B, T, H, gate, state, rng);
-    for (DType dt : {DType::f32, DType::bf16}) {
-        const std::string tag = "B" + std::to_string(B) + " T" + std::to_string(T) + " H" +
-                                std::to_string(H) + (gate ? " gate" : " no gate") +
-                                (state ? " state" : "") + (priors ? " priors " : " ") +
-                                std::string(dtype_name(dt));
-        const double tol = dt == DType::f32 ? 1e-5 : 1e-2;
-        Result want, got;
-        for (bool fused : {false, true}) {
-            try {
-                (fused ? got : want) = run(fused, in, dt, priors);
-            } catch (const std::exception& e) {
-                FAIL() << tag << (fused ? " fused" : " composed") << ": " << e.what();
-            }
-        }
-        ASSERT_EQ(got.outputs.size(), want.outputs.size()) << tag;
-        for (size_t i = 0; i < want.outputs.size(); ++i)
-            expect_close(got.outputs[i], want.outputs[i], 1e-7, tag + " output " + std::to_string(i));
-        ASSERT_EQ(got.grads.size(), want.grads.size()) << tag;
-        for (size_t i = 0; i < want.grads.size(); ++i)
-            expect_close(got.grads[i], want.grads[i], tol, tag + " grad of input " + std::to_string(i));
+    std::vector<Tensor> in = make_inputs(B, T, H, gate, state, rng);
+    for (Tensor& t : in)  // exact in bf16, so both dtypes see the same inputs
+        if (t.defined()) t = t.to(DType::bf16).to(DType::f32);
+    const std::string tag = "B" + std::to_string(B) + " T" + std::to_string(T) + " H" +
+                            std::to_string(H) + (gate ? " gate" : " no gate") +
+                            (state ? " state" : "") + (priors ? " priors" : "");
+    const Result ref = run_or_fail(false, in, DType::f32, priors, tag + " f32");
+    const Result f32 = run_or_fail(true, in, DType::f32, priors, tag + " f32");
+    const Result c16 = run_or_fail(false, in, DType::bf16, priors, tag + " bf16");
+    const Result f16 = run_or_fail(true, in, DType::bf16, priors, tag + " bf16");
+    for (const Result* r : {&f32, &c16, &f16}) {
+        ASSERT_EQ(r->outputs.size(), ref.outputs.size()) << tag;
+        ASSERT_EQ(r->grads.size(), ref.grads.size()) << tag;
     }
+    for (size_t i = 0; i < ref.outputs.size(); ++i) {
+        const std::string what = tag + " output " + std::to_string(i);
+        EXPECT_LE(rel_error(f32.outputs[i], ref.outputs[i], what + " f32"), 1e-7) << what;
+        EXPECT_LE(rel_error(f16.outputs[i], c16.outputs[i], what + " bf16"), 1e-7) << what;
+    }
+    double worst32 = 0, worst16 = 0, worst_c16 = 0;
+    for (size_t i = 0; i < ref.grads.size(); ++i) {
+        const std::string what = tag + " grad of input " + std::to_string(i);
+        const double e32 = rel_error(f32.grads[i], ref.grads[i], what + " f32");
+        EXPECT_LE(e32, 1e-5) << what << " f32";
+        const double e16 = rel_error(f16.grads[i], ref.grads[i], what + " bf16 fused");
+        const double c = rel_error(c16.grads[i], ref.grads[i], what + " bf16 composed");
+        EXPECT_LE(e16, std::max(1e-2, 1.25 * c))
+            << what << " bf16: fused " << e16 << ", composed " << c << " (against f32)";
+        worst32 = std::max(worst32, e32), worst16 = std::max(worst16, e16);
+        worst_c16 = std::max(worst_c16, c);
+    }
+    std::printf("%s: worst gradient error f32 fused %.2e; bf16 fused %.2e, composed %.2e\n",
+                tag.c_str(), worst32, worst16, worst_c16);
 }
 
 TEST(CudaPrepWkv7, MatchesComposition) {

@@ -488,28 +488,6 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
     }
     __syncthreads();  // coefficients written; S0 free (takes XR, Z, XBK)
 
-    // bf16 prep epilogue: its row inputs (al, kr [, vr, vf, vl, dvf_add]) staged into V, U, Kh
-    // (free now) by warps 6, 7 (idle in the in-chunk pass), behind the in-chunk pass and dw
-    constexpr bool kStage = kPrep && sizeof(T) == 2;
-    auto stage_src = [&](int q) {  // (no local array: q is a loop variable below)
-        return q == 0 ? P.al : q == 1 ? P.kr : q == 2 ? P.vr : q == 3 ? P.vf : q == 4 ? P.vl
-                                                                                 : P.dvf_add;
-    };
-    T* stage = reinterpret_cast<T*>(V);  // [6][L][N], unpadded
-    static_assert(6 * L * N * 2 <= 3 * L * SK * 4, "the bf16 epilogue inputs fit in V, U, Kh");
-    if constexpr (kStage) {
-        if (warp >= 6) {
-            const int nq = P.vl ? (P.dvf_add ? 6 : 5) : 2;
-            for (int e = tid - 192; e < nq * L * N / 8; e += 64) {
-                const int q = e / (L * N / 8), t = (e / (N / 8)) % L, j = 8 * (e % (N / 8));
-                if (t < nt)
-                    goose_wkv7::detail::cp_async16(stage + (q * L + t) * N + j,
-                                                   stage_src(q) + base + t * HN + j);
-            }
-            cp_async_commit();
-        }
-    }
-
     // ---- the in-chunk terms, scaling, stores
     float* XR = S0;
     float* Z = S0 + L * SS;
@@ -629,17 +607,14 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
     const int64_t pc = static_cast<int64_t>(h) * N + ce;
     float e_al[4], e_kr[4], e_a0[4], e_ka[4], e_kk[4];
     if constexpr (kPrep) {
-        if constexpr (!kStage) {
-            ld4v(P.al + ge, oke, e_al);
-            ld4v(P.kr + ge, oke, e_kr);
-        }
+        ld4v(P.al + ge, oke, e_al);
+        ld4v(P.kr + ge, oke, e_kr);
         ld4v(P.a0 + pc, true, e_a0);
         ld4v(P.ka + pc, true, e_ka);
         ld4v(P.kk + pc, true, e_kk);
     }
 
     // ---- dw: dl_t = sum_{s>=t} (XR - XBK)_s + sum_{s>t} Z_s + c_L, key column j, steps 4 q ..
-    float* GW = S0 + 3 * L * SS;  // the prep epilogue's dw: S0's last quarter is free
     {
         const int j = jd, q = qd;
         float y[4], z[4], tot = 0.f;
@@ -660,40 +635,27 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
             const int t = 4 * q + e;
             acc += y[e];
             if (t < nt) A.dw[base + t * HN + j] = from_f<T>(acc * dwf[e]);
-            if constexpr (kPrep) GW[t * SS + j] = t < nt ? acc * dwf[e] : 0.f;
+            if constexpr (kPrep) V[t * SS + j] = t < nt ? acc * dwf[e] : 0.f;  // V is free
             acc += z[e];
         }
     }
     if constexpr (kPrep) {
-        if constexpr (kStage) cp_async_wait<0>();
-        __syncthreads();  // dw in GW; dk, da, db, dv in Gh; the bf16 row inputs staged
-        // row input q (stage_src order) of this thread's row and channels, zeros past nt
-        auto row_in = [&](int q, float* x) {
-            if constexpr (kStage) {
-                ld4v(stage + (q * L + te) * N + ce, oke && stage_src(q), x);
-            } else {
-                ld4v(stage_src(q) ? stage_src(q) + ge : nullptr, oke && stage_src(q), x);
-            }
-        };
-        if constexpr (kStage) {
-            row_in(0, e_al);
-            row_in(1, e_kr);
-        }
+        __syncthreads();  // dw in V; dk, da, db, dv in Gh
         const float* Gk = Gh + te * SS + ce;
         float gk[4], ga[4], gb[4], gw[4];
         *reinterpret_cast<float4*>(gk) = ld4(Gk);
         *reinterpret_cast<float4*>(ga) = ld4(Gk + L * SS);
         *reinterpret_cast<float4*>(gb) = ld4(Gk + 2 * L * SS);
-        *reinterpret_cast<float4*>(gw) = ld4(GW + te * SS + ce);
+        *reinterpret_cast<float4*>(gw) = ld4(V + te * SS + ce);
         float acc[5][4];  // w0, a0, v0, k_k, k_a
         if (P.vl) {  // v = vr + (vf - vr) sigmoid(v0 + vl)
             float gv[4], vr[4], vf[4], vl[4], v0[4], add[4];
             *reinterpret_cast<float4*>(gv) = ld4(Gk + 3 * L * SS);
-            row_in(2, vr);
-            row_in(3, vf);
-            row_in(4, vl);
-            row_in(5, add);
+            ld4v(P.vr + ge, oke, vr);
+            ld4v(P.vf + ge, oke, vf);
+            ld4v(P.vl + ge, oke, vl);
             ld4v(P.v0 + pc, true, v0);
+            ld4v(P.dvf_add ? P.dvf_add + ge : nullptr, oke && P.dvf_add, add);
             float dvr[4], dvf[4], dvl[4];
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
