@@ -724,6 +724,23 @@ Rwkv7Prep rwkv7_prep(const Var& w_lora, const Var& k_raw, const Var& v_raw, cons
     return p;
 }
 
+Rwkv7PrepWkv rwkv7_prep_wkv7(const Var& r, const Var& w_lora, const Var& k_raw, const Var& v_raw,
+                             const Var& a_lora, const Var& v_lora, const Var& v_first,
+                             const Var& w0, const Var& a0, const Var& v0, const Var& k_k,
+                             const Var& k_a, int64_t head_size, const Var& state_in) {
+#ifdef GOOSE_CUDA
+    if (on_cuda(k_raw)) {
+        Rwkv7PrepWkv f = rwkv7_prep_wkv7_cuda(r, w_lora, k_raw, v_raw, a_lora, v_lora, v_first, w0,
+                                              a0, v0, k_k, k_a, head_size, state_in);
+        if (f.y.defined()) return f;
+    }
+#endif
+    const Rwkv7Prep p = rwkv7_prep(w_lora, k_raw, v_raw, a_lora, v_lora, v_first, w0, a0, v0, k_k,
+                                   k_a, head_size);
+    const ag::Wkv7Result wkv = ag::wkv7_heads(r, p.w, p.k, p.v, p.a, p.b, head_size, state_in);
+    return {wkv.y, wkv.state, p.k, p.v};
+}
+
 Var rwkv7_out(const Var& y, const Var& r, const Var& k, const Var& v, const Var& r_k,
               const Var& ln_w, const Var& ln_b, const Var& g, double eps) {
     if (!r.defined() || r.ndim() != 3) fail("rwkv7_out: r must be (B, T, C)");

@@ -30,6 +30,19 @@ Rwkv7Prep rwkv7_prep(const Var& w_lora, const Var& k_raw, const Var& v_raw, cons
                      const Var& v_lora, const Var& v_first, const Var& w0, const Var& a0,
                      const Var& v0, const Var& k_k, const Var& k_a, int64_t head_size);
 
+// rwkv7_prep followed by the WKV-7 recurrence of its outputs: ag::wkv7_heads(r, w, k, v, a, b,
+// head_size, state_in) (y (B, T, H, N), the state after the last step) and the prep's k and v
+// (rwkv7_out takes them). On CUDA for f32 / bf16 heads of 64 from T 512 one record whose
+// backward runs the prep backward as the epilogue of the recurrence's last backward kernel
+// (wkv7_prep_cuda.h); the two records composed elsewhere.
+struct Rwkv7PrepWkv {
+    Var y, state, k, v;
+};
+Rwkv7PrepWkv rwkv7_prep_wkv7(const Var& r, const Var& w_lora, const Var& k_raw, const Var& v_raw,
+                             const Var& a_lora, const Var& v_lora, const Var& v_first,
+                             const Var& w0, const Var& a0, const Var& v0, const Var& k_k,
+                             const Var& k_a, int64_t head_size, const Var& state_in);
+
 // RWKV-7 time mix after the recurrence: (ln_x(y) + (Σ_heads r k r_k) v) * g, with ln_x the
 // group norm over heads (weight ln_w, bias ln_b, eps). y (B, T, H, N), r, k, v, g (B, T, C),
 // r_k (H, N), ln_w, ln_b (C) -> (B, T, C).

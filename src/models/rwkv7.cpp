@@ -197,12 +197,12 @@ Rwkv7TimeMix::Out Rwkv7TimeMix::forward(const Var& x, const Var& prev, Var& v_fi
 
     // w = w0 + w_lora, a = sigmoid(a0 + a_lora), kk = normalize(k k_k) per head,
     // k = k (1 + (a - 1) k_a), v mixed towards v_first (layers > 0); the recurrence's -kk, kk a.
-    const fused::Rwkv7Prep p = fused::rwkv7_prep(w_lora, k_raw, v_raw, a_lora, v_lora,
-                                                 layer == 0 ? Var() : v_first, w0, a0, v0, k_k,
-                                                 k_a, head_size);
-    ag::Wkv7Result wkv = ag::wkv7_heads(r, p.w, p.k, p.v, p.a, p.b, head_size, state_in);
+    // Then the recurrence (on CUDA one record whose backward runs the prep's inside it).
+    const fused::Rwkv7PrepWkv wkv = fused::rwkv7_prep_wkv7(
+        r, w_lora, k_raw, v_raw, a_lora, v_lora, layer == 0 ? Var() : v_first, w0, a0, v0, k_k,
+        k_a, head_size, state_in);
     // (ln_x(y) + (Σ_head r k r_k) v) g, ln_x the GroupNorm per head
-    Var z = fused::rwkv7_out(wkv.y, r, p.k, p.v, r_k, ln_x->weight, ln_x->bias, g, ln_x->eps);
+    Var z = fused::rwkv7_out(wkv.y, r, wkv.k, wkv.v, r_k, ln_x->weight, ln_x->bias, g, ln_x->eps);
     return {ag::linear(z, output->weight), wkv.state};
 }
 

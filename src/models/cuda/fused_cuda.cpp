@@ -7,6 +7,7 @@
 #include "ops/cuda/ln_mix_cuda.h"
 #include "ops/cuda/norm_add_cuda.h"
 #include "ops/cuda/rwkv7_fused_cuda.h"
+#include "ops/cuda/wkv7_prep_cuda.h"
 
 namespace goose::models::fused {
 
@@ -105,6 +106,97 @@ Rwkv7Prep rwkv7_prep_cuda(const Var& w_lora, const Var& k_raw, const Var& v_raw,
     p.b = res[3];
     p.v = gate ? res[4] : v_raw;
     return p;
+}
+
+Rwkv7PrepWkv rwkv7_prep_wkv7_cuda(const Var& r, const Var& w_lora, const Var& k_raw,
+                                  const Var& v_raw, const Var& a_lora, const Var& v_lora,
+                                  const Var& v_first, const Var& w0, const Var& a0, const Var& v0,
+                                  const Var& k_k, const Var& k_a, int64_t head_size,
+                                  const Var& state_in) {
+    if (!r.defined() || r.ndim() != 3 || !k_raw.defined() || r.value().shape() != k_raw.value().shape() ||
+        r.dtype() != k_raw.dtype() || head_size < 1 || r.size(2) % head_size != 0)
+        return {};
+    const int64_t B = k_raw.size(0), Tn = k_raw.size(1), C = k_raw.size(2), N = head_size;
+    const Shape flat{B, Tn, C}, heads{B, Tn, C / N, N};
+    const Tensor rv = r.value().contiguous().reshape(heads);
+    if (r.value().device() != k_raw.value().device() || !ops::wkv7_prep_fusable_cuda(rv))
+        return {};
+    if (state_in.defined() && state_in.value().shape() != Shape{B, C / N, N, N}) return {};
+    const bool gate = v_lora.defined();
+    const DType dt = k_raw.dtype();
+    const Device dev = k_raw.value().device();
+    const char* op = "rwkv7_prep";
+    const Shape vec{1, 1, C};
+    check_same(op, w_lora.value(), flat, dt, dev, "w_lora");
+    check_same(op, v_raw.value(), flat, dt, dev, "v_raw");
+    check_same(op, a_lora.value(), flat, dt, dev, "a_lora");
+    for (auto [p, what] : {std::pair{&w0, "w0"}, {&a0, "a0"}, {&k_k, "k_k"}, {&k_a, "k_a"}})
+        check_same(op, p->value(), vec, dt, dev, what);
+    if (gate) {
+        check_same(op, v_lora.value(), flat, dt, dev, "v_lora");
+        check_same(op, v_first.value(), flat, dt, dev, "v_first");
+        check_same(op, v0.value(), vec, dt, dev, "v0");
+    }
+    // the prep's forward (no record: this one's backward covers it)
+    const std::vector<Tensor> po = ck::rwkv7_prep_forward(
+        ck::PrepInputs{packed(w_lora), packed(k_raw), packed(v_raw), packed(a_lora),
+                       gate ? packed(v_lora) : Tensor(), gate ? packed(v_first) : Tensor(),
+                       packed(w0), packed(a0), gate ? packed(v0) : Tensor(), packed(k_k),
+                       packed(k_a)},
+        N);  // w, k, a, b, [v]
+    const Tensor &w = po[0], &k = po[1], &a = po[2], &b = po[3];
+    const Tensor v = gate ? po[4] : v_raw.value();
+    auto in = std::make_shared<ops::Wkv7PrepIn>(ops::Wkv7PrepIn{
+        packed(k_raw), gate ? packed(v_raw) : Tensor(), packed(a_lora),
+        gate ? packed(v_lora) : Tensor(), gate ? packed(v_first) : Tensor(), packed(a0),
+        gate ? packed(v0) : Tensor(), packed(k_k), packed(k_a)});
+    const Tensor wv = w.reshape(heads), kv = k.reshape(heads), vv = v.contiguous().reshape(heads),
+                 av = a.reshape(heads), bv = b.reshape(heads);
+    const Tensor s_in = state_in.defined() ? state_in.value() : Tensor();
+    auto fwd = std::make_shared<ops::Wkv7Forward>(ops::wkv7_forward(rv, wv, kv, vv, av, bv, s_in));
+    std::vector<Tensor> outs{fwd->y, fwd->state, k};
+    if (gate) outs.push_back(v);
+    // inputs: 0 r, 1 w_lora, 2 k_raw, 3 v_raw, 4 a_lora, 5 v_lora, 6 v_first, 7 w0, 8 a0, 9 v0,
+    // 10 k_k, 11 k_a, 12 state_in; outputs: y, state, k, [v]
+    std::vector<Var> inputs{r,  w_lora, k_raw, v_raw, a_lora, v_lora, v_first,
+                            w0, a0,     v0,    k_k,   k_a,    state_in};
+    if (!gate) inputs[5] = inputs[6] = inputs[9] = Var();
+    std::vector<Var> res = ag::record(
+        "rwkv7_prep_wkv7", std::move(inputs), std::move(outs),
+        [in, fwd, rv, wv, kv, vv, av, bv, s_in, gate, flat, heads](GradIO& io) {
+            const DType dt = rv.dtype();
+            auto prior = [&](int i) {
+                const Tensor& p = io.prior(i);
+                return p.defined() && p.dtype() == dt && p.numel() == rv.numel()
+                           ? p.contiguous().reshape(heads)
+                           : Tensor();
+            };
+            auto grad_of = [&](int i) { return io.gy(i).contiguous().reshape(heads); };
+            // r's, k's and v's gradients from rwkv7_out (and, without the gate, v_raw's from
+            // the later layers' v_first) are added in by the kernel
+            const ops::Wkv7AddIn add{prior(0), grad_of(2), gate ? grad_of(3) : prior(3)};
+            const Tensor& vf_prior = io.prior(6);
+            const bool fold = gate && vf_prior.defined() && vf_prior.dtype() == dt &&
+                              vf_prior.is_contiguous() && vf_prior.shape() == in->vf.shape();
+            ops::Wkv7PrepGrads g;
+            ag::run_beside_deferred([&] {
+                g = ops::wkv7_prep_backward_cuda(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in,
+                                                 *fwd, add, *in, fold ? vf_prior : Tensor());
+            });
+            Tensor ds[] = {g.r.reshape(flat), g.w.reshape(flat), g.dkr, g.dvr, g.dal, g.dvl,
+                           g.dvf, g.dw0, g.da0, g.dv0, g.dkk, g.dka, g.state};
+            const bool summed[] = {add.r.defined(), false, false, !gate && add.v.defined(),
+                                   false, false, fold, false, false, false, false, false, false};
+            for (int i = 0; i < 13; ++i) {
+                Tensor& di = ds[i];
+                if (!di.defined() || !io.needs(i)) continue;
+                if (summed[i])
+                    io.set_summed(i, std::move(di));
+                else
+                    io.set(i, std::move(di));
+            }
+        });
+    return {res[0], res[1], res[2], gate ? res[3] : v_raw};
 }
 
 Var rwkv7_out_cuda(const Var& y, const Var& r, const Var& k, const Var& v, const Var& r_k,

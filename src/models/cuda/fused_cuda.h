@@ -11,6 +11,12 @@ Rwkv7Prep rwkv7_prep_cuda(const Var& w_lora, const Var& k_raw, const Var& v_raw,
                           const Var& a_lora, const Var& v_lora, const Var& v_first, const Var& w0,
                           const Var& a0, const Var& v0, const Var& k_k, const Var& k_a,
                           int64_t head_size);
+// Undefined members where the fused backward does not take the inputs (the caller composes).
+Rwkv7PrepWkv rwkv7_prep_wkv7_cuda(const Var& r, const Var& w_lora, const Var& k_raw,
+                                  const Var& v_raw, const Var& a_lora, const Var& v_lora,
+                                  const Var& v_first, const Var& w0, const Var& a0, const Var& v0,
+                                  const Var& k_k, const Var& k_a, int64_t head_size,
+                                  const Var& state_in);
 // Undefined members where the vector kernels do not take the tensors (the caller composes).
 AddNorm add_layer_norm_cuda(const Var& x, const Var& a, const Var& w, const Var& b, double eps);
 AddNormMix add_layer_norm_mix_cuda(const Var& x, const Var& a, const Var& w, const Var& b,

@@ -9,7 +9,9 @@
 #include "goose/core/cuda.h"
 #include "goose/core/error.h"
 #include "goose/ops/wkv7.h"
+#include "ops/cuda/column_sums.h"
 #include "ops/cuda/wkv7_launch.h"
+#include "ops/cuda/wkv7_prep_cuda.h"
 
 namespace goose::ops {
 
@@ -196,6 +198,84 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
     if (state_in.defined() && state_in.dtype() != DType::f32)  // gradient in the input's dtype
         g.state = g.state.to(state_in.dtype());
     if (!adds) wkv7_add_in(g, add);
+    return g;
+}
+
+bool wkv7_prep_fusable_cuda(const Tensor& r) {
+    if (r.ndim() != 4 || !r.device().is_cuda() ||
+        (r.dtype() != DType::f32 && r.dtype() != DType::bf16) || r.size(3) != 64)
+        return false;
+    for (int d = 0; d < 3; ++d)
+        if (r.size(d) > INT32_MAX) return false;
+    return wkv7_cuda::prep_fusable(dims_of(r));
+}
+
+Wkv7PrepGrads wkv7_prep_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tensor& r,
+                                      const Tensor& w, const Tensor& k, const Tensor& v,
+                                      const Tensor& a, const Tensor& b, const Tensor& state_in,
+                                      const Wkv7Forward& fwd, const Wkv7AddIn& add,
+                                      const Wkv7PrepIn& in, const Tensor& dvf_add) {
+    if (!wkv7_prep_fusable_cuda(r))
+        fail("{}: the fused prep backward takes f32 or bf16 heads of 64 from T 512 on CUDA, got "
+             "r {}", kOp, r.desc());
+    const wkv7_cuda::Dims D = dims_of(r);
+    const int64_t chunks = (D.T + wkv7_cuda::kChunk - 1) / wkv7_cuda::kChunk;
+    const bool saved = saved_by_cuda(fwd, r, chunks);
+    const Wkv7Forward again = saved ? Wkv7Forward{} : wkv7_forward_cuda(r, w, k, v, a, b, state_in);
+    const Wkv7Forward& f = saved ? fwd : again;
+    const Device dev = r.device();
+    const DType dt = r.dtype();
+    const bool gate = in.vl.defined();
+    const Tensor rc = packed(r), wc = packed(w), kc = packed(k), vc = packed(v), ac = packed(a),
+                 bc = packed(b), gyc = packed(gy), gsc = packed_state(gstate, "the state gradient"),
+                 sc = packed_state(state_in, "state_in");
+    const Tensor kr = packed(in.kr), al = packed(in.al), a0 = packed(in.a0), ka = packed(in.ka),
+                 kk = packed(in.kk), vr = packed_or_null(in.vr), vf = packed_or_null(in.vf),
+                 vl = packed_or_null(in.vl), v0 = packed_or_null(in.v0),
+                 dva = packed_or_null(dvf_add);
+    for (const Tensor* x : {&kr, &al, &vr, &vf, &vl, &dva})
+        if (x->defined() && (x->numel() != r.numel() || x->dtype() != dt))
+            fail("{}: a prep row tensor must have r's {} elements of {}, got {}", kOp, r.numel(),
+                 dtype_name(dt), x->desc());
+    for (const Tensor* x : {&a0, &ka, &kk, &v0})
+        if (x->defined() && (x->numel() != D.H * D.N || x->dtype() != dt))
+            fail("{}: a prep parameter must have {} elements of {}, got {}", kOp, D.H * D.N,
+                 dtype_name(dt), x->desc());
+    const Tensor scratch = f32_scratch(wkv7_cuda::backward_scratch_floats(D), dev);
+    Wkv7PrepGrads g;
+    auto rows = [&] { return Tensor::empty(in.kr.shape(), dt, dev); };
+    auto vec = [&] { return Tensor::empty(in.a0.shape(), dt, dev); };
+    g.r = Tensor::empty(r.shape(), dt, dev);
+    g.w = Tensor::empty(r.shape(), dt, dev);
+    g.state = Tensor::empty(Shape{D.B, D.H, D.N, D.N}, DType::f32, dev);
+    g.dkr = rows(), g.dal = rows(), g.dvr = rows();
+    if (gate) g.dvf = rows(), g.dvl = rows(), g.dv0 = vec();
+    g.dw0 = vec(), g.da0 = vec(), g.dkk = vec(), g.dka = vec();
+    const int parts = wkv7_cuda::prep_part_chunks(D);
+    const Tensor part = Tensor::empty(Shape{parts, 5, D.H * D.N}, DType::f32, dev);
+    const Tensor ar = packed_or_null(add.r), ak = packed_or_null(add.k), av = packed_or_null(add.v);
+    wkv7_cuda::PrepBwd p;
+    p.al = al.raw_data(), p.kr = kr.raw_data(), p.vr = raw_or_null(vr), p.vf = raw_or_null(vf);
+    p.vl = raw_or_null(vl), p.a0 = a0.raw_data(), p.ka = ka.raw_data(), p.kk = kk.raw_data();
+    p.v0 = raw_or_null(v0), p.dvf_add = raw_or_null(dva);
+    p.dkr = g.dkr.raw_data(), p.dal = g.dal.raw_data(), p.dvr = g.dvr.raw_data();
+    p.dvf = gate ? g.dvf.raw_data() : nullptr, p.dvl = gate ? g.dvl.raw_data() : nullptr;
+    p.part = f32_ptr(part);
+    void* stream = cuda::current_stream();
+    wkv7_cuda::backward_prep(dt == DType::bf16, D, rc.raw_data(), wc.raw_data(), kc.raw_data(),
+                             vc.raw_data(), ac.raw_data(), bc.raw_data(), gyc.raw_data(),
+                             f32_or_null(sc), f32_or_null(gsc), f32_ptr(f.sa),
+                             f32_ptr(f.snapshots), g.r.raw_data(), g.w.raw_data(),
+                             f32_ptr(g.state), raw_or_null(ar), raw_or_null(ak), raw_or_null(av),
+                             p, scratch_ptr(scratch), stream);
+    cuda_column_sums::PartialOuts o;
+    o.n = 5;
+    Tensor* outs[] = {&g.dw0, &g.da0, &g.dv0, &g.dkk, &g.dka};
+    for (int i = 0; i < 5; ++i) o.out[i] = outs[i]->defined() ? outs[i]->raw_data() : nullptr;
+    cuda_column_sums::sum_partials_launch(f32_ptr(part), o, parts, static_cast<int>(D.H * D.N),
+                                          dt == DType::bf16, stream);
+    if (state_in.defined() && state_in.dtype() != DType::f32)  // gradient in the input's dtype
+        g.state = g.state.to(state_in.dtype());
     return g;
 }
 

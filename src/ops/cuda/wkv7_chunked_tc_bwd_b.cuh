@@ -23,6 +23,11 @@
 // the big products' operand reads are free of bank conflicts. 105 KB of shared memory: two
 // blocks per SM. Measured (phase B alone, H100, B8 T4096 H12 bf16): 0.78 ms against 1.93 for the
 // FMA kernel (bench/kernels/wkv7/README.md, "Phase B on tensor cores").
+// kPrep (launch_backward_grads_prep): the RWKV-7 prep backward as an epilogue (PrepBwdArgs): dk,
+// da, db (and dv with the gate) go to the free Gh area instead of memory, and the block writes the
+// prep inputs' gradients and per-chunk column sums instead; 111 registers (bf16), no spills, the
+// same shared memory. Measured (H100, bf16, L2 ncu): phase B 236.7 -> 275.7 us at B16 T512 H12,
+// 903 -> 1071 us at B8 T4096, against prep_bwd_v's 58.7 / 215 us (mean of the two variants).
 // Helpers defined here that the shared headers lack: the fragment loaders, mma3, store8 / store4v.
 #pragma once
 
@@ -234,13 +239,47 @@ __device__ __forceinline__ float ld_in(const T* p, int64_t i, bool ok) {
     return ok ? to_f(p[i]) : 0.f;
 }
 
+// 4 consecutive elements of p as f32 (8 / 16 byte aligned), zeros unless ok.
+template <class T>
+__device__ __forceinline__ void ld4v(const T* p, bool ok, float* x) {
+    if (!ok) {
+        x[0] = x[1] = x[2] = x[3] = 0.f;
+    } else if constexpr (sizeof(T) == 4) {
+        const float4 v = *reinterpret_cast<const float4*>(p);
+        x[0] = v.x, x[1] = v.y, x[2] = v.z, x[3] = v.w;
+    } else {
+        const uint2 u = *reinterpret_cast<const uint2*>(p);
+        x[0] = __uint_as_float(u.x << 16), x[1] = __uint_as_float(u.x & 0xffff0000u);
+        x[2] = __uint_as_float(u.y << 16), x[3] = __uint_as_float(u.y & 0xffff0000u);
+    }
+}
+
+__device__ __forceinline__ float prep_sigmoid(float x) { return 1.f / (1.f + __expf(-x)); }
+constexpr float kPrepL2Eps = 1e-12f;  // kk = z / max(|z|_head, eps), as the prep kernels
+
 }  // namespace bwdb
 
+// The RWKV-7 prep backward (fused::rwkv7_prep, rwkv7_fused_vec.cu prep_bwd_v) as phase B's
+// epilogue: the block's dk, da, db, dv, dw (f32, never written out) with the prep's raw inputs
+// give the raw inputs' gradients and per-block column sums of the (C) parameters' gradients.
+// The prep's outputs k, a = -kk, b = kk sigmoid(a0 + al), v are phase B's inputs; dw is the
+// gradient of w_lora as well (w = w0 + w_lora) and is written out as usual. Without the gate
+// (layer 0: vl, vr, vf null) v is v_raw itself and dv is stored to BwdArgs::dv (= dvr) as usual.
+template <class T>
+struct PrepBwdArgs {
+    const T *al = nullptr, *kr = nullptr, *vr = nullptr, *vf = nullptr, *vl = nullptr;  // rows
+    const T *a0 = nullptr, *ka = nullptr, *kk = nullptr, *v0 = nullptr;                 // (C)
+    const T* dvf_add = nullptr;  // rows added into dvf (v_first's gradient so far), or null
+    T *dkr = nullptr, *dal = nullptr, *dvr = nullptr, *dvf = nullptr, *dvl = nullptr;  // rows
+    float* part = nullptr;  // (B * chunks, 5, C), row b * chunks + c: w0, a0, v0, k_k, k_a
+};
+
 // One block of 256 threads per (chunk, h, b); grid (chunks, H, B). kSkeleton (lab timing only,
-// wrong results): loads, decays, stores and dw without the products.
-template <class T, bool kReadSL, bool kSkeleton = false>
+// wrong results): loads, decays, stores and dw without the products. kPrep: the prep backward
+// as epilogue (PrepBwdArgs; dk, da, db and, with the gate, dv stay in shared memory).
+template <class T, bool kReadSL, bool kSkeleton = false, bool kPrep = false>
 __global__ void __launch_bounds__(bwdb::kThreads, 2)
-    wkv7_tc_bwd_grads_kernel(Dims D, BwdArgs<T> A, chunked::BwdScratch W) {
+    wkv7_tc_bwd_grads_kernel(Dims D, BwdArgs<T> A, chunked::BwdScratch W, PrepBwdArgs<T> P) {
     using namespace bwdb;
     using Sm = bwdb::Smem;
     constexpr bool kExact = sizeof(T) == 2;  // bf16 inputs are exact in TF32
@@ -502,8 +541,18 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
                 const int64_t gi = base + t * HN + j0;
                 const T* add = rd ? A.dr_add : A.dk_add;
                 add_in<T, 8>(add ? add + gi : nullptr, o1);
-                store8(rd ? A.dr + gi : A.dk + gi, o1);
-                store8(rd ? A.da + gi : A.db + gi, o2);
+                if (!kPrep || rd) store8(rd ? A.dr + gi : A.dk + gi, o1);
+                if (!kPrep) store8(rd ? A.da + gi : A.db + gi, o2);
+            }
+            if constexpr (kPrep) {  // Gh is free: dk, da, db for the epilogue (rows past nt too)
+                float* g1 = Gh + t * SS + j0;                       // dk
+                float* g2 = Gh + (rd ? 1 : 2) * L * SS + t * SS + j0;  // da, db
+                if (!rd) {
+                    st4(g1, make_float4(o1[0], o1[1], o1[2], o1[3]));
+                    st4(g1 + 4, make_float4(o1[4], o1[5], o1[6], o1[7]));
+                }
+                st4(g2, make_float4(o2[0], o2[1], o2[2], o2[3]));
+                st4(g2 + 4, make_float4(o2[4], o2[5], o2[6], o2[7]));
             }
         }
     } else if (warp < 6) {
@@ -544,12 +593,31 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
                                   acc1[2 * q2][2 * rh + 1], acc1[2 * q2 + 1][2 * rh + 1]};
                     const int64_t gi = base + t * HN + c0 + 16 * q2 + 4 * t4;
                     add_in<T, 4>(A.dv_add ? A.dv_add + gi : nullptr, o);
-                    store4v(A.dv + gi, o);
+                    if (kPrep && P.vl)  // gate: dv for the epilogue
+                        st4(Gh + 3 * L * SS + t * SS + c0 + 16 * q2 + 4 * t4,
+                            make_float4(o[0], o[1], o[2], o[3]));
+                    else
+                        store4v(A.dv + gi, o);
                 }
             }
         }
     }
     __syncthreads();
+
+    // ---- the prep epilogue's inputs (row te, channels ce .. ce + 3 of the head), loaded now so
+    // that their latency overlaps the dw pass
+    const int te = tid >> 4, ce = 4 * (tid & 15);
+    const bool oke = te < nt;
+    const int64_t ge = base + te * HN + ce;
+    const int64_t pc = static_cast<int64_t>(h) * N + ce;
+    float e_al[4], e_kr[4], e_a0[4], e_ka[4], e_kk[4];
+    if constexpr (kPrep) {
+        ld4v(P.al + ge, oke, e_al);
+        ld4v(P.kr + ge, oke, e_kr);
+        ld4v(P.a0 + pc, true, e_a0);
+        ld4v(P.ka + pc, true, e_ka);
+        ld4v(P.kk + pc, true, e_kk);
+    }
 
     // ---- dw: dl_t = sum_{s>=t} (XR - XBK)_s + sum_{s>t} Z_s + c_L, key column j, steps 4 q ..
     {
@@ -572,7 +640,98 @@ __global__ void __launch_bounds__(bwdb::kThreads, 2)
             const int t = 4 * q + e;
             acc += y[e];
             if (t < nt) A.dw[base + t * HN + j] = from_f<T>(acc * dwf[e]);
+            if constexpr (kPrep) V[t * SS + j] = t < nt ? acc * dwf[e] : 0.f;  // V is free
             acc += z[e];
+        }
+    }
+    if constexpr (kPrep) {
+        __syncthreads();  // dw in V; dk, da, db, dv in Gh
+        const float* Gk = Gh + te * SS + ce;
+        float gk[4], ga[4], gb[4], gw[4];
+        *reinterpret_cast<float4*>(gk) = ld4(Gk);
+        *reinterpret_cast<float4*>(ga) = ld4(Gk + L * SS);
+        *reinterpret_cast<float4*>(gb) = ld4(Gk + 2 * L * SS);
+        *reinterpret_cast<float4*>(gw) = ld4(V + te * SS + ce);
+        float acc[5][4];  // w0, a0, v0, k_k, k_a
+        if (P.vl) {  // v = vr + (vf - vr) sigmoid(v0 + vl)
+            float gv[4], vr[4], vf[4], vl[4], v0[4], add[4];
+            *reinterpret_cast<float4*>(gv) = ld4(Gk + 3 * L * SS);
+            ld4v(P.vr + ge, oke, vr);
+            ld4v(P.vf + ge, oke, vf);
+            ld4v(P.vl + ge, oke, vl);
+            ld4v(P.v0 + pc, true, v0);
+            ld4v(P.dvf_add ? P.dvf_add + ge : nullptr, oke && P.dvf_add, add);
+            float dvr[4], dvf[4], dvl[4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const float s2 = prep_sigmoid(v0[e] + vl[e]);
+                dvl[e] = gv[e] * (vf[e] - vr[e]) * s2 * (1.f - s2);
+                dvr[e] = gv[e] * (1.f - s2);
+                dvf[e] = gv[e] * s2 + add[e];
+                acc[2][e] = oke ? dvl[e] : 0.f;
+            }
+            if (oke) {
+                store4v(P.dvr + ge, dvr);
+                store4v(P.dvf + ge, dvf);
+                store4v(P.dvl + ge, dvl);
+            }
+        } else {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[2][e] = 0.f;
+        }
+        // kk = z / |z|_head with z = kr k_k; k = kr (1 + (s - 1) k_a), s = sigmoid(a0 + al)
+        float d[4], A2[4], B2[4], dkr[4], zz = 0.f, dz = 0.f;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const float s = prep_sigmoid(e_a0[e] + e_al[e]), q = s * (1.f - s);
+            const float z = e_kr[e] * e_kk[e];
+            const float gke = oke ? gk[e] : 0.f, gbe = oke ? gb[e] : 0.f;
+            d[e] = gbe * s - (oke ? ga[e] : 0.f);
+            zz += z * z;
+            dz += d[e] * z;
+            B2[e] = gbe * z * q;
+            dkr[e] = gke * (1.f + (s - 1.f) * e_ka[e]);
+            acc[0][e] = oke ? gw[e] : 0.f;
+            acc[4][e] = gke * e_kr[e] * (s - 1.f);
+            A2[e] = gke * e_kr[e] * e_ka[e] * q;
+        }
+#pragma unroll
+        for (int off = 1; off < 16; off <<= 1) {  // the head: this row's 16 lanes
+            zz += __shfl_xor_sync(0xffffffffu, zz, off);
+            dz += __shfl_xor_sync(0xffffffffu, dz, off);
+        }
+        const float norm = sqrtf(zz);
+        const float iv = 1.f / fmaxf(norm, kPrepL2Eps);
+        const float cf = norm >= kPrepL2Eps ? dz * iv * iv : 0.f;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const float gz = (d[e] - e_kr[e] * e_kk[e] * cf) * iv;
+            dkr[e] += gz * e_kk[e];
+            acc[3][e] = gz * e_kr[e];
+            A2[e] += B2[e] * iv;
+            acc[1][e] = A2[e];
+        }
+        if (oke) {
+            store4v(P.dkr + ge, dkr);
+            store4v(P.dal + ge, A2);
+        }
+        // column sums over the chunk's rows: the warp's two rows, then the 8 warps in order
+        float* red = At;  // At .. Em are free: 8 x 5 x N floats
+#pragma unroll
+        for (int k = 0; k < 5; ++k)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const float v = acc[k][e] + __shfl_xor_sync(0xffffffffu, acc[k][e], 16);
+                if (lane < 16) red[(warp * 5 + k) * N + ce + e] = v;
+            }
+        __syncthreads();
+        float* out = P.part + (static_cast<int64_t>(bb) * NC + c) * 5 * HN + h * N;
+        for (int i = tid; i < 5 * N; i += kThreads) {
+            const int k = i / N, j = i % N;
+            float v = 0.f;
+#pragma unroll
+            for (int w = 0; w < kThreads / 32; ++w) v += red[(w * 5 + k) * N + j];
+            out[k * HN + j] = v;
         }
     }
 }
@@ -587,7 +746,23 @@ cudaError_t launch_backward_grads(const Dims& D, const BwdArgs<T>& A, const chun
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
     if (e != cudaSuccess) return e;
-    kernel<<<dim3(D.chunks(), D.H, D.B), bwdb::kThreads, smem, stream>>>(D, A, W);
+    kernel<<<dim3(D.chunks(), D.H, D.B), bwdb::kThreads, smem, stream>>>(D, A, W,
+                                                                         PrepBwdArgs<T>{});
+    return cudaGetLastError();
+}
+
+// Phase B with the prep backward as epilogue (PrepBwdArgs): writes dr, dw, P's rows and
+// P.part; A.dk, A.da, A.db unused; A.dv is dvr without the gate, unused with it.
+template <class T>
+cudaError_t launch_backward_grads_prep(const Dims& D, const BwdArgs<T>& A,
+                                       const chunked::BwdScratch& W, const PrepBwdArgs<T>& P,
+                                       cudaStream_t stream) {
+    constexpr size_t smem = bwdb::Smem::bytes();
+    auto kernel = wkv7_tc_bwd_grads_kernel<T, false, false, true>;
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem));
+    if (e != cudaSuccess) return e;
+    kernel<<<dim3(D.chunks(), D.H, D.B), bwdb::kThreads, smem, stream>>>(D, A, W, P);
     return cudaGetLastError();
 }
 

@@ -113,7 +113,55 @@ void backward_as(const Dims& d, const void* r, const void* w, const void* k, con
     args.dr_add = c(dr_add), args.dk_add = c(dk_add), args.dv_add = c(dv_add);
     backward_typed<T>(d, args, scratch, static_cast<cudaStream_t>(stream));
 }
+template <class T>
+void backward_prep_as(const Dims& d, const void* r, const void* w, const void* k, const void* v,
+                      const void* a, const void* b, const void* dy, const float* state_in,
+                      const float* dstate_out, const float* sa, const float* snaps, void* dr,
+                      void* dw, float* dstate_in, const void* dr_add, const void* dk_add,
+                      const void* dv_add, const PrepBwd& p, float* scratch, void* stream) {
+    auto c = [](const void* q) { return static_cast<const T*>(q); };
+    auto m = [](void* q) { return static_cast<T*>(q); };
+    const bool gate = p.vl != nullptr;
+    k7::BwdArgs<T> args{c(r),       c(w),  c(k),  c(v),    c(a),    c(b),    c(dy),
+                        dstate_out, sa,    snaps, m(dr),   m(dw),   nullptr, gate ? nullptr : m(p.dvr),
+                        nullptr,    nullptr, dstate_in, state_in};
+    args.dr_add = c(dr_add), args.dk_add = c(dk_add), args.dv_add = c(dv_add);
+    k7::chunked_tc::PrepBwdArgs<T> pa;
+    pa.al = c(p.al), pa.kr = c(p.kr), pa.vr = c(p.vr), pa.vf = c(p.vf), pa.vl = c(p.vl);
+    pa.a0 = c(p.a0), pa.ka = c(p.ka), pa.kk = c(p.kk), pa.v0 = c(p.v0);
+    pa.dvf_add = c(p.dvf_add);
+    pa.dkr = m(p.dkr), pa.dal = m(p.dal), pa.dvr = m(p.dvr), pa.dvf = m(p.dvf), pa.dvl = m(p.dvl);
+    pa.part = p.part;
+    const k7::Dims D{d.B, d.T, d.H, d.N};
+    const cudaStream_t s = static_cast<cudaStream_t>(stream);
+    cudaError_t e = cudaErrorInvalidValue;
+    if (prep_fusable(d)) {
+        e = k7::chunked_tc::launch_backward_state<T>(D, args, scratch, s);
+        const k7::chunked::BwdScratch ws{scratch,
+                                         scratch + static_cast<size_t>(d.B) * d.T * d.H * d.N};
+        if (e == cudaSuccess) e = k7::chunked_tc::launch_backward_grads_prep<T>(D, args, ws, pa, s);
+    }
+    GOOSE_CUDA_CHECK(e);
+}
 }  // namespace
+
+bool prep_fusable(const Dims& d) { return two_pass_backward(d); }
+int prep_part_chunks(const Dims& d) { return d.B * ((d.T + kChunk - 1) / kChunk); }
+
+void backward_prep(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
+                   const void* v, const void* a, const void* b, const void* dy,
+                   const float* state_in, const float* dstate_out, const float* sa,
+                   const float* snaps, void* dr, void* dw, float* dstate_in, const void* dr_add,
+                   const void* dk_add, const void* dv_add, const PrepBwd& p, float* scratch,
+                   void* stream) {
+    if (bf16)
+        backward_prep_as<__nv_bfloat16>(d, r, w, k, v, a, b, dy, state_in, dstate_out, sa, snaps,
+                                        dr, dw, dstate_in, dr_add, dk_add, dv_add, p, scratch,
+                                        stream);
+    else
+        backward_prep_as<float>(d, r, w, k, v, a, b, dy, state_in, dstate_out, sa, snaps, dr, dw,
+                                dstate_in, dr_add, dk_add, dv_add, p, scratch, stream);
+}
 
 void forward(bool bf16, const Dims& d, const void* r, const void* w, const void* k,
              const void* v, const void* a, const void* b, const float* state_in, void* y,
