@@ -155,25 +155,40 @@ __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
 
 // dx[r] = gs[r] - dxx[r] + dxx[r+1] (gs = Σ_m g[m], dxx = Σ_m g[m] mu[m], dxx[r+1] = 0 past a
 // sequence's end), written one row late: the row's own part is carried. dprev = dxx at t = 0,
-// dmu[m] = Σ g[m] (xp - x). MC: the number of mixing vectors when known at compile time, 0 for
-// any a.M. Staged: x and the g of rows rb .. rb + n (the g of the row after a slot's last
-// completes its last dx).
-template <class T, int V, int MC>
+// dmu[m] = Σ g[m] (xp - x). g[m] is the sum of mix m's gradients (a.g grouped by mix, added in
+// f32 as they are read; a mix without any is skipped). MC: the number of mixing vectors when
+// known at compile time, 0 for any a.M; GK: the gradients staged at most (a.G <= GK); S: the
+// stages. Staged: x and the gradients of rows rb .. rb + n (those of the row after a slot's last
+// complete its last dx).
+template <class T, int V, int MC, int GK, int S = kMixBwdStages>
 __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgsV<T> a) {
-    constexpr int MM = MC > 0 ? MC : kMaxMix, S = kMixBwdStages;
+    constexpr int MM = MC > 0 ? MC : kMaxMix;
     extern __shared__ __align__(16) char smem[];
-    Stages<T, V, 1 + MM, S> st(smem);
+    Stages<T, V, 1 + GK, S> st(smem);
     const Place p = place<V>(a.C, a.L);
     const int M = MC > 0 ? MC : a.M;
     float acc[MM][V];
 #pragma unroll
     for (int m = 0; m < MM; ++m) zero(acc[m]);
+    // g[m] of staged row i into gv; false (gv untouched) when mix m has no gradient
+    auto mix_grad = [&](int i, int m, float(&gv)[V]) {
+        const int k0 = a.g_first[m], k1 = a.g_first[m + 1];
+        if (k0 == k1) return false;
+        st.get(i, 1 + k0, gv);
+        for (int k = k0 + 1; k < k1; ++k) {
+            float t[V];
+            st.get(i, 1 + k, t);
+#pragma unroll
+            for (int j = 0; j < V; ++j) gv[j] += t[j];
+        }
+        return true;
+    };
     const int n = slot_rows(a.L, a.rows, p.rb);
     if (n > 0) {  // not a return: every thread reaches the barriers of the partial sums
-        const T* src[1 + MM];
+        const T* src[1 + GK];
         src[0] = a.x;
 #pragma unroll
-        for (int m = 0; m < MM; ++m) src[1 + m] = MC > 0 || m < M ? a.g[m] : nullptr;
+        for (int k = 0; k < GK; ++k) src[1 + k] = k < a.G ? a.g[k] : nullptr;
         const int64_t more = a.rows - p.rb;  // rows from rb on (g is read at row rb + n)
         // rows 0 .. n - 1 and row n if it exists (its x is read too: one row a slot)
         const int last = static_cast<int>(n < more ? n : more - 1);  // last row staged
@@ -192,7 +207,7 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
 #pragma unroll
             for (int m = 0; m < MM; ++m) {
                 if (MC == 0 && m >= M) break;
-                st.get(i, 1 + m, gv);
+                if (!mix_grad(i, m, gv)) continue;
                 ldv(a.mu[m] + p.c0, mu);
 #pragma unroll
                 for (int j = 0; j < V; ++j) {
@@ -221,7 +236,7 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
 #pragma unroll
                 for (int m = 0; m < MM; ++m) {
                     if (MC == 0 && m >= M) break;
-                    st.get(n, 1 + m, gv);
+                    if (!mix_grad(n, m, gv)) continue;
                     ldv(a.mu[m] + p.c0, mu);
 #pragma unroll
                     for (int j = 0; j < V; ++j) carry[j] += gv[j] * mu[j];
@@ -657,30 +672,32 @@ void by_vec(int v, F&& f) {
         f(std::integral_constant<int, 8>{});
 }
 
-// Calls f(kernel, V) with the backward token_mix kernel for (T, C, M).
+// Calls f(kernel, V, shared bytes a thread) with the backward token_mix kernel for (T, C, M, G):
+// the RWKV-7 time mix's six mixes with up to seven gradients (v: the value's and the v LoRA's),
+// one mix with one, or any M <= kMaxMix and G <= kMaxMixGrads.
 template <class T, class F>
-void with_mix_kernel(int C, int M, F&& f) {
+void with_mix_kernel(int C, int M, int G, F&& f) {
     by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(C, 0, true), [&](auto v) {
         constexpr int V = decltype(v)::value;
         if constexpr (valid_vec<T>(V)) {
             constexpr int S = kMixBwdStages;
-            if (M == 6)
-                f(mix_bwd_v<T, V, 6>, V, smem_of<T, V, 7, S>(true));
-            else if (M == 1)
-                f(mix_bwd_v<T, V, 1>, V, smem_of<T, V, 2, S>(true));
+            if (M == 6 && G <= 7)
+                f(mix_bwd_v<T, V, 6, 7>, V, smem_of<T, V, 8, S>(true));
+            else if (M == 1 && G == 1)
+                f(mix_bwd_v<T, V, 1, 1>, V, smem_of<T, V, 2, S>(true));
             else
-                f(mix_bwd_v<T, V, 0>, V, smem_of<T, V, 1 + kMaxMix, S>(true));
+                f(mix_bwd_v<T, V, 0, kMaxMixGrads>, V, smem_of<T, V, 1 + kMaxMixGrads, S>(true));
         }
     });
 }
 
 template <class T>
-Plan mix_plan(int64_t rows, int C, int M, bool backward) {
+Plan mix_plan(int64_t rows, int C, int M, int G, bool backward) {
     constexpr int V = vec_of<T>();
     if (!backward)
         return make_plan(mix_fwd_v<T>, rows, C, V, smem_of<T, V, 1, kMixFwdStages>(false));
     Plan p;
-    with_mix_kernel<T>(C, M, [&](auto kernel, int v, int sm) {
+    with_mix_kernel<T>(C, M, G, [&](auto kernel, int v, int sm) {
         p = make_plan(kernel, rows, C, v, sm);
     });
     return p;
@@ -738,10 +755,12 @@ bool vec_ok(int C, int N, bool bf16) {
     return fits(bf16 ? 8 : 4, C, N) && bwd_vec(C, N, bf16) != 0;
 }
 
-int mix_vec_chunks(int64_t rows, int C, int M, bool bf16) {
+int mix_vec_chunks(int64_t rows, int C, int M, int G, bool bf16) {
     int n = 0;
     if (vec_ok(C, 0, bf16))
-        by_dtype(bf16, [&](auto tag) { n = mix_plan<decltype(tag)>(rows, C, M, true).blocks; });
+        by_dtype(bf16, [&](auto tag) {
+            n = mix_plan<decltype(tag)>(rows, C, M, G, true).blocks;
+        });
     return n;
 }
 int prep_vec_chunks(int64_t rows, int C, int N, bool bf16) {
@@ -765,18 +784,20 @@ bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bo
         !aligned(p.dx) || !aligned(p.dprev))
         return false;
     for (int i = 0; i < p.M; ++i)
-        if (!aligned(p.mu[i]) || !aligned(p.out[i]) || !aligned(p.g[i])) return false;
+        if (!aligned(p.mu[i]) || !aligned(p.out[i])) return false;
+    for (int i = 0; i < p.G; ++i)
+        if (!aligned(p.g[i])) return false;
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         MixArgsV<T> a{view_of<T>(p)};
         a.rows = B * Tn;
         a.Tn = Tn;
         a.C = static_cast<int>(C);
-        const Plan pl = mix_plan<T>(a.rows, a.C, a.M, backward);
+        const Plan pl = mix_plan<T>(a.rows, a.C, a.M, a.G, backward);
         a.L = pl.L;
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
-            with_mix_kernel<T>(a.C, a.M, [&](auto kernel, int, int) {
+            with_mix_kernel<T>(a.C, a.M, a.G, [&](auto kernel, int, int) {
                 launch(kernel, pl, s, a);
             });
         else
