@@ -163,8 +163,9 @@ int main(int argc, char** argv) {
     const double mb_old = double(n) * 2 * (1 + 6 + 1);
 
     auto run_variant = [&](const char* name, auto kernel, int V, int smem_per_thread,
-                           MixArgsV<bf16> args, double bytes, std::vector<float>* keep) {
-        const Plan pl = make_plan(kernel, rows, C, V, smem_per_thread);
+                           size_t extra, MixArgsV<bf16> args, double bytes,
+                           std::vector<float>* keep) {
+        const Plan pl = make_plan(kernel, rows, C, V, smem_per_thread, extra);
         args.L = pl.L;
         auto go = [&] { launch(kernel, pl, nullptr, args); };
         const float us = tm.us(go);
@@ -184,24 +185,22 @@ int main(int argc, char** argv) {
     };
 
     std::vector<float> ref;
-    constexpr int S3 = 3;
+    const size_t mus = size_t(M) * C * 4;
     // the default (what the library launches)
-    run_variant("new V4 S3 (default)", mix_bwd_v<bf16, 4, 6, 7, S3>, 4,
-                smem_of<bf16, 4, 8, S3>(true), a, mb_new, &ref);
-    run_variant("new V4 S2", mix_bwd_v<bf16, 4, 6, 7, 2>, 4, smem_of<bf16, 4, 8, 2>(true), a,
-                mb_new, &ref);
-    run_variant("new V4 S4", mix_bwd_v<bf16, 4, 6, 7, 4>, 4, smem_of<bf16, 4, 8, 4>(true), a,
-                mb_new, &ref);
-    run_variant("new V4 S5", mix_bwd_v<bf16, 4, 6, 7, 5>, 4, smem_of<bf16, 4, 8, 5>(true), a,
-                mb_new, &ref);
-    run_variant("new V8 S2", mix_bwd_v<bf16, 8, 6, 7, 2>, 8, smem_of<bf16, 8, 8, 2>(true), a,
-                mb_new, &ref);
-    run_variant("new V8 S3", mix_bwd_v<bf16, 8, 6, 7, 3>, 8, smem_of<bf16, 8, 8, 3>(true), a,
-                mb_new, &ref);
-    run_variant("new V8 S4", mix_bwd_v<bf16, 8, 6, 7, 4>, 8, smem_of<bf16, 8, 8, 4>(true), a,
-                mb_new, &ref);
-    run_variant("generic kernel (MC 0, GK 10)", mix_bwd_v<bf16, 4, 0, kMaxMixGrads, S3>, 4,
-                smem_of<bf16, 4, 1 + kMaxMixGrads, S3>(true), a, mb_new, &ref);
+    run_variant("V8 S2 mu in smem (default)", mix_bwd_v<bf16, 8, 6, 7, 2, true>, 8,
+                smem_of<bf16, 8, 8, 2>(true), mus, a, mb_new, &ref);
+    run_variant("V8 S3 mu in smem", mix_bwd_v<bf16, 8, 6, 7, 3, true>, 8,
+                smem_of<bf16, 8, 8, 3>(true), mus, a, mb_new, &ref);
+    run_variant("V8 S2 mu global", mix_bwd_v<bf16, 8, 6, 7, 2, false>, 8,
+                smem_of<bf16, 8, 8, 2>(true), 0, a, mb_new, &ref);
+    run_variant("V4 S2 mu in smem", mix_bwd_v<bf16, 4, 6, 7, 2, true>, 4,
+                smem_of<bf16, 4, 8, 2>(true), mus, a, mb_new, &ref);
+    run_variant("V4 S3 mu in smem", mix_bwd_v<bf16, 4, 6, 7, 3, true>, 4,
+                smem_of<bf16, 4, 8, 3>(true), mus, a, mb_new, &ref);
+    run_variant("V4 S3 mu global (call 1 default)", mix_bwd_v<bf16, 4, 6, 7, 3, false>, 4,
+                smem_of<bf16, 4, 8, 3>(true), 0, a, mb_new, &ref);
+    run_variant("generic (MC 0, GK 10) V8 S2", mix_bwd_v<bf16, 8, 0, kMaxMixGrads, 2, false>, 8,
+                smem_of<bf16, 8, 1 + kMaxMixGrads, 2>(true), 0, a, mb_new, &ref);
 
     // the old shape: v's two gradients added first (a bf16 pass), then six gradients
     MixArgsV<bf16> old = a;
@@ -220,8 +219,9 @@ int main(int argc, char** argv) {
     std::printf("  %-34s %8.1f us  %6.0f GB/s\n", "old: add of v's two gradients", add_us,
                 3.0 * n * 2 / add_us * 1e-3);
     std::vector<float> ref_old;
-    const float old_us = run_variant("old: six gradients, V4 S3", mix_bwd_v<bf16, 4, 6, 6, S3>, 4,
-                                     smem_of<bf16, 4, 7, S3>(true), old, mb_old, &ref_old);
+    const float old_us =
+        run_variant("old: six gradients, V4 S3", mix_bwd_v<bf16, 4, 6, 6, 3, false>, 4,
+                    smem_of<bf16, 4, 7, 3>(true), 0, old, mb_old, &ref_old);
     std::printf("  old total (add + kernel)           %8.1f us\n", add_us + old_us);
     std::printf("  old vs new default dx: max rel diff %.2e (bf16 sum vs f32 sum of v's two)\n",
                 max_rel(ref_old, ref));
@@ -245,6 +245,20 @@ int main(int argc, char** argv) {
         const float us = tm.us([&] { launch(mix_fwd_v<bf16>, pl, nullptr, f); });
         std::printf("  %-34s %8.1f us  %6.0f GB/s\n", "mix_fwd_v (6 mixes)", us,
                     double(n) * 2 * 7 / us * 1e-3);
+        const std::vector<float> o5 = to_host(outs[5], n);
+        const Plan pm = make_plan(mix_fwd_v<bf16, true>, rows, C, 8,
+                                  smem_of<bf16, 8, 1, kMixFwdStages>(false), mus);
+        f.L = pm.L;
+        const float us2 = tm.us([&] { launch(mix_fwd_v<bf16, true>, pm, nullptr, f); });
+        GOOSE_CUDA_CHECK(cudaDeviceSynchronize());
+        std::printf("  %-34s %8.1f us  %6.0f GB/s  (out 5 vs global: %.1e)\n",
+                    "mix_fwd_v mu in smem", us2, double(n) * 2 * 7 / us2 * 1e-3,
+                    max_rel(to_host(outs[5], n), o5));
+        const float lim_w = tm.us([&] {
+            stream_sum<1><<<sblocks, 256>>>(addin, reinterpret_cast<uint4*>(outs[0]), n / 8);
+        });
+        std::printf("  %-34s %8.1f us per 1 read + 1 write: x 6 = %.1f us\n",
+                    "stream copy (fwd limit)", lim_w, 3.5 * lim_w);
     }
     GOOSE_CUDA_CHECK(cudaDeviceSynchronize());
     std::printf("\n%-34s %9s %9s %10s %s\n", "variant", "us", "GB/s", "vs limit", "dx vs default");

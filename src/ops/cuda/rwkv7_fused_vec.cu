@@ -1,5 +1,5 @@
 // Vectorised CUDA kernels of the fused RWKV-7 glue (16-byte loads: 8 bf16 or 4 f32 channels per
-// thread; 8-byte bf16 in the backward of token_mix and prep). A block is R row slots of C / V
+// thread; 8-byte bf16 in the backward of prep). A block is R row slots of C / V
 // threads each, the grid one wave; a slot works through L rows, so a thread keeps fixed channels
 // (parameter gradients stay in registers). token_mix: slot s of block b owns the L consecutive
 // rows from (b R + s) L and carries the previous row; prep and out: slot g = b R + s owns rows
@@ -108,7 +108,7 @@ struct MixArgsV : MixView<T> {
     int C, L;
 };
 
-constexpr int kMixFwdStages = 4, kMixBwdStages = 3;
+constexpr int kMixFwdStages = 4, kMixBwdStages = 2;
 
 // The previous row of x for row r at position t of its sequence: prev (or zeros) at t = 0.
 template <class T, int V>
@@ -120,12 +120,21 @@ __device__ __forceinline__ void load_xp(const MixArgsV<T>& a, int64_t r, int64_t
         ldv(a.x + (r - 1) * a.C + c0, xp);
 }
 
-template <class T>
+// MUS: the mixing vectors copied to shared memory (f32, a.M C floats behind the stages) once,
+// instead of read from global memory every row.
+template <class T, bool MUS = false>
 __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
     constexpr int V = vec_of<T>(), S = kMixFwdStages;
     extern __shared__ __align__(16) char smem[];
     Stages<T, V, 1, S> st(smem);
     const Place p = place<V>(a.C, a.L);
+    float* mus = reinterpret_cast<float*>(smem + size_t(Stages<T, V, 1, S>::kPerThread) * blockDim.x);
+    if constexpr (MUS) {
+        for (int m = 0; m < a.M; ++m)
+            for (int c = threadIdx.x; c < a.C; c += blockDim.x)
+                mus[m * a.C + c] = cuda_util::load_f(a.mu[m] + c);
+        __syncthreads();
+    }
     const int n = slot_rows(a.L, a.rows, p.rb);
     if (n == 0) return;
     const T* const src[1] = {a.x};
@@ -142,7 +151,15 @@ __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
 #pragma unroll
         for (int m = 0; m < kMaxMix; ++m) {
             if (m >= a.M) break;
-            ldv(a.mu[m] + p.c0, mu);
+            if constexpr (MUS) {
+#pragma unroll
+                for (int j = 0; j < V; j += 4) {
+                    const float4 q = *reinterpret_cast<const float4*>(mus + m * a.C + p.c0 + j);
+                    mu[j] = q.x, mu[j + 1] = q.y, mu[j + 2] = q.z, mu[j + 3] = q.w;
+                }
+            } else {
+                ldv(a.mu[m] + p.c0, mu);
+            }
 #pragma unroll
             for (int j = 0; j < V; ++j) o[j] = xv[j] + (xp[j] - xv[j]) * mu[j];
             stv(a.out[m] + off, o);
@@ -159,14 +176,39 @@ __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
 // f32 as they are read; a mix without any is skipped). MC: the number of mixing vectors when
 // known at compile time, 0 for any a.M; GK: the gradients staged at most (a.G <= GK); S: the
 // stages. Staged: x and the gradients of rows rb .. rb + n (those of the row after a slot's last
-// complete its last dx).
-template <class T, int V, int MC, int GK, int S = kMixBwdStages>
+// complete its last dx). MUS: the mixing vectors are copied to shared memory (f32) once, behind
+// the stages, instead of read from global memory every row (those reads stalled the loop).
+template <class T, int V, int MC, int GK, int S, bool MUS = true>
 __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgsV<T> a) {
     constexpr int MM = MC > 0 ? MC : kMaxMix;
+    constexpr int kStaged = Stages<T, V, 1 + GK, S>::kPerThread;
+    constexpr int kPerThread = kStaged > V * 4 ? kStaged : V * 4;  // smem_of(true)
     extern __shared__ __align__(16) char smem[];
     Stages<T, V, 1 + GK, S> st(smem);
     const Place p = place<V>(a.C, a.L);
     const int M = MC > 0 ? MC : a.M;
+    float* mus = reinterpret_cast<float*>(smem + static_cast<size_t>(kPerThread) * blockDim.x);
+    if constexpr (MUS) {
+#pragma unroll
+        for (int m = 0; m < MM; ++m) {
+            if (MC == 0 && m >= M) break;
+            for (int c = threadIdx.x; c < a.C; c += blockDim.x)
+                mus[m * a.C + c] = cuda_util::load_f(a.mu[m] + c);
+        }
+        __syncthreads();
+    }
+    // mixing vector m at this thread's channels
+    auto get_mu = [&](int m, float(&mu)[V]) {
+        if constexpr (MUS) {
+#pragma unroll
+            for (int j = 0; j < V; j += 4) {
+                const float4 q = *reinterpret_cast<const float4*>(mus + m * a.C + p.c0 + j);
+                mu[j] = q.x, mu[j + 1] = q.y, mu[j + 2] = q.z, mu[j + 3] = q.w;
+            }
+        } else {
+            ldv(a.mu[m] + p.c0, mu);
+        }
+    };
     float acc[MM][V];
 #pragma unroll
     for (int m = 0; m < MM; ++m) zero(acc[m]);
@@ -208,7 +250,7 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
             for (int m = 0; m < MM; ++m) {
                 if (MC == 0 && m >= M) break;
                 if (!mix_grad(i, m, gv)) continue;
-                ldv(a.mu[m] + p.c0, mu);
+                get_mu(m, mu);
 #pragma unroll
                 for (int j = 0; j < V; ++j) {
                     gs[j] += gv[j];
@@ -237,7 +279,7 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
                 for (int m = 0; m < MM; ++m) {
                     if (MC == 0 && m >= M) break;
                     if (!mix_grad(n, m, gv)) continue;
-                    ldv(a.mu[m] + p.c0, mu);
+                    get_mu(m, mu);
 #pragma unroll
                     for (int j = 0; j < V; ++j) carry[j] += gv[j] * mu[j];
                 }
@@ -607,13 +649,13 @@ struct Plan {
 // kTargetThreads or less; the grid fills the GPU once (occupancy of `kernel`), L = rows per slot.
 // smem_per_thread: the kernel's shared bytes a thread (its row stages, its partial sums).
 template <class K>
-Plan make_plan(K kernel, int64_t rows, int C, int V, int smem_per_thread) {
+Plan make_plan(K kernel, int64_t rows, int C, int V, int smem_per_thread, size_t smem_extra = 0) {
     Plan p;
     const int tpr = C / V;
     const int unit = std::lcm(tpr, 32) / tpr;
     p.R = unit * std::max(1, kTargetThreads / (unit * tpr));
     p.threads = p.R * tpr;
-    p.smem = static_cast<size_t>(p.threads) * smem_per_thread;
+    p.smem = static_cast<size_t>(p.threads) * smem_per_thread + smem_extra;
     GOOSE_CUDA_CHECK(
         cuda_util::allow_dynamic_smem(reinterpret_cast<const void*>(kernel), p.smem));
     int per_sm = 0;
@@ -650,7 +692,7 @@ bool fits(int V, int C, int N) {
     return lph <= 32 && (lph & (lph - 1)) == 0;
 }
 
-// Channels per thread of the backward kernels of mix and prep: 4 where they fit (bf16: 8-byte
+// Channels per thread of the backward kernel of prep: 4 where they fit (bf16: 8-byte
 // loads, half the registers of 8, twice the resident threads), else 8 (bf16 only); 0: none.
 int bwd_vec(int C, int N, bool bf16) {
     if (fits(4, C, N)) return 4;
@@ -672,23 +714,24 @@ void by_vec(int v, F&& f) {
         f(std::integral_constant<int, 8>{});
 }
 
-// Calls f(kernel, V, shared bytes a thread) with the backward token_mix kernel for (T, C, M, G):
-// the RWKV-7 time mix's six mixes with up to seven gradients (v: the value's and the v LoRA's),
-// one mix with one, or any M <= kMaxMix and G <= kMaxMixGrads.
+// Calls f(kernel, V, shared bytes a thread, shared bytes of the mixing vectors) with the backward
+// token_mix kernel for (T, C, M, G): the RWKV-7 time mix's six mixes with up to seven gradients
+// (v: the value's and the v LoRA's), one mix with one, or any M <= kMaxMix and G <=
+// kMaxMixGrads. 16-byte rows pieces (8 bf16 or 4 f32 channels: cp.async.cg, past L1) in two
+// stages: at B16 T512 C768 bf16 the six-mix kernel takes 55.6 us there against 69.7 with 8-byte
+// pieces (4 bf16 channels) in three stages, the mixing vectors read from global memory in both
+// (bench/kernels/mix/mix_lab.cu, H100).
 template <class T, class F>
 void with_mix_kernel(int C, int M, int G, F&& f) {
-    by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(C, 0, true), [&](auto v) {
-        constexpr int V = decltype(v)::value;
-        if constexpr (valid_vec<T>(V)) {
-            constexpr int S = kMixBwdStages;
-            if (M == 6 && G <= 7)
-                f(mix_bwd_v<T, V, 6, 7>, V, smem_of<T, V, 8, S>(true));
-            else if (M == 1 && G == 1)
-                f(mix_bwd_v<T, V, 1, 1>, V, smem_of<T, V, 2, S>(true));
-            else
-                f(mix_bwd_v<T, V, 0, kMaxMixGrads>, V, smem_of<T, V, 1 + kMaxMixGrads, S>(true));
-        }
-    });
+    constexpr int V = vec_of<T>(), S = kMixBwdStages;
+    const auto mus = [C](int m) { return static_cast<size_t>(m) * C * sizeof(float); };
+    if (M == 6 && G <= 7)
+        f(mix_bwd_v<T, V, 6, 7, S>, V, smem_of<T, V, 8, S>(true), mus(6));
+    else if (M == 1 && G == 1)
+        f(mix_bwd_v<T, V, 1, 1, S>, V, smem_of<T, V, 2, S>(true), mus(1));
+    else  // mixing vectors from global memory: at C 3072 they would not fit beside the stages
+        f(mix_bwd_v<T, V, 0, kMaxMixGrads, S, false>, V,
+          smem_of<T, V, 1 + kMaxMixGrads, S>(true), size_t(0));
 }
 
 template <class T>
@@ -697,8 +740,8 @@ Plan mix_plan(int64_t rows, int C, int M, int G, bool backward) {
     if (!backward)
         return make_plan(mix_fwd_v<T>, rows, C, V, smem_of<T, V, 1, kMixFwdStages>(false));
     Plan p;
-    with_mix_kernel<T>(C, M, G, [&](auto kernel, int v, int sm) {
-        p = make_plan(kernel, rows, C, v, sm);
+    with_mix_kernel<T>(C, M, G, [&](auto kernel, int v, int sm, size_t extra) {
+        p = make_plan(kernel, rows, C, v, sm, extra);
     });
     return p;
 }
@@ -797,7 +840,7 @@ bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bo
         a.L = pl.L;
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
-            with_mix_kernel<T>(a.C, a.M, a.G, [&](auto kernel, int, int) {
+            with_mix_kernel<T>(a.C, a.M, a.G, [&](auto kernel, int, int, size_t) {
                 launch(kernel, pl, s, a);
             });
         else
