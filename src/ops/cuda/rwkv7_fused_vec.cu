@@ -12,7 +12,9 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
+#include <string>
 #include <type_traits>
 
 #include "core/cuda/cuda_check.h"
@@ -108,7 +110,7 @@ struct MixArgsV : MixView<T> {
     int C, L;
 };
 
-constexpr int kMixFwdStages = 4, kMixBwdStages = 2;
+constexpr int kMixFwdStages = 4;
 
 // The previous row of x for row r at position t of its sequence: prev (or zeros) at t = 0.
 template <class T, int V>
@@ -120,21 +122,12 @@ __device__ __forceinline__ void load_xp(const MixArgsV<T>& a, int64_t r, int64_t
         ldv(a.x + (r - 1) * a.C + c0, xp);
 }
 
-// MUS: the mixing vectors copied to shared memory (f32, a.M C floats behind the stages) once,
-// instead of read from global memory every row.
-template <class T, bool MUS = false>
+template <class T>
 __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
     constexpr int V = vec_of<T>(), S = kMixFwdStages;
     extern __shared__ __align__(16) char smem[];
     Stages<T, V, 1, S> st(smem);
     const Place p = place<V>(a.C, a.L);
-    float* mus = reinterpret_cast<float*>(smem + size_t(Stages<T, V, 1, S>::kPerThread) * blockDim.x);
-    if constexpr (MUS) {
-        for (int m = 0; m < a.M; ++m)
-            for (int c = threadIdx.x; c < a.C; c += blockDim.x)
-                mus[m * a.C + c] = cuda_util::load_f(a.mu[m] + c);
-        __syncthreads();
-    }
     const int n = slot_rows(a.L, a.rows, p.rb);
     if (n == 0) return;
     const T* const src[1] = {a.x};
@@ -151,15 +144,7 @@ __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
 #pragma unroll
         for (int m = 0; m < kMaxMix; ++m) {
             if (m >= a.M) break;
-            if constexpr (MUS) {
-#pragma unroll
-                for (int j = 0; j < V; j += 4) {
-                    const float4 q = *reinterpret_cast<const float4*>(mus + m * a.C + p.c0 + j);
-                    mu[j] = q.x, mu[j + 1] = q.y, mu[j + 2] = q.z, mu[j + 3] = q.w;
-                }
-            } else {
-                ldv(a.mu[m] + p.c0, mu);
-            }
+            ldv(a.mu[m] + p.c0, mu);
 #pragma unroll
             for (int j = 0; j < V; ++j) o[j] = xv[j] + (xp[j] - xv[j]) * mu[j];
             stv(a.out[m] + off, o);
@@ -176,9 +161,10 @@ __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
 // f32 as they are read; a mix without any is skipped). MC: the number of mixing vectors when
 // known at compile time, 0 for any a.M; GK: the gradients staged at most (a.G <= GK); S: the
 // stages. Staged: x and the gradients of rows rb .. rb + n (those of the row after a slot's last
-// complete its last dx). MUS: the mixing vectors are copied to shared memory (f32) once, behind
-// the stages, instead of read from global memory every row (those reads stalled the loop).
-template <class T, int V, int MC, int GK, int S, bool MUS = true>
+// complete its last dx). MUS: the mixing vectors copied to shared memory (f32) once, behind the
+// stages, instead of read from global memory every row: no faster (bench/kernels/mix, H100
+// B16 T512: 58.0 against 56.1 us), kept for the lab.
+template <class T, int V, int MC, int GK, int S, bool MUS = false>
 __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgsV<T> a) {
     constexpr int MM = MC > 0 ? MC : kMaxMix;
     constexpr int kStaged = Stages<T, V, 1 + GK, S>::kPerThread;
@@ -714,24 +700,38 @@ void by_vec(int v, F&& f) {
         f(std::integral_constant<int, 8>{});
 }
 
-// Calls f(kernel, V, shared bytes a thread, shared bytes of the mixing vectors) with the backward
-// token_mix kernel for (T, C, M, G): the RWKV-7 time mix's six mixes with up to seven gradients
-// (v: the value's and the v LoRA's), one mix with one, or any M <= kMaxMix and G <=
-// kMaxMixGrads. 16-byte rows pieces (8 bf16 or 4 f32 channels: cp.async.cg, past L1) in two
-// stages: at B16 T512 C768 bf16 the six-mix kernel takes 55.6 us there against 69.7 with 8-byte
-// pieces (4 bf16 channels) in three stages, the mixing vectors read from global memory in both
-// (bench/kernels/mix/mix_lab.cu, H100).
+// Channels per thread of the bf16 backward token_mix kernel: 8 (16-byte pieces, two stages) by
+// default; GOOSE_MIX_BWD_VEC=4: 4 (8-byte pieces, three stages) where C fits them. Measured
+// (H100, bench/kernels/mix/mix_lab.cu, B16 T512 C768, seven gradients, cold L2): 56.1 us
+// against 68.8; inside a training step (ncu, gradients fresh in L2) the gap closes: see
+// bench/kernels/mix/NOTES.md.
+int mix_bwd_vec_bf16(int C) {
+    static const int choice = [] {
+        const char* v = std::getenv("GOOSE_MIX_BWD_VEC");
+        return v && std::string(v) == "4" ? 4 : 8;
+    }();
+    return choice == 4 && fits(4, C, 0) ? 4 : 8;
+}
+
+// Calls f(kernel, V, shared bytes a thread, shared bytes beside) with the backward token_mix
+// kernel for (T, C, M, G): the RWKV-7 time mix's six mixes with up to seven gradients (v: the
+// value's and the v LoRA's), one mix with one, or any M <= kMaxMix and G <= kMaxMixGrads.
 template <class T, class F>
 void with_mix_kernel(int C, int M, int G, F&& f) {
-    constexpr int V = vec_of<T>(), S = kMixBwdStages;
-    const auto mus = [C](int m) { return static_cast<size_t>(m) * C * sizeof(float); };
-    if (M == 6 && G <= 7)
-        f(mix_bwd_v<T, V, 6, 7, S>, V, smem_of<T, V, 8, S>(true), mus(6));
-    else if (M == 1 && G == 1)
-        f(mix_bwd_v<T, V, 1, 1, S>, V, smem_of<T, V, 2, S>(true), mus(1));
-    else  // mixing vectors from global memory: at C 3072 they would not fit beside the stages
-        f(mix_bwd_v<T, V, 0, kMaxMixGrads, S, false>, V,
-          smem_of<T, V, 1 + kMaxMixGrads, S>(true), size_t(0));
+    by_vec(std::is_same_v<T, float> ? 4 : mix_bwd_vec_bf16(C), [&](auto v) {
+        constexpr int V = decltype(v)::value;
+        if constexpr (valid_vec<T>(V)) {
+            // 16-byte pieces (cp.async.cg) in two stages, 8-byte ones in three
+            constexpr int S = V * sizeof(T) == 16 ? 2 : 3;
+            if (M == 6 && G <= 7)
+                f(mix_bwd_v<T, V, 6, 7, S>, V, smem_of<T, V, 8, S>(true), size_t(0));
+            else if (M == 1 && G == 1)
+                f(mix_bwd_v<T, V, 1, 1, S>, V, smem_of<T, V, 2, S>(true), size_t(0));
+            else
+                f(mix_bwd_v<T, V, 0, kMaxMixGrads, S>, V,
+                  smem_of<T, V, 1 + kMaxMixGrads, S>(true), size_t(0));
+        }
+    });
 }
 
 template <class T>
