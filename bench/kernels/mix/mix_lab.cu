@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
                 smem_of<bf16, 4, 8, 2>(true), mus, a, mb_new, &ref);
     run_variant("V4 S3 mu in smem", mix_bwd_v<bf16, 4, 6, 7, 3, true>, 4,
                 smem_of<bf16, 4, 8, 3>(true), mus, a, mb_new, &ref);
-    run_variant("V4 S3 (GOOSE_MIX_BWD_VEC=4)", mix_bwd_v<bf16, 4, 6, 7, 3, false>, 4,
+    run_variant("V4 S3 (8-byte pieces)", mix_bwd_v<bf16, 4, 6, 7, 3, false>, 4,
                 smem_of<bf16, 4, 8, 3>(true), 0, a, mb_new, &ref);
     run_variant("generic (MC 0, GK 10) V8 S2", mix_bwd_v<bf16, 8, 0, kMaxMixGrads, 2, false>, 8,
                 smem_of<bf16, 8, 1 + kMaxMixGrads, 2>(true), 0, a, mb_new, &ref);

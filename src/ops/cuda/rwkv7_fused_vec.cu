@@ -12,9 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <numeric>
-#include <string>
 #include <type_traits>
 
 #include "core/cuda/cuda_check.h"
@@ -110,7 +108,7 @@ struct MixArgsV : MixView<T> {
     int C, L;
 };
 
-constexpr int kMixFwdStages = 4;
+constexpr int kMixFwdStages = 4, kMixBwdStages = 2;
 
 // The previous row of x for row r at position t of its sequence: prev (or zeros) at t = 0.
 template <class T, int V>
@@ -163,7 +161,7 @@ __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
 // stages. Staged: x and the gradients of rows rb .. rb + n (those of the row after a slot's last
 // complete its last dx). MUS: the mixing vectors copied to shared memory (f32) once, behind the
 // stages, instead of read from global memory every row: no faster (bench/kernels/mix, H100
-// B16 T512: 58.0 against 56.1 us), kept for the lab.
+// B16 T512: 58.0 against 56.6 us), kept for the lab.
 template <class T, int V, int MC, int GK, int S, bool MUS = false>
 __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgsV<T> a) {
     constexpr int MM = MC > 0 ? MC : kMaxMix;
@@ -700,38 +698,23 @@ void by_vec(int v, F&& f) {
         f(std::integral_constant<int, 8>{});
 }
 
-// Channels per thread of the bf16 backward token_mix kernel: 8 (16-byte pieces, two stages) by
-// default; GOOSE_MIX_BWD_VEC=4: 4 (8-byte pieces, three stages) where C fits them. Measured
-// (H100, bench/kernels/mix/mix_lab.cu, B16 T512 C768, seven gradients, cold L2): 56.1 us
-// against 68.8; inside a training step (ncu, gradients fresh in L2) the gap closes: see
-// bench/kernels/mix/NOTES.md.
-int mix_bwd_vec_bf16(int C) {
-    static const int choice = [] {
-        const char* v = std::getenv("GOOSE_MIX_BWD_VEC");
-        return v && std::string(v) == "4" ? 4 : 8;
-    }();
-    return choice == 4 && fits(4, C, 0) ? 4 : 8;
-}
-
 // Calls f(kernel, V, shared bytes a thread, shared bytes beside) with the backward token_mix
 // kernel for (T, C, M, G): the RWKV-7 time mix's six mixes with up to seven gradients (v: the
 // value's and the v LoRA's), one mix with one, or any M <= kMaxMix and G <= kMaxMixGrads.
+// 16-byte pieces (8 bf16 or 4 f32 channels a thread, cp.async.cg past L1) in two stages:
+// measured against 8-byte pieces (4 bf16 channels) in three, H100 B16 T512 C768, seven
+// gradients: 56.6 against 69.7 us (lab, cold L2), 50.5 against 65.6 us (ncu inside a training
+// step), L12 training 281.0k / 281.4k against 278.8k / 279.5k tokens/s (bench/kernels/mix/NOTES.md).
 template <class T, class F>
 void with_mix_kernel(int C, int M, int G, F&& f) {
-    by_vec(std::is_same_v<T, float> ? 4 : mix_bwd_vec_bf16(C), [&](auto v) {
-        constexpr int V = decltype(v)::value;
-        if constexpr (valid_vec<T>(V)) {
-            // 16-byte pieces (cp.async.cg) in two stages, 8-byte ones in three
-            constexpr int S = V * sizeof(T) == 16 ? 2 : 3;
-            if (M == 6 && G <= 7)
-                f(mix_bwd_v<T, V, 6, 7, S>, V, smem_of<T, V, 8, S>(true), size_t(0));
-            else if (M == 1 && G == 1)
-                f(mix_bwd_v<T, V, 1, 1, S>, V, smem_of<T, V, 2, S>(true), size_t(0));
-            else
-                f(mix_bwd_v<T, V, 0, kMaxMixGrads, S>, V,
-                  smem_of<T, V, 1 + kMaxMixGrads, S>(true), size_t(0));
-        }
-    });
+    constexpr int V = vec_of<T>(), S = kMixBwdStages;
+    if (M == 6 && G <= 7)
+        f(mix_bwd_v<T, V, 6, 7, S>, V, smem_of<T, V, 8, S>(true), size_t(0));
+    else if (M == 1 && G == 1)
+        f(mix_bwd_v<T, V, 1, 1, S>, V, smem_of<T, V, 2, S>(true), size_t(0));
+    else
+        f(mix_bwd_v<T, V, 0, kMaxMixGrads, S>, V, smem_of<T, V, 1 + kMaxMixGrads, S>(true),
+          size_t(0));
 }
 
 template <class T>
