@@ -8,6 +8,7 @@
 
 #include "goose/autograd.h"
 #include "goose/ops/backend.h"
+#include "goose/ops/binary.h"
 #include "ops/cpu/fast_math.h"
 #include "ops/cpu/vec.h"
 
@@ -521,6 +522,33 @@ std::vector<const T*> ptrs(const std::vector<Tensor>& ts) {
     return p;
 }
 
+// token_mix's gradients on the CPU backend from one gradient per mix (packed, f32 or f64).
+TokenMixGrads token_mix_grads_cpu(const Tensor& xv, const Tensor& pv,
+                                  const std::vector<Tensor>& muv, const std::vector<Tensor>& gs,
+                                  bool need_x) {
+    const int64_t B = xv.size(0), Tn = xv.size(1), C = xv.size(2);
+    const auto M = muv.size();
+    TokenMixGrads r;
+    if (need_x) r.dx = Tensor::empty(xv.shape(), xv.dtype());
+    if (pv.defined()) r.dprev = Tensor::empty(pv.shape(), pv.dtype());
+    for (size_t m = 0; m < M; ++m) r.dmu.push_back(Tensor::empty(muv[m].shape(), xv.dtype()));
+    auto run = [&](auto tag) {
+        using T = decltype(tag);
+        std::vector<T*> d;
+        for (Tensor& t : r.dmu) d.push_back(t.data<T>());
+        token_mix_backward<T>(xv.data<T>(), pv.defined() ? pv.data<T>() : nullptr, ptrs<T>(muv),
+                              ptrs<T>(gs), need_x ? r.dx.data<T>() : nullptr,
+                              pv.defined() ? r.dprev.data<T>() : nullptr, d, B, Tn, C);
+    };
+    if (xv.dtype() == DType::f32)
+        run(float{});
+    else if (xv.dtype() == DType::f64)
+        run(double{});
+    else
+        fail("token_mix backward: x must be f32 or f64, got {}", xv.desc());
+    return r;
+}
+
 }  // namespace
 
 std::vector<Var> token_mix(const Var& x, const Var& prev, const std::vector<Var>& mu) {
@@ -565,32 +593,58 @@ std::vector<Var> token_mix(const Var& x, const Var& prev, const std::vector<Var>
     std::vector<Var> inputs{x, prev};
     for (const Var& w : mu) inputs.push_back(w);
     return ag::record("token_mix", std::move(inputs), std::move(outs),
-                      [xv, pv, muv, B, Tn, C](GradIO& io) {
+                      [xv, pv, muv](GradIO& io) {
         const auto M = static_cast<int>(muv.size());
         std::vector<Tensor> gs;
         for (int m = 0; m < M; ++m) gs.push_back(io.gy(m).contiguous());
-        Tensor dx = io.needs(0) ? Tensor::empty(xv.shape(), xv.dtype()) : Tensor();
-        Tensor dprev = pv.defined() && io.needs(1) ? Tensor::empty(pv.shape(), pv.dtype())
-                                                   : Tensor();
-        std::vector<Tensor> dmu(static_cast<size_t>(M));
+        TokenMixGrads g = token_mix_grads_cpu(xv, pv, muv, gs, io.needs(0));
+        io.set(0, std::move(g.dx));
+        if (pv.defined() && io.needs(1)) io.set(1, std::move(g.dprev));
         for (int m = 0; m < M; ++m)
-            if (io.needs(2 + m))
-                dmu[static_cast<size_t>(m)] = Tensor::empty(muv[0].shape(), xv.dtype());
-        auto run = [&](auto tag) {
-            using T = decltype(tag);
-            std::vector<T*> d;
-            for (Tensor& t : dmu) d.push_back(t.defined() ? t.data<T>() : nullptr);
-            token_mix_backward<T>(xv.data<T>(), pv.defined() ? pv.data<T>() : nullptr,
-                                  ptrs<T>(muv), ptrs<T>(gs), dx.defined() ? dx.data<T>() : nullptr,
-                                  dprev.defined() ? dprev.data<T>() : nullptr, d, B, Tn, C);
-        };
-        if (xv.dtype() == DType::f32) run(float{}); else run(double{});
-        io.set(0, std::move(dx));
-        if (dprev.defined()) io.set(1, std::move(dprev));
-        for (int m = 0; m < M; ++m)
-            if (dmu[static_cast<size_t>(m)].defined())
-                io.set(2 + m, std::move(dmu[static_cast<size_t>(m)]));
+            if (io.needs(2 + m)) io.set(2 + m, std::move(g.dmu[static_cast<size_t>(m)]));
     });
+}
+
+TokenMixGrads token_mix_backward(const Tensor& x, const Tensor& prev,
+                                 const std::vector<Tensor>& mu, const std::vector<MixGrad>& grads,
+                                 bool need_x) {
+    if (!x.defined() || x.ndim() != 3) fail("token_mix backward: x must be (B, T, C)");
+    for (const MixGrad& q : grads) {
+        if (q.mix >= mu.size())
+            fail("token_mix backward: a gradient of mix {} but only {} mixing vectors", q.mix,
+                 mu.size());
+        if (!q.g.defined() || q.g.shape() != x.shape())
+            fail("token_mix backward: the gradient of mix {} must be shaped {}, got {}", q.mix,
+                 x.shape().str(), q.g.defined() ? q.g.desc() : "undefined");
+    }
+#ifdef GOOSE_CUDA
+    if (backend_of(x) == Backend::cuda) return token_mix_backward_cuda(x, prev, mu, grads, need_x);
+#endif
+    // each mix's gradient: its gradients added in the given order (zeros when none)
+    std::vector<Tensor> gs(mu.size());
+    for (const MixGrad& q : grads) {
+        Tensor& acc = gs[q.mix];
+        acc = acc.defined() ? ops::binary_forward(BinaryOp::add, acc, q.g) : q.g;
+    }
+    for (Tensor& g : gs)
+        g = g.defined() ? g.contiguous() : Tensor::zeros(x.shape(), x.dtype(), x.device());
+    if (backend_of(x) == Backend::cpu) {
+        std::vector<Tensor> muv;
+        for (const Tensor& w : mu) muv.push_back(w.contiguous());
+        return token_mix_grads_cpu(x.contiguous(), prev.defined() ? prev.contiguous() : Tensor(),
+                                   muv, gs, need_x);
+    }
+    // the reference backend: the composed ops' backward (a tape of its own)
+    Var xi(x, need_x), pi = prev.defined() ? Var(prev, true) : Var();
+    std::vector<Var> mui;
+    for (const Tensor& w : mu) mui.emplace_back(w, true);
+    const std::vector<Var> outs = token_mix(xi, pi, mui);
+    ag::backward(outs, std::move(gs));
+    TokenMixGrads r;
+    if (need_x) r.dx = xi.grad();
+    if (pi.defined()) r.dprev = pi.grad();
+    for (const Var& w : mui) r.dmu.push_back(w.grad());
+    return r;
 }
 
 namespace {

@@ -14,6 +14,25 @@ namespace goose::models::fused {
 // x (B, T, C), prev (B, C) or undefined, mu[m] (1, 1, C).
 std::vector<Var> token_mix(const Var& x, const Var& prev, const std::vector<Var>& mu);
 
+// token_mix's backward without a tape, for callers that rebuild the mixes themselves
+// (recompute::mix_project): from the gradients of its outputs given one per consumer, (mix,
+// gradient) pairs in any order; those of one mix are summed (on CUDA inside the kernel as it
+// reads them, in f32; elsewhere with ops::binary add, in the given order), a mix with none has a
+// zero gradient. Returns dx (when need_x), dprev (when prev is defined) and every dmu.
+// x (B, T, C), prev (B, C) or undefined, mu[m] (1, 1, C), each gradient shaped as x; tensors
+// as token_mix takes them (CUDA f32 / bf16, CPU f32 / f64).
+struct MixGrad {
+    size_t mix;
+    Tensor g;
+};
+struct TokenMixGrads {
+    Tensor dx, dprev;
+    std::vector<Tensor> dmu;  // shaped as mu
+};
+TokenMixGrads token_mix_backward(const Tensor& x, const Tensor& prev,
+                                 const std::vector<Tensor>& mu, const std::vector<MixGrad>& grads,
+                                 bool need_x = true);
+
 // RWKV-7 time mix between the projections and the WKV recurrence (every tensor (B, T, C),
 // heads of head_size channels; the parameters (1, 1, C)):
 //   w = w0 + w_lora                                  (the raw decay)

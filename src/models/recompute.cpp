@@ -7,7 +7,6 @@
 
 #include "goose/autograd.h"
 #include "goose/core/cuda.h"
-#include "goose/ops/binary.h"
 #include "goose/ops/matmul.h"
 #include "goose/ops/unary.h"
 #include "models/fused.h"
@@ -130,15 +129,20 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
         "mix_project", std::move(inputs), std::move(outs),
         [xv, pv, muv, wv, upv, hidden, activated, acts, up_index, which, transposed, M, P,
          branches, defer = ag::weight_grads_deferred()](GradIO& io) {
-            // The mixes again, on a tape of their own when x, prev or a mixing vector needs a
-            // gradient; then the projections' backward by hand (the chains' up, activation and
-            // down) and the tape from the mixes.
-            Var xi(xv, io.needs(0));
-            Var pi = pv.defined() ? Var(pv, io.needs(1)) : Var();
-            std::vector<Var> mui;
+            // The mixes again (no tape: the weight gradients' GEMMs read them), the projections'
+            // backward by hand (the chains' up, activation and down), then token_mix's backward
+            // straight from the projections' gradients (two of one mix summed as it reads them).
             auto mu_index = [](size_t m) { return static_cast<int>(2 + m); };
-            for (size_t m = 0; m < M; ++m) mui.emplace_back(muv[m], io.needs(mu_index(m)));
-            const std::vector<Var> mixes = fused::token_mix(xi, pi, mui);
+            bool need_mix_grads = io.needs(0) || (pv.defined() && io.needs(1));
+            for (size_t m = 0; m < M; ++m) need_mix_grads = need_mix_grads || io.needs(mu_index(m));
+            std::vector<Tensor> mixes;
+            {
+                ag::NoGradGuard no_grad;
+                std::vector<Var> mui;
+                for (const Tensor& m : muv) mui.emplace_back(m);
+                for (const Var& m : fused::token_mix(Var(xv), pv.defined() ? Var(pv) : Var(), mui))
+                    mixes.push_back(m.value());
+            }
             std::vector<Tensor> dm(P);
             for_each_projection(branches, [&](size_t p) {
                 const int wi = static_cast<int>(2 + M + p);
@@ -150,10 +154,17 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
                     io.set(ui, std::move(g.b));
                     gy = acts[p] ? ops::unary_backward(*acts[p], g.a, hidden[p]) : std::move(g.a);
                 }
-                const Tensor& mix = mixes[which[p]].value();
+                const Tensor& mix = mixes[which[p]];
                 const bool defer_w = defer && io.needs(wi);
-                auto [d, dw] =
-                    project_backward(gy, mix, wv[p], transposed[p], true, io.needs(wi) && !defer_w);
+                const bool now_w = io.needs(wi) && !defer_w;
+                if (!need_mix_grads && !now_w) {
+                    if (defer_w)
+                        io.defer(wi, [gy, mix, w = wv[p], t = transposed[p]] {
+                            return project_backward(gy, mix, w, t, false, true).second;
+                        });
+                    return;
+                }
+                auto [d, dw] = project_backward(gy, mix, wv[p], transposed[p], need_mix_grads, now_w);
                 if (defer_w)
                     io.defer(wi, [gy, mix, w = wv[p], t = transposed[p]] {
                         return project_backward(gy, mix, w, t, false, true).second;
@@ -162,28 +173,15 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
                     io.set(wi, std::move(dw));
                 dm[p] = std::move(d);
             });
-            std::vector<Tensor> dmix(M);
-            for (size_t p = 0; p < P; ++p) {
-                Tensor& acc = dmix[which[p]];
-                acc = acc.defined() ? ops::binary_forward(BinaryOp::add, acc, dm[p])
-                                    : std::move(dm[p]);
-            }
-            std::vector<Var> roots;
-            std::vector<Tensor> seeds;
+            if (!need_mix_grads) return;
+            std::vector<fused::MixGrad> grads;
+            for (size_t p = 0; p < P; ++p) grads.push_back({which[p], std::move(dm[p])});
+            dm.clear();
+            fused::TokenMixGrads g = fused::token_mix_backward(xv, pv, muv, grads, io.needs(0));
+            if (io.needs(0)) io.set(0, std::move(g.dx));
+            if (pv.defined() && io.needs(1)) io.set(1, std::move(g.dprev));
             for (size_t m = 0; m < M; ++m)
-                if (dmix[m].defined() && mixes[m].requires_grad()) {
-                    roots.push_back(mixes[m]);
-                    seeds.push_back(std::move(dmix[m]));
-                }
-            if (roots.empty()) {
-                ag::clear_tape();
-                return;
-            }
-            ag::backward(roots, std::move(seeds));
-            if (io.needs(0)) io.set(0, xi.grad());
-            if (pi.defined() && io.needs(1)) io.set(1, pi.grad());
-            for (size_t m = 0; m < M; ++m)
-                if (io.needs(mu_index(m))) io.set(mu_index(m), mui[m].grad());
+                if (io.needs(mu_index(m))) io.set(mu_index(m), std::move(g.dmu[m]));
         });
 }
 

@@ -25,10 +25,13 @@ struct MixProjection {
 };
 
 // fused::token_mix(x, prev, mu) followed by the projections, returning their outputs in order.
-// Keeps x and prev (not the B·T·C mixes); the backward rebuilds the mixes. On CUDA the LoRA
-// chains (projections with `up`) run on side streams beside the others (cuda::run_parallel), in
-// the forward and in the backward; elsewhere in order. Same values and gradients as the composed
-// ops (the same kernels on the same inputs).
+// Keeps x and prev (not the B·T·C mixes); the backward rebuilds the mixes (for the weight
+// gradients) and hands the projections' input gradients to fused::token_mix_backward, which
+// sums those of one mix as it reads them (no add pass, no tape). On CUDA the LoRA chains
+// (projections with `up`) run on side streams beside the others (cuda::run_parallel), in the
+// forward and in the backward; elsewhere in order. Same values and gradients as the composed
+// ops (the same kernels on the same inputs), but for the rounding of two gradients of one mix
+// summed in f32 on CUDA (the composed ops round their sum to the dtype first).
 std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Var>& mu,
                              const std::vector<MixProjection>& proj);
 

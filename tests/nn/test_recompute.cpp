@@ -1,7 +1,7 @@
 // The memory-lean functions of src/models/recompute.h against the same functions composed from
 // ag:: ops: values and every input gradient agree to rounding (f64), with and without prev, a
 // mix feeding two projections, both projection layouts, LoRA chains (down, tanh / sigmoid /
-// none, up), inputs that need no gradient.
+// none, up), inputs that need no gradient; token_mix's backward from a list of gradients.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +11,7 @@
 
 #include "goose/autograd.h"
 #include "goose/core/rng.h"
+#include "goose/ops/backend.h"
 #include "models/fused.h"
 #include "models/recompute.h"
 
@@ -126,6 +127,80 @@ TEST(Recompute, MixProjectLoraChainsMatchComposed) {
         std::vector<bool> weights_only(in.size(), true);
         for (size_t i = 0; i < 4; ++i) weights_only[i] = false;
         expect_same(lean, composed, in, weights_only, "mix_project chains, weights only");
+    }
+}
+
+// fused::token_mix_backward from a list of (mix, gradient) pairs against the composed ops'
+// backward of Σ_k <token_shift + lerp output of mix_k, g_k>: several gradients of one mix, a mix
+// with none, prev or not, T = 1, C of the vector kernel (8) and not (7), dx not wanted; on the
+// fast CPU kernels and on the reference backend.
+TEST(Recompute, TokenMixBackwardFromGradientListMatchesComposed) {
+    Rng rng(9, "token_mix_backward");
+    struct Size {
+        int64_t b, t, c;
+    };
+    for (const Size sz : {Size{2, 5, 8}, Size{3, 1, 8}, Size{2, 4, 7}})
+        for (bool with_prev : {false, true})
+            for (bool need_x : {true, false})
+                for (Backend be : {Backend::cpu, Backend::ref}) {
+                    const BackendScope scope(be);
+                    const Shape xs{sz.b, sz.t, sz.c};
+                    const Tensor x = randn(xs, rng);
+                    const Tensor prev = with_prev ? randn(Shape{sz.b, sz.c}, rng) : Tensor();
+                    const std::vector<Tensor> mu{randn(Shape{1, 1, sz.c}, rng, 0.5),
+                                                 randn(Shape{1, 1, sz.c}, rng, 0.5),
+                                                 randn(Shape{1, 1, sz.c}, rng, 0.5)};
+                    // mix 1 has none; mixes 0 and 2 have two and three
+                    const std::vector<size_t> mix_of{0, 2, 0, 2, 2};
+                    std::vector<fused::MixGrad> grads;
+                    for (size_t m : mix_of) grads.push_back({m, randn(xs, rng)});
+                    const fused::TokenMixGrads got =
+                        fused::token_mix_backward(x, prev, mu, grads, need_x);
+                    // the composed ops: Σ_k <mix_k, g_k>, backward
+                    const Var xv(x, true), pv = with_prev ? Var(prev, true) : Var();
+                    std::vector<Var> muv;
+                    for (const Tensor& m : mu) muv.emplace_back(m, true);
+                    const Var shifted = ag::token_shift(xv, pv);
+                    Var total;
+                    for (const fused::MixGrad& q : grads) {
+                        const Var term = ag::sum(
+                            ag::mul(ag::lerp(xv, shifted, muv[q.mix]), Var(q.g)), {}, false);
+                        total = total.defined() ? ag::add(total, term) : term;
+                    }
+                    ag::backward(total);
+                    const std::string what = "token_mix_backward b" + std::to_string(sz.b) +
+                                             " t" + std::to_string(sz.t) + " c" +
+                                             std::to_string(sz.c) + (with_prev ? " prev" : "") +
+                                             (need_x ? "" : " no dx") + " " + backend_name(be);
+                    std::vector<std::pair<Tensor, Tensor>> pairs;
+                    ASSERT_EQ(got.dx.defined(), need_x) << what;
+                    if (need_x) pairs.emplace_back(got.dx, xv.grad());
+                    ASSERT_EQ(got.dprev.defined(), with_prev) << what;
+                    if (with_prev) pairs.emplace_back(got.dprev, pv.grad());
+                    ASSERT_EQ(got.dmu.size(), mu.size()) << what;
+                    for (size_t m = 0; m < mu.size(); ++m)
+                        pairs.emplace_back(got.dmu[m], muv[m].grad());
+                    for (size_t i = 0; i < pairs.size(); ++i) {
+                        if (!pairs[i].second.defined())  // mu[1]: unused by the composed ops
+                            pairs[i].second = Tensor::zeros(pairs[i].first.shape(), DType::f64);
+                        ASSERT_EQ(pairs[i].first.shape(), pairs[i].second.shape()) << what << i;
+                        const auto a = pairs[i].first.to_vector(), b = pairs[i].second.to_vector();
+                        double worst = 0, scale = 1e-300;
+                        for (size_t j = 0; j < a.size(); ++j) {
+                            worst = std::max(worst, std::fabs(a[j] - b[j]));
+                            scale = std::max(scale, std::fabs(b[j]));
+                        }
+                        EXPECT_LE(worst, 1e-12 * scale) << what << " gradient " << i;
+                    }
+                }
+    const Tensor x = randn(Shape{1, 2, 4}, rng);
+    try {
+        (void)fused::token_mix_backward(x, Tensor(), {randn(Shape{1, 1, 4}, rng)},
+                                        {{1, randn(Shape{1, 2, 4}, rng)}});
+        FAIL() << "a gradient of a missing mix must fail";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("gradient of mix 1 but only 1"), std::string::npos)
+            << e.what();
     }
 }
 

@@ -44,12 +44,29 @@ std::vector<Var> token_mix_cuda(const Var& x, const Var& prev, const std::vector
     return ag::record("token_mix", std::move(inputs), std::move(outs), [xv, pv, muv](GradIO& io) {
         std::vector<Tensor> gs;
         for (size_t m = 0; m < muv.size(); ++m) gs.push_back(io.gy(static_cast<int>(m)).contiguous());
-        ck::TokenMixGrads g = ck::token_mix_backward(xv, pv, muv, gs);
+        TokenMixGrads g = ck::token_mix_backward(xv, pv, muv, gs);
         if (io.needs(0)) io.set(0, std::move(g.dx));
         if (pv.defined() && io.needs(1)) io.set(1, std::move(g.dprev));
         for (size_t m = 0; m < muv.size(); ++m)
             if (io.needs(2 + static_cast<int>(m))) io.set(2 + static_cast<int>(m), std::move(g.dmu[m]));
     });
+}
+
+TokenMixGrads token_mix_backward_cuda(const Tensor& x, const Tensor& prev,
+                                      const std::vector<Tensor>& mu,
+                                      const std::vector<MixGrad>& grads, bool need_x) {
+    const int64_t B = x.size(0), C = x.size(2);
+    const DType dt = x.dtype();
+    const Device dev = x.device();
+    const char* op = "token_mix backward";
+    if (prev.defined()) check_same(op, prev, Shape{B, C}, dt, dev, "prev");
+    std::vector<Tensor> muv;
+    for (const Tensor& w : mu) {
+        check_same(op, w, Shape{1, 1, C}, dt, dev, "mu");
+        muv.push_back(w.contiguous());
+    }
+    return ck::token_mix_backward(x.contiguous(), prev.defined() ? prev.contiguous() : Tensor(),
+                                  muv, grads, need_x);
 }
 
 Rwkv7Prep rwkv7_prep_cuda(const Var& w_lora, const Var& k_raw, const Var& v_raw,

@@ -7,6 +7,9 @@
 namespace goose::models::fused {
 
 std::vector<Var> token_mix_cuda(const Var& x, const Var& prev, const std::vector<Var>& mu);
+TokenMixGrads token_mix_backward_cuda(const Tensor& x, const Tensor& prev,
+                                      const std::vector<Tensor>& mu,
+                                      const std::vector<MixGrad>& grads, bool need_x);
 Rwkv7Prep rwkv7_prep_cuda(const Var& w_lora, const Var& k_raw, const Var& v_raw,
                           const Var& a_lora, const Var& v_lora, const Var& v_first, const Var& w0,
                           const Var& a0, const Var& v0, const Var& k_k, const Var& k_a,

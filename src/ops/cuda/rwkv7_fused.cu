@@ -115,8 +115,16 @@ __global__ void __launch_bounds__(1024) token_mix_fwd_kernel(MixArgs<T> a) {
     }
 }
 
+// Mix m's gradient at row r and channel c: the sum of its gradients in a.g (0 when none).
+template <class T>
+__device__ __forceinline__ float mix_grad(const MixArgs<T>& a, int m, int64_t i) {
+    float s = 0.f;
+    for (int k = a.g_first[m]; k < a.g_first[m + 1]; ++k) s += load_f(a.g[k] + i);
+    return s;
+}
+
 // dx[t] = Σ_m g[m][t] - dxx[t] + dxx[t+1], dxx[t] = Σ_m g[m][t] mu[m]; dprev = dxx[0];
-// dmu[m] = Σ g[m] (xp - x).
+// dmu[m] = Σ g[m] (xp - x); g[m] the sum of mix m's gradients.
 template <class T, int CPT>
 __global__ void __launch_bounds__(1024) token_mix_bwd_kernel(MixArgs<T> a) {
     const int64_t rows = a.B * a.Tn;
@@ -139,11 +147,12 @@ __global__ void __launch_bounds__(1024) token_mix_bwd_kernel(MixArgs<T> a) {
 #pragma unroll
             for (int m = 0; m < kMaxMix; ++m) {
                 if (m >= a.M) break;
-                const float gm = load_f(a.g[m] + r * a.C + c);
+                if (a.g_first[m] == a.g_first[m + 1]) continue;
+                const float gm = mix_grad(a, m, r * a.C + c);
                 const float mu = load_f(a.mu[m] + c);
                 gs += gm;
                 dxx += gm * mu;
-                if (t + 1 < a.Tn) dxx_next += load_f(a.g[m] + (r + 1) * a.C + c) * mu;
+                if (t + 1 < a.Tn) dxx_next += mix_grad(a, m, (r + 1) * a.C + c) * mu;
                 acc[m][j] += gm * (xp - xv);
             }
             if (a.dx) store_f(a.dx + r * a.C + c, gs - dxx + dxx_next);
@@ -473,8 +482,9 @@ void launch_rows(const Args& a, int64_t rows, int C, int N, int sums, void* stre
 
 }  // namespace
 
-int token_mix_max_chunks(int64_t rows, int64_t C, int M, bool bf16) {
-    const int v = vec_ok(static_cast<int>(C), 0, bf16) ? mix_vec_chunks(rows, int(C), M, bf16) : 0;
+int token_mix_max_chunks(int64_t rows, int64_t C, int M, int G, bool bf16) {
+    const int v =
+        vec_ok(static_cast<int>(C), 0, bf16) ? mix_vec_chunks(rows, int(C), M, G, bf16) : 0;
     return std::max(v, chunks_of(rows));
 }
 int prep_max_chunks(int64_t rows, int C, int N, bool bf16) {
@@ -487,7 +497,7 @@ int out_max_chunks(int64_t rows, int C, int N, bool bf16) {
 int token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
                      bool bf16, void* st) {
     if (token_mix_vec_launch(p, B, Tn, C, backward, bf16, st))
-        return mix_vec_chunks(B * Tn, static_cast<int>(C), p.M, bf16);
+        return mix_vec_chunks(B * Tn, static_cast<int>(C), p.M, p.G, bf16);
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         MixArgs<T> a{view_of<T>(p)};

@@ -14,7 +14,9 @@ struct MixView {
     const T* prev;
     const T* mu[kMaxMix];
     T* out[kMaxMix];
-    const T* g[kMaxMix];
+    const T* g[kMaxMixGrads];   // grouped by mix: out[m]'s are g[g_first[m]] .. g[g_first[m+1]-1]
+    int g_first[kMaxMix + 1];
+    int G;
     T* dx;
     T* dprev;
     float* part;  // (chunks, M, C) or null
@@ -60,8 +62,10 @@ MixView<T> view_of(const MixPtrs& p) {
     for (int i = 0; i < p.M; ++i) {
         a.mu[i] = c<T>(p.mu[i]);
         a.out[i] = m<T>(p.out[i]);
-        a.g[i] = c<T>(p.g[i]);
     }
+    for (int i = 0; i < p.G; ++i) a.g[i] = c<T>(p.g[i]);
+    for (int i = 0; i <= kMaxMix; ++i) a.g_first[i] = p.g_first[i];
+    a.G = p.G;
     a.dx = m<T>(p.dx);
     a.dprev = m<T>(p.dprev);
     a.part = p.part;

@@ -1,7 +1,10 @@
 // Tensor-level glue of the fused RWKV-7 CUDA kernels: checks, allocation, launches.
 #include "rwkv7_fused_cuda.h"
 
+#include <algorithm>
+
 #include "goose/core/cuda.h"
+#include "goose/ops/binary.h"
 #include "rwkv7_fused_kernels.h"
 
 namespace goose::models::fused::cuda_kernels {
@@ -62,28 +65,66 @@ std::vector<Tensor> token_mix_forward(const Tensor& x, const Tensor& prev,
 
 TokenMixGrads token_mix_backward(const Tensor& x, const Tensor& prev,
                                  const std::vector<Tensor>& mu, const std::vector<Tensor>& g) {
+    std::vector<MixGrad> grads;
+    for (size_t m = 0; m < g.size(); ++m) grads.push_back({m, g[m]});
+    return cuda_kernels::token_mix_backward(x, prev, mu, grads, true);
+}
+
+TokenMixGrads token_mix_backward(const Tensor& x, const Tensor& prev,
+                                 const std::vector<Tensor>& mu, const std::vector<MixGrad>& grads,
+                                 bool need_x) {
     const int64_t B = x.size(0), Tn = x.size(1), C = x.size(2);
     const bool bf16 = is_bf16("token_mix", x.dtype());
     check_width("token_mix", C);
+    const auto M = static_cast<int64_t>(mu.size());
+    if (M > kMaxMix) fail("token_mix on CUDA: at most {} mixing vectors, got {}", kMaxMix, M);
+    // the gradients grouped by mix, in the given order within a mix
+    std::vector<std::vector<Tensor>> by_mix(static_cast<size_t>(M));
+    size_t G = 0;
+    for (const MixGrad& q : grads) {
+        if (q.mix >= mu.size())
+            fail("token_mix backward: a gradient of mix {} but only {} mixing vectors", q.mix,
+                 mu.size());
+        by_mix[q.mix].push_back(q.g.contiguous());
+        ++G;
+    }
+    // over kMaxMixGrads: the mix with the most gradients adds its last two beforehand
+    while (G > static_cast<size_t>(kMaxMixGrads)) {
+        auto& most = *std::max_element(by_mix.begin(), by_mix.end(),
+                                       [](const auto& a, const auto& b) { return a.size() < b.size(); });
+        Tensor last = std::move(most.back());
+        most.pop_back();
+        most.back() = ops::binary_forward(BinaryOp::add, most.back(), last);
+        --G;
+    }
     TokenMixGrads r;
-    r.dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    if (need_x) r.dx = Tensor::empty(x.shape(), x.dtype(), x.device());
     if (prev.defined()) r.dprev = Tensor::empty(prev.shape(), x.dtype(), x.device());
     for (const Tensor& m : mu) r.dmu.push_back(Tensor::empty(m.shape(), x.dtype(), x.device()));
-    const auto M = static_cast<int64_t>(mu.size());
-    const int max_chunks = token_mix_max_chunks(B * Tn, C, static_cast<int>(M), bf16);
-    Tensor part = Tensor::empty(Shape{max_chunks, M, C}, DType::f32, x.device());
     MixPtrs p;
     p.x = cp(x);
     p.prev = cp(prev);
     p.M = static_cast<int>(M);
     for (size_t m = 0; m < mu.size(); ++m) {
         p.mu[m] = cp(mu[m]);
-        p.g[m] = cp(g[m]);
+        p.g_first[m] = p.G;
+        for (const Tensor& g : by_mix[m]) {
+            if (g.shape() != x.shape() || g.dtype() != x.dtype() || g.device() != x.device())
+                fail("token_mix backward: the gradient of mix {} must be {}{} on {}, got {}", m,
+                     dtype_name(x.dtype()), x.shape().str(), x.device().str(), g.desc());
+            p.g[p.G++] = cp(g);
+        }
     }
+    for (int64_t m = M; m <= kMaxMix; ++m) p.g_first[m] = p.G;
     p.dx = mp(r.dx);
     p.dprev = mp(r.dprev);
+    if (x.numel() == 0) {
+        for (Tensor& t : r.dmu) t.fill_(0.0);
+        return r;
+    }
+    const int max_chunks = token_mix_max_chunks(B * Tn, C, static_cast<int>(M), p.G, bf16);
+    Tensor part = Tensor::empty(Shape{max_chunks, M, C}, DType::f32, x.device());
     p.part = static_cast<float*>(part.raw_data());
-    if (x.numel() == 0) return r;
     const int chunks = token_mix_launch(p, B, Tn, C, true, bf16, cuda::current_stream());
     std::vector<Tensor*> outs;
     for (Tensor& t : r.dmu) outs.push_back(&t);

@@ -6,18 +6,21 @@
 #include <vector>
 
 #include "goose/core/tensor.h"
+#include "models/fused.h"
 
 namespace goose::models::fused::cuda_kernels {
 
 // out[m] = x + (shift(x) - x) mu[m]; x (B, T, C), prev (B, C) or undefined, mu[m] (C).
 std::vector<Tensor> token_mix_forward(const Tensor& x, const Tensor& prev,
                                       const std::vector<Tensor>& mu);
-struct TokenMixGrads {
-    Tensor dx, dprev;
-    std::vector<Tensor> dmu;  // shaped as mu
-};
+// g[m]: the gradient of out[m].
 TokenMixGrads token_mix_backward(const Tensor& x, const Tensor& prev,
                                  const std::vector<Tensor>& mu, const std::vector<Tensor>& g);
+// From gradients given per consumer (fused.h): those of one mix summed in the kernel; over
+// kMaxMixGrads gradients, the extra ones of a mix are added beforehand. dx only when need_x.
+TokenMixGrads token_mix_backward(const Tensor& x, const Tensor& prev,
+                                 const std::vector<Tensor>& mu, const std::vector<MixGrad>& grads,
+                                 bool need_x);
 
 // rwkv7_prep: inputs (B*T, C) rows and (C) parameters as in fused.h; vl, vf, v0 undefined at
 // layer 0. Returns w, k, a, b and (gate) v.

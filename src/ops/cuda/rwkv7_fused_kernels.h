@@ -14,9 +14,11 @@ namespace goose::models::fused::cuda_kernels {
 
 constexpr int kRows = 16;   // rows per block, and per partial sum of a parameter gradient
 constexpr int kCpt = 4;     // channels per thread at most: C <= 4096
-constexpr int kMaxMix = 8;  // token_mix vectors at most
+constexpr int kMaxMix = 8;        // token_mix vectors at most
+constexpr int kMaxMixGrads = 10;  // gradients of token_mix's outputs one backward sums at most
 
-int token_mix_max_chunks(int64_t rows, int64_t C, int M, bool bf16);
+// G: the gradients the backward reads (MixPtrs::G; the kernel, and so the chunks, depend on it).
+int token_mix_max_chunks(int64_t rows, int64_t C, int M, int G, bool bf16);
 int prep_max_chunks(int64_t rows, int C, int N, bool bf16);
 int out_max_chunks(int64_t rows, int C, int N, bool bf16);
 // Partial parameter-gradient sums reduced by sum_partials_launch (column_sums.h).
@@ -28,11 +30,15 @@ struct MixPtrs {
     const void* x = nullptr;     // (B, T, C)
     const void* prev = nullptr;  // (B, C)
     const void* mu[kMaxMix] = {};
-    void* out[kMaxMix] = {};        // forward
-    const void* g[kMaxMix] = {};    // backward: gradients of out
-    void* dx = nullptr;             // backward outputs
+    void* out[kMaxMix] = {};  // forward
+    // backward: G gradients of the outputs grouped by mix, those of out[m] (summed) being
+    // g[g_first[m]] .. g[g_first[m + 1] - 1] (none: a zero gradient)
+    const void* g[kMaxMixGrads] = {};
+    int g_first[kMaxMix + 1] = {};
+    int G = 0;
+    void* dx = nullptr;  // backward outputs
     void* dprev = nullptr;
-    float* part = nullptr;          // (chunks, M, C)
+    float* part = nullptr;  // (chunks, M, C)
     int M = 0;
 };
 int token_mix_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,
@@ -66,7 +72,7 @@ int out_launch(const OutPtrs& p, int64_t rows, int C, int N, float eps, bool bac
 // heads); *_vec_chunks the chunks their backward writes; a launch returns false, launching
 // nothing, when a pointer is not 16-byte aligned.
 bool vec_ok(int C, int N, bool bf16);
-int mix_vec_chunks(int64_t rows, int C, int M, bool bf16);
+int mix_vec_chunks(int64_t rows, int C, int M, int G, bool bf16);
 int prep_vec_chunks(int64_t rows, int C, int N, bool bf16);
 int out_vec_chunks(int64_t rows, int C, int N, bool bf16);
 bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bool backward,

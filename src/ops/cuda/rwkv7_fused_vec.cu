@@ -1,5 +1,5 @@
 // Vectorised CUDA kernels of the fused RWKV-7 glue (16-byte loads: 8 bf16 or 4 f32 channels per
-// thread; 8-byte bf16 in the backward of token_mix and prep). A block is R row slots of C / V
+// thread; 8-byte bf16 in the backward of prep). A block is R row slots of C / V
 // threads each, the grid one wave; a slot works through L rows, so a thread keeps fixed channels
 // (parameter gradients stay in registers). token_mix: slot s of block b owns the L consecutive
 // rows from (b R + s) L and carries the previous row; prep and out: slot g = b R + s owns rows
@@ -108,7 +108,7 @@ struct MixArgsV : MixView<T> {
     int C, L;
 };
 
-constexpr int kMixFwdStages = 4, kMixBwdStages = 3;
+constexpr int kMixFwdStages = 4, kMixBwdStages = 2;
 
 // The previous row of x for row r at position t of its sequence: prev (or zeros) at t = 0.
 template <class T, int V>
@@ -155,25 +155,66 @@ __global__ void __launch_bounds__(kMaxThreads, 2) mix_fwd_v(MixArgsV<T> a) {
 
 // dx[r] = gs[r] - dxx[r] + dxx[r+1] (gs = Σ_m g[m], dxx = Σ_m g[m] mu[m], dxx[r+1] = 0 past a
 // sequence's end), written one row late: the row's own part is carried. dprev = dxx at t = 0,
-// dmu[m] = Σ g[m] (xp - x). MC: the number of mixing vectors when known at compile time, 0 for
-// any a.M. Staged: x and the g of rows rb .. rb + n (the g of the row after a slot's last
-// completes its last dx).
-template <class T, int V, int MC>
+// dmu[m] = Σ g[m] (xp - x). g[m] is the sum of mix m's gradients (a.g grouped by mix, added in
+// f32 as they are read; a mix without any is skipped). MC: the number of mixing vectors when
+// known at compile time, 0 for any a.M; GK: the gradients staged at most (a.G <= GK); S: the
+// stages. Staged: x and the gradients of rows rb .. rb + n (those of the row after a slot's last
+// complete its last dx). MUS: the mixing vectors copied to shared memory (f32) once, behind the
+// stages, instead of read from global memory every row: no faster (bench/kernels/mix, H100
+// B16 T512: 58.0 against 56.6 us), kept for the lab.
+template <class T, int V, int MC, int GK, int S, bool MUS = false>
 __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgsV<T> a) {
-    constexpr int MM = MC > 0 ? MC : kMaxMix, S = kMixBwdStages;
+    constexpr int MM = MC > 0 ? MC : kMaxMix;
+    constexpr int kStaged = Stages<T, V, 1 + GK, S>::kPerThread;
+    constexpr int kPerThread = kStaged > V * 4 ? kStaged : V * 4;  // smem_of(true)
     extern __shared__ __align__(16) char smem[];
-    Stages<T, V, 1 + MM, S> st(smem);
+    Stages<T, V, 1 + GK, S> st(smem);
     const Place p = place<V>(a.C, a.L);
     const int M = MC > 0 ? MC : a.M;
+    float* mus = reinterpret_cast<float*>(smem + static_cast<size_t>(kPerThread) * blockDim.x);
+    if constexpr (MUS) {
+#pragma unroll
+        for (int m = 0; m < MM; ++m) {
+            if (MC == 0 && m >= M) break;
+            for (int c = threadIdx.x; c < a.C; c += blockDim.x)
+                mus[m * a.C + c] = cuda_util::load_f(a.mu[m] + c);
+        }
+        __syncthreads();
+    }
+    // mixing vector m at this thread's channels
+    auto get_mu = [&](int m, float(&mu)[V]) {
+        if constexpr (MUS) {
+#pragma unroll
+            for (int j = 0; j < V; j += 4) {
+                const float4 q = *reinterpret_cast<const float4*>(mus + m * a.C + p.c0 + j);
+                mu[j] = q.x, mu[j + 1] = q.y, mu[j + 2] = q.z, mu[j + 3] = q.w;
+            }
+        } else {
+            ldv(a.mu[m] + p.c0, mu);
+        }
+    };
     float acc[MM][V];
 #pragma unroll
     for (int m = 0; m < MM; ++m) zero(acc[m]);
+    // g[m] of staged row i into gv; false (gv untouched) when mix m has no gradient
+    auto mix_grad = [&](int i, int m, float(&gv)[V]) {
+        const int k0 = a.g_first[m], k1 = a.g_first[m + 1];
+        if (k0 == k1) return false;
+        st.get(i, 1 + k0, gv);
+        for (int k = k0 + 1; k < k1; ++k) {
+            float t[V];
+            st.get(i, 1 + k, t);
+#pragma unroll
+            for (int j = 0; j < V; ++j) gv[j] += t[j];
+        }
+        return true;
+    };
     const int n = slot_rows(a.L, a.rows, p.rb);
     if (n > 0) {  // not a return: every thread reaches the barriers of the partial sums
-        const T* src[1 + MM];
+        const T* src[1 + GK];
         src[0] = a.x;
 #pragma unroll
-        for (int m = 0; m < MM; ++m) src[1 + m] = MC > 0 || m < M ? a.g[m] : nullptr;
+        for (int k = 0; k < GK; ++k) src[1 + k] = k < a.G ? a.g[k] : nullptr;
         const int64_t more = a.rows - p.rb;  // rows from rb on (g is read at row rb + n)
         // rows 0 .. n - 1 and row n if it exists (its x is read too: one row a slot)
         const int last = static_cast<int>(n < more ? n : more - 1);  // last row staged
@@ -192,8 +233,8 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
 #pragma unroll
             for (int m = 0; m < MM; ++m) {
                 if (MC == 0 && m >= M) break;
-                st.get(i, 1 + m, gv);
-                ldv(a.mu[m] + p.c0, mu);
+                if (!mix_grad(i, m, gv)) continue;
+                get_mu(m, mu);
 #pragma unroll
                 for (int j = 0; j < V; ++j) {
                     gs[j] += gv[j];
@@ -221,8 +262,8 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) mix_bwd_v(MixArgs
 #pragma unroll
                 for (int m = 0; m < MM; ++m) {
                     if (MC == 0 && m >= M) break;
-                    st.get(n, 1 + m, gv);
-                    ldv(a.mu[m] + p.c0, mu);
+                    if (!mix_grad(n, m, gv)) continue;
+                    get_mu(m, mu);
 #pragma unroll
                     for (int j = 0; j < V; ++j) carry[j] += gv[j] * mu[j];
                 }
@@ -592,13 +633,13 @@ struct Plan {
 // kTargetThreads or less; the grid fills the GPU once (occupancy of `kernel`), L = rows per slot.
 // smem_per_thread: the kernel's shared bytes a thread (its row stages, its partial sums).
 template <class K>
-Plan make_plan(K kernel, int64_t rows, int C, int V, int smem_per_thread) {
+Plan make_plan(K kernel, int64_t rows, int C, int V, int smem_per_thread, size_t smem_extra = 0) {
     Plan p;
     const int tpr = C / V;
     const int unit = std::lcm(tpr, 32) / tpr;
     p.R = unit * std::max(1, kTargetThreads / (unit * tpr));
     p.threads = p.R * tpr;
-    p.smem = static_cast<size_t>(p.threads) * smem_per_thread;
+    p.smem = static_cast<size_t>(p.threads) * smem_per_thread + smem_extra;
     GOOSE_CUDA_CHECK(
         cuda_util::allow_dynamic_smem(reinterpret_cast<const void*>(kernel), p.smem));
     int per_sm = 0;
@@ -635,7 +676,7 @@ bool fits(int V, int C, int N) {
     return lph <= 32 && (lph & (lph - 1)) == 0;
 }
 
-// Channels per thread of the backward kernels of mix and prep: 4 where they fit (bf16: 8-byte
+// Channels per thread of the backward kernel of prep: 4 where they fit (bf16: 8-byte
 // loads, half the registers of 8, twice the resident threads), else 8 (bf16 only); 0: none.
 int bwd_vec(int C, int N, bool bf16) {
     if (fits(4, C, N)) return 4;
@@ -657,31 +698,33 @@ void by_vec(int v, F&& f) {
         f(std::integral_constant<int, 8>{});
 }
 
-// Calls f(kernel, V) with the backward token_mix kernel for (T, C, M).
+// Calls f(kernel, V, shared bytes a thread, shared bytes beside) with the backward token_mix
+// kernel for (T, C, M, G): the RWKV-7 time mix's six mixes with up to seven gradients (v: the
+// value's and the v LoRA's), one mix with one, or any M <= kMaxMix and G <= kMaxMixGrads.
+// 16-byte pieces (8 bf16 or 4 f32 channels a thread, cp.async.cg past L1) in two stages:
+// measured against 8-byte pieces (4 bf16 channels) in three, H100 B16 T512 C768, seven
+// gradients: 56.6 against 69.7 us (lab, cold L2), 50.5 against 65.6 us (ncu inside a training
+// step), L12 training 281.0k / 281.4k against 278.8k / 279.5k tokens/s (bench/kernels/mix/NOTES.md).
 template <class T, class F>
-void with_mix_kernel(int C, int M, F&& f) {
-    by_vec(std::is_same_v<T, float> ? 4 : bwd_vec(C, 0, true), [&](auto v) {
-        constexpr int V = decltype(v)::value;
-        if constexpr (valid_vec<T>(V)) {
-            constexpr int S = kMixBwdStages;
-            if (M == 6)
-                f(mix_bwd_v<T, V, 6>, V, smem_of<T, V, 7, S>(true));
-            else if (M == 1)
-                f(mix_bwd_v<T, V, 1>, V, smem_of<T, V, 2, S>(true));
-            else
-                f(mix_bwd_v<T, V, 0>, V, smem_of<T, V, 1 + kMaxMix, S>(true));
-        }
-    });
+void with_mix_kernel(int C, int M, int G, F&& f) {
+    constexpr int V = vec_of<T>(), S = kMixBwdStages;
+    if (M == 6 && G <= 7)
+        f(mix_bwd_v<T, V, 6, 7, S>, V, smem_of<T, V, 8, S>(true), size_t(0));
+    else if (M == 1 && G == 1)
+        f(mix_bwd_v<T, V, 1, 1, S>, V, smem_of<T, V, 2, S>(true), size_t(0));
+    else
+        f(mix_bwd_v<T, V, 0, kMaxMixGrads, S>, V, smem_of<T, V, 1 + kMaxMixGrads, S>(true),
+          size_t(0));
 }
 
 template <class T>
-Plan mix_plan(int64_t rows, int C, int M, bool backward) {
+Plan mix_plan(int64_t rows, int C, int M, int G, bool backward) {
     constexpr int V = vec_of<T>();
     if (!backward)
         return make_plan(mix_fwd_v<T>, rows, C, V, smem_of<T, V, 1, kMixFwdStages>(false));
     Plan p;
-    with_mix_kernel<T>(C, M, [&](auto kernel, int v, int sm) {
-        p = make_plan(kernel, rows, C, v, sm);
+    with_mix_kernel<T>(C, M, G, [&](auto kernel, int v, int sm, size_t extra) {
+        p = make_plan(kernel, rows, C, v, sm, extra);
     });
     return p;
 }
@@ -738,10 +781,12 @@ bool vec_ok(int C, int N, bool bf16) {
     return fits(bf16 ? 8 : 4, C, N) && bwd_vec(C, N, bf16) != 0;
 }
 
-int mix_vec_chunks(int64_t rows, int C, int M, bool bf16) {
+int mix_vec_chunks(int64_t rows, int C, int M, int G, bool bf16) {
     int n = 0;
     if (vec_ok(C, 0, bf16))
-        by_dtype(bf16, [&](auto tag) { n = mix_plan<decltype(tag)>(rows, C, M, true).blocks; });
+        by_dtype(bf16, [&](auto tag) {
+            n = mix_plan<decltype(tag)>(rows, C, M, G, true).blocks;
+        });
     return n;
 }
 int prep_vec_chunks(int64_t rows, int C, int N, bool bf16) {
@@ -765,18 +810,20 @@ bool token_mix_vec_launch(const MixPtrs& p, int64_t B, int64_t Tn, int64_t C, bo
         !aligned(p.dx) || !aligned(p.dprev))
         return false;
     for (int i = 0; i < p.M; ++i)
-        if (!aligned(p.mu[i]) || !aligned(p.out[i]) || !aligned(p.g[i])) return false;
+        if (!aligned(p.mu[i]) || !aligned(p.out[i])) return false;
+    for (int i = 0; i < p.G; ++i)
+        if (!aligned(p.g[i])) return false;
     by_dtype(bf16, [&](auto tag) {
         using T = decltype(tag);
         MixArgsV<T> a{view_of<T>(p)};
         a.rows = B * Tn;
         a.Tn = Tn;
         a.C = static_cast<int>(C);
-        const Plan pl = mix_plan<T>(a.rows, a.C, a.M, backward);
+        const Plan pl = mix_plan<T>(a.rows, a.C, a.M, a.G, backward);
         a.L = pl.L;
         const auto s = static_cast<cudaStream_t>(st);
         if (backward)
-            with_mix_kernel<T>(a.C, a.M, [&](auto kernel, int, int) {
+            with_mix_kernel<T>(a.C, a.M, a.G, [&](auto kernel, int, int, size_t) {
                 launch(kernel, pl, s, a);
             });
         else
