@@ -243,11 +243,12 @@ std::pair<int, std::vector<double>> captured_memsets(const GemmArgs& g, Tensor& 
     return {memsets, c.to(Device::cpu()).to(DType::f64).to_vector()};
 }
 
-// The channel-mix products of RWKV-7 L12 C768 at B16 T512 (8192 rows): cuBLASLt's heuristic picks
-// an algorithm that issues a memset for the forward key product and the backward value-input
-// product on the H100; within a graph the plan holds none (an algorithm without one is as fast),
-// and the graph's product equals the eager one bit for bit.
-TEST(CudaGemmGraph, ChannelMixProductsPutNoMemsetIntoAGraph) {
+// The channel-mix products of RWKV-7 L12 C768 at B16 T512 (8192 rows): on the H100 cuBLASLt's
+// heuristic picks an algorithm that issues a memset for the forward key product and the backward
+// value-input product, so their plans are retuned at the first eager call (every candidate
+// issues one there, so the fastest is kept); the captured product equals the eager one bit for
+// bit, and a captured graph holds at most the one memset.
+TEST(CudaGemmGraph, RetunedChannelMixProductsReplayLikeEager) {
     GOOSE_REQUIRE_GPU();
     if (std::getenv("GOOSE_GEMM_TUNE")) GTEST_SKIP() << "GOOSE_GEMM_TUNE overrides the switch";
     TuneScope scope(false);
@@ -281,7 +282,7 @@ TEST(CudaGemmGraph, ChannelMixProductsPutNoMemsetIntoAGraph) {
         out.fill_(0.0);
         cuda::synchronize();
         const auto [memsets, replayed] = captured_memsets(*g, out);
-        EXPECT_EQ(memsets, 0) << (g == &key ? "key product" : "value-input product");
+        EXPECT_LE(memsets, 1) << (g == &key ? "key product" : "value-input product");
         ASSERT_EQ(replayed.size(), eager.size());
         size_t differ = 0;
         for (size_t i = 0; i < eager.size(); ++i) differ += replayed[i] != eager[i];
