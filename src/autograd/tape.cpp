@@ -281,6 +281,23 @@ void run_beside_deferred(const std::function<void()>& work, int free_sms) {
     for (size_t i = 0; i < todo.size(); ++i) add_grad(*todo[i].var, std::move(grads[i]));
 }
 
+void run_parallel_with_deferred(const std::vector<std::function<void()>>& branches) {
+    if (branches.empty() || !t_deferred || t_deferred->empty()) {
+        cuda::run_parallel(branches);
+        return;
+    }
+    std::vector<Deferred> todo = std::move(*t_deferred);
+    t_deferred->clear();
+    std::vector<Tensor> grads(todo.size());
+    std::vector<std::function<void()>> work = branches;
+    work[0] = [&] {
+        branches[0]();
+        for (size_t i = 0; i < todo.size(); ++i) grads[i] = todo[i].make();
+    };
+    cuda::run_parallel(work);
+    for (size_t i = 0; i < todo.size(); ++i) add_grad(*todo[i].var, std::move(grads[i]));
+}
+
 size_t tape_size() { return t_tape.size(); }
 void clear_tape() { t_tape.clear(); }
 

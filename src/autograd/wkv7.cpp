@@ -32,12 +32,13 @@ Wkv7Result record_wkv7(const Var& r, const Var& w, const Var& k, const Var& v, c
             // Deferred weight gradients run on the SMs the backward leaves idle or half used.
             ops::Wkv7Grads g;
             const int free_sms = ops::wkv7_backward_free_sms(rv.shape(), rv.device());
-            run_beside_deferred(
-                [&] {
-                    g = ops::wkv7_backward(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in, *fwd,
-                                           add);
-                },
-                free_sms);
+            auto work = [&] {
+                g = ops::wkv7_backward(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in, *fwd, add);
+            };
+            if (free_sms > 0)
+                run_beside_deferred(work, free_sms);
+            else
+                work();  // it fills the GPU: the deferred work waits for a later entry
             auto back = [&](Tensor& x) { return x.defined() ? x.reshape(in_shape) : x; };
             Tensor* gs[] = {&g.r, &g.w, &g.k, &g.v, &g.a, &g.b};
             const Tensor* added[] = {&add.r, nullptr, &add.k, &add.v, nullptr, nullptr};

@@ -50,15 +50,20 @@ std::vector<std::vector<size_t>> projection_branches(const std::vector<MixProjec
     return br;
 }
 
-// f(p) for every projection, branch by branch (concurrently on CUDA).
+// f(p) for every projection, branch by branch (concurrently on CUDA). In a backward pass the
+// main branch then also runs the weight gradients deferred so far (ag::DeferWeightGrads), so it
+// does not sit idle while the chains finish on the side streams.
 void for_each_projection(const std::vector<std::vector<size_t>>& branches,
-                         const std::function<void(size_t)>& f) {
+                         const std::function<void(size_t)>& f, bool with_deferred = false) {
     std::vector<std::function<void()>> work;
     for (const std::vector<size_t>& b : branches)
         work.emplace_back([&b, &f] {
             for (size_t p : b) f(p);
         });
-    cuda::run_parallel(work);
+    if (with_deferred)
+        ag::run_parallel_with_deferred(work);
+    else
+        cuda::run_parallel(work);
 }
 
 // bf16 weights train only on CUDA with bf16 activations (as ag::linear).
@@ -128,7 +133,7 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
     return ag::record(
         "mix_project", std::move(inputs), std::move(outs),
         [xv, pv, muv, wv, upv, hidden, activated, acts, up_index, which, transposed, M, P,
-         branches, defer = ag::weight_grads_deferred()](GradIO& io) {
+         branches](GradIO& io) {
             // The mixes again (no tape: the weight gradients' GEMMs read them), the projections'
             // backward by hand (the chains' up, activation and down), then token_mix's backward
             // straight from the projections' gradients (two of one mix summed as it reads them).
@@ -154,25 +159,16 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
                     io.set(ui, std::move(g.b));
                     gy = acts[p] ? ops::unary_backward(*acts[p], g.a, hidden[p]) : std::move(g.a);
                 }
+                // This entry runs the deferred weight gradients (for_each_projection), so its own
+                // are computed here, not deferred.
                 const Tensor& mix = mixes[which[p]];
-                const bool defer_w = defer && io.needs(wi);
-                const bool now_w = io.needs(wi) && !defer_w;
-                if (!need_mix_grads && !now_w) {
-                    if (defer_w)
-                        io.defer(wi, [gy, mix, w = wv[p], t = transposed[p]] {
-                            return project_backward(gy, mix, w, t, false, true).second;
-                        });
-                    return;
-                }
-                auto [d, dw] = project_backward(gy, mix, wv[p], transposed[p], need_mix_grads, now_w);
-                if (defer_w)
-                    io.defer(wi, [gy, mix, w = wv[p], t = transposed[p]] {
-                        return project_backward(gy, mix, w, t, false, true).second;
-                    });
-                else
-                    io.set(wi, std::move(dw));
+                const bool need_w = io.needs(wi);
+                if (!need_mix_grads && !need_w) return;
+                auto [d, dw] =
+                    project_backward(gy, mix, wv[p], transposed[p], need_mix_grads, need_w);
+                if (need_w) io.set(wi, std::move(dw));
                 dm[p] = std::move(d);
-            });
+            }, /*with_deferred=*/true);
             if (!need_mix_grads) return;
             std::vector<fused::MixGrad> grads;
             for (size_t p = 0; p < P; ++p) grads.push_back({which[p], std::move(dm[p])});

@@ -49,16 +49,16 @@ bool lean_projections(const Var& x, bool lean) {
     return lean && x.value().device().is_cuda() && ag::grad_enabled();
 }
 
-// Training on CUDA where the WKV-7 backward leaves SMs idle or half used (the sequential kernel,
-// a block per head, with fewer heads B·H than twice the SMs): the blocks' weight gradients wait
-// to run beside the next WKV backward there (ag::DeferWeightGrads; L12 C768 model with that
-// kernel: B8 T4096 H12 232k -> 241k tokens/s, peak 23.5 -> 23.9 GiB; B16 T512 241.0k -> 245.4k).
-// The two-pass backward (head size 64 from T 512) fills the GPU: weight gradients beside it
-// only slowed it down (B8 T4096 301.0k -> 279.3k, B16 T512 270.5k -> 268.0k).
-bool defer_weight_grads(const Var& x, int64_t head_size) {
-    if (!x.value().device().is_cuda() || !ag::grad_enabled()) return false;
-    const Shape heads{x.size(0), x.size(1), x.size(2) / head_size, head_size};
-    return ops::wkv7_backward_free_sms(heads, x.value().device()) > 0;
+// Training on CUDA: the blocks' weight gradients (the channel mix's and the time mix's output)
+// are deferred (ag::DeferWeightGrads). Where the WKV-7 backward leaves SMs idle or half used
+// (the sequential kernel, a block per head, with fewer heads B·H than twice the SMs) they run
+// beside it (L12 C768 model with that kernel: B8 T4096 H12 232k -> 241k tokens/s, peak 23.5 ->
+// 23.9 GiB; B16 T512 241.0k -> 245.4k). The two-pass backward (head size 64 from T 512) fills the
+// GPU (weight gradients beside it only slowed it down: B8 T4096 301.0k -> 279.3k), so there they
+// run on the main stream of the time mix's projection backward while its LoRA chains finish on
+// the side streams (recompute::mix_project), where the main stream would otherwise wait.
+bool defer_weight_grads(const Var& x) {
+    return x.value().device().is_cuda() && ag::grad_enabled();
 }
 
 // (B, T, C) -> packed copy of the last token's row (B, C), detached
@@ -385,8 +385,7 @@ Var Rwkv7::forward_hidden(const Var& input, Rwkv7State* state) const {
     if (state) check_state(*state, input.size(0));
     Var v_first;
     const bool checkpoint = checkpointing_ && !state && ag::grad_enabled();
-    const ag::DeferWeightGrads defer(!checkpoint &&
-                                     defer_weight_grads(input, cfg_.head_size));
+    const ag::DeferWeightGrads defer(!checkpoint && defer_weight_grads(input));
     Residual res{input, Var()};
     for (size_t l = 0; l < blocks->size(); ++l)
         res = checkpoint ? Residual{block_checkpointed(block(l), res.sum(), v_first), Var()}

@@ -170,6 +170,32 @@ TEST(Tape, DeferredGradientsRunBesideTheNextMarkedEntryOrAtTheEnd) {
     EXPECT_EQ(log, (std::vector<std::string>{"dw3"}));
 }
 
+// run_parallel_with_deferred: branch 0 runs its own work, then the deferred work queued before
+// the entry (dw2), before the other branches (in order without a device); dw1, queued after it,
+// runs at the end; the gradients are the immediate ones.
+TEST(Tape, DeferredGradientsRunAfterTheMainBranchOfTheNextParallelEntry) {
+    Var x(Tensor::from(Shape{2}, {0.5, -2.0}, DType::f64), true);
+    Var w1(Tensor::from(Shape{2}, {3.0, 4.0}, DType::f64), true);
+    Var w2(Tensor::from(Shape{2}, {-1.0, 0.25}, DType::f64), true);
+    std::vector<std::string> log;
+    Var h = scale_by(x, w1, log, "dw1");
+    Var m = ag::record("parallel", {h}, h.value().clone(), [&log](GradIO& io) {
+        ag::run_parallel_with_deferred({[&] { log.push_back("main"); },
+                                        [&] { log.push_back("side"); }});
+        io.set(0, io.gy());
+    });
+    Var y = scale_by(m, w2, log, "dw2");
+    ag::backward(weighted_sum(y, {1, 1}));
+    EXPECT_EQ(log, (std::vector<std::string>{"main", "dw2", "side", "dw1"}));
+    EXPECT_EQ(w1.grad().to_vector(), (std::vector<double>{0.5 * -1.0, -2.0 * 0.25}));
+    EXPECT_EQ(w2.grad().to_vector(), (std::vector<double>{0.5 * 3.0, -2.0 * 4.0}));
+    EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{3.0 * -1.0, 4.0 * 0.25}));
+    // outside a backward pass: the branches only
+    log.clear();
+    ag::run_parallel_with_deferred({[&] { log.push_back("a"); }, [&] { log.push_back("b"); }});
+    EXPECT_EQ(log, (std::vector<std::string>{"a", "b"}));
+}
+
 TEST(Tape, NoGradRecordsNothing) {
     Var x(Tensor::from(Shape{2}, {1, 2}), true);
     {

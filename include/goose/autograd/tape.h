@@ -30,10 +30,10 @@ public:
     bool needs(int i) const { return needs_[static_cast<size_t>(i)]; }
     void set(int i, Tensor g);
     // Hands input i's gradient over as work for later (instead of set): the tape calls `make`
-    // beside the next ag::run_beside_deferred, or when the backward pass ends, and adds what it
-    // returns to input i's gradient. For weight gradients nothing downstream waits for, which
-    // can then fill the SMs a latency-bound kernel leaves idle (the input of a non-leaf gets its
-    // gradient at once). `make` must hold what it reads.
+    // beside the next ag::run_beside_deferred or in the next ag::run_parallel_with_deferred, or
+    // when the backward pass ends, and adds what it returns to input i's gradient. For weight
+    // gradients nothing downstream waits for, which can then fill SMs or a stream that would be
+    // idle (the input of a non-leaf gets its gradient at once). `make` must hold what it reads.
     void defer(int i, std::function<Tensor()> make);
     int num_inputs() const { return static_cast<int>(needs_.size()); }
     // The gradient input i has gathered so far from the entries already run backwards (undefined
@@ -65,10 +65,18 @@ bool grad_enabled();
 // free, which the deferred GEMMs are planned for (cuda::SmTarget).
 void run_beside_deferred(const std::function<void()>& work, int free_sms = 0);
 
+// Inside a backward function: runs the branches as cuda::run_parallel does, branch 0 (the
+// current stream) also computing the gradient work deferred so far in this backward pass after
+// its own work, then adds those gradients. For a main branch that would otherwise wait for its
+// side branches (the RWKV-7 time mix's projections waiting for their LoRA chains). Outside a
+// backward pass, or with nothing deferred, just cuda::run_parallel.
+void run_parallel_with_deferred(const std::vector<std::function<void()>>& branches);
+
 // While one lives, the linear layers recorded (ag::linear and the models' lean projections)
 // hand their weight gradients over as deferred work (GradIO::defer) instead of computing them
 // with the input gradient: a model turns this on where its backward has a latency-bound kernel
-// that leaves SMs idle (ag::wkv7 runs the deferred work beside its backward kernel).
+// that leaves SMs idle (ag::wkv7 runs the deferred work beside its backward kernel) or a stream
+// that waits for others (ag::run_parallel_with_deferred).
 class DeferWeightGrads {
 public:
     explicit DeferWeightGrads(bool on);

@@ -195,11 +195,11 @@ Rwkv7PrepWkv rwkv7_prep_wkv7_cuda(const Var& r, const Var& w_lora, const Var& k_
             const Tensor& vf_prior = io.prior(6);
             const bool fold = gate && vf_prior.defined() && vf_prior.dtype() == dt &&
                               vf_prior.is_contiguous() && vf_prior.shape() == in->vf.shape();
-            ops::Wkv7PrepGrads g;
-            ag::run_beside_deferred([&] {
-                g = ops::wkv7_prep_backward_cuda(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in,
-                                                 *fwd, add, *in, fold ? vf_prior : Tensor());
-            });
+            // The two-pass backward fills the GPU: deferred weight gradients wait for the time
+            // mix's projections (recompute::mix_project), not beside it.
+            const ops::Wkv7PrepGrads g =
+                ops::wkv7_prep_backward_cuda(io.gy(0), io.gy(1), rv, wv, kv, vv, av, bv, s_in,
+                                             *fwd, add, *in, fold ? vf_prior : Tensor());
             Tensor ds[] = {g.r.reshape(flat), g.w.reshape(flat), g.dkr, g.dvr, g.dal, g.dvl,
                            g.dvf, g.dw0, g.da0, g.dv0, g.dkk, g.dka, g.state};
             const bool summed[] = {add.r.defined(), false, false, !gate && add.v.defined(),
