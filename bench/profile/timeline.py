@@ -3,7 +3,8 @@
 
 For the last --steps steps of the trace (a step ends with its AdamW kernels): the step's wall
 time, the time some kernel was running (busy) and the idle time (no kernel at all), the main
-stream's busy time and the time only side streams ran, kernel time by category (warm caches,
+stream's busy time (the stream with the most kernels; CUPTI may report a graph's kernels on
+several streams of its own, and then this figure means little) and the time only others ran, kernel time by category (warm caches,
 concurrent streams: what the step really spends) and the longest idle gaps with the kernels
 around them.
 
