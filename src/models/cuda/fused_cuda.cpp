@@ -24,6 +24,25 @@ void check_same(const char* op, const Tensor& t, const Shape& s, DType dt, Devic
              t.defined() ? t.desc() : "undefined");
 }
 
+// rwkv7_prep's inputs beside k_raw: (B, T, C) ones of `flat`, (1, 1, C) parameters; v_lora,
+// v_first and v0 only with the gate (v_lora defined).
+void check_prep_inputs(const Var& w_lora, const Var& v_raw, const Var& a_lora, const Var& v_lora,
+                       const Var& v_first, const Var& w0, const Var& a0, const Var& v0,
+                       const Var& k_k, const Var& k_a, const Shape& flat, DType dt, Device dev) {
+    const char* op = "rwkv7_prep";
+    const Shape vec{1, 1, flat[2]};
+    check_same(op, w_lora.value(), flat, dt, dev, "w_lora");
+    check_same(op, v_raw.value(), flat, dt, dev, "v_raw");
+    check_same(op, a_lora.value(), flat, dt, dev, "a_lora");
+    for (auto [p, what] : {std::pair{&w0, "w0"}, {&a0, "a0"}, {&k_k, "k_k"}, {&k_a, "k_a"}})
+        check_same(op, p->value(), vec, dt, dev, what);
+    if (v_lora.defined()) {
+        check_same(op, v_lora.value(), flat, dt, dev, "v_lora");
+        check_same(op, v_first.value(), flat, dt, dev, "v_first");
+        check_same(op, v0.value(), vec, dt, dev, "v0");
+    }
+}
+
 }  // namespace
 
 std::vector<Var> token_mix_cuda(const Var& x, const Var& prev, const std::vector<Var>& mu) {
@@ -79,17 +98,8 @@ Rwkv7Prep rwkv7_prep_cuda(const Var& w_lora, const Var& k_raw, const Var& v_raw,
     const Device dev = k_raw.value().device();
     const char* op = "rwkv7_prep";
     if (N < 1 || C % N != 0) fail("rwkv7_prep: C {} is not a multiple of head_size {}", C, N);
-    const Shape flat{B, Tn, C}, vec{1, 1, C};
-    check_same(op, w_lora.value(), flat, dt, dev, "w_lora");
-    check_same(op, v_raw.value(), flat, dt, dev, "v_raw");
-    check_same(op, a_lora.value(), flat, dt, dev, "a_lora");
-    for (auto [p, what] : {std::pair{&w0, "w0"}, {&a0, "a0"}, {&k_k, "k_k"}, {&k_a, "k_a"}})
-        check_same(op, p->value(), vec, dt, dev, what);
-    if (gate) {
-        check_same(op, v_lora.value(), flat, dt, dev, "v_lora");
-        check_same(op, v_first.value(), flat, dt, dev, "v_first");
-        check_same(op, v0.value(), vec, dt, dev, "v0");
-    }
+    const Shape flat{B, Tn, C};
+    check_prep_inputs(w_lora, v_raw, a_lora, v_lora, v_first, w0, a0, v0, k_k, k_a, flat, dt, dev);
     auto in = std::make_shared<ck::PrepInputs>(ck::PrepInputs{
         packed(w_lora), packed(k_raw), packed(v_raw), packed(a_lora),
         gate ? packed(v_lora) : Tensor(), gate ? packed(v_first) : Tensor(), packed(w0),
@@ -142,18 +152,7 @@ Rwkv7PrepWkv rwkv7_prep_wkv7_cuda(const Var& r, const Var& w_lora, const Var& k_
     const bool gate = v_lora.defined();
     const DType dt = k_raw.dtype();
     const Device dev = k_raw.value().device();
-    const char* op = "rwkv7_prep";
-    const Shape vec{1, 1, C};
-    check_same(op, w_lora.value(), flat, dt, dev, "w_lora");
-    check_same(op, v_raw.value(), flat, dt, dev, "v_raw");
-    check_same(op, a_lora.value(), flat, dt, dev, "a_lora");
-    for (auto [p, what] : {std::pair{&w0, "w0"}, {&a0, "a0"}, {&k_k, "k_k"}, {&k_a, "k_a"}})
-        check_same(op, p->value(), vec, dt, dev, what);
-    if (gate) {
-        check_same(op, v_lora.value(), flat, dt, dev, "v_lora");
-        check_same(op, v_first.value(), flat, dt, dev, "v_first");
-        check_same(op, v0.value(), vec, dt, dev, "v0");
-    }
+    check_prep_inputs(w_lora, v_raw, a_lora, v_lora, v_first, w0, a0, v0, k_k, k_a, flat, dt, dev);
     // the prep's forward (no record: this one's backward covers it)
     const std::vector<Tensor> po = ck::rwkv7_prep_forward(
         ck::PrepInputs{packed(w_lora), packed(k_raw), packed(v_raw), packed(a_lora),
