@@ -48,6 +48,10 @@ void add_bench(CLI::App& app) {
     train->add_flag("--gemm-tune", tr->gemm_tune,
                     "CUDA: time several cuBLASLt algorithms per GEMM shape in the warm-up steps "
                     "and keep the fastest (GOOSE_GEMM_TUNE=0/1 overrides)");
+    train->add_option("--grad-clip", tr->grad_clip,
+                      "CUDA: clip the gradients to this global L2 norm before AdamW, as the "
+                      "official recipe's grad_clip 1.0 (0: off)")
+        ->check(CLI::Range(0.0, 1e30));
     train->callback([tr] { bench::run_train_bench(*tr); });
 
     auto dc = std::make_shared<bench::DecodeBenchConfig>();

@@ -143,6 +143,9 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
     if (!cfg.no_graph)
         std::printf("CUDA graph: the whole step captured once after 2 eager steps, then replayed "
                     "(--no-graph: eager steps)\n");
+    if (cfg.grad_clip > 0)
+        std::printf("gradient clipping: global L2 norm %g before AdamW, on the device (the "
+                    "official recipe's grad_clip; --grad-clip 0: off)\n", cfg.grad_clip);
     models::Rwkv7 model(mc);
     Rng rng(0, "bench");
     fill_random(model, rng);
@@ -151,7 +154,8 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
     model.set_activation_checkpointing(cfg.checkpoint);
     model.set_lean_activations(!cfg.no_lean);
     const optim::AdamConfig acfg{.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8,
-                                 .decoupled_weight_decay = true};
+                                 .decoupled_weight_decay = true,
+                                 .max_grad_norm = cfg.grad_clip};
     std::unique_ptr<optim::Adam> f32_opt;
     std::unique_ptr<optim::MixedPrecisionAdam> mixed_opt;
     if (dtype == DType::bf16)  // bf16 parameters, f32 masters and moments
@@ -258,18 +262,22 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
             for (const Var& m : mixed_opt->masters()) n += m.numel();
             const Timing ta =
                 time_fn([&] { mixed_opt->step(); cuda::synchronize(); }, 2, 20, 0.0, 20);
-            // f32 master, m, v read and written, bf16 gradient read, bf16 copy written.
-            const double bytes = 28.0 * static_cast<double>(n);
+            // f32 master, m, v read and written, bf16 gradient read, bf16 copy written; with
+            // clipping the gradient is read once more for its norm.
+            const double per_param = cfg.grad_clip > 0 ? 30.0 : 28.0;
+            const double bytes = per_param * static_cast<double>(n);
             const Tensor src = Tensor::empty(Shape{static_cast<int64_t>(bytes / 8)}, DType::f32,
                                              Device::cuda());
             Tensor dst = Tensor::empty(src.shape(), DType::f32, Device::cuda());
             const Timing tc =
                 time_fn([&] { dst.copy_(src); cuda::synchronize(); }, 2, 20, 0.0, 20);
             model.zero_grad();
-            std::printf("  AdamW step alone: %.3f ms for %.1fM parameters (28 B each: %.0f GB/s); "
-                        "device copy of as many bytes: %.3f ms (%.0f GB/s); AdamW / copy time "
-                        "%.2fx\n",
-                        1e3 * ta.median_s, static_cast<double>(n) / 1e6, bytes / ta.median_s / 1e9,
+            std::printf("  AdamW step alone%s: %.3f ms for %.1fM parameters (%.0f B each: %.0f "
+                        "GB/s); device copy of as many bytes: %.3f ms (%.0f GB/s); AdamW / copy "
+                        "time %.2fx\n",
+                        cfg.grad_clip > 0 ? " (gradient clipping included)" : "",
+                        1e3 * ta.median_s, static_cast<double>(n) / 1e6, per_param,
+                        bytes / ta.median_s / 1e9,
                         1e3 * tc.median_s, bytes / tc.median_s / 1e9, ta.median_s / tc.median_s);
         }
     }

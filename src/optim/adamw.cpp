@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "goose/optim/clip.h"
 #ifdef GOOSE_CUDA
 #include "goose/core/cuda.h"
 #include "optim/adamw_cuda.h"
@@ -74,6 +75,8 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamConfig cfg) : groups_(std::move(g
     if (!(cfg_.beta2 >= 0 && cfg_.beta2 < 1))
         fail("adam: beta2 must be in [0, 1), got {}", cfg_.beta2);
     if (!(cfg_.eps >= 0)) fail("adam: eps must be >= 0, got {}", cfg_.eps);
+    if (!(cfg_.max_grad_norm >= 0) || !std::isfinite(cfg_.max_grad_norm))
+        fail("adam: max_grad_norm must be >= 0 (0: no clipping), got {}", cfg_.max_grad_norm);
     std::set<std::string> names;
     std::set<const VarImpl*> seen;
     exp_avg_.resize(groups_.size());
@@ -147,6 +150,21 @@ void Adam::step() {
 #endif
     const double t = static_cast<double>(steps_);
     const double bc1 = 1.0 - std::pow(cfg_.beta1, t), bc2 = 1.0 - std::pow(cfg_.beta2, t);
+    cpu_grad_norm_ = std::nan("");
+    if (cfg_.max_grad_norm > 0) {  // one device for all: the CPU clips here, CUDA in its kernel
+        std::vector<Var> with_grad;
+        bool any_cpu = false, any_cuda = false;
+        for (const ParamGroup& g : groups_)
+            for (const Var& p : g.params)
+                if (p.grad().defined()) {
+                    with_grad.push_back(p);
+                    (p.value().device().is_cuda() ? any_cuda : any_cpu) = true;
+                }
+        if (any_cpu && any_cuda)
+            fail("adam: gradient clipping needs every parameter on one device (CPU and CUDA "
+                 "parameters here)");
+        if (any_cpu) cpu_grad_norm_ = clip_grad_norm(with_grad, cfg_.max_grad_norm);
+    }
 #ifdef GOOSE_CUDA
     std::vector<detail::CudaAdamParam> cuda_params;
 #endif
@@ -192,9 +210,19 @@ void Adam::step() {
         if (!cuda_state_) cuda_state_ = detail::make_cuda_adam_state();
         detail::adam_step_cuda(*std::static_pointer_cast<detail::CudaAdamState>(cuda_state_),
                                cuda_params, cfg_.lr, cfg_.beta1, cfg_.beta2, cfg_.eps,
-                               cfg_.decoupled_weight_decay, bc1, bc2, !capturing);
+                               cfg_.decoupled_weight_decay, bc1, bc2, !capturing,
+                               cfg_.max_grad_norm);
     }
 #endif
+}
+
+double Adam::last_grad_norm() const {
+#ifdef GOOSE_CUDA
+    if (cfg_.max_grad_norm > 0 && cuda_state_)
+        return detail::last_grad_norm(
+            *std::static_pointer_cast<detail::CudaAdamState>(cuda_state_));
+#endif
+    return cpu_grad_norm_;
 }
 
 void Adam::prepare_replay() {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cuda/cuda_test_util.h"
+#include "goose/core/cuda.h"
 #include "goose/core/rng.h"
 #include "goose/optim/adamw.h"
 
@@ -128,6 +129,79 @@ TEST(CudaAdamW, ManyTensorsSpanSeveralLaunches) {
     }
     for (size_t i = 0; i < shapes.size(); i += 7)
         expect_same(p.gpu[i].value(), p.cpu[i].value(), "value " + std::to_string(i));
+}
+
+// Gradient clipping on the device (AdamConfig::max_grad_norm) against the CPU optimizer (which
+// clips with optim::clip_grad_norm): the norm to 1e-6 relative (sums in another order), values
+// to 1e-6 relative when clipped (the scale may differ in its last bit) and as the unclipped
+// comparison above when the norm stays under the bound (the scale is exactly 1); f32 and bf16
+// gradients over two launches of tensors; a captured step replays the eager one's clipping.
+TEST(CudaAdamW, ClipsByTheGlobalNormLikeTheCpu) {
+    GOOSE_REQUIRE_GPU();
+    for (DType gd : {DType::f32, DType::bf16})
+        for (double bound : {0.5, 1e6}) {
+            Rng rng(14);
+            std::vector<Shape> shapes;
+            for (int i = 0; i < 260; ++i) shapes.push_back(Shape{1 + (i * 53) % 9001});
+            Pair p = make_params(rng, shapes);
+            const AdamConfig cfg{.lr = 1e-2, .max_grad_norm = bound};
+            Adam cpu = make_adamw({{.params = p.cpu, .weight_decay = 0.01}}, cfg);
+            Adam gpu = make_adamw({{.params = p.gpu, .weight_decay = 0.01}}, cfg);
+            for (int t = 0; t < 2; ++t) {
+                for (size_t i = 0; i < shapes.size(); ++i) {
+                    const Tensor g = Tensor::randn(shapes[i], rng, DType::f32, 0, 0.1).to(gd);
+                    p.cpu[i].grad_mut() = g.to(DType::f32);
+                    p.gpu[i].grad_mut() = g.to(Device::cuda());
+                }
+                cpu.step();
+                gpu.step();
+                const double nc = cpu.last_grad_norm(), ng = gpu.last_grad_norm();
+                EXPECT_NEAR(ng, nc, 1e-6 * nc) << dtype_name(gd) << " bound " << bound;
+                EXPECT_GT(nc, 0.5);  // so the 0.5 bound clips
+            }
+            const std::string what = std::string(dtype_name(gd)) + " bound " +
+                                     std::to_string(bound);
+            for (size_t i = 0; i < shapes.size(); i += 13) {
+                if (bound > 1) {
+                    expect_same(p.gpu[i].value(), p.cpu[i].value(), what);
+                    continue;
+                }
+                const auto g = p.gpu[i].value().to(Device::cpu()).to_vector();
+                const auto c = p.cpu[i].value().to_vector();
+                for (size_t j = 0; j < g.size(); ++j)
+                    ASSERT_NEAR(g[j], c[j], 1e-6 * std::fabs(c[j]) + 1e-7)
+                        << what << " value " << i << "[" << j << "]";
+            }
+        }
+}
+
+TEST(CudaAdamW, ClippedStepReplaysInAGraph) {
+    GOOSE_REQUIRE_GPU();
+    Rng rng(15);
+    const std::vector<Shape> shapes = {Shape{4097}, Shape{33, 7}};
+    Pair p = make_params(rng, shapes);
+    std::vector<Var> twin;  // eager copy
+    for (const Var& v : p.gpu) twin.emplace_back(v.value().clone(), true);
+    const AdamConfig cfg{.lr = 1e-2, .max_grad_norm = 0.25};
+    Adam graphed = make_adamw({{.params = p.gpu}}, cfg), eager = make_adamw({{.params = twin}}, cfg);
+    for (size_t i = 0; i < shapes.size(); ++i) {
+        const Tensor g = Tensor::randn(shapes[i], rng, DType::f32).to(Device::cuda());
+        p.gpu[i].grad_mut() = g;
+        twin[i].grad_mut() = g.clone();
+    }
+    eager.step();
+    graphed.step();  // the first step plans the launch; the graph holds the second
+    cuda::Graph graph;
+    graph.capture([&] { graphed.step(); });
+    eager.step();
+    graphed.prepare_replay();
+    graph.replay();
+    cuda::synchronize();
+    EXPECT_EQ(graphed.last_grad_norm(), eager.last_grad_norm());
+    for (size_t i = 0; i < shapes.size(); ++i)
+        EXPECT_EQ(p.gpu[i].value().to(Device::cpu()).to_vector(),
+                  twin[i].value().to(Device::cpu()).to_vector())
+            << i;
 }
 
 TEST(CudaAdamW, F64OnCudaIsAClearError) {

@@ -118,6 +118,30 @@ TEST(Adam, ArgumentErrors) {
     EXPECT_EQ(opt.steps(), 0);  // a failed step changes nothing
 }
 
+// AdamConfig::max_grad_norm: the step clips first, exactly as clip_grad_norm then a plain step;
+// last_grad_norm is the norm before clipping (NaN without clipping); a bad bound is refused.
+TEST(Adam, ClipsGradientsByTheirGlobalNorm) {
+    Var a = param({0.5, -1.0}), b = param({2.0});
+    Var a2 = param({0.5, -1.0}), b2 = param({2.0});
+    Adam clipped({{.params = {a, b}, .weight_decay = 0.1}}, {.lr = 0.1, .max_grad_norm = 1.0});
+    Adam plain({{.params = {a2, b2}, .weight_decay = 0.1}}, {.lr = 0.1});
+    EXPECT_TRUE(std::isnan(clipped.last_grad_norm()));
+    for (int t = 0; t < 2; ++t) {
+        set_grad(a, {3, 4});
+        set_grad(b, {12});
+        set_grad(a2, {3, 4});
+        set_grad(b2, {12});
+        clipped.step();
+        EXPECT_NEAR(clip_grad_norm({a2, b2}, 1.0), 13.0, 1e-12);
+        plain.step();
+        EXPECT_NEAR(clipped.last_grad_norm(), 13.0, 1e-12);
+        EXPECT_TRUE(std::isnan(plain.last_grad_norm()));
+    }
+    EXPECT_EQ(a.value().to_vector(), a2.value().to_vector());
+    EXPECT_EQ(b.value().to_vector(), b2.value().to_vector());
+    expect_error([&] { Adam({{.params = {a}}}, {.max_grad_norm = -1}); }, "max_grad_norm");
+}
+
 TEST(ClipGradNorm, ScalesToMaxNorm) {
     Var a = param({0, 0}, DType::f32), b = param({0}), c = param({5});
     set_grad(a, {3, 4});

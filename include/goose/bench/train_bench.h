@@ -25,6 +25,7 @@ struct TrainBenchConfig {
     bool no_graph = false;       // CUDA: time eager steps, not replays of a CUDA graph of one
     bool compare_eager = false;  // CUDA: time eager steps too, beside the graph, and AdamW alone
     bool gemm_tune = false;      // CUDA: autotune the cuBLASLt GEMMs (cuda::set_gemm_autotune)
+    double grad_clip = 1.0;      // CUDA: gradients clipped to this global L2 norm (0: off)
 };
 
 void run_train_bench(const TrainBenchConfig& cfg);

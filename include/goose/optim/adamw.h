@@ -3,6 +3,7 @@
 // Parameters on CUDA (f32 master weights; f32 or bf16 gradients) are updated together by one
 // multi-tensor kernel per step, bit-identical to the CPU update in f32.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,6 +31,10 @@ struct AdamConfig {
     // true: AdamW, p -= lr * lr_scale * weight_decay * p before the Adam update;
     // false: Adam with L2, g += weight_decay * p.
     bool decoupled_weight_decay = true;
+    // > 0: before each update the gradients are clipped by their global L2 norm to this
+    // (torch.nn.utils.clip_grad_norm_, the official RWKV-7 recipe's grad_clip 1.0), over every
+    // parameter with a gradient; on CUDA without leaving the device (graph-safe).
+    double max_grad_norm = 0;
 };
 
 class Adam {
@@ -48,6 +53,9 @@ class Adam {
     void set_lr(double lr);
     double lr() const { return cfg_.lr; }
     int64_t steps() const { return steps_; }
+    // The gradients' global L2 norm before the last step's clipping (on CUDA this waits for
+    // it); NaN when the last step did not clip (max_grad_norm 0, or no step yet).
+    double last_grad_norm() const;
     void zero_grad();  // drops every parameter's gradient
 
     // After each update of `param`, also write its value rounded to bf16 into `copy` (a packed
@@ -69,6 +77,7 @@ class Adam {
     std::vector<ParamGroup> groups_;
     AdamConfig cfg_;
     int64_t steps_ = 0;
+    double cpu_grad_norm_ = std::nan("");  // the last CPU step's, when it clipped
     std::vector<std::vector<Tensor>> exp_avg_, exp_avg_sq_;  // [group][param]
     std::vector<std::vector<Tensor>> bf16_copy_;             // [group][param], or undefined
     std::shared_ptr<void> cuda_state_;  // CUDA: the device coefficient array (adamw_cuda.h)

@@ -33,6 +33,9 @@ struct AdamShared {
     // [bc2_sqrt, step_size of slot 0..entries-1, decay of slot 0..entries-1].
     const float* coeffs = nullptr;
     int32_t coeff_entries = 0;
+    // Optional device scalar every gradient is multiplied by first (gradient clipping, see
+    // grad_clip_scale); null: gradients as they are.
+    const float* grad_scale = nullptr;
 };
 
 // The update of every entry, in launches of at most this many tensors each.
@@ -45,5 +48,14 @@ constexpr int kAdamMaxEntries = 224;
 //   p = p - step_size m / (sqrt(v) / bc2_sqrt + eps)
 // Throws std::runtime_error on a CUDA launch error. stream: a cudaStream_t.
 void adam_step(const AdamEntry* entries, int64_t count, const AdamShared& s, void* stream);
+
+// Gradient clipping by global L2 norm (torch.nn.utils.clip_grad_norm_) without leaving the
+// device: the sum of squares of every entry's gradient (one partial per chunk, then one block
+// adding them in a fixed order, in double: deterministic), then out[0] = the norm and out[1] =
+// max_norm / (norm + 1e-6) when the norm exceeds max_norm, else 1 (a NaN norm gives 1, an
+// infinite one 0), for AdamShared::grad_scale. partials: clip_partials(entries, count) floats.
+int64_t clip_partials(const AdamEntry* entries, int64_t count);
+void grad_clip_scale(const AdamEntry* entries, int64_t count, float max_norm, float* partials,
+                     float* out, void* stream);
 
 }  // namespace goose::adamw_cuda

@@ -15,6 +15,7 @@ namespace goose::optim::detail {
 
 struct CudaAdamState {
     Tensor coeffs;              // device f32 [1 + 2 n]
+    Tensor clip;                // device f32 [norm, scale, partial sums...] (gradient clipping)
     float* staging = nullptr;   // pinned host, as large as coeffs
     int64_t staging_len = 0;
     cudaEvent_t uploaded = nullptr;  // the last upload's copy has read the staging buffer
@@ -66,7 +67,8 @@ void upload_adam_coefficients(CudaAdamState& st, double lr, double bias_correcti
 
 void adam_step_cuda(CudaAdamState& st, const std::vector<CudaAdamParam>& params, double lr,
                     double beta1, double beta2, double eps, bool decoupled,
-                    double bias_correction1, double bias_correction2, bool upload) {
+                    double bias_correction1, double bias_correction2, bool upload,
+                    double max_grad_norm) {
     using adamw_cuda::AdamEntry;
     const auto n = static_cast<int64_t>(params.size());
     if (!st.coeffs.defined() || st.coeffs.numel() != 1 + 2 * n)
@@ -101,11 +103,25 @@ void adam_step_cuda(CudaAdamState& st, const std::vector<CudaAdamParam>& params,
     s.coeffs = static_cast<const float*>(st.coeffs.raw_data());
     s.coeff_entries = static_cast<int32_t>(n);
     try {
+        if (max_grad_norm > 0) {  // the norm and the scale stay on the device
+            const int64_t parts = adamw_cuda::clip_partials(entries.data(), n);
+            if (!st.clip.defined() || st.clip.numel() != 2 + parts)
+                st.clip = Tensor::empty(Shape{2 + parts}, DType::f32, st.coeffs.device());
+            float* clip = static_cast<float*>(st.clip.raw_data());
+            adamw_cuda::grad_clip_scale(entries.data(), n, static_cast<float>(max_grad_norm),
+                                        clip + 2, clip, cuda::current_stream());
+            s.grad_scale = clip + 1;
+        }
         adamw_cuda::adam_step(entries.data(), static_cast<int64_t>(entries.size()), s,
                               cuda::current_stream());
     } catch (const std::runtime_error& e) {
         fail("adam (cuda): {}", e.what());
     }
+}
+
+double last_grad_norm(const CudaAdamState& st) {
+    if (!st.clip.defined()) return std::nan("");
+    return st.clip.slice(0, 0, 1).to(Device::cpu()).to(DType::f64).item();
 }
 
 }  // namespace goose::optim::detail
