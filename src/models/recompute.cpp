@@ -52,15 +52,17 @@ std::vector<std::vector<size_t>> projection_branches(const std::vector<MixProjec
 
 // f(p) for every projection, branch by branch (concurrently on CUDA). In a backward pass the
 // main branch then also runs the weight gradients deferred so far (ag::DeferWeightGrads), so it
-// does not sit idle while the chains finish on the side streams. In the forward the main
-// branch's GEMMs are planned for three quarters of the SMs (cuda::SmTarget), so the chains keep
-// some while the Linears run (they finished 30 us a layer after them: L12 C768 B16 T512
-// 288.8k -> 290.7k tokens/s, B8 T4096 313.6k -> 315.1k at 116 of 132 SMs).
+// does not sit idle while the chains finish on the side streams. In a bf16 forward
+// (`narrow_main`) the main branch's GEMMs are planned for three quarters of the SMs
+// (cuda::SmTarget), so the chains keep some while the Linears run (they finished 30 us a layer
+// after them: L12 C768 B16 T512 288.8k -> 290.7k tokens/s, B8 T4096 313.6k -> 315.1k at 116 of
+// 132 SMs); f32 keeps the plans of the composed ops, so both give the same gradients.
 void for_each_projection(const std::vector<std::vector<size_t>>& branches,
-                         const std::function<void(size_t)>& f, bool with_deferred = false) {
+                         const std::function<void(size_t)>& f, bool with_deferred = false,
+                         bool narrow_main = false) {
     std::vector<std::function<void()>> work;
     const int main_sms =
-        branches.size() > 1 && !with_deferred ? cuda::multiprocessor_count() * 3 / 4 : 0;
+        branches.size() > 1 && narrow_main ? cuda::multiprocessor_count() * 3 / 4 : 0;
     for (const std::vector<size_t>& b : branches)
         work.emplace_back([&b, &f, sms = work.empty() ? main_sms : 0] {
             const cuda::SmTarget target(sms);
@@ -110,7 +112,7 @@ std::vector<Var> mix_project(const Var& x, const Var& prev, const std::vector<Va
             activated[p] = q.act ? ops::unary_forward(*q.act, y) : y;
             outs[p] = ops::matmul_forward(activated[p], q.up.value());
             hidden[p] = std::move(y);
-        });
+        }, /*with_deferred=*/false, /*narrow_main=*/x.dtype() == DType::bf16);
     }  // the mixes die here
     std::vector<Var> inputs{x, prev};
     std::vector<Tensor> muv, wv, upv;
