@@ -101,9 +101,9 @@ __device__ __forceinline__ void store_quad(const Quad& q, const AdamEntry& e, in
     }
 }
 
-__global__ void __launch_bounds__(kThreads) adam_kernel(const __grid_constant__ Batch b) {
-    const int32_t blk = static_cast<int32_t>(blockIdx.x);
-    int lo = 0, hi = b.count - 1;  // the entry whose block range holds blk
+// The entry whose block range holds block blk (binary search over the block offsets).
+__device__ __forceinline__ int entry_of(const Batch& b, int32_t blk) {
+    int lo = 0, hi = b.count - 1;
     while (lo < hi) {
         const int mid = (lo + hi + 1) / 2;
         if (b.block_start[mid] <= blk)
@@ -111,6 +111,12 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(const __grid_constant__ 
         else
             hi = mid - 1;
     }
+    return lo;
+}
+
+__global__ void __launch_bounds__(kThreads) adam_kernel(const __grid_constant__ Batch b) {
+    const int32_t blk = static_cast<int32_t>(blockIdx.x);
+    const int lo = entry_of(b, blk);
     const AdamEntry& e = b.e[lo];
     const AdamShared& s = b.s;
     const StepCoeffs c = step_coeffs(e, s);
@@ -150,14 +156,7 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(const __grid_constant__ 
 __global__ void __launch_bounds__(kThreads) sq_kernel(const __grid_constant__ Batch b,
                                                        float* partials, int64_t first) {
     const int32_t blk = static_cast<int32_t>(blockIdx.x);
-    int lo = 0, hi = b.count - 1;
-    while (lo < hi) {
-        const int mid = (lo + hi + 1) / 2;
-        if (b.block_start[mid] <= blk)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
+    const int lo = entry_of(b, blk);
     const AdamEntry& e = b.e[lo];
     const int64_t start = int64_t(blk - b.block_start[lo]) * kChunk;
     const int64_t end = min(e.n, start + kChunk);
