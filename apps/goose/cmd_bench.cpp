@@ -51,6 +51,7 @@ void add_bench(CLI::App& app) {
     train->add_option("--grad-clip", tr->grad_clip,
                       "CUDA: clip the gradients to this global L2 norm before AdamW, as the "
                       "official recipe's grad_clip 1.0 (0: off)")
+        ->check(kFinite)
         ->check(CLI::Range(0.0, 1e30));
     train->callback([tr] { bench::run_train_bench(*tr); });
 

@@ -42,6 +42,15 @@ TEST(Cli, BadInputIsAClearError) {
     EXPECT_EQ(r.out.find("Aborted"), std::string::npos) << r.out;
 }
 
+TEST(Cli, NanIsNotANumberAnOptionTakes) {  // CLI11's range checks alone let "nan" through
+    for (const char* args : {"bench train --grad-clip nan", "bench train --grad-clip 1e400",
+                             "demo --lr nan"}) {
+        const Result r = run(args);
+        EXPECT_NE(r.code, 0) << args;
+        EXPECT_NE(r.out.find("not a finite number"), std::string::npos) << args << ": " << r.out;
+    }
+}
+
 TEST(Cli, BenchOpsQuickRuns) {
     const Result r = run("bench ops --quick --threads 1");
     ASSERT_EQ(r.code, 0) << r.out;
