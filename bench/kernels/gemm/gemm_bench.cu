@@ -1,8 +1,7 @@
 // Standalone check + timing of the CUDA GEMM layer (cuBLASLt), the multi-tensor AdamW kernel and
 // the fused head + cross-entropy, on raw pointers (no goose library). Build and run:
-//   nvcc -O3 -std=c++20 -gencode arch=compute_90a,code=sm_90a -Xcompiler -ffp-contract=off \
-//     -Isrc bench/kernels/gemm/gemm_bench.cu src/ops/cuda/{gemm_lt,adamw_kernel,head_ce_kernel}.cu
-//     \ -lcublasLt -o gemm_bench && ./gemm_bench
+// `make build CUDA=1 TARGETS=gemm_bench && build-cuda/gemm_bench`, or with plain nvcc
+// `bash bench/kernels/gemm/run.sh .` (from the repository root).
 // Checks against double-precision host references (fresh random inputs, poisoned outputs),
 // then times the RWKV-7 L12 C768 V65536 training GEMMs (B*T = 32768 rows) in bf16 beside a
 // bf16 8192^3 product on the same device. Exit code 1 when a check fails.

@@ -1,7 +1,7 @@
 // WKV-7 kernel lab: checks each CUDA variant against a CPU double reference (forward and
-// backward, NaN-poisoned outputs) and times it at the training shapes. Standalone: plain nvcc.
-//   nvcc -O3 -std=c++20 -gencode arch=compute_90a,code=sm_90a -I../../../src/ops/cuda \
-//        wkv7_lab.cu -o wkv7_lab && ./wkv7_lab
+// backward, NaN-poisoned outputs) and times it at the training shapes. Standalone (no goose
+// library): `make build CUDA=1 TARGETS=wkv7_lab` builds build-cuda/wkv7_lab; the plain nvcc
+// line and the options are in README.md.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

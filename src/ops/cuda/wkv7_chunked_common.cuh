@@ -1,6 +1,7 @@
 // Chunked WKV-7, shared part: sizes, scratch layout, decay and small-product helpers, 3xTF32
-// tensor-core products (the kernels: wkv7_chunked_{fwd,bwd_a,bwd_b}.cuh, overview in
-// wkv7_chunked.cuh).
+// tensor-core products. Used by the two-pass kernels here (wkv7_chunked_tc*.cuh) and by the
+// lab's FMA chunked kernels (bench/kernels/wkv7/wkv7_chunked*.cuh: the math overview is in
+// wkv7_chunked.cuh there).
 #pragma once
 
 #include "wkv7_kernels.cuh"

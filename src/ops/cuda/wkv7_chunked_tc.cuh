@@ -1,7 +1,7 @@
 // Chunked WKV-7 forward in two passes (N = 64): a fully parallel pre-pass over (chunk, head) for
 // everything that does not depend on the state, then a state pass on tensor cores (3xTF32).
 //
-// Math as in wkv7_chunked.cuh. Pre-pass, one block per (chunk, h, b): decays, the four 16 x 16
+// Math as in bench/kernels/wkv7/wkv7_chunked.cuh. Pre-pass, one block per (chunk, h, b): decays, the four 16 x 16
 // products (f32 FMAs, or kMmaGram: 3xTF32 tensor cores), the triangular solve, and per chunk a
 // record in scratch of the operands in mma fragment order:
 //   X = [A' TAk; R' Rk'] (32 x 80; rows 0-15 give U, 16-31 give y; columns 0-63 multiply S0^T,

@@ -1,7 +1,7 @@
 // Chunked WKV-7 backward, phase A in two passes on tensor cores (N = 64): a fully parallel
 // pre-pass over (chunk, head), then a state-gradient pass with the gradient as mma accumulator.
 //
-// Phase A (wkv7_chunked.cuh): reverse time over chunks, Gh = dL/dS at a chunk's exit (value rows
+// Phase A (bench/kernels/wkv7/wkv7_chunked.cuh): reverse time over chunks, Gh = dL/dS at a chunk's exit (value rows
 // i x key columns j), M = (I - Ab^T)^-1:
 //   dU = M (Bh Gh^T + Rb^T dY),   Gh_0 = Gh o e^lam_L + dU^T At + dY^T Rt.
 // Per 16 value rows this has the forward state pass's shape (wkv7_chunked_tc.cuh):
@@ -16,9 +16,9 @@
 // chunk's dY rows streamed in by cp.async (three stages), the same permuted-k fragment trick as
 // the forward (an accumulator fragment is directly the next product's A fragment); gh and du
 // leave as streaming stores. 156 mma.sync per warp and chunk (3xTF32).
-// Output contract as chunked::wkv7_chunked_bwd_state_kernel: BwdScratch{du, gh} (gh = Gh at the
-// exit of every chunk) and A.dstate_in, consumed unchanged by
-// chunked::wkv7_chunked_bwd_grads_kernel.
+// Output contract as the lab's FMA chunked::wkv7_chunked_bwd_state_kernel: BwdScratch{du, gh}
+// (gh = Gh at the exit of every chunk) and A.dstate_in, consumed unchanged by phase B
+// (wkv7_chunked_tc_bwd_b.cuh, or the lab's FMA chunked::wkv7_chunked_bwd_grads_kernel).
 // Helpers defined here (the forward's headers lack them): bwd_decays (the decays without k).
 // Measured and slower, kept as BwdAConfig switches: the overlapped launch (OV), the two-
 // instruction TF32 split (kFast), the state pass as a PDL launch (kPdl).
@@ -52,7 +52,8 @@ __host__ __device__ constexpr int bwd_el_offset(bool dy_in) { return dy_in ? kBD
 constexpr bool kBwdDyIn = true;
 
 // Floats before the records: du (B, T, H, N) then gh (B, H, chunks, N, N), laid out exactly as
-// chunked::backward_scratch_floats (wkv7_chunked.cuh) so that phase B reads them unchanged.
+// the lab's chunked::backward_scratch_floats (bench/kernels/wkv7/wkv7_chunked.cuh) so that
+// phase B reads them unchanged.
 __host__ __device__ inline size_t backward_records_offset(const Dims& D) {
     return static_cast<size_t>(D.B) * D.T * D.H * N +
            static_cast<size_t>(D.B) * D.H * D.chunks() * N * N;

@@ -1,8 +1,9 @@
 // Chunked WKV-7 backward, phase B on tensor cores (N = 64): every chunk's input gradients in
 // parallel from the entering state S0, the exit state gradient Gh (phase A), U = sa and dU.
 //
-// Same contract as chunked::wkv7_chunked_bwd_grads_kernel (wkv7_chunked_bwd_b.cuh; math in
-// wkv7_chunked.cuh and bench/kernels/wkv7/README.md "Chunked form"). One block of 8 warps per
+// Same contract as the lab's FMA chunked::wkv7_chunked_bwd_grads_kernel
+// (bench/kernels/wkv7/wkv7_chunked_bwd_b.cuh; math in wkv7_chunked.cuh there and in
+// bench/kernels/wkv7/README.md "Chunked form"). One block of 8 warps per
 // (chunk, h, b); all products are mma.sync m16n8k8 TF32 with 3xTF32 (x = big + small, the cheap
 // split of wkv7_chunked_tc.cuh), f32 accumulation:
 //   warps 0, 1 (key columns 32 h ..): dr = e^Lam o (dY S0 + tril(dY U^T) Bs + tril(dY V^T) Ks),

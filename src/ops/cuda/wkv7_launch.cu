@@ -59,7 +59,7 @@ void forward_typed(const Dims& d, const k7::FwdArgs<T>& args, float* scratch, cu
 // computes every chunk's input gradients in parallel. Kernel lab (bench/kernels/wkv7/README.md,
 // bf16, ms): phase A 0.71 + phase B 0.79 against 3.28 for the sequential backward at B8 T4096
 // H12, 0.18 + 0.21 against 0.64 at B16 T512. The sequential kernels elsewhere; the chunked FMA
-// backward of wkv7_chunked.cuh (slower than both) is lab only.
+// backward (bench/kernels/wkv7/wkv7_chunked.cuh, slower than both) is lab only.
 constexpr int kTwoPassBackwardMinT = 512;
 bool two_pass_backward(const Dims& d) {
     return d.N == 64 && d.T >= kTwoPassBackwardMinT;
