@@ -3,6 +3,7 @@
 // and flushes caches between them), this is the timeline as it ran: concurrent streams, warm
 // caches, gaps. bench/profile/timeline.py turns it into a per-step table.
 //
+//   make build CUDA=1 TARGETS=kernel_trace   (build-cuda/libkernel_trace.so), or plain nvcc:
 //   nvcc -O2 -shared -Xcompiler -fPIC bench/profile/kernel_trace.cpp -lcupti -o libkernel_trace.so
 //   CUDA_INJECTION64_PATH=$PWD/libkernel_trace.so GOOSE_KERNEL_TRACE=trace.csv goose bench ...
 //
