@@ -94,12 +94,22 @@ Tensor unpad_head(const Tensor& x, int64_t n, int dims) {
     return view.contiguous();
 }
 
-bool saved_by_cuda(const Wkv7Forward& f, const Tensor& r, int64_t chunks) {
+// Whether f holds what this backend's forward saves for inputs shaped like r.
+bool saved_by_cuda(const Wkv7Forward& f, const Tensor& r) {
+    const int64_t chunks = (r.size(1) + wkv7_cuda::kChunk - 1) / wkv7_cuda::kChunk;
     const Shape snaps{r.size(0), r.size(2), chunks, r.size(3), r.size(3)};
     return f.snapshots.defined() && f.sa.defined() && f.snapshots.device().is_cuda() &&
            f.sa.device().is_cuda() && f.snapshots.dtype() == DType::f32 &&
            f.sa.dtype() == DType::f32 && f.snapshots.shape() == snaps &&
            f.sa.shape() == r.shape() && f.snapshots.is_contiguous() && f.sa.is_contiguous();
+}
+
+// What a backward (head size already the kernel's) reads of the forward: `fwd` when this
+// backend's forward saved it, else the forward run again.
+Wkv7Forward saved_forward(const Wkv7Forward& fwd, const Tensor& r, const Tensor& w,
+                          const Tensor& k, const Tensor& v, const Tensor& a, const Tensor& b,
+                          const Tensor& state_in) {
+    return saved_by_cuda(fwd, r) ? fwd : wkv7_forward_cuda(r, w, k, v, a, b, state_in);
 }
 }  // namespace
 
@@ -167,11 +177,7 @@ Wkv7Grads wkv7_backward_cuda(const Tensor& gy, const Tensor& gstate, const Tenso
         return g;
     }
     const wkv7_cuda::Dims D = dims_of(r);
-    const int64_t chunks = (D.T + wkv7_cuda::kChunk - 1) / wkv7_cuda::kChunk;
-    // The saved data of this backend's forward; recomputed if `fwd` came from elsewhere.
-    const bool saved = saved_by_cuda(fwd, r, chunks);
-    const Wkv7Forward again = saved ? Wkv7Forward{} : wkv7_forward_cuda(r, w, k, v, a, b, state_in);
-    const Wkv7Forward& f = saved ? fwd : again;
+    const Wkv7Forward f = saved_forward(fwd, r, w, k, v, a, b, state_in);
     const Device dev = r.device();
     const Tensor rc = packed(r), wc = packed(w), kc = packed(k), vc = packed(v), ac = packed(a),
                  bc = packed(b), gyc = packed(gy), gsc = packed_state(gstate, "the state gradient"),
@@ -219,10 +225,7 @@ Wkv7PrepGrads wkv7_prep_backward_cuda(const Tensor& gy, const Tensor& gstate, co
         fail("{}: the fused prep backward takes f32 or bf16 heads of 64 from T 512 on CUDA, got "
              "r {}", kOp, r.desc());
     const wkv7_cuda::Dims D = dims_of(r);
-    const int64_t chunks = (D.T + wkv7_cuda::kChunk - 1) / wkv7_cuda::kChunk;
-    const bool saved = saved_by_cuda(fwd, r, chunks);
-    const Wkv7Forward again = saved ? Wkv7Forward{} : wkv7_forward_cuda(r, w, k, v, a, b, state_in);
-    const Wkv7Forward& f = saved ? fwd : again;
+    const Wkv7Forward f = saved_forward(fwd, r, w, k, v, a, b, state_in);
     const Device dev = r.device();
     const DType dt = r.dtype();
     const bool gate = in.vl.defined();
