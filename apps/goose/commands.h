@@ -2,6 +2,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <exception>
 #include <string>
 
 namespace goose::cli {
