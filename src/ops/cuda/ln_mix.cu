@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "ops/cuda/column_sums.h"
+#include "ops/cuda/ln_bwd_row.cuh"
 #include "ops/cuda/ln_mix_cuda.h"
 #include "ops/cuda/row_stages.cuh"
 #include "ops/cuda/vec16.cuh"
@@ -283,63 +284,26 @@ __global__ void __launch_bounds__(32 * kWarps, 1) ln_mix_bwd_kernel(LnMixArgs<T>
                     zero_v(xh[k]);
                 }
             }
-            const float mg = warp_sum(sg) / float(c), mgx = warp_sum(sgx) / float(c);
-#pragma unroll
-            for (int k = 0; k < NV; ++k) {
-                const int vi = lane + 32 * k;
-                if (vi >= nvec) break;
-                float o[V];
-#pragma unroll
-                for (int j = 0; j < V; ++j) o[j] = rs * (gw[k][j] - mg - xh[k][j] * mgx);
-                if (p.gsum) {  // the sum's own gradient, added after rounding as ag::add would
-                    float u[V];
-                    st.get(i, 2 * NV + k, u);
-#pragma unroll
-                    for (int j = 0; j < V; ++j) o[j] = to_acc(from_acc<T>(o[j])) + u[j];
-                }
-                stv(p.dsum + r * c + vi * V, o);
-            }
+            cuda_util::ln_bwd_store_row<T, NV, V>(gw, xh, sg, sgx, rs, c, nvec, lane, st, i,
+                                                  p.gsum != nullptr, 2 * NV, p.dsum + r * c);
             if (++t == p.Tn) t = 0;
         }
     }
     if (!p.part) return;  // uniform over the grid
     cuda_util::cp_wait<0>();  // the zeros queued past the last row land before smem is reused
-    float* smem = reinterpret_cast<float*>(smem_raw);
-    float* out = p.part + int64_t(blockIdx.x) * 3 * c;
-#pragma unroll
-    for (int which = 0; which < 3; ++which) {
-        __syncthreads();
-#pragma unroll
-        for (int k = 0; k < NV; ++k) {
-            const int vi = lane + 32 * k;
-            if (vi < nvec)
-#pragma unroll
-                for (int j = 0; j < V; ++j)
-                    smem[wi * c + vi * V + j] =
-                        which == 0 ? aw[k][j] : (which == 1 ? ab[k][j] : am[k][j]);
-        }
-        __syncthreads();
-        for (int j = threadIdx.x; j < c; j += blockDim.x) {
-            float s = 0.f;
-            for (int q = 0; q < nw; ++q) s += smem[q * c + j];
-            out[which * c + j] = s;
-        }
-    }
-}
-
-int sm_count() {
-    static const int n = [] {
-        int v = 0;
-        check_cuda(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, 0), "SM count");
-        return v;
-    }();
-    return n;
+    const auto acc = [&](int which, int k, int j) {
+        return which == 0 ? aw[k][j] : (which == 1 ? ab[k][j] : am[k][j]);
+    };
+    cuda_util::ln_bwd_block_partials<NV, V, 3>(reinterpret_cast<float*>(smem_raw),
+                                               p.part + int64_t(blockIdx.x) * 3 * c, acc, c, nvec,
+                                               lane, wi, nw);
 }
 
 // Rows per warp: about one block of kWarps warps per SM (a warp's first row costs one row
 // rebuilt, so fewer, longer runs).
 int rows_per_warp(int64_t rows) {
-    const int64_t warps = int64_t(sm_count()) * kWarps;
+    static const int sms = goose::cuda::multiprocessor_count();
+    const int64_t warps = int64_t(sms) * kWarps;
     return int(std::max<int64_t>(1, (rows + warps - 1) / warps));
 }
 

@@ -10,6 +10,7 @@
 
 #include "ops/cuda/column_sums.h"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/ln_bwd_row.cuh"
 #include "ops/cuda/math.cuh"
 #include "ops/cuda/norm_add_cuda.h"
 #include "ops/cuda/row_stages.cuh"
@@ -467,57 +468,18 @@ __global__ void __launch_bounds__(256, NV <= 3 ? 2 : 1)
                 zero_v(xh[k]);
             }
         }
-        const float mg = warp_sum(sg) / float(c), mgx = warp_sum(sgx) / float(c);
-#pragma unroll
-        for (int k = 0; k < NV; ++k) {
-            const int vi = lane + 32 * k;
-            if (vi >= nvec) break;
-            float o[V];
-#pragma unroll
-            for (int j = 0; j < V; ++j) o[j] = rs * (gw[k][j] - mg - xh[k][j] * mgx);
-            if (gres) {  // the residual's gradient, added after rounding dx as ag::add would
-                float t[V];
-                st.get(i, 2 * NV + k, t);
-#pragma unroll
-                for (int j = 0; j < V; ++j) o[j] = to_acc(from_acc<T>(o[j])) + t[j];
-            }
-            stv(dx + r * c + vi * V, o);
-        }
+        cuda_util::ln_bwd_store_row<T, NV, V>(gw, xh, sg, sgx, rs, c, nvec, lane, st, i,
+                                              gres != nullptr, 2 * NV, dx + r * c);
     }
     if (!part) return;
     cuda_util::cp_wait<0>();  // the zeros queued past the last row land before smem is reused
-    float* smem = reinterpret_cast<float*>(smem_raw);
-    float* out = part + int64_t(blockIdx.x) * 2 * c;
-#pragma unroll
-    for (int which = 0; which < 2; ++which) {
-        __syncthreads();
-#pragma unroll
-        for (int k = 0; k < NV; ++k) {
-            const int vi = lane + 32 * k;
-            if (vi < nvec)
-#pragma unroll
-                for (int j = 0; j < V; ++j)
-                    smem[wi * c + vi * V + j] = which == 0 ? aw[k][j] : ab[k][j];
-        }
-        __syncthreads();
-        for (int j = threadIdx.x; j < c; j += blockDim.x) {
-            float s = 0.f;
-            for (int q = 0; q < nw; ++q) s += smem[q * c + j];
-            out[which * c + j] = s;
-        }
-    }
+    const auto acc = [&](int which, int k, int j) { return which == 0 ? aw[k][j] : ab[k][j]; };
+    cuda_util::ln_bwd_block_partials<NV, V, 2>(reinterpret_cast<float*>(smem_raw),
+                                               part + int64_t(blockIdx.x) * 2 * c, acc, c, nvec,
+                                               lane, wi, nw);
 }
 
 constexpr int kLnWarps = 8;  // warps per block of the vector layer_norm kernels
-
-int sm_count() {
-    static const int n = [] {
-        int v = 0;
-        check_cuda(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, 0), "SM count");
-        return v;
-    }();
-    return n;
-}
 
 DType stat_dtype(DType x) { return x == DType::bf16 ? DType::f32 : x; }
 
@@ -600,7 +562,8 @@ bool ln_backward_vec(const Tensor& gc, const Tensor& xc, const Tensor& mc, const
                 check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads,
                                                                          smem),
                            "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-                const int64_t target = int64_t(std::max(per_sm, 1)) * sm_count();
+                static const int sms = goose::cuda::multiprocessor_count();
+                const int64_t target = int64_t(std::max(per_sm, 1)) * sms;
                 const int64_t L = std::max<int64_t>(1, (rows + target * kLnWarps - 1) /
                                                            (target * kLnWarps));
                 const int64_t blocks = (rows + L * kLnWarps - 1) / (L * kLnWarps);
