@@ -12,7 +12,7 @@
 #include <algorithm>
 
 #include "ops/cuda/column_sums.h"
-#include "ops/cuda/ln_bwd_row.cuh"
+#include "ops/cuda/ln_row.cuh"
 #include "ops/cuda/ln_mix_cuda.h"
 #include "ops/cuda/row_stages.cuh"
 #include "ops/cuda/vec16.cuh"
@@ -24,6 +24,8 @@ using namespace cuda_ops;
 namespace {
 
 using cuda_util::ldv;
+using cuda_util::normed_of;
+using cuda_util::row_stats;
 using cuda_util::stv;
 using cuda_util::zero_v;
 
@@ -46,48 +48,6 @@ struct LnMixArgs {
 
 // A product rounded on its own (as the layer_norm backward: no FMA contraction).
 __device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-
-// n = round_T(xh w + b) for one vector (w, b null: 1, 0), as ln_fwd_vec_kernel computes it.
-template <class T, int V>
-__device__ __forceinline__ void normed_of(const float (&xh)[V], const T* w, const T* b, int vi,
-                                          float (&o)[V]) {
-    float t[V];
-#pragma unroll
-    for (int j = 0; j < V; ++j) o[j] = xh[j];
-    if (w) {
-        ldv(w + vi * V, t);
-#pragma unroll
-        for (int j = 0; j < V; ++j) o[j] *= t[j];
-    }
-    if (b) {
-        ldv(b + vi * V, t);
-#pragma unroll
-        for (int j = 0; j < V; ++j) o[j] += t[j];
-    }
-#pragma unroll
-    for (int j = 0; j < V; ++j) o[j] = to_acc(from_acc<T>(o[j]));
-}
-
-// Mean and rstd of the row whose valid vectors (vi < nvec) are v (two passes, as layer_norm).
-template <int NV, int V>
-__device__ __forceinline__ void row_stats(const float (&v)[NV][V], int lane, int nvec, int c,
-                                          double eps, float& m, float& rs) {
-    float s = 0.f;
-#pragma unroll
-    for (int k = 0; k < NV; ++k)
-        if (lane + 32 * k < nvec)
-#pragma unroll
-            for (int j = 0; j < V; ++j) s += v[k][j];
-    m = warp_sum(s) / float(c);
-    float q = 0.f;
-#pragma unroll
-    for (int k = 0; k < NV; ++k)
-        if (lane + 32 * k < nvec)
-#pragma unroll
-            for (int j = 0; j < V; ++j) q += (v[k][j] - m) * (v[k][j] - m);
-    const float var = warp_sum(q) / float(c);
-    rs = float(1.0 / sqrt(double(var) + eps));
-}
 
 // np = prev[batch] (zeros when null): the shifted row at a sequence start.
 template <class T, int NV, int V>

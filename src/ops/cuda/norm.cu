@@ -10,7 +10,7 @@
 
 #include "ops/cuda/column_sums.h"
 #include "ops/cuda/cuda_ops.h"
-#include "ops/cuda/ln_bwd_row.cuh"
+#include "ops/cuda/ln_row.cuh"
 #include "ops/cuda/math.cuh"
 #include "ops/cuda/norm_add_cuda.h"
 #include "ops/cuda/row_stages.cuh"
@@ -335,7 +335,6 @@ __global__ void ln_fwd_vec_kernel(const T* __restrict__ x, const T* __restrict__
     if (r >= rows) return;
     const int lane = threadIdx.x & 31, nvec = c / V;
     float v[NV][V];
-    float s = 0.f;
 #pragma unroll
     for (int k = 0; k < NV; ++k) {
         const int vi = lane + 32 * k;
@@ -351,19 +350,9 @@ __global__ void ln_fwd_vec_kernel(const T* __restrict__ x, const T* __restrict__
             for (int j = 0; j < V; ++j) v[k][j] = to_acc(from_acc<T>(v[k][j] + t[j]));
             if (vi < nvec) stv(sum + r * c + vi * V, v[k]);
         }
-        if (vi >= nvec) zero_v(v[k]);
-#pragma unroll
-        for (int j = 0; j < V; ++j) s += v[k][j];
     }
-    const float m = warp_sum(s) / float(c);
-    float q = 0.f;
-#pragma unroll
-    for (int k = 0; k < NV; ++k)
-        if (lane + 32 * k < nvec)
-#pragma unroll
-            for (int j = 0; j < V; ++j) q += (v[k][j] - m) * (v[k][j] - m);
-    const float var = warp_sum(q) / float(c);
-    const float rs = float(1.0 / sqrt(double(var) + eps));
+    float m, rs;
+    cuda_util::row_stats(v, lane, nvec, c, eps, m, rs);
     if (lane == 0) {
         mean[r] = m;
         rstd[r] = rs;
@@ -372,19 +361,10 @@ __global__ void ln_fwd_vec_kernel(const T* __restrict__ x, const T* __restrict__
     for (int k = 0; k < NV; ++k) {
         const int vi = lane + 32 * k;
         if (vi >= nvec) break;
-        float o[V], t[V];
+        float xh[V], o[V];
 #pragma unroll
-        for (int j = 0; j < V; ++j) o[j] = (v[k][j] - m) * rs;
-        if (w) {
-            ldv(w + vi * V, t);
-#pragma unroll
-            for (int j = 0; j < V; ++j) o[j] *= t[j];
-        }
-        if (b) {
-            ldv(b + vi * V, t);
-#pragma unroll
-            for (int j = 0; j < V; ++j) o[j] += t[j];
-        }
+        for (int j = 0; j < V; ++j) xh[j] = (v[k][j] - m) * rs;
+        cuda_util::normed_of<T, V>(xh, w, b, vi, o);
         stv(y + r * c + vi * V, o);
     }
 }

@@ -74,6 +74,15 @@ __device__ __forceinline__ Place place(int C, int L) {
     return p;
 }
 
+// Queues stage i of a slot that walks the rows rb, rb + step, ... (a.L of them, those below
+// a.rows; zeros past either end): the prep and out kernels, whose slots interleave rows.
+template <class St, class T, int K, class Args>
+__device__ __forceinline__ void queue_strided(St& st, int i, const T* const (&src)[K],
+                                              const Place& p, const Args& a) {
+    const int64_t r = p.rb + i * a.step;
+    st.queue(i, src, r * a.C + p.c0, i < a.L && r < a.rows);
+}
+
 // Rows of a slot of L rows from rb, of rows in all (0 past the end).
 __device__ __forceinline__ int slot_rows(int L, int64_t rows, int64_t rb) {
     return rb >= rows ? 0 : (rows - rb < L ? static_cast<int>(rows - rb) : L);
@@ -317,15 +326,12 @@ __global__ void __launch_bounds__(kMaxThreads, 2) prep_fwd_v(PrepArgsV<T> a) {
     const T* src[K];
     src[0] = a.wl, src[1] = a.al, src[2] = a.kr;
     if constexpr (GATE) src[3] = a.vr, src[4] = a.vf, src[5] = a.vl;
-    for (int i = 0; i < S - 1; ++i)
-        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
-                 i < a.L && p.rb + i * a.step < a.rows);
+    for (int i = 0; i < S - 1; ++i) queue_strided(st, i, src, p, a);
     for (int i = 0; i < a.L; ++i) {  // uniform trip count: the head sums shuffle
         const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
-                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
+        queue_strided(st, i + S - 1, src, p, a);
         st.wait();
         float s[V], z[V], t1[V], t2[V], zz = 0.f;
         st.get(i, 0, t1);
@@ -381,15 +387,12 @@ __global__ void __launch_bounds__(kMaxThreads, V == 4 ? 2 : 1) prep_bwd_v(PrepAr
     const T* src[K];
     src[0] = a.gw, src[1] = a.al, src[2] = a.kr, src[3] = a.gbb, src[4] = a.gaa, src[5] = a.gk;
     if constexpr (GATE) src[6] = a.gv, src[7] = a.vr, src[8] = a.vf, src[9] = a.vl;
-    for (int i = 0; i < S - 1; ++i)
-        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
-                 i < a.L && p.rb + i * a.step < a.rows);
+    for (int i = 0; i < S - 1; ++i) queue_strided(st, i, src, p, a);
     for (int i = 0; i < a.L; ++i) {
         const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
-                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
+        queue_strided(st, i + S - 1, src, p, a);
         st.wait();
         // kept over the head sums: d (gradient of kk), kr, dkr, and the gradient of a's
         // pre-sigmoid as A + B / norm (A from the k path, B from b = kk a)
@@ -522,15 +525,12 @@ __global__ void __launch_bounds__(kMaxThreads, 2) out_fwd_v(OutArgsV<T> a) {
     ldv(a.lw + p.c0, lw);
     ldv(a.lb + p.c0, lb);
     const T* const src[K] = {a.y, a.r, a.k, a.v, a.g};
-    for (int i = 0; i < S - 1; ++i)
-        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
-                 i < a.L && p.rb + i * a.step < a.rows);
+    for (int i = 0; i < S - 1; ++i) queue_strided(st, i, src, p, a);
     for (int i = 0; i < a.L; ++i) {
         const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
-                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
+        queue_strided(st, i + S - 1, src, p, a);
         st.wait();
         float y[V], t1[V], t2[V];
         st.get(i, 0, y);
@@ -565,15 +565,12 @@ __global__ void __launch_bounds__(kMaxThreads) out_bwd_v(OutArgsV<T> a) {
     ldv(a.lw + p.c0, lw);
     ldv(a.lb + p.c0, lb);
     const T* const src[K] = {a.y, a.r, a.k, a.gz, a.g, a.v};
-    for (int i = 0; i < S - 1; ++i)
-        st.queue(i, src, (p.rb + i * a.step) * a.C + p.c0,
-                 i < a.L && p.rb + i * a.step < a.rows);
+    for (int i = 0; i < S - 1; ++i) queue_strided(st, i, src, p, a);
     for (int i = 0; i < a.L; ++i) {
         const int64_t r = p.rb + i * a.step;
         const bool ok = r < a.rows;
         const int64_t off = r * a.C + p.c0;
-        st.queue(i + S - 1, src, off + (S - 1) * a.step * a.C,
-                 i + S - 1 < a.L && r + (S - 1) * a.step < a.rows);
+        queue_strided(st, i + S - 1, src, p, a);
         st.wait();
         float h[V], rr[V], kk[V], d[V], t1[V], t2[V], t3[V];
         st.get(i, 0, h);
