@@ -22,7 +22,7 @@ import sys
 def category(name):
     if re.search(r"gemm|xmma|cutlass|nvjet|cublas|splitKreduce", name, re.I):
         return "gemm"
-    if "wkv" in name.lower():
+    if re.search(r"(?<!r)wkv", name, re.I):  # not rwkv7_fused_vec.cu's glue kernels
         return "wkv7"
     if "adam" in name.lower():
         return "adamw"

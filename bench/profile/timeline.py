@@ -13,11 +13,12 @@ around them.
 import argparse
 import collections
 import csv
+import re
 import subprocess
 import sys
 
-CATEGORIES = [  # (category, substrings of the mangled or plain kernel name)
-    ("wkv7", ("wkv7",)),
+CATEGORIES = [  # (category, patterns searched in the mangled or plain kernel name)
+    ("wkv7", (r"(?<!r)wkv7",)),  # not "rwkv7": the fused glue kernels' file is in their names
     ("adamw", ("adam",)),
     ("head ce", ("head_ce", "ce_rows", "finish_loss", "count_targets")),
     ("gemm", ("nvjet", "gemm", "splitKreduce", "cutlass", "sm90_xmma")),
@@ -26,7 +27,7 @@ CATEGORIES = [  # (category, substrings of the mangled or plain kernel name)
 
 def category(name):
     for cat, keys in CATEGORIES:
-        if any(k in name for k in keys):
+        if any(re.search(k, name) for k in keys):
             return cat
     return "glue"
 
@@ -44,7 +45,7 @@ def demangler(names):
         pass
     table = {}
     for n, p in zip(names, plain):
-        p = p.split("(")[0] or p
+        p = p.replace("(anonymous namespace)::", "").split("(")[0] or p
         for prefix in ("void ",):
             p = p[len(prefix):] if p.startswith(prefix) else p
         table[n] = p
