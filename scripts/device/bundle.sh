@@ -5,8 +5,9 @@
 #   scripts/device/bundle.sh NAME BIN...     e.g. scripts/device/bundle.sh cuda-core test_cuda goose
 #
 # BIN: a path, or a name looked up in $BUILD_DIR (default: build-cuda of this checkout).
-# <devrun>: $DEVRUN_DIR if set, else .devrun/ in the main checkout of this repository (the one
-# the `run` tool sends; found through git, so this works from any worktree).
+# <devrun>: $DEVRUN_DIR if set, else .devrun/ in the main checkout of this repository (found
+# through git, so this works from any worktree). .devrun/ is git-ignored: name <devrun>/NAME as a
+# carried path of the device `run` tool, as the last line printed says.
 # Left out (the GPU machine has them, newer): glibc (libc, libm, libdl, libpthread, librt,
 # ld-linux), libstdc++, libgcc_s, and the CUDA libraries (libcuda, libcudart, libcublas*,
 # libnvidia*), found there in /usr/local/cuda/lib64. Everything else ldd names is carried
