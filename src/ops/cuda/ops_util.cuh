@@ -164,6 +164,7 @@ __device__ A block_max(A v) {
     if (w == 0) {
         A r = lane < nw ? sh[lane] : sh[0];
         r = warp_max(r);
+        __syncwarp();  // every lane has read sh[0] before lane 0 overwrites it
         if (lane == 0) sh[0] = r;
     }
     __syncthreads();
