@@ -16,7 +16,10 @@ constexpr int kAttnThreads = 128;
 constexpr int64_t kMaxSharedBytes = 48 * 1024;
 // Slack after each dynamic shared-memory layout: compute-sanitizer saw an 8-byte read of the
 // score array at its last element (the loop's loads widened in pairs), 4 bytes past a layout
-// of exactly 2N + T floats.
+// of exactly 2N + T floats. For the same reason the rows dot_row reads (length N, odd N read one
+// past the end) come after the score arrays: the extra element is the pad or a row no thread
+// writes meanwhile, never a score another thread is writing (compute-sanitizer's racecheck
+// reported that race when the q row came first).
 constexpr int64_t kSharedPad = 16;
 
 template <class T>
@@ -29,7 +32,7 @@ __device__ __forceinline__ A dot_row(const A* qs, const T* kr, int64_t n) {
     return s;
 }
 
-// Block = (bh, t). Shared: q row (N), then the scores / probabilities of keys 0..t.
+// Block = (bh, t). Shared: the scores / probabilities of keys 0..t (T_len), then the q row (N).
 template <class T>
 __global__ void attn_fwd_kernel(const T* __restrict__ q, const T* __restrict__ k,
                                 const T* __restrict__ v, T* __restrict__ y,
@@ -37,8 +40,8 @@ __global__ void attn_fwd_kernel(const T* __restrict__ q, const T* __restrict__ k
                                 double scale) {
     using A = acc_t<T>;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    A* qs = reinterpret_cast<A*>(smem_raw);
-    A* sc = qs + N;
+    A* sc = reinterpret_cast<A*>(smem_raw);
+    A* qs = sc + T_len;
     const int64_t bh = blockIdx.x / T_len, t = blockIdx.x % T_len;
     const int64_t base = bh * T_len * N;
     for (int64_t i = threadIdx.x; i < N; i += blockDim.x) qs[i] = to_acc(q[base + t * N + i]);
@@ -73,9 +76,9 @@ __global__ void attn_bwd_q_kernel(const T* __restrict__ gy, const T* __restrict_
                                   int64_t N, double scale) {
     using A = acc_t<T>;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    A* qs = reinterpret_cast<A*>(smem_raw);
+    A* ds = reinterpret_cast<A*>(smem_raw);  // T_len, then the q and gy rows
+    A* qs = ds + T_len;
     A* gs = qs + N;
-    A* ds = gs + N;
     const int64_t bh = blockIdx.x / T_len, t = blockIdx.x % T_len;
     const int64_t base = bh * T_len * N, row = base + t * N;
     A d = 0;
@@ -110,10 +113,10 @@ __global__ void attn_bwd_kv_kernel(const T* __restrict__ gy, const T* __restrict
                                    T* __restrict__ dv, int64_t T_len, int64_t N, double scale) {
     using A = acc_t<T>;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    A* ks = reinterpret_cast<A*>(smem_raw);
-    A* vs = ks + N;
-    A* ps = vs + N;
+    A* ps = reinterpret_cast<A*>(smem_raw);  // T_len each, then the k and v rows
     A* ds = ps + T_len;
+    A* ks = ds + T_len;
+    A* vs = ks + N;
     const int64_t bh = blockIdx.x / T_len, s = blockIdx.x % T_len;
     const int64_t base = bh * T_len * N, row = base + s * N;
     for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
