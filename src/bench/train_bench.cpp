@@ -242,11 +242,13 @@ void run_cuda(const TrainBenchConfig& cfg, const models::Rwkv7Config& mc, DType 
                 const double workspaces =
                     static_cast<double>(cuda::gemm_workspace_bytes()) / gib_unit;
                 const auto [g_tps, g_gib] = report(" (CUDA graph)", tg, reserved);
-                std::printf("  CUDA graph of the whole step: %zu nodes, memory %.1f GiB "
-                            "(tensors %.1f + blocks reserved for the graph %.1f + GEMM workspaces "
-                            "%.2f)",
-                            graph.nodes(), g_gib, g_gib - reserved - workspaces, reserved,
-                            workspaces);
+                std::printf("  CUDA graph of the whole step: %zu nodes (%zu memsets as kernels%s%s), "
+                            "memory %.1f GiB (tensors %.1f + blocks reserved for the graph %.1f + "
+                            "GEMM workspaces %.2f)",
+                            graph.nodes(), graph.memsets_as_kernels(),
+                            graph.memsets_kept_why().empty() ? "" : "; kept: ",
+                            graph.memsets_kept_why().c_str(), g_gib, g_gib - reserved - workspaces,
+                            reserved, workspaces);
                 if (compare) std::printf("; graph / eager: %.3fx tokens/s", g_tps / eager_tps);
                 std::printf("\n");
                 ours = g_tps;

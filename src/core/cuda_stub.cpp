@@ -76,6 +76,12 @@ bool Graph::captured() const {
 size_t Graph::nodes() const {
     return 0;
 }
+size_t Graph::memsets_as_kernels() const {
+    return 0;
+}
+std::string Graph::memsets_kept_why() const {
+    return {};
+}
 
 }  // namespace goose::cuda
 #endif

@@ -111,6 +111,11 @@ class Graph {
     void replay();
     bool captured() const;
     size_t nodes() const;  // kernel, copy and memset nodes of the captured graph
+    // Few-byte memset nodes (cuBLASLt's workspace counters) the capture turned into kernel nodes,
+    // so the kernel after each starts without the 6-12 us a memset node costs; and, when the
+    // graph had such memsets but kept them, why (empty otherwise).
+    size_t memsets_as_kernels() const;
+    std::string memsets_kept_why() const;
 
   private:
     struct Impl;

@@ -2,9 +2,13 @@
 // pool, see allocator.cpp), its instantiation and replay; cuda::capturing().
 #include <cuda_runtime_api.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/cuda_internal.h"
 #include "core/cuda/device_check.h"
+#include "core/cuda/graph_memsets.h"
 #include "goose/core/cuda.h"
 #include "goose/core/error.h"
 
@@ -22,6 +26,8 @@ struct Graph::Impl {
     cudaGraphExec_t exec = nullptr;
     std::shared_ptr<void> pool;  // the blocks the graph's work uses
     size_t nodes = 0;
+    size_t memset_kernels = 0;
+    std::string memsets_kept_why;
 
     void release() {
         if (exec || pool) synchronize();  // replays may still be running
@@ -32,6 +38,8 @@ struct Graph::Impl {
         if (pool) cuda_detail::release_graph_pool(pool);
         pool.reset();
         nodes = 0;
+        memset_kernels = 0;
+        memsets_kept_why.clear();
     }
 };
 
@@ -80,6 +88,17 @@ void Graph::capture(const std::function<void()>& work) {
              "work on another stream)",
              cudaGetErrorName(e), cudaGetErrorString(e));
     }
+    // cuBLASLt's few-byte workspace memsets as kernel nodes: no idle start-up after each.
+    if (!std::getenv("GOOSE_KEEP_MEMSET_NODES")) {
+        std::string why;
+        if (cudaGraph_t copy =
+                cuda_detail::with_memsets_as_kernels(g, &impl_->memset_kernels, &why)) {
+            cudaGraphDestroy(g);
+            g = copy;
+        } else if (why.rfind("no memset", 0) != 0) {
+            impl_->memsets_kept_why = why;
+        }
+    }
     impl_->graph = g;
     GOOSE_CUDA_CHECK(cudaGraphGetNodes(g, nullptr, &impl_->nodes));
     // Kernel nodes keep the priority of the stream they were captured on (cuda::run_parallel).
@@ -100,6 +119,14 @@ bool Graph::captured() const {
 
 size_t Graph::nodes() const {
     return impl_->nodes;
+}
+
+size_t Graph::memsets_as_kernels() const {
+    return impl_->memset_kernels;
+}
+
+std::string Graph::memsets_kept_why() const {
+    return impl_->memsets_kept_why;
 }
 
 }  // namespace goose::cuda

@@ -44,7 +44,10 @@ constexpr int kTuneWarmup = 2, kTuneReps = 10, kTuneRounds = 2;
 // (timing noise of a few percent would otherwise swap algorithms for nothing).
 constexpr float kTuneMinGain = 0.02f;
 // Milliseconds a memset node costs a GEMM inside a CUDA graph (6.3 us forward, 12 us backward
-// measured by kernel trace at L12 C768 B16 T512 on the H100).
+// measured by kernel trace at L12 C768 B16 T512 on the H100). cuda::Graph now turns these
+// memsets into kernel nodes (core/cuda/graph_memsets.h), which cost about 2 us; a cost of 2 us
+// here chose plans no faster (B16 T512 291.7k / 291.5k tokens/s against 291.9k / 291.9k, B8 T4096
+// 319.3k against 319.4k), so the retuning keeps the 8 us it was tuned with.
 constexpr float kGraphMemsetCost = 0.008f;
 
 [[noreturn]] void lt_fail(const char* what, int status, const GemmArgs& g) {
