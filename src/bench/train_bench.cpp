@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 #include "goose/autograd.h"
@@ -322,10 +323,19 @@ void run_train_bench(const TrainBenchConfig& cfg) {
     mc.validate();
     if (cfg.ctx < 1 || cfg.batch < 1 || cfg.steps < 1)
         fail("bench train: ctx, batch and steps must be >= 1");
-    if (cfg.device == "cpu")
+    if (cfg.device == "cpu") {
         run_cpu(cfg, mc);
-    else
+        return;
+    }
+    try {
         run_cuda(cfg, mc, dts == "bf16" ? DType::bf16 : DType::f32);
+    } catch (const Error& e) {
+        // The allocator names the failed request; say what to change.
+        if (std::string_view(e.what()).find("out of memory") == std::string_view::npos) throw;
+        fail("{}\nbench train: B={} T={} does not fit this GPU{}; try a smaller --batch or --ctx{}",
+             e.what(), cfg.batch, cfg.ctx, cfg.checkpoint ? " even with --checkpoint" : "",
+             cfg.checkpoint ? "" : ", or --checkpoint (activation checkpointing)");
+    }
 }
 
 }  // namespace goose::bench
