@@ -82,26 +82,23 @@ TEST(CudaGraphMemsets, SmallMemsetNodesBecomeKernelsThatWriteTheSameBytesInOrder
         }
     }
     ASSERT_NE(last, nullptr);
-    cudaMemsetParams p16{};
-    p16.dst = buf + 4096;
-    p16.pitch = 64;
-    p16.value = 0xBEEF;
-    p16.elementSize = 2;
-    p16.width = 7;
-    p16.height = 3;
-    cudaGraphNode_t n16 = nullptr;
-    CUDA_OK(cudaGraphAddMemsetNode(&n16, g, &last, 1, &p16));
-    host_memset2d(4096, 64, 0xBEEF, 2, 7, 3);
-    cudaMemsetParams p32{};
-    p32.dst = buf + 6000;
-    p32.pitch = 0;
-    p32.value = 0xDEADBEEF;
-    p32.elementSize = 4;
-    p32.width = 33;
-    p32.height = 1;
-    cudaGraphNode_t n32 = nullptr;
-    CUDA_OK(cudaGraphAddMemsetNode(&n32, g, &n16, 1, &p32));
-    host_memset2d(6000, 0, 0xDEADBEEF, 4, 33, 1);
+    // A memset node after `after`, and the same write on the host copy.
+    auto add_memset = [&](cudaGraphNode_t after, size_t off, size_t pitch, uint32_t value,
+                          unsigned elem, size_t width, size_t height) {
+        cudaMemsetParams p{};
+        p.dst = buf + off;
+        p.pitch = pitch;
+        p.value = value;
+        p.elementSize = elem;
+        p.width = width;
+        p.height = height;
+        cudaGraphNode_t node = nullptr;
+        EXPECT_EQ(cudaGraphAddMemsetNode(&node, g, &after, 1, &p), cudaSuccess);
+        host_memset2d(off, pitch, value, elem, width, height);
+        return node;
+    };
+    const cudaGraphNode_t n16 = add_memset(last, 4096, 64, 0xBEEF, 2, 7, 3);
+    ASSERT_NE(add_memset(n16, 6000, 0, 0xDEADBEEF, 4, 33, 1), nullptr);
 
     ASSERT_EQ(count_nodes(g, cudaGraphNodeTypeMemset), 7);
     const int copies = count_nodes(g, cudaGraphNodeTypeMemcpy);
