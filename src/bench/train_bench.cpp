@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <regex>
 #include <string>
-#include <string_view>
 #include <tuple>
 
 #include "goose/autograd.h"
@@ -329,9 +328,7 @@ void run_train_bench(const TrainBenchConfig& cfg) {
     }
     try {
         run_cuda(cfg, mc, dts == "bf16" ? DType::bf16 : DType::f32);
-    } catch (const Error& e) {
-        // The allocator names the failed request; say what to change.
-        if (std::string_view(e.what()).find("out of memory") == std::string_view::npos) throw;
+    } catch (const OutOfMemory& e) {  // the allocator names the request; say what to change
         fail("{}\nbench train: B={} T={} does not fit this GPU{}; try a smaller --batch or --ctx{}",
              e.what(), cfg.batch, cfg.ctx, cfg.checkpoint ? " even with --checkpoint" : "",
              cfg.checkpoint ? "" : ", or --checkpoint (activation checkpointing)");

@@ -31,7 +31,9 @@ void* Arena::allocate(size_t nbytes, size_t align) {
         }
         const size_t size = align_up(std::max(block_bytes_, nbytes + align), 4096);
         auto* p = static_cast<std::byte*>(std::aligned_alloc(4096, size));
-        if (!p) fail("out of memory: arena could not allocate {} bytes", size);
+        if (!p)
+            throw OutOfMemory(
+                fmt::format("out of memory: arena could not allocate {} bytes", size));
         blocks_.push_back(Block{{p, free_block}, size});
         cur_ = blocks_.size() - 1;
         used_ = 0;

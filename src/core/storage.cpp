@@ -98,7 +98,9 @@ void* CpuPool::allocate(size_t nbytes) {
         release_cached();
         p = std::aligned_alloc(64, cls);
     }
-    if (!p) fail("out of memory: could not allocate {} bytes on the CPU", cls);
+    if (!p)
+        throw OutOfMemory(
+            fmt::format("out of memory: could not allocate {} bytes on the CPU", cls));
     std::lock_guard<std::mutex> lock(mu_);
     stats_.bytes_in_use += cls;
     stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <string>
 
 #include "common/expect_error.h"
 #include "cuda/cuda_test_util.h"
@@ -86,6 +87,23 @@ TEST(CudaCore, AllocatorReusesFreedBlocks) {
     EXPECT_GE(cuda::peak_memory(), size_t(32) << 20);
     cuda::empty_cache();
     EXPECT_EQ(cuda::memory_stats().cached, 0u);
+}
+
+TEST(CudaCore, AllocationBeyondTheDeviceIsOutOfMemoryAndLosesNothing) {
+    GOOSE_REQUIRE_GPU();
+    Tensor keep = Tensor::full(Shape{1000}, 3.0, DType::f32, Device::cuda());
+    const size_t in_use = cuda::memory_in_use();
+    // 1 TiB of f32 minus a little: within Tensor's size limit, beyond any GPU.
+    const int64_t n = (int64_t(1) << 38) - 1024;
+    try {
+        Tensor::empty(Shape{n}, DType::f32, Device::cuda());
+        FAIL() << "a 1 TiB device tensor was allocated";
+    } catch (const OutOfMemory& e) {  // the type callers catch to say what to change
+        EXPECT_NE(std::string(e.what()).find("out of memory on cuda:0"), std::string::npos)
+            << e.what();
+    }
+    EXPECT_EQ(cuda::memory_in_use(), in_use);
+    EXPECT_EQ(keep.to(Device::cpu()).to_vector()[999], 3.0);
 }
 
 TEST(CudaCore, RoundTripEveryDtype) {

@@ -13,6 +13,13 @@ public:
     explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// An allocation the device (or host) could not satisfy: callers that know what to change (a
+// smaller batch, checkpointing) catch it to say so.
+class OutOfMemory : public Error {
+public:
+    using Error::Error;
+};
+
 // Throws goose::Error with a fmt-formatted message.
 template <class... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {

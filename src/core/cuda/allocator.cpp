@@ -264,9 +264,10 @@ class CachingAllocator final : public Allocator {
 
     [[noreturn]] void fail_out_of_memory(size_t bytes) {
         const cuda::MemoryStats s = stats();
-        fail("out of memory on cuda:0: could not allocate {:.1f} MiB ({:.1f} MiB in use by "
-             "tensors, peak {:.1f} MiB)",
-             double(bytes) / kMiB, double(s.in_use) / kMiB, double(s.peak) / kMiB);
+        throw OutOfMemory(fmt::format(
+            "out of memory on cuda:0: could not allocate {:.1f} MiB ({:.1f} MiB in use by "
+            "tensors, peak {:.1f} MiB)",
+            double(bytes) / kMiB, double(s.in_use) / kMiB, double(s.peak) / kMiB));
     }
 
     // A whole segment or block no graph needs any more: to the capture under way if any (its

@@ -95,8 +95,8 @@ void Graph::capture(const std::function<void()>& work) {
                 cuda_detail::with_memsets_as_kernels(g, &impl_->memset_kernels, &why)) {
             cudaGraphDestroy(g);
             g = copy;
-        } else if (why.rfind("no memset", 0) != 0) {
-            impl_->memsets_kept_why = why;
+        } else {
+            impl_->memsets_kept_why = why;  // empty when there was nothing to convert
         }
     }
     impl_->graph = g;

@@ -196,10 +196,7 @@ bool build_copy(cudaGraph_t src, cudaGraph_t dst, size_t* replaced) {
         GM_TRY(cudaGraphMemsetNodeGetParams(n, &m));
         any = any || small_memset(m);
     }
-    if (!any) {
-        g_why = "no memset of at most kMemsetNodeKernelMaxBytes";
-        return false;
-    }
+    if (!any) return false;  // nothing to convert: why stays empty
 
     // Capture order, made topological where a node's dependency comes later in the list (Kahn's
     // algorithm taking the earliest ready node): the instantiation maps the nodes to streams by

@@ -21,8 +21,9 @@ constexpr size_t kMemsetNodeKernelMaxBytes = 64 * 1024;
 // kernel node writing the same value to the same bytes, with the same edges and the priority of
 // the kernel node it feeds (or is fed by); every other node is copied as it is, with its
 // attributes and edge data. Returns nullptr (and leaves the CUDA error state clear) when there is
-// no such memset, or when the graph holds a node type other than kernel, memcpy, memset and
-// empty, or a node the runtime cannot copy: the caller keeps `graph` then, and *why says which.
+// no such memset (*why empty), or when the graph holds a node type other than kernel, memcpy,
+// memset and empty, or a node the runtime cannot copy: the caller keeps `graph` then, and *why
+// says which.
 // *replaced: how many memsets became kernels.
 cudaGraph_t with_memsets_as_kernels(cudaGraph_t graph, size_t* replaced = nullptr,
                                     std::string* why = nullptr);
