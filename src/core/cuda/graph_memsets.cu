@@ -42,15 +42,16 @@ thread_local std::string g_why;
 
 bool failed(const char* call, int code) {
     g_why = std::string(call) + " returned " + std::to_string(code);
-    if (code > 0 && code < 10000) g_why += std::string(" (") + cudaGetErrorName(cudaError_t(code)) + ")";
+    if (code > 0 && code < 10000)
+        g_why += std::string(" (") + cudaGetErrorName(cudaError_t(code)) + ")";
     return false;
 }
 
 // Every call returns its error instead of throwing: a graph this cannot copy is kept as it is.
-#define GM_TRY(call)                                          \
-    do {                                                      \
-        const int gm_err_ = int(call);                        \
-        if (gm_err_ != 0) return failed(#call, gm_err_);      \
+#define GM_TRY(call)                                     \
+    do {                                                 \
+        const int gm_err_ = int(call);                   \
+        if (gm_err_ != 0) return failed(#call, gm_err_); \
     } while (0)
 
 // Kernel nodes are read and made through the driver API: cudaGraphKernelNodeGetParams fails on
