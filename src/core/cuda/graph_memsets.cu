@@ -40,10 +40,10 @@ struct Edges {
 // Why the last copy was abandoned (with_memsets_as_kernels' `why`).
 thread_local std::string g_why;
 
+// The code alone: the calls mix runtime (cudaError_t) and driver (CUresult) codes, whose names
+// differ for the same number.
 bool failed(const char* call, int code) {
     g_why = std::string(call) + " returned " + std::to_string(code);
-    if (code > 0 && code < 10000)
-        g_why += std::string(" (") + cudaGetErrorName(cudaError_t(code)) + ")";
     return false;
 }
 
